@@ -1,0 +1,12 @@
+//! Wire-level tests: byte-exact expectations run against ferrocached and against real
+//! memcached 1.6 (see `support.rs`).
+
+mod support;
+
+mod commands;
+mod connections;
+mod errors;
+mod expiry;
+mod memory;
+mod operator;
+mod startup;

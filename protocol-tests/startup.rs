@@ -1,0 +1,68 @@
+//! Command lines memcached refuses are refused too; help and version exit cleanly.
+
+use crate::support::{command_for, Kind};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn kinds() -> Vec<Kind> {
+    let mut kinds = vec![Kind::Ferrocached];
+    if std::env::var("PROTOCOL_TARGET").is_err() && std::path::Path::new(
+        &std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "/usr/bin/memcached".into()),
+    )
+    .exists()
+    {
+        kinds.push(Kind::Memcached);
+    }
+    kinds
+}
+
+/// Runs a server command line that should exit by itself; returns its status code.
+fn exit_code(kind: Kind, flags: &[&str]) -> Option<i32> {
+    let mut child = command_for(kind, 1, flags)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn refuses_what_memcached_refuses() {
+    for kind in kinds() {
+        for flags in [
+            &["-c", "0"][..],
+            &["-c", "-1"],
+            &["-t", "0"],
+            &["-I", "1000"],
+            &["-I", "40m"],
+            &["-B", "http"],
+            &["-f", "1.0"],
+            &["-n", "0"],
+            &["-R", "0"],
+            &["-o", "bogus"],
+            &["-Q"],
+            &["-l", "no-such-host.invalid"],
+        ] {
+            let code = exit_code(kind, flags);
+            assert!(matches!(code, Some(code) if code != 0), "{kind:?} {flags:?} exited {code:?}");
+        }
+    }
+}
+
+#[test]
+fn help_exits_zero() {
+    for kind in kinds() {
+        assert_eq!(exit_code(kind, &["-h"]), Some(0), "{kind:?}");
+    }
+}

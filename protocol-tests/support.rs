@@ -1,0 +1,304 @@
+//! Test bed: start ferrocached and (when installed) Debian's memcached with the same
+//! flags, and talk to them byte for byte. Every expectation runs against both, so an
+//! expectation real memcached fails is caught as a wrong expectation.
+//!
+//! Environment:
+//! - `PROTOCOL_TARGET=host:port`: run only against that already running server (tests
+//!   that need particular flags are skipped then).
+//! - `MEMCACHED_BIN`: reference server binary (default `/usr/bin/memcached`).
+//! - `REQUIRE_MEMCACHED=1`: fail instead of skipping the reference when it is missing.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may wait for its bytes.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which implementation a server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Our binary.
+    Ferrocached,
+    /// Debian's memcached 1.6.
+    Memcached,
+    /// Something already running at `PROTOCOL_TARGET`.
+    External,
+}
+
+/// A running server (killed on drop when we started it).
+pub struct Server {
+    pub kind: Kind,
+    pub address: String,
+    child: Option<Child>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("an ephemeral port")
+}
+
+fn memcached_binary() -> Option<PathBuf> {
+    let path = PathBuf::from(
+        std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "/usr/bin/memcached".into()),
+    );
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1") {
+        panic!("REQUIRE_MEMCACHED=1 but {} is missing", path.display());
+    }
+    None
+}
+
+/// Path of the ferrocached binary under test.
+pub fn ferrocached_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferrocached"))
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Command line for a server kind with the given extra flags.
+pub fn command_for(kind: Kind, port: u16, flags: &[&str]) -> Command {
+    let mut command = match kind {
+        Kind::Ferrocached => Command::new(ferrocached_binary()),
+        Kind::Memcached => {
+            let mut command = Command::new(memcached_binary().expect("memcached"));
+            if running_as_root() {
+                command.args(["-u", "root"]);
+            }
+            command
+        }
+        Kind::External => unreachable!("external servers are not started"),
+    };
+    command
+        .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+/// Starts one server and waits until it accepts connections.
+pub fn start(kind: Kind, flags: &[&str]) -> Server {
+    let port = free_port();
+    let child = command_for(kind, port, flags)
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {kind:?}: {error}"));
+    let address = format!("127.0.0.1:{port}");
+    let server = Server {
+        kind,
+        address,
+        child: Some(child),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&server.address).is_err() {
+        assert!(Instant::now() < deadline, "{kind:?} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// The servers an expectation runs against: ferrocached and memcached started with
+/// `flags`, or the external target (only when `flags` is empty).
+pub fn servers(flags: &[&str]) -> Vec<Server> {
+    if let Ok(address) = std::env::var("PROTOCOL_TARGET") {
+        if !flags.is_empty() {
+            eprintln!("skipped against PROTOCOL_TARGET: needs flags {flags:?}");
+            return Vec::new();
+        }
+        return vec![Server {
+            kind: Kind::External,
+            address,
+            child: None,
+        }];
+    }
+    let mut all = vec![start(Kind::Ferrocached, flags)];
+    if memcached_binary().is_some() {
+        all.push(start(Kind::Memcached, flags));
+    }
+    all
+}
+
+/// Shows bytes readably in assertion messages.
+pub fn show(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    for &byte in bytes.iter().take(600) {
+        match byte {
+            b'\r' => text.push_str("\\r"),
+            b'\n' => text.push_str("\\n"),
+            0x20..=0x7e => text.push(byte as char),
+            _ => text.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    if bytes.len() > 600 {
+        text.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    text
+}
+
+/// A raw text-protocol client.
+pub struct Client {
+    pub stream: TcpStream,
+    pub label: String,
+}
+
+impl Server {
+    /// Opens a connection.
+    pub fn connect(&self) -> Client {
+        let stream = TcpStream::connect(&self.address).expect("connect");
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            label: format!("{:?}", self.kind),
+        }
+    }
+}
+
+impl Client {
+    /// Sends bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly `len` bytes (or fails after the timeout).
+    pub fn read_exact_len(&mut self, len: usize) -> Vec<u8> {
+        let mut buffer = vec![0; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.stream.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(count) => filled += count,
+                Err(error) => panic!(
+                    "[{}] read failed after {} bytes: {error}; got {}",
+                    self.label,
+                    filled,
+                    show(&buffer[..filled])
+                ),
+            }
+        }
+        buffer.truncate(filled);
+        buffer
+    }
+
+    /// Reads one line including its CRLF.
+    pub fn read_line(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            match self.stream.read(&mut byte) {
+                Ok(1) => line.push(byte[0]),
+                _ => panic!("[{}] connection ended inside a line: {}", self.label, show(&line)),
+            }
+        }
+        line
+    }
+
+    /// Asserts the next bytes are exactly `expected`.
+    pub fn expect(&mut self, expected: &[u8]) {
+        let got = self.read_exact_len(expected.len());
+        assert_eq!(
+            show(&got),
+            show(expected),
+            "[{}] unexpected reply",
+            self.label
+        );
+    }
+
+    /// Sends a request and asserts the reply.
+    pub fn roundtrip(&mut self, request: &[u8], expected: &[u8]) {
+        self.send(request);
+        self.expect(expected);
+    }
+
+    /// Asserts nothing else was sent before the reply to a fresh request: proves that
+    /// `noreply` (or a swallowed value) produced no bytes.
+    pub fn expect_quiet(&mut self) {
+        self.roundtrip(b"get __quiet_probe__\r\n", b"END\r\n");
+    }
+
+    /// Reads `STAT name value` lines until `END`.
+    pub fn stats(&mut self, group: &str) -> Vec<(String, String)> {
+        let request = if group.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {group}\r\n")
+        };
+        self.send(request.as_bytes());
+        let mut all = Vec::new();
+        loop {
+            let line = String::from_utf8(self.read_line()).expect("utf-8 stats");
+            let line = line.trim_end();
+            if line == "END" {
+                return all;
+            }
+            let mut parts = line.splitn(3, ' ');
+            assert_eq!(parts.next(), Some("STAT"), "[{}] bad stats line {line}", self.label);
+            let name = parts.next().unwrap_or_default().to_string();
+            let value = parts.next().unwrap_or_default().to_string();
+            all.push((name, value));
+        }
+    }
+
+    /// One general stat as a number.
+    pub fn stat(&mut self, name: &str) -> u64 {
+        self.stats("")
+            .into_iter()
+            .find(|(stat, _)| stat == name)
+            .unwrap_or_else(|| panic!("[{}] no stat {name}", self.label))
+            .1
+            .parse()
+            .expect("numeric stat")
+    }
+
+    /// True once the server has closed this connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+    }
+}
+
+impl Server {
+    /// Process id of a server we started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// Runs a command-line tool if installed; `None` (skip) when missing unless required.
+pub fn tool(name: &str) -> Option<Command> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).exists()))
+        .unwrap_or(false);
+    if found {
+        return Some(Command::new(name));
+    }
+    if std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1") {
+        panic!("REQUIRE_MEMCACHED=1 but the tool {name} is missing");
+    }
+    eprintln!("skipped: {name} is not installed");
+    None
+}

@@ -1,0 +1,80 @@
+//! Server-level commands: `flush_all`, `version`, `verbosity`, `shutdown`,
+//! `cache_memlimit`.
+
+use super::{reply, reply_error, Context, Flow};
+use crate::protocol::{ProtocolError, Reply, ReplyBuffer, ShutdownMode};
+use std::sync::atomic::Ordering;
+
+/// The version string clients see: memcached's protocol level, then ours.
+pub const VERSION: &str = concat!("1.6.18-ferrocached-", env!("CARGO_PKG_VERSION"));
+
+/// `flush_all [delay]`.
+pub fn flush_all(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    delay: Option<i32>,
+    noreply: bool,
+) -> Flow {
+    ctx.counters.cmd_flush += 1;
+    if !ctx.settings.flush_enabled {
+        reply_error(out, ProtocolError::FlushDisabled, noreply);
+        return Flow::Continue;
+    }
+    ctx.store.flush_all(delay);
+    reply(out, Reply::Ok, noreply);
+    Flow::Continue
+}
+
+/// `version`.
+pub fn version(out: &mut ReplyBuffer) -> Flow {
+    out.push(b"VERSION ");
+    out.push(VERSION.as_bytes());
+    out.push(b"\r\n");
+    Flow::Continue
+}
+
+/// `verbosity <level>`: memcached caps the level at 2.
+pub fn verbosity(ctx: &mut Context<'_>, out: &mut ReplyBuffer, level: u32, noreply: bool) -> Flow {
+    ctx.stats.verbosity.store(level.min(2), Ordering::Relaxed);
+    reply(out, Reply::Ok, noreply);
+    Flow::Continue
+}
+
+/// `shutdown [graceful]`, allowed only with `-A`.
+pub fn shutdown(ctx: &mut Context<'_>, out: &mut ReplyBuffer, mode: ShutdownMode) -> Flow {
+    if !ctx.settings.shutdown_enabled {
+        out.error(ProtocolError::ShutdownDisabled);
+        return Flow::Continue;
+    }
+    match mode {
+        ShutdownMode::Immediate => Flow::Shutdown { graceful: false },
+        ShutdownMode::Graceful => Flow::Shutdown { graceful: true },
+        ShutdownMode::Invalid => {
+            out.error(ProtocolError::InvalidShutdownMode);
+            Flow::Continue
+        }
+    }
+}
+
+/// `cache_memlimit <MB>`: changes `-m` at runtime.
+pub fn cache_memlimit(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    megabytes: Option<u32>,
+    noreply: bool,
+) -> Flow {
+    match megabytes {
+        None => reply_error(out, ProtocolError::UnknownCommand, noreply),
+        Some(megabytes) if megabytes < 8 => {
+            reply_error(out, ProtocolError::MemlimitTooSmall, noreply)
+        }
+        Some(megabytes) if megabytes > 1_000_000_000 => {
+            reply_error(out, ProtocolError::MemlimitNotMegabytes, noreply)
+        }
+        Some(megabytes) => {
+            ctx.store.set_memory_limit(megabytes as usize * 1024 * 1024);
+            reply(out, Reply::Ok, noreply);
+        }
+    }
+    Flow::Continue
+}

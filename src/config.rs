@@ -1,0 +1,381 @@
+//! Command line and settings, with memcached's letters, defaults and refusals, so that
+//! an existing memcached command line or `/etc/memcached.conf` works unchanged.
+
+use clap::{ArgAction, Parser};
+use std::fmt;
+
+/// memcached-compatible command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrocached",
+    version,
+    about = "A memcached-compatible in-memory cache server",
+    disable_help_subcommand = true
+)]
+pub struct Args {
+    /// TCP port to listen on (0 = off).
+    #[arg(short = 'p', long = "port", default_value_t = 11211)]
+    pub port: u16,
+    /// UDP port to listen on (0 = off).
+    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
+    pub udp_port: u16,
+    /// Interfaces to listen on; repeatable and comma separated (default: all).
+    #[arg(short = 'l', long = "listen", action = ArgAction::Append)]
+    pub listen: Vec<String>,
+    /// Item memory in megabytes (k/m/g suffixes accepted).
+    #[arg(short = 'm', long = "memory-limit", default_value = "64")]
+    pub memory_limit: String,
+    /// Maximum simultaneous connections.
+    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024, allow_negative_numbers = true)]
+    pub conn_limit: i64,
+    /// Worker threads.
+    #[arg(short = 't', long = "threads", default_value_t = 4, allow_negative_numbers = true)]
+    pub threads: i64,
+    /// Largest item (k/m suffixes), 1024 bytes to 1 GiB and at most half of -m.
+    #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
+    pub max_item_size: String,
+    /// Return an error instead of evicting when memory is full.
+    #[arg(short = 'M', long = "disable-evictions")]
+    pub disable_evictions: bool,
+    /// Disable CAS (saves 8 bytes per item in memcached; CAS values read 0).
+    #[arg(short = 'C', long = "disable-cas")]
+    pub disable_cas: bool,
+    /// Refuse flush_all.
+    #[arg(short = 'F', long = "disable-flush-all")]
+    pub disable_flush_all: bool,
+    /// Allow the `shutdown` command.
+    #[arg(short = 'A', long = "enable-shutdown")]
+    pub enable_shutdown: bool,
+    /// Verbose logging; repeat for more (-vv logs every command).
+    #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
+    pub verbose: u8,
+    /// Listen backlog.
+    #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
+    pub listen_backlog: u32,
+    /// Requests handled per connection before yielding to others.
+    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20, allow_negative_numbers = true)]
+    pub max_reqs_per_event: i64,
+    /// Growth factor between slab classes.
+    #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
+    pub slab_growth_factor: f64,
+    /// Minimum space for key, value and flags in the smallest class.
+    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48, allow_negative_numbers = true)]
+    pub slab_min_size: i64,
+    /// Prefix delimiter for `stats detail` (memcached's -D).
+    #[arg(short = 'D', default_value = ":")]
+    pub prefix_delimiter: String,
+    /// Comma-separated extended options (key[=value],...).
+    #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
+    pub extended: Vec<String>,
+    /// Drop privileges to this user.
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    /// Write the process id to this file.
+    #[arg(short = 'P', long = "pidfile")]
+    pub pidfile: Option<String>,
+    /// Run as a daemon.
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+    /// Unix socket path (replaces TCP).
+    #[arg(short = 's', long = "unix-socket")]
+    pub unix_socket: Option<String>,
+    /// Unix socket permission mask (octal).
+    #[arg(short = 'a', long = "unix-mask")]
+    pub unix_mask: Option<String>,
+    /// Protocol: auto, ascii or binary.
+    #[arg(short = 'B', long = "protocol", default_value = "auto")]
+    pub protocol: String,
+    /// File for restartable memory (warm restart).
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<String>,
+    /// Enable TLS.
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
+    /// Text-protocol authentication file.
+    #[arg(short = 'Y', long = "auth-file")]
+    pub auth_file: Option<String>,
+    /// Enable SASL authentication.
+    #[arg(short = 'S', long = "enable-sasl")]
+    pub enable_sasl: bool,
+    /// Lock down all paged memory (accepted for compatibility; has no effect).
+    #[arg(short = 'k', long = "lock-memory")]
+    pub lock_memory: bool,
+    /// Maximize core file limit (accepted for compatibility; has no effect).
+    #[arg(short = 'r', long = "enable-coredumps")]
+    pub enable_coredumps: bool,
+    /// Try to use large memory pages (accepted for compatibility; has no effect).
+    #[arg(short = 'L', long = "enable-largepages")]
+    pub enable_largepages: bool,
+}
+
+/// Why the server refuses to start; printed and turned into a non-zero exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn refuse<T>(message: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(message.into()))
+}
+
+/// Validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// TCP port (0 = none).
+    pub port: u16,
+    /// UDP port (0 = none).
+    pub udp_port: u16,
+    /// Addresses to bind, each without port.
+    pub listen: Vec<String>,
+    /// `-m` in bytes.
+    pub memory_limit: usize,
+    /// `-c`.
+    pub max_connections: usize,
+    /// `-t`.
+    pub threads: usize,
+    /// `-I` in bytes.
+    pub item_size_max: usize,
+    /// Not `-M`.
+    pub evictions: bool,
+    /// Not `-C`.
+    pub cas_enabled: bool,
+    /// Not `-F`.
+    pub flush_enabled: bool,
+    /// `-A`.
+    pub shutdown_enabled: bool,
+    /// Number of `-v`.
+    pub verbosity: u8,
+    /// `-b`.
+    pub backlog: u32,
+    /// `-R`.
+    pub reqs_per_event: usize,
+    /// `-f`.
+    pub growth_factor: f64,
+    /// `-n`.
+    pub slab_min_size: usize,
+    /// `-D` (one byte, as memcached).
+    pub prefix_delimiter: u8,
+    /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
+    pub idle_timeout: u64,
+    /// `-o` options accepted for compatibility but not acted on (reported in the log).
+    pub ignored_options: Vec<String>,
+}
+
+/// memcached `-o` options that tune internals ferrocached does not have; accepted so that
+/// existing configurations start, and logged as ignored.
+const TUNING_OPTIONS: &[&str] = &[
+    "maxconns_fast", "no_maxconns_fast", "hashpower", "tail_repair_time", "hash_algorithm",
+    "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer",
+    "no_lru_maintainer", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
+    "temporary_ttl", "watcher_logbuf_size", "worker_logbuf_size", "track_sizes",
+    "no_inline_ascii_resp", "inline_ascii_resp", "modern", "no_modern", "slab_reassign",
+    "no_slab_reassign", "slab_automove", "slab_automove_ratio", "slab_automove_window",
+    "slab_chunk_max", "slab_sizes", "lru_segmented", "no_lru_segmented", "read_buf_mem_limit",
+    "no_hashexpand", "ext_path", "bind_protocol", "resp_obj_mem_limit", "drop_privileges",
+    "no_drop_privileges", "large_memory_pages", "num_napi_ids", "memory_file",
+];
+
+/// Parses a size with an optional k/m/g suffix; `unit` scales a bare number.
+fn parse_size(text: &str, unit: usize) -> Option<usize> {
+    let text = text.trim();
+    let (digits, scale) = match text.chars().last()? {
+        'k' | 'K' => (&text[..text.len() - 1], 1024),
+        'm' | 'M' => (&text[..text.len() - 1], 1024 * 1024),
+        'g' | 'G' => (&text[..text.len() - 1], 1024 * 1024 * 1024),
+        _ => (text, unit),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(scale)
+}
+
+impl Settings {
+    /// Validates the arguments the way memcached does at startup.
+    pub fn from_args(args: &Args) -> Result<Settings, ConfigError> {
+        if args.conn_limit <= 0 {
+            return refuse("Maximum connections must be greater than 0");
+        }
+        if args.threads <= 0 {
+            return refuse("Number of threads must be greater than 0");
+        }
+        if args.max_reqs_per_event <= 0 {
+            return refuse("Number of requests per event must be greater than 0");
+        }
+        if args.slab_growth_factor <= 1.0 || !args.slab_growth_factor.is_finite() {
+            return refuse("Factor must be greater than 1");
+        }
+        if args.slab_min_size <= 0 {
+            return refuse("Chunk size must be greater than 0");
+        }
+        let Some(memory_limit) = parse_size(&args.memory_limit, 1024 * 1024) else {
+            return refuse(format!("Invalid memory limit: {}", args.memory_limit));
+        };
+        let Some(item_size_max) = parse_size(&args.max_item_size, 1) else {
+            return refuse(format!("Invalid item size: {}", args.max_item_size));
+        };
+        if item_size_max < 1024 {
+            return refuse("Item max size cannot be less than 1024 bytes.");
+        }
+        if item_size_max > 1024 * 1024 * 1024 {
+            return refuse("Cannot set item size limit higher than a gigabyte.");
+        }
+        if item_size_max > memory_limit / 2 {
+            return refuse("Cannot set item size limit higher than 1/2 of memory max.");
+        }
+        if !matches!(args.protocol.as_str(), "auto" | "ascii" | "binary") {
+            return refuse(format!(
+                "Invalid value for binding protocol: {}\n -- should be one of auto, binary, or ascii",
+                args.protocol
+            ));
+        }
+        let unsupported = [
+            (args.daemon, "-d (daemonize)"),
+            (args.unix_socket.is_some(), "-s (unix socket)"),
+            (args.unix_mask.is_some(), "-a (unix socket mask)"),
+            (args.protocol == "binary", "-B binary"),
+            (args.memory_file.is_some(), "-e (memory file)"),
+            (args.enable_ssl, "-Z (TLS)"),
+            (args.auth_file.is_some(), "-Y (authentication file)"),
+            (args.enable_sasl, "-S (SASL)"),
+            (args.pidfile.is_some(), "-P (pid file)"),
+            (args.user.is_some(), "-u (user)"),
+        ];
+        if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+            return refuse(format!("{flag} is not supported yet by ferrocached"));
+        }
+        let Some(&prefix_delimiter) = args.prefix_delimiter.as_bytes().first() else {
+            return refuse("-D needs a delimiter character");
+        };
+        let mut settings = Settings {
+            port: args.port,
+            udp_port: args.udp_port,
+            listen: args
+                .listen
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(|address| address.trim().to_string())
+                .filter(|address| !address.is_empty())
+                .collect(),
+            memory_limit,
+            max_connections: args.conn_limit as usize,
+            threads: args.threads as usize,
+            item_size_max,
+            evictions: !args.disable_evictions,
+            cas_enabled: !args.disable_cas,
+            flush_enabled: !args.disable_flush_all,
+            shutdown_enabled: args.enable_shutdown,
+            verbosity: args.verbose,
+            backlog: args.listen_backlog.max(1),
+            reqs_per_event: args.max_reqs_per_event as usize,
+            growth_factor: args.slab_growth_factor,
+            slab_min_size: args.slab_min_size as usize,
+            prefix_delimiter,
+            idle_timeout: 0,
+            ignored_options: Vec::new(),
+        };
+        for option in args.extended.iter().flat_map(|list| list.split(',')) {
+            settings.apply_extended(option.trim())?;
+        }
+        Ok(settings)
+    }
+
+    fn apply_extended(&mut self, option: &str) -> Result<(), ConfigError> {
+        if option.is_empty() {
+            return Ok(());
+        }
+        let (name, value) = option.split_once('=').unwrap_or((option, ""));
+        match name {
+            "idle_timeout" => match value.parse() {
+                Ok(seconds) => self.idle_timeout = seconds,
+                Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
+            },
+            _ if TUNING_OPTIONS.contains(&name) => self.ignored_options.push(option.to_string()),
+            _ => return refuse(format!("Illegal suboption \"{option}\"")),
+        }
+        Ok(())
+    }
+
+    /// The store's part of the settings.
+    pub fn store_config(&self) -> crate::store::StoreConfig {
+        crate::store::StoreConfig {
+            memory_limit: self.memory_limit,
+            item_size_max: self.item_size_max,
+            threads: self.threads,
+            slab_min_size: self.slab_min_size,
+            growth_factor: self.growth_factor,
+            cas_enabled: self.cas_enabled,
+            evictions_enabled: self.evictions,
+        }
+    }
+
+    /// The parser's part of the settings.
+    pub fn limits(&self) -> crate::protocol::Limits {
+        crate::protocol::Limits {
+            item_size_max: self.item_size_max,
+            cas_enabled: self.cas_enabled,
+            ..crate::protocol::Limits::default()
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_args(&Args::parse_from(["ferrocached"])).expect("defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(line: &[&str]) -> Result<Settings, ConfigError> {
+        let args = Args::try_parse_from(std::iter::once("ferrocached").chain(line.iter().copied()))
+            .map_err(|error| ConfigError(error.to_string()))?;
+        Settings::from_args(&args)
+    }
+
+    #[test]
+    fn defaults_match_memcached() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.port, s.udp_port, s.memory_limit), (11211, 0, 64 << 20));
+        assert_eq!((s.max_connections, s.threads, s.item_size_max), (1024, 4, 1 << 20));
+        assert!(s.evictions && s.cas_enabled && s.flush_enabled && !s.shutdown_enabled);
+    }
+
+    #[test]
+    fn refuses_what_memcached_refuses() {
+        for line in [
+            &["-c", "0"][..],
+            &["-c", "-1"],
+            &["-t", "0"],
+            &["-I", "1000"],
+            &["-I", "40m"],
+            &["-I", "2g", "-m", "8192"],
+            &["-B", "http"],
+            &["-f", "1.0"],
+            &["-n", "0"],
+            &["-R", "0"],
+            &["-o", "bogus"],
+            &["-Q"],
+        ] {
+            assert!(settings(line).is_err(), "{line:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn accepts_memcached_spellings() {
+        let s = settings(&["-m", "128", "-I", "2m", "-l", "127.0.0.1,::1", "-l", "10.0.0.1", "-vv"])
+            .unwrap();
+        assert_eq!(s.memory_limit, 128 << 20);
+        assert_eq!(s.item_size_max, 2 << 20);
+        assert_eq!(s.listen, ["127.0.0.1", "::1", "10.0.0.1"]);
+        assert_eq!(s.verbosity, 2);
+        let s = settings(&["-o", "idle_timeout=5,hashpower=20"]).unwrap();
+        assert_eq!(s.idle_timeout, 5);
+        assert_eq!(s.ignored_options, ["hashpower=20"]);
+    }
+}

@@ -1,0 +1,25 @@
+//! ferrocached: a memcached-compatible cache server.
+//!
+//! ```text
+//!  accept loop ──spawns──> connection task (one per client, on -t worker threads)
+//!                            │ owns: read BytesMut, ReplyBuffer, local counters
+//!                            │
+//!        bytes ──protocol::parse──> Request<'buf> (borrows the read buffer)
+//!                            │
+//!                 command::execute ──> Store::{fetch,store,...}
+//!                            │             │ hash(key, per-process seed) -> shard i
+//!                            │             └─ Mutex<Shard i>: index + slab pages + LRU
+//!                            │                (one lock per request, never two)
+//!        ReplyBuffer <───────┘  replies of a batch, written with one vectored write
+//!
+//!  background: clock tick (1 s resolution, like memcached), expiry crawler
+//! ```
+//!
+//! Each layer is usable alone: the parser without a socket, the store without a parser.
+
+pub mod command;
+pub mod config;
+pub mod protocol;
+pub mod server;
+pub mod stats;
+pub mod store;

@@ -1,0 +1,80 @@
+//! The `ferrocached` binary: parse memcached's command line, bind, serve until a signal.
+
+use clap::Parser;
+use ferrocached::config::{Args, Settings};
+use ferrocached::server::{self, Shared};
+use ferrocached::store::Clock;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+
+/// memcached's exit status when it cannot listen.
+const EXIT_LISTEN_FAILED: u8 = 71;
+/// Exit status for a refused command line.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::from_args(&args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(settings.verbosity);
+    for option in &settings.ignored_options {
+        tracing::warn!(option, "memcached tuning option accepted and ignored");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start worker threads: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listeners = match server::bind_listeners(&settings) {
+            Ok(listeners) => listeners,
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_LISTEN_FAILED);
+            }
+        };
+        let shared = Shared::new(settings, Arc::new(Clock::new()));
+        let stop = shutdown_signal(shared.clone());
+        server::run(shared, listeners, stop).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Logs to stderr: -v warnings and errors, -vv every command, -vvv internals.
+fn init_logging(verbosity: u8) {
+    let level = match verbosity {
+        0 => "error",
+        1 => "warn",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on SIGTERM, SIGINT or a `shutdown` command.
+async fn shutdown_signal(shared: Arc<Shared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        _ = shared.shutdown_requested.notified() => tracing::info!("shutdown command: stopping"),
+    }
+}

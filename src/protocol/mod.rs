@@ -1,0 +1,11 @@
+//! memcached's text protocol: parsing requests from bytes and the reply vocabulary.
+//! This layer knows nothing of sockets or storage.
+
+pub mod numbers;
+pub mod parse;
+pub mod reply;
+pub mod request;
+
+pub use parse::{parse, Frame, Limits, KEY_MAX_LENGTH};
+pub use reply::{ProtocolError, Reply, ReplyBuffer};
+pub use request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};

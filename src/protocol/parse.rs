@@ -1,0 +1,401 @@
+//! The text-protocol parser: bytes in, `Request` out, no socket and no store.
+//!
+//! It mirrors memcached 1.6.18's `proto_text.c`: lines end in `\n` (a preceding `\r` is
+//! dropped), tokens are separated by spaces, the token count picks `ERROR` versus
+//! `CLIENT_ERROR`, and `noreply` is recognised only as the last token.
+
+use crate::store::item::memcached_item_size;
+use super::numbers::{strtol32, strtoul32, strtoull};
+use super::reply::ProtocolError;
+use super::request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+
+/// Longest key memcached accepts.
+pub const KEY_MAX_LENGTH: usize = 250;
+
+/// A line longer than this with no newline closes the connection, unless it is a get.
+pub const MAX_LINE_LENGTH: usize = 2048;
+
+/// memcached's token limit per line (the rest of a longer line is one last token).
+const MAX_TOKENS: usize = 24;
+
+/// Per-server parser limits, fixed at startup.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `-I`: largest item, header included, as memcached counts it.
+    pub item_size_max: usize,
+    /// Largest get/gets line before the connection is closed.
+    pub max_multiget_line: usize,
+    /// CAS enabled (memcached counts 8 more header bytes per item then).
+    pub cas_enabled: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            item_size_max: 1024 * 1024,
+            max_multiget_line: 16 * 1024 * 1024,
+            cas_enabled: true,
+        }
+    }
+}
+
+impl Limits {
+    /// memcached's `item_size_ok`: 48-byte header, 8 for CAS, key + NUL, value + CRLF.
+    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
+        memcached_item_size(key_len, value_len, self.cas_enabled) <= self.item_size_max
+    }
+}
+
+/// Result of looking at the front of the read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Not a whole request yet; at least `needed` bytes in total are required.
+    Incomplete {
+        /// Total buffer length the request needs (a hint for reserving).
+        needed: usize,
+    },
+    /// memcached would drop this connection (over-long line, an HTTP request).
+    Close,
+    /// A request taking `consumed` bytes, then `swallow` more bytes to discard.
+    Request {
+        /// The request.
+        request: Request<'a>,
+        /// Bytes of the buffer it used.
+        consumed: usize,
+        /// Data bytes after it to skip without buffering (a refused value).
+        swallow: usize,
+    },
+}
+
+/// Parses one request from the front of `buffer`.
+pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    let Some(newline) = memchr::memchr(b'\n', buffer) else {
+        return incomplete_line(buffer, limits);
+    };
+    let mut line = &buffer[..newline];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    if newline > MAX_LINE_LENGTH && !is_get_line(line) {
+        // memcached reads big lines only for multigets.
+        return Frame::Close;
+    }
+    let consumed = newline + 1;
+    let tokens = Tokens::split(line);
+    parse_line(tokens, line, buffer, consumed, limits)
+}
+
+fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {
+    if buffer.len() > MAX_LINE_LENGTH {
+        let start = buffer.iter().take_while(|&&byte| byte == b' ').count();
+        if start > 100 || !is_get_line(&buffer[start..]) || buffer.len() > limits.max_multiget_line
+        {
+            return Frame::Close;
+        }
+    }
+    Frame::Incomplete {
+        needed: buffer.len() + 1,
+    }
+}
+
+fn is_get_line(line: &[u8]) -> bool {
+    line.starts_with(b"get ") || line.starts_with(b"gets ")
+}
+
+/// Up to `MAX_TOKENS - 1` space-separated tokens of a line, without allocating.
+struct Tokens<'a> {
+    items: [&'a [u8]; MAX_TOKENS],
+    count: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn split(line: &'a [u8]) -> Self {
+        let mut items: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+        let mut count = 0;
+        let mut at = 0;
+        while at < line.len() {
+            while at < line.len() && line[at] == b' ' {
+                at += 1;
+            }
+            if at == line.len() {
+                break;
+            }
+            if count == MAX_TOKENS - 2 {
+                // memcached keeps the rest of the line as one last token.
+                items[count] = &line[at..];
+                count += 1;
+                break;
+            }
+            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
+            items[count] = &line[at..end];
+            count += 1;
+            at = end;
+        }
+        Tokens { items, count }
+    }
+
+    fn get(&self, index: usize) -> &'a [u8] {
+        self.items[index]
+    }
+
+    /// memcached's `set_noreply_maybe`: the last token is exactly `noreply`.
+    fn noreply(&self) -> bool {
+        self.count > 0 && self.items[self.count - 1] == b"noreply"
+    }
+}
+
+fn request(request: Request<'_>, consumed: usize) -> Frame<'_> {
+    Frame::Request {
+        request,
+        consumed,
+        swallow: 0,
+    }
+}
+
+fn invalid(error: ProtocolError, noreply: bool, consumed: usize) -> Frame<'static> {
+    request(Request::Invalid { error, noreply }, consumed)
+}
+
+fn parse_line<'a>(
+    tokens: Tokens<'a>,
+    line: &'a [u8],
+    buffer: &'a [u8],
+    consumed: usize,
+    limits: &Limits,
+) -> Frame<'a> {
+    let words = tokens.count;
+    let command = tokens.get(0);
+    if words == 0 || command.len() < 2 {
+        return invalid(ProtocolError::UnknownCommand, false, consumed);
+    }
+    let unknown = || invalid(ProtocolError::UnknownCommand, false, consumed);
+    let keys_after = |skip: usize| Keys(rest_after_tokens(line, skip));
+    match command {
+        b"get" | b"gets" if words >= 2 => request(
+            Request::Get {
+                keys: keys_after(1),
+                with_cas: command == b"gets",
+            },
+            consumed,
+        ),
+        b"gat" | b"gats" if words >= 2 => match strtol32(tokens.get(1)) {
+            Some(exptime) => request(
+                Request::GetAndTouch {
+                    exptime,
+                    keys: keys_after(2),
+                    with_cas: command == b"gats",
+                },
+                consumed,
+            ),
+            None => invalid(ProtocolError::InvalidExptime, false, consumed),
+        },
+        b"set" | b"add" | b"replace" | b"append" | b"prepend" if words == 5 || words == 6 => {
+            parse_storage(&tokens, buffer, consumed, limits)
+        }
+        b"cas" if words == 6 || words == 7 => parse_storage(&tokens, buffer, consumed, limits),
+        b"touch" if words == 3 || words == 4 => parse_touch(&tokens, consumed),
+        b"delete" if (2..=4).contains(&words) => parse_delete(&tokens, consumed),
+        b"incr" | b"decr" if words == 3 || words == 4 => parse_arithmetic(&tokens, consumed),
+        b"flush_all" if (1..=3).contains(&words) => {
+            let noreply = tokens.noreply();
+            let delay_words = if noreply { 2 } else { 1 };
+            if words == delay_words {
+                return request(Request::FlushAll { delay: None, noreply }, consumed);
+            }
+            match strtol32(tokens.get(1)) {
+                Some(delay) => request(
+                    Request::FlushAll {
+                        delay: Some(delay),
+                        noreply,
+                    },
+                    consumed,
+                ),
+                None => invalid(ProtocolError::InvalidExptime, noreply, consumed),
+            }
+        }
+        b"version" => request(Request::Version, consumed),
+        b"quit" => request(Request::Quit, consumed),
+        b"verbosity" if words == 2 || words == 3 => {
+            let noreply = tokens.noreply();
+            match strtoul32(tokens.get(1)) {
+                Some(level) => request(Request::Verbosity { level, noreply }, consumed),
+                None => invalid(ProtocolError::BadFormat, noreply, consumed),
+            }
+        }
+        b"shutdown" => {
+            let mode = match (words, tokens.get(1)) {
+                (1, _) => ShutdownMode::Immediate,
+                (2, b"graceful") => ShutdownMode::Graceful,
+                _ => ShutdownMode::Invalid,
+            };
+            request(Request::Shutdown(mode), consumed)
+        }
+        b"cache_memlimit" if words == 2 || words == 3 => request(
+            Request::CacheMemlimit {
+                megabytes: strtoul32(tokens.get(1)),
+                noreply: tokens.noreply(),
+            },
+            consumed,
+        ),
+        b"stats" => request(Request::Stats(parse_stats(&tokens)), consumed),
+        b"get" | b"gets" | b"gat" | b"gats" | b"set" | b"add" | b"replace" | b"append"
+        | b"prepend" | b"cas" | b"touch" | b"delete" | b"incr" | b"decr" | b"flush_all"
+        | b"verbosity" | b"cache_memlimit" => unknown(),
+        _ if tokens.get(words - 1).starts_with(b"HTTP/") => Frame::Close,
+        _ => unknown(),
+    }
+}
+
+/// The part of a line after its first `skip` tokens (a multiget's key list).
+fn rest_after_tokens(line: &[u8], skip: usize) -> &[u8] {
+    let mut at = 0;
+    for _ in 0..skip {
+        while at < line.len() && line[at] == b' ' {
+            at += 1;
+        }
+        while at < line.len() && line[at] != b' ' {
+            at += 1;
+        }
+    }
+    &line[at..]
+}
+
+fn parse_storage<'a>(
+    tokens: &Tokens<'a>,
+    buffer: &'a [u8],
+    consumed: usize,
+    limits: &Limits,
+) -> Frame<'a> {
+    let noreply = tokens.noreply();
+    let key = tokens.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    }
+    let (Some(flags), Some(exptime), Some(length)) = (
+        strtoul32(tokens.get(2)),
+        strtol32(tokens.get(3)),
+        strtol32(tokens.get(4)),
+    ) else {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    };
+    let verb = match tokens.get(0) {
+        b"set" => StorageVerb::Set,
+        b"add" => StorageVerb::Add,
+        b"replace" => StorageVerb::Replace,
+        b"append" => StorageVerb::Append,
+        b"prepend" => StorageVerb::Prepend,
+        _ => match strtoull(tokens.get(5)) {
+            Some(cas) => StorageVerb::Cas(cas),
+            None => return invalid(ProtocolError::BadFormat, noreply, consumed),
+        },
+    };
+    if !(0..=i32::MAX - 2).contains(&length) {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    }
+    let length = length as usize;
+    if !limits.fits(key.len(), length) {
+        return Frame::Request {
+            request: Request::StoreTooLarge { verb, key, noreply },
+            consumed,
+            swallow: length + 2,
+        };
+    }
+    let end = consumed + length + 2;
+    if buffer.len() < end {
+        return Frame::Incomplete { needed: end };
+    }
+    if &buffer[end - 2..end] != b"\r\n" {
+        return invalid(ProtocolError::BadDataChunk, noreply, end);
+    }
+    request(
+        Request::Store {
+            verb,
+            key,
+            flags,
+            exptime,
+            data: &buffer[consumed..end - 2],
+            noreply,
+        },
+        end,
+    )
+}
+
+fn parse_touch<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
+    let noreply = tokens.noreply();
+    let key = tokens.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    }
+    match strtol32(tokens.get(2)) {
+        Some(exptime) => request(
+            Request::Touch {
+                key,
+                exptime,
+                noreply,
+            },
+            consumed,
+        ),
+        None => invalid(ProtocolError::InvalidExptime, noreply, consumed),
+    }
+}
+
+fn parse_delete<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
+    let noreply = tokens.noreply();
+    if tokens.count > 2 {
+        let hold_is_zero = tokens.get(2) == b"0";
+        let valid = (tokens.count == 3 && (hold_is_zero || noreply))
+            || (tokens.count == 4 && hold_is_zero && noreply);
+        if !valid {
+            return invalid(ProtocolError::DeleteUsage, noreply, consumed);
+        }
+    }
+    let key = tokens.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    }
+    request(Request::Delete { key, noreply }, consumed)
+}
+
+fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
+    let noreply = tokens.noreply();
+    let key = tokens.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return invalid(ProtocolError::BadFormat, noreply, consumed);
+    }
+    match strtoull(tokens.get(2)) {
+        Some(delta) => request(
+            Request::Arithmetic {
+                incr: tokens.get(0) == b"incr",
+                key,
+                delta,
+                noreply,
+            },
+            consumed,
+        ),
+        None => invalid(ProtocolError::InvalidDelta, noreply, consumed),
+    }
+}
+
+fn parse_stats<'a>(tokens: &Tokens<'a>) -> StatsGroup<'a> {
+    if tokens.count == 1 {
+        return StatsGroup::General;
+    }
+    match tokens.get(1) {
+        b"reset" => StatsGroup::Reset,
+        b"settings" => StatsGroup::Settings,
+        b"items" => StatsGroup::Items,
+        b"slabs" => StatsGroup::Slabs,
+        b"sizes" => StatsGroup::Sizes,
+        b"conns" => StatsGroup::Conns,
+        b"detail" => StatsGroup::Detail((tokens.count > 2).then(|| tokens.get(2))),
+        b"cachedump" if tokens.count < 4 => StatsGroup::Invalid(ProtocolError::StatsBadCommandLine),
+        b"cachedump" => match (strtoul32(tokens.get(2)), strtoul32(tokens.get(3))) {
+            (Some(class), Some(limit)) => StatsGroup::CacheDump { class, limit },
+            _ => StatsGroup::Invalid(ProtocolError::BadFormat),
+        },
+        _ => StatsGroup::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests;

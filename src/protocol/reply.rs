@@ -1,0 +1,244 @@
+//! Every reply memcached's text protocol sends, defined once, and the buffer replies are
+//! composed into. Nothing else in the crate spells a wire string.
+
+use bytes::{Bytes, BytesMut};
+
+/// Status lines of successful (or unsurprising) outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The item was stored.
+    Stored,
+    /// add/replace/append/prepend condition not met.
+    NotStored,
+    /// cas: the item changed since it was read.
+    Exists,
+    /// No such item.
+    NotFound,
+    /// delete succeeded.
+    Deleted,
+    /// touch succeeded.
+    Touched,
+    /// flush_all, verbosity, cache_memlimit.
+    Ok,
+    /// End of a get or stats listing.
+    End,
+    /// stats reset.
+    Reset,
+}
+
+impl Reply {
+    /// The reply line including CRLF.
+    pub fn wire(self) -> &'static [u8] {
+        match self {
+            Reply::Stored => b"STORED\r\n",
+            Reply::NotStored => b"NOT_STORED\r\n",
+            Reply::Exists => b"EXISTS\r\n",
+            Reply::NotFound => b"NOT_FOUND\r\n",
+            Reply::Deleted => b"DELETED\r\n",
+            Reply::Touched => b"TOUCHED\r\n",
+            Reply::Ok => b"OK\r\n",
+            Reply::End => b"END\r\n",
+            Reply::Reset => b"RESET\r\n",
+        }
+    }
+}
+
+/// Every error a client can be sent, with memcached's exact text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// Unknown command, wrong token count, empty line.
+    UnknownCommand,
+    /// A malformed token (key too long, bad number in a storage line, ...).
+    BadFormat,
+    /// The data block was not followed by CRLF.
+    BadDataChunk,
+    /// exptime of touch/gat/flush_all is not a number.
+    InvalidExptime,
+    /// incr/decr delta is not an unsigned 64-bit number.
+    InvalidDelta,
+    /// delete with an extra argument other than `0`/`noreply`.
+    DeleteUsage,
+    /// incr/decr on a value that is not a number.
+    NonNumericValue,
+    /// flush_all while `-F` is given.
+    FlushDisabled,
+    /// shutdown without `-A`.
+    ShutdownDisabled,
+    /// shutdown with an unknown mode.
+    InvalidShutdownMode,
+    /// stats cachedump with too few arguments.
+    StatsBadCommandLine,
+    /// stats detail with a bad argument.
+    StatsDetailUsage,
+    /// stats cachedump with a class id beyond the class table.
+    IllegalSlabId,
+    /// The value exceeds the item size limit (`-I`).
+    TooLarge,
+    /// No memory for the item and evictions are disabled (`-M`).
+    OutOfMemoryStoring,
+    /// incr/decr could not store its longer result.
+    OutOfMemory,
+    /// The connection limit (`-c`) is reached.
+    TooManyConnections,
+    /// cache_memlimit below 8 MB.
+    MemlimitTooSmall,
+    /// cache_memlimit value that looks like bytes rather than megabytes.
+    MemlimitNotMegabytes,
+}
+
+impl ProtocolError {
+    /// The error line including CRLF.
+    pub fn wire(self) -> &'static [u8] {
+        match self {
+            ProtocolError::UnknownCommand => b"ERROR\r\n",
+            ProtocolError::BadFormat => b"CLIENT_ERROR bad command line format\r\n",
+            ProtocolError::BadDataChunk => b"CLIENT_ERROR bad data chunk\r\n",
+            ProtocolError::InvalidExptime => b"CLIENT_ERROR invalid exptime argument\r\n",
+            ProtocolError::InvalidDelta => b"CLIENT_ERROR invalid numeric delta argument\r\n",
+            ProtocolError::DeleteUsage => {
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+            }
+            ProtocolError::NonNumericValue => {
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+            }
+            ProtocolError::FlushDisabled => b"CLIENT_ERROR flush_all not allowed\r\n",
+            ProtocolError::ShutdownDisabled => b"ERROR: shutdown not enabled\r\n",
+            ProtocolError::InvalidShutdownMode => b"CLIENT_ERROR invalid shutdown mode\r\n",
+            ProtocolError::StatsBadCommandLine => b"CLIENT_ERROR bad command line\r\n",
+            ProtocolError::StatsDetailUsage => b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+            ProtocolError::IllegalSlabId => b"CLIENT_ERROR Illegal slab id\r\n",
+            ProtocolError::TooLarge => b"SERVER_ERROR object too large for cache\r\n",
+            ProtocolError::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
+            ProtocolError::OutOfMemory => b"SERVER_ERROR out of memory\r\n",
+            ProtocolError::TooManyConnections => b"ERROR Too many open connections\r\n",
+            ProtocolError::MemlimitTooSmall => {
+                b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+            }
+            ProtocolError::MemlimitNotMegabytes => {
+                b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+            }
+        }
+    }
+}
+
+/// Values at least this long are queued by reference instead of copied.
+const SHARE_THRESHOLD: usize = 4096;
+
+/// Replies of one batch of requests, written to the socket together.
+///
+/// Small pieces are appended to one buffer; large shared values are queued as their own
+/// `Bytes` so a vectored write sends them without a copy.
+#[derive(Debug, Default)]
+pub struct ReplyBuffer {
+    queued: Vec<Bytes>,
+    current: BytesMut,
+    queued_len: usize,
+}
+
+impl ReplyBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends raw reply bytes.
+    #[inline]
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.current.extend_from_slice(bytes);
+    }
+
+    /// Appends a status reply.
+    #[inline]
+    pub fn reply(&mut self, reply: Reply) {
+        self.push(reply.wire());
+    }
+
+    /// Appends an error reply.
+    #[inline]
+    pub fn error(&mut self, error: ProtocolError) {
+        self.push(error.wire());
+    }
+
+    /// Appends a decimal number.
+    #[inline]
+    pub fn number(&mut self, value: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = value;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.push(&digits[start..]);
+    }
+
+    /// Appends a shared value, by reference when that saves a real copy.
+    pub fn push_shared(&mut self, value: &Bytes) {
+        if value.len() < SHARE_THRESHOLD {
+            return self.push(value);
+        }
+        if !self.current.is_empty() {
+            let piece = self.current.split().freeze();
+            self.queued_len += piece.len();
+            self.queued.push(piece);
+        }
+        self.queued_len += value.len();
+        self.queued.push(value.clone());
+    }
+
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`
+    pub fn value_header(&mut self, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+        self.push(b"VALUE ");
+        self.push(key);
+        self.push(b" ");
+        self.number(u64::from(flags));
+        self.push(b" ");
+        self.number(len as u64);
+        if let Some(cas) = cas {
+            self.push(b" ");
+            self.number(cas);
+        }
+        self.push(b"\r\n");
+    }
+
+    /// `STAT <name> <value>\r\n`
+    pub fn stat(&mut self, name: &str, value: impl std::fmt::Display) {
+        use std::fmt::Write;
+        let mut line = String::with_capacity(48);
+        let _ = write!(line, "STAT {name} {value}\r\n");
+        self.push(line.as_bytes());
+    }
+
+    /// Bytes waiting to be written.
+    pub fn len(&self) -> usize {
+        self.queued_len + self.current.len()
+    }
+
+    /// True when nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes everything queued, in order, leaving the buffer empty (its allocation kept).
+    pub fn take(&mut self, into: &mut Vec<Bytes>) {
+        into.append(&mut self.queued);
+        if !self.current.is_empty() {
+            into.push(self.current.split().freeze());
+        }
+        self.queued_len = 0;
+    }
+
+    /// Everything queued as one contiguous byte string (tests, UDP framing).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut all = Vec::with_capacity(self.len());
+        for piece in &self.queued {
+            all.extend_from_slice(piece);
+        }
+        all.extend_from_slice(&self.current);
+        all
+    }
+}

@@ -1,0 +1,184 @@
+//! Parsed requests. They borrow keys and values from the connection's read buffer, so
+//! parsing allocates nothing.
+
+use super::reply::ProtocolError;
+
+/// Which storage verb a storage request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageVerb {
+    /// `set`
+    Set,
+    /// `add`
+    Add,
+    /// `replace`
+    Replace,
+    /// `append`
+    Append,
+    /// `prepend`
+    Prepend,
+    /// `cas` with the client's CAS value.
+    Cas(u64),
+}
+
+/// The keys of a get-family line, iterated lazily (a multiget may name thousands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys<'a>(pub &'a [u8]);
+
+impl<'a> Keys<'a> {
+    /// Iterates the space-separated keys.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.0.split(|&byte| byte == b' ').filter(|key| !key.is_empty())
+    }
+}
+
+/// What `stats` was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsGroup<'a> {
+    /// `stats`
+    General,
+    /// `stats reset`
+    Reset,
+    /// `stats settings`
+    Settings,
+    /// `stats items`
+    Items,
+    /// `stats slabs`
+    Slabs,
+    /// `stats sizes`
+    Sizes,
+    /// `stats conns`
+    Conns,
+    /// `stats detail <on|off|dump>` (argument may be missing or wrong).
+    Detail(Option<&'a [u8]>),
+    /// `stats cachedump <class> <limit>`
+    CacheDump {
+        /// Slab class id.
+        class: u32,
+        /// At most this many items (0 = all).
+        limit: u32,
+    },
+    /// A malformed group request, answered with this error.
+    Invalid(ProtocolError),
+    /// Any other argument: `ERROR`.
+    Unknown,
+}
+
+/// What `shutdown` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// `shutdown`: stop now.
+    Immediate,
+    /// `shutdown graceful`: stop after a clean save.
+    Graceful,
+    /// Anything else.
+    Invalid,
+}
+
+/// One request of the text protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// `get`/`gets`
+    Get {
+        /// Keys to fetch.
+        keys: Keys<'a>,
+        /// `gets`: include CAS values.
+        with_cas: bool,
+    },
+    /// `gat`/`gats`: fetch and set a new exptime.
+    GetAndTouch {
+        /// Client exptime.
+        exptime: i32,
+        /// Keys to fetch.
+        keys: Keys<'a>,
+        /// `gats`: include CAS values.
+        with_cas: bool,
+    },
+    /// set/add/replace/append/prepend/cas with its data block.
+    Store {
+        /// The verb.
+        verb: StorageVerb,
+        /// Key (at most 250 bytes).
+        key: &'a [u8],
+        /// Client flags.
+        flags: u32,
+        /// Client exptime.
+        exptime: i32,
+        /// The value, exactly as long as announced.
+        data: &'a [u8],
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// A storage command whose value exceeds the item size limit. Its data is swallowed
+    /// by the connection; a `set` also removes the old value.
+    StoreTooLarge {
+        /// The verb.
+        verb: StorageVerb,
+        /// Key.
+        key: &'a [u8],
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `touch`
+    Touch {
+        /// Key.
+        key: &'a [u8],
+        /// Client exptime.
+        exptime: i32,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `delete`
+    Delete {
+        /// Key.
+        key: &'a [u8],
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `incr`/`decr`
+    Arithmetic {
+        /// incr (true) or decr.
+        incr: bool,
+        /// Key.
+        key: &'a [u8],
+        /// Unsigned delta.
+        delta: u64,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `flush_all [delay]`
+    FlushAll {
+        /// Delay as a client exptime; `None` = now.
+        delay: Option<i32>,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `version`
+    Version,
+    /// `verbosity <level>`
+    Verbosity {
+        /// New level.
+        level: u32,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `quit`
+    Quit,
+    /// `shutdown [graceful]` (refused on execution unless `-A`).
+    Shutdown(ShutdownMode),
+    /// `cache_memlimit <MB>`
+    CacheMemlimit {
+        /// New limit in megabytes; `None` when not a number.
+        megabytes: Option<u32>,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// `stats [group]`
+    Stats(StatsGroup<'a>),
+    /// A request answered with an error.
+    Invalid {
+        /// What to answer.
+        error: ProtocolError,
+        /// Whether `noreply` was seen (memcached then answers nothing).
+        noreply: bool,
+    },
+}

@@ -1,0 +1,194 @@
+//! One client connection: read what is there, parse and execute every complete request
+//! in order, write the batch of replies at once, repeat.
+//!
+//! The connection owns its read buffer (requests borrow from it while they execute) and
+//! its reply buffer. It stops reading while more than `REPLY_HIGH_WATER` bytes of replies
+//! wait, so a client that pipelines without reading cannot make the server buffer
+//! without bound: TCP backpressure reaches the client instead.
+
+use super::Shared;
+use crate::command::{self, Context, Flow};
+use crate::protocol::{parse, Frame, ReplyBuffer};
+use crate::stats::{ConnCounters, ConnInfo};
+use bytes::{Buf, Bytes, BytesMut};
+use std::io::{self, IoSlice};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Initial read buffer; grows for large values and shrinks back when idle.
+const READ_BUFFER: usize = 16 * 1024;
+/// Replies queued beyond this are written before more requests are parsed.
+const REPLY_HIGH_WATER: usize = 2 * 1024 * 1024;
+/// At most this many slices per vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Serves one client until it quits, errs, idles out or the server stops.
+pub async fn serve(
+    mut socket: TcpStream,
+    shared: &Shared,
+    info: &ConnInfo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connection = Connection {
+        read: BytesMut::with_capacity(READ_BUFFER),
+        replies: ReplyBuffer::new(),
+        pending: Vec::new(),
+        counters: ConnCounters::default(),
+        swallow: 0,
+    };
+    let idle_timeout = match shared.settings.idle_timeout {
+        0 => None,
+        seconds => Some(Duration::from_secs(seconds)),
+    };
+    loop {
+        let flow = connection.process(shared);
+        let written = connection.flush(&mut socket).await;
+        shared.stats.absorb(&mut connection.counters);
+        info.last_command
+            .store(shared.store.clock().now(), Ordering::Relaxed);
+        match (flow, written) {
+            (_, Err(_)) | (Step::Done(Flow::Close), _) => return,
+            (Step::Done(Flow::Shutdown { .. }), _) => {
+                shared.shutdown_requested.notify_one();
+                return;
+            }
+            (Step::MoreQueued, _) => continue,
+            (Step::NeedInput(_) | Step::Done(Flow::Continue), _) => {}
+        }
+        if let Step::NeedInput(needed) = flow {
+            connection.read.reserve(needed.saturating_sub(connection.read.len()));
+        }
+        if connection.read.is_empty() && connection.read.capacity() > 4 * READ_BUFFER {
+            connection.read = BytesMut::with_capacity(READ_BUFFER);
+        }
+        if connection.read.capacity() - connection.read.len() < 1024 {
+            connection.read.reserve(READ_BUFFER);
+        }
+        let read = socket.read_buf(&mut connection.read);
+        let outcome = tokio::select! {
+            result = async {
+                match idle_timeout {
+                    Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or(Ok(0)),
+                    None => read.await,
+                }
+            } => result,
+            _ = stop.changed() => return,
+        };
+        match outcome {
+            Ok(0) | Err(_) => return,
+            Ok(count) => connection.counters.bytes_read += count as u64,
+        }
+    }
+}
+
+/// Where a processing pass stopped.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The buffer holds no complete request; at least this many bytes are needed.
+    NeedInput(usize),
+    /// Replies reached the high-water mark; write them, then parse on.
+    MoreQueued,
+    /// A request ended the pass (quit, shutdown) or the stream must close.
+    Done(Flow),
+}
+
+struct Connection {
+    read: BytesMut,
+    replies: ReplyBuffer,
+    pending: Vec<Bytes>,
+    counters: ConnCounters,
+    /// Bytes of a refused value still to be discarded as they arrive.
+    swallow: usize,
+}
+
+impl Connection {
+    /// Parses and executes every complete request in the read buffer.
+    fn process(&mut self, shared: &Shared) -> Step {
+        loop {
+            if self.swallow > 0 {
+                let skip = self.swallow.min(self.read.len());
+                self.read.advance(skip);
+                self.swallow -= skip;
+                if self.swallow > 0 {
+                    return Step::NeedInput(0);
+                }
+            }
+            if self.replies.len() >= REPLY_HIGH_WATER {
+                return Step::MoreQueued;
+            }
+            let (consumed, swallow, flow) = match parse(&self.read, &shared.limits) {
+                Frame::Incomplete { needed } => return Step::NeedInput(needed),
+                Frame::Close => return Step::Done(Flow::Close),
+                Frame::Request {
+                    request,
+                    consumed,
+                    swallow,
+                } => {
+                    let mut ctx = Context {
+                        store: &shared.store,
+                        settings: &shared.settings,
+                        stats: &shared.stats,
+                        counters: &mut self.counters,
+                    };
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!(request = ?request, "<");
+                    }
+                    let flow = command::execute(&request, &mut ctx, &mut self.replies);
+                    (consumed, swallow, flow)
+                }
+            };
+            self.read.advance(consumed);
+            self.swallow = swallow;
+            if flow != Flow::Continue {
+                return Step::Done(flow);
+            }
+        }
+    }
+
+    /// Writes every queued reply.
+    async fn flush(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+        if self.replies.is_empty() {
+            return Ok(());
+        }
+        self.replies.take(&mut self.pending);
+        let total: usize = self.pending.iter().map(Bytes::len).sum();
+        write_all_vectored(socket, &mut self.pending).await?;
+        self.counters.bytes_written += total as u64;
+        Ok(())
+    }
+}
+
+/// Writes a list of buffers with as few system calls as possible.
+async fn write_all_vectored(socket: &mut TcpStream, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        if chunks.len() - first == 1 {
+            socket.write_all(&chunks[first]).await?;
+            break;
+        }
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|chunk| IoSlice::new(chunk))
+            .collect();
+        let mut written = socket.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let chunk = &mut chunks[first];
+            if written >= chunk.len() {
+                written -= chunk.len();
+                first += 1;
+            } else {
+                chunk.advance(written);
+                written = 0;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Networking: listeners, the accept loop with the connection limit, background tasks
+//! (clock tick, expiry crawler) and orderly shutdown.
+
+mod connection;
+mod listen;
+
+pub use listen::bind_listeners;
+
+use crate::config::Settings;
+use crate::protocol::{Limits, ProtocolError};
+use crate::stats::{ConnInfo, ServerStats};
+use crate::store::{Clock, Store};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
+
+/// How often the crawler wakes, and how many pages per shard it scans each time.
+const CRAWL_INTERVAL: Duration = Duration::from_millis(100);
+const CRAWL_PAGES_PER_TICK: usize = 4;
+
+/// State shared by every connection and background task.
+pub struct Shared {
+    /// The item store.
+    pub store: Store,
+    /// Validated settings.
+    pub settings: Settings,
+    /// Parser limits derived from the settings.
+    pub limits: Limits,
+    /// Server counters.
+    pub stats: ServerStats,
+    /// Fired by `shutdown`; the caller of `run` decides what stopping means.
+    pub shutdown_requested: Notify,
+    next_connection_id: AtomicU64,
+}
+
+impl Shared {
+    /// Builds the store and counters for these settings.
+    pub fn new(settings: Settings, clock: Arc<Clock>) -> Arc<Shared> {
+        let store = Store::new(&settings.store_config(), clock);
+        let stats = ServerStats::default();
+        stats
+            .verbosity
+            .store(u32::from(settings.verbosity), Ordering::Relaxed);
+        Arc::new(Shared {
+            store,
+            limits: settings.limits(),
+            settings,
+            stats,
+            shutdown_requested: Notify::new(),
+            next_connection_id: AtomicU64::new(1),
+        })
+    }
+}
+
+/// Serves the listeners until `shutdown` completes, then stops accepting, tells every
+/// connection to finish, and returns.
+pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+    let (stop_sender, stop) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(tick_clock(shared.clone(), stop.clone()));
+    tasks.spawn(crawl(shared.clone(), stop.clone()));
+    for listener in listeners {
+        tasks.spawn(accept_loop(shared.clone(), listener, stop.clone()));
+    }
+    shutdown.await;
+    let _ = stop_sender.send(true);
+    // Background tasks and accept loops stop at once; connections see the signal too.
+    while tokio::time::timeout(Duration::from_secs(2), tasks.join_next())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {}
+}
+
+async fn tick_clock(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => shared.store.clock().tick(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn crawl(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(CRAWL_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => shared.store.crawl(CRAWL_PAGES_PER_TICK),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(1);
+                pair
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let stats = &shared.stats;
+        stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let current = stats.curr_connections.fetch_add(1, Ordering::Relaxed);
+        if current as usize >= shared.settings.max_connections {
+            stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+            stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(reject(socket));
+            continue;
+        }
+        let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().unwrap_or(peer);
+        let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ConnInfo {
+            peer,
+            local,
+            last_command: shared.store.clock().now().into(),
+        });
+        stats.conns.insert(id, info.clone());
+        stats
+            .connection_structures
+            .fetch_max(current + 1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            connection::serve(socket, &shared, &info, stop).await;
+            shared.stats.conns.remove(&id);
+            shared.stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Tells a client over the limit why it is being closed, as memcached does.
+async fn reject(mut socket: TcpStream) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        socket.write_all(ProtocolError::TooManyConnections.wire()),
+    )
+    .await;
+    let _ = socket.shutdown().await;
+}

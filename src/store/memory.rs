@@ -1,0 +1,571 @@
+//! Slab memory of one shard: 1 MiB pages cut into fixed-size chunks by size class, plus
+//! large items in allocations of their own, and one LRU list per class.
+//!
+//! This is memcached's slab allocator in miniature. Every byte a shard holds is a page or
+//! a large item, both taken from one budget shared by all shards (`-m`), so the process
+//! size follows the limit while a shard with few items never starves for pages. Pages move between classes when another class holds older data
+//! (see `Shard::make_room`), so a change in value sizes never starves a class
+//! ("slab calcification").
+
+use super::item::{Handle, Header, FETCHED, HEADER_SIZE, NIL};
+use bytes::Bytes;
+use slab::Slab;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The memory limit shared by all shards. Only page and large-item allocations touch it,
+/// not every request.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Budget {
+            used: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit),
+        }
+    }
+
+    /// Takes `bytes` if they fit under the limit.
+    pub fn try_take(&self, bytes: usize) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + bytes <= limit).then_some(used + bytes)
+            })
+            .is_ok()
+    }
+
+    /// Returns `bytes`.
+    pub fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes in use by all shards.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The limit (`-m`, or the last `cache_memlimit`).
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit; memory above it is given back as items are evicted.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+}
+
+/// Size of a slab page. Smaller than memcached's 1 MiB because pages belong to one
+/// shard and one class: finer pages waste less when many classes are in use.
+pub const PAGE_SIZE: usize = 256 * 1024;
+
+/// Items larger than this live in their own allocation and are sent without a copy.
+pub const SLAB_CHUNK_MAX: usize = 16 * 1024;
+
+/// Bits of a handle that index a chunk inside its page.
+const CHUNK_BITS: u32 = 12;
+const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
+/// Handles with this bit set name a large item.
+const LARGE_BIT: u32 = 1 << 31;
+/// Class of a page that no class owns (free or returned).
+const NO_CLASS: usize = usize::MAX;
+
+/// The chunk sizes of the slab classes, derived from `-n` and `-f` as memcached does.
+#[derive(Debug, Clone)]
+pub struct SizeClasses {
+    sizes: Vec<usize>,
+}
+
+impl SizeClasses {
+    /// Classes start at memcached's 48-byte item header plus `min_space` (`-n`) and grow
+    /// by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`.
+    pub fn new(min_space: usize, factor: f64) -> Self {
+        let mut sizes = Vec::new();
+        let mut size = (48 + min_space).max(HEADER_SIZE + 8);
+        let factor = factor.max(1.01);
+        while (size as f64) <= SLAB_CHUNK_MAX as f64 / factor && sizes.len() < 62 {
+            size = align8(size);
+            sizes.push(size);
+            size = (size as f64 * factor) as usize;
+        }
+        sizes.push(SLAB_CHUNK_MAX);
+        SizeClasses { sizes }
+    }
+
+    /// The smallest class whose chunks hold `total` bytes, or `None` for a large item.
+    #[inline]
+    pub fn class_for(&self, total: usize) -> Option<usize> {
+        self.sizes.iter().position(|&size| size >= total)
+    }
+
+    /// Chunk sizes, smallest first.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// One page of chunks belonging to a class.
+struct Page {
+    memory: Box<[u64]>,
+    class: usize,
+    used: u32,
+}
+
+/// An item too big for a chunk: its value is refcounted so a reply can share it.
+struct LargeItem {
+    header: Header,
+    key: Box<[u8]>,
+    value: Bytes,
+}
+
+/// Per-class state: free chunks, the page being cut, the LRU list and counters.
+#[derive(Debug, Default)]
+pub struct ClassState {
+    /// Chunk size in bytes (0 for the large-item class).
+    pub chunk_size: usize,
+    free: Vec<Handle>,
+    carving: Option<(u32, u32)>,
+    /// Most recently stored item.
+    pub head: Handle,
+    /// Least recently used item: the next eviction candidate.
+    pub tail: Handle,
+    /// Items currently linked in this class.
+    pub items: u64,
+    /// Pages owned by this class.
+    pub pages: u32,
+    /// Bytes requested by the items of this class (`mem_requested`).
+    pub requested: u64,
+    /// Items evicted from this class.
+    pub evicted: u64,
+    /// Items evicted without ever being read.
+    pub evicted_unfetched: u64,
+    /// Times this class could not get memory.
+    pub out_of_memory: u64,
+    /// Expired items whose memory was reused.
+    pub reclaimed: u64,
+    /// Expired items removed by the background crawler.
+    pub crawler_reclaimed: u64,
+    /// Expired items that were never read.
+    pub expired_unfetched: u64,
+}
+
+/// Where an item's value lives; a large value can be shared with the writer.
+pub enum ValueRef<'a> {
+    /// Bytes inside a slab chunk: copy them while the shard lock is held.
+    Inline(&'a [u8]),
+    /// A refcounted large value: clone it and send it after the lock is released.
+    Shared(&'a Bytes),
+}
+
+impl ValueRef<'_> {
+    /// The value's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            ValueRef::Inline(bytes) => bytes,
+            ValueRef::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// All item memory of a shard.
+pub struct Memory {
+    pages: Vec<Page>,
+    free_pages: Vec<u32>,
+    dropped_pages: Vec<u32>,
+    large: Slab<LargeItem>,
+    /// Slab classes followed by the large-item class.
+    pub classes: Vec<ClassState>,
+    /// Bytes this shard holds in pages and large items.
+    pub used: usize,
+    budget: Arc<Budget>,
+}
+
+impl Memory {
+    /// Empty memory with the given classes and byte limit; nothing is allocated yet.
+    pub fn new(sizes: &SizeClasses, budget: Arc<Budget>) -> Self {
+        let mut classes: Vec<ClassState> = sizes
+            .sizes()
+            .iter()
+            .map(|&chunk_size| ClassState {
+                chunk_size,
+                head: NIL,
+                tail: NIL,
+                ..ClassState::default()
+            })
+            .collect();
+        classes.push(ClassState {
+            head: NIL,
+            tail: NIL,
+            ..ClassState::default()
+        });
+        Memory {
+            pages: Vec::new(),
+            free_pages: Vec::new(),
+            dropped_pages: Vec::new(),
+            large: Slab::new(),
+            classes,
+            used: 0,
+            budget,
+        }
+    }
+
+    /// Index of the large-item class.
+    #[inline]
+    pub fn large_class(&self) -> usize {
+        self.classes.len() - 1
+    }
+
+    /// Class of a stored item.
+    #[inline]
+    pub fn class_of(&self, handle: Handle) -> usize {
+        if handle & LARGE_BIT != 0 {
+            self.large_class()
+        } else {
+            self.pages[(handle >> CHUNK_BITS) as usize].class
+        }
+    }
+
+    #[inline]
+    fn chunk_ptr(&self, handle: Handle) -> *const u8 {
+        let page = &self.pages[(handle >> CHUNK_BITS) as usize];
+        let offset = (handle & CHUNK_MASK) as usize * self.classes[page.class].chunk_size;
+        debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
+        // SAFETY: `offset` is inside the page (chunk index < chunks per page).
+        unsafe { (page.memory.as_ptr() as *const u8).add(offset) }
+    }
+
+    #[inline]
+    fn chunk_ptr_mut(&mut self, handle: Handle) -> *mut u8 {
+        let page_index = (handle >> CHUNK_BITS) as usize;
+        let chunk_size = self.classes[self.pages[page_index].class].chunk_size;
+        let offset = (handle & CHUNK_MASK) as usize * chunk_size;
+        debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
+        // SAFETY: as in `chunk_ptr`, and we hold `&mut self`.
+        unsafe { (self.pages[page_index].memory.as_mut_ptr() as *mut u8).add(offset) }
+    }
+
+    /// The item's header.
+    #[inline]
+    pub fn header(&self, handle: Handle) -> &Header {
+        if handle & LARGE_BIT != 0 {
+            return &self.large[(handle & !LARGE_BIT) as usize].header;
+        }
+        // SAFETY: chunks start 8-byte aligned (page is `[u64]`, chunk sizes are multiples
+        // of 8) and every handed-out chunk begins with a written header.
+        unsafe { &*(self.chunk_ptr(handle) as *const Header) }
+    }
+
+    /// The item's header, mutable.
+    #[inline]
+    pub fn header_mut(&mut self, handle: Handle) -> &mut Header {
+        if handle & LARGE_BIT != 0 {
+            return &mut self.large[(handle & !LARGE_BIT) as usize].header;
+        }
+        // SAFETY: see `header`.
+        unsafe { &mut *(self.chunk_ptr_mut(handle) as *mut Header) }
+    }
+
+    /// The item's key.
+    #[inline]
+    pub fn key(&self, handle: Handle) -> &[u8] {
+        if handle & LARGE_BIT != 0 {
+            return &self.large[(handle & !LARGE_BIT) as usize].key;
+        }
+        let header = self.header(handle);
+        // SAFETY: the key was written right after the header and lies within the chunk.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.chunk_ptr(handle).add(HEADER_SIZE),
+                header.key_len as usize,
+            )
+        }
+    }
+
+    /// The item's value.
+    #[inline]
+    pub fn value(&self, handle: Handle) -> ValueRef<'_> {
+        if handle & LARGE_BIT != 0 {
+            return ValueRef::Shared(&self.large[(handle & !LARGE_BIT) as usize].value);
+        }
+        let header = self.header(handle);
+        // SAFETY: the value follows the key inside the chunk.
+        ValueRef::Inline(unsafe {
+            std::slice::from_raw_parts(
+                self.chunk_ptr(handle)
+                    .add(HEADER_SIZE + header.key_len as usize),
+                header.value_len as usize,
+            )
+        })
+    }
+
+    /// The value bytes of an inline item, writable (incr/decr rewrite in place).
+    pub fn inline_value_mut(&mut self, handle: Handle) -> Option<&mut [u8]> {
+        if handle & LARGE_BIT != 0 {
+            return None;
+        }
+        let (key_len, value_len) = {
+            let header = self.header(handle);
+            (header.key_len as usize, header.value_len as usize)
+        };
+        // SAFETY: the value lies inside the chunk and we hold `&mut self`.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(
+                self.chunk_ptr_mut(handle).add(HEADER_SIZE + key_len),
+                value_len,
+            )
+        })
+    }
+
+    /// Writes a new item into a chunk of `class` obtained from `take_chunk`.
+    pub fn write_item(&mut self, handle: Handle, header: Header, key: &[u8], parts: &[&[u8]]) {
+        let ptr = self.chunk_ptr_mut(handle);
+        // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, key and
+        // all value parts fit; source and destination never overlap (the parts are not
+        // inside a free chunk).
+        unsafe {
+            std::ptr::write(ptr as *mut Header, header);
+            let mut at = ptr.add(HEADER_SIZE);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
+            at = at.add(key.len());
+            for part in parts {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), at, part.len());
+                at = at.add(part.len());
+            }
+        }
+        let page = (handle >> CHUNK_BITS) as usize;
+        self.pages[page].used += 1;
+    }
+
+    /// Takes a chunk of `class` without allocating a new page, if one is free.
+    pub fn take_chunk(&mut self, class: usize) -> Option<Handle> {
+        if let Some(handle) = self.classes[class].free.pop() {
+            return Some(handle);
+        }
+        let (page, next) = self.classes[class].carving?;
+        let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+        self.classes[class].carving = if next + 1 < per_page {
+            Some((page, next + 1))
+        } else {
+            None
+        };
+        Some(page << CHUNK_BITS | next)
+    }
+
+    /// Gives `class` a page: a free one, or a new one if the limit allows. False if neither.
+    pub fn grow_class(&mut self, class: usize) -> bool {
+        let page = match self.free_pages.pop() {
+            Some(page) => page,
+            None if self.budget.try_take(PAGE_SIZE) => {
+                self.used += PAGE_SIZE;
+                let memory = vec![0u64; PAGE_SIZE / 8].into_boxed_slice();
+                match self.dropped_pages.pop() {
+                    Some(slot) => {
+                        self.pages[slot as usize].memory = memory;
+                        slot
+                    }
+                    None => {
+                        self.pages.push(Page {
+                            memory,
+                            class,
+                            used: 0,
+                        });
+                        (self.pages.len() - 1) as u32
+                    }
+                }
+            }
+            None => return false,
+        };
+        self.pages[page as usize].class = class;
+        self.pages[page as usize].used = 0;
+        self.classes[class].pages += 1;
+        // A class cuts one page at a time; a half-cut page's rest goes to the free list.
+        if let Some((old, next)) = self.classes[class].carving.take() {
+            let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+            self.classes[class]
+                .free
+                .extend((next..per_page).map(|chunk| old << CHUNK_BITS | chunk));
+        }
+        self.classes[class].carving = Some((page, 0));
+        true
+    }
+
+    /// Returns an unlinked item's memory.
+    pub fn release(&mut self, handle: Handle) {
+        if handle & LARGE_BIT != 0 {
+            let item = self.large.remove((handle & !LARGE_BIT) as usize);
+            let footprint = large_footprint(item.key.len(), item.value.len());
+            self.used -= footprint;
+            self.budget.give_back(footprint);
+            return;
+        }
+        self.header_mut(handle).state = 0;
+        let page = (handle >> CHUNK_BITS) as usize;
+        self.pages[page].used -= 1;
+        let class = self.pages[page].class;
+        self.classes[class].free.push(handle);
+    }
+
+
+
+    /// Stores a large item if the limit allows; `None` means room must be made first.
+    pub fn insert_large(&mut self, header: Header, key: &[u8], value: Bytes) -> Option<Handle> {
+        let footprint = large_footprint(key.len(), value.len());
+        if !self.budget.try_take(footprint) {
+            return None;
+        }
+        self.used += footprint;
+        let slot = self.large.insert(LargeItem {
+            header,
+            key: key.into(),
+            value,
+        });
+        Some(slot as u32 | LARGE_BIT)
+    }
+
+    /// Frees one unused page back to the limit (after a large item needed room or the
+    /// limit shrank). False if no page is free.
+    pub fn drop_free_page(&mut self) -> bool {
+        // Pages are addressed by index, so the page table itself never shrinks; the
+        // page's memory is what is returned.
+        match self.free_pages.pop() {
+            Some(page) => {
+                self.pages[page as usize].memory = Box::new([]);
+                self.used -= PAGE_SIZE;
+                self.budget.give_back(PAGE_SIZE);
+                self.dropped_pages.push(page);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Links an item at the head of its class's LRU list.
+    pub fn lru_push_head(&mut self, handle: Handle) {
+        let class = self.class_of(handle);
+        let old_head = self.classes[class].head;
+        {
+            let header = self.header_mut(handle);
+            header.prev = NIL;
+            header.next = old_head;
+        }
+        if old_head != NIL {
+            self.header_mut(old_head).prev = handle;
+        } else {
+            self.classes[class].tail = handle;
+        }
+        self.classes[class].head = handle;
+        self.classes[class].items += 1;
+    }
+
+    /// Unlinks an item from its class's LRU list.
+    pub fn lru_unlink(&mut self, handle: Handle) {
+        let class = self.class_of(handle);
+        let (prev, next) = {
+            let header = self.header(handle);
+            (header.prev, header.next)
+        };
+        if prev != NIL {
+            self.header_mut(prev).next = next;
+        } else {
+            self.classes[class].head = next;
+        }
+        if next != NIL {
+            self.header_mut(next).prev = prev;
+        } else {
+            self.classes[class].tail = prev;
+        }
+        self.classes[class].items -= 1;
+    }
+
+    /// Live items in one page (the page mover evicts them all).
+    pub fn live_in_page(&self, page: u32) -> Vec<Handle> {
+        let class = self.pages[page as usize].class;
+        let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+        let carved = match self.classes[class].carving {
+            Some((carving, next)) if carving == page => next,
+            _ => per_page,
+        };
+        (0..carved)
+            .map(|chunk| page << CHUNK_BITS | chunk)
+            .filter(|&handle| self.header(handle).state & super::item::LIVE != 0)
+            .collect()
+    }
+
+    /// Page of a paged item.
+    pub fn page_of(handle: Handle) -> Option<u32> {
+        (handle & LARGE_BIT == 0).then_some(handle >> CHUNK_BITS)
+    }
+
+    /// Takes an emptied page away from its class so another class can use it.
+    pub fn detach_page(&mut self, page: u32) {
+        let class = self.pages[page as usize].class;
+        debug_assert_eq!(self.pages[page as usize].used, 0);
+        let state = &mut self.classes[class];
+        state.free.retain(|&handle| handle >> CHUNK_BITS != page);
+        if matches!(state.carving, Some((carving, _)) if carving == page) {
+            state.carving = None;
+        }
+        state.pages -= 1;
+        self.pages[page as usize].class = NO_CLASS;
+        self.free_pages.push(page);
+    }
+
+    /// A page of another class with no live item, if any (left behind by deletes).
+    pub fn empty_page_outside(&self, class: usize) -> Option<u32> {
+        self.pages
+            .iter()
+            .enumerate()
+            .find(|(_, page)| page.class != class && page.class != NO_CLASS && page.used == 0)
+            .map(|(index, _)| index as u32)
+    }
+
+    /// Every live handle, page by page then large items (crawler, cachedump, flush).
+    pub fn live_handles_from(&self, cursor: usize, budget: usize) -> (Vec<Handle>, usize) {
+        let mut found = Vec::new();
+        let mut position = cursor;
+        let total_pages = self.pages.len();
+        let mut scanned = 0;
+        while scanned < budget {
+            if position < total_pages {
+                if self.pages[position].class != NO_CLASS {
+                    found.extend(self.live_in_page(position as u32));
+                }
+                scanned += 1;
+                position += 1;
+                continue;
+            }
+            found.extend(self.large.iter().map(|(slot, _)| slot as u32 | LARGE_BIT));
+            position = 0;
+            break;
+        }
+        (found, position)
+    }
+
+    /// Number of pages currently holding memory.
+    pub fn total_pages(&self) -> usize {
+        self.pages.len() - self.dropped_pages.len()
+    }
+
+    /// Marks an item as read (for `evicted_unfetched` and second-chance eviction).
+    #[inline]
+    pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
+        let header = self.header_mut(handle);
+        header.state |= FETCHED | super::item::ACTIVE;
+        header.atime = now;
+    }
+}
+
+/// Bytes a large item is charged: its key and value plus allocator and header overhead.
+pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
+    HEADER_SIZE + 64 + key_len + value_len
+}

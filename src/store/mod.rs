@@ -1,0 +1,264 @@
+//! The item store: a fixed number of shards, each a mutex around its own index, slab
+//! memory and LRU lists. A key's shard comes from a hash keyed with a per-process random
+//! seed, so clients cannot aim all their keys at one shard.
+//!
+//! The store speaks in items and outcomes; it never formats wire text and never parses.
+
+pub mod clock;
+pub mod item;
+pub mod memory;
+pub mod shard;
+
+pub use clock::Clock;
+pub use memory::{Budget, SizeClasses, ValueRef, PAGE_SIZE};
+pub use shard::{
+    ArithOutcome, DumpedItem, ItemView, Now, OutOfMemory, Shard, ShardCounters, StoreMode,
+    StoreOutcome,
+};
+
+use foldhash::fast::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Largest number of shards; more only adds per-shard page overhead.
+const MAX_SHARDS: usize = 64;
+
+/// How the store is set up; filled from the command line.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `-m` in bytes.
+    pub memory_limit: usize,
+    /// `-I` in bytes.
+    pub item_size_max: usize,
+    /// Worker threads (`-t`); the shard count scales with it.
+    pub threads: usize,
+    /// `-n`: minimum space for key and value in the smallest class.
+    pub slab_min_size: usize,
+    /// `-f`: growth factor between classes.
+    pub growth_factor: f64,
+    /// Not `-C`.
+    pub cas_enabled: bool,
+    /// Not `-M`.
+    pub evictions_enabled: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            memory_limit: 64 * 1024 * 1024,
+            item_size_max: 1024 * 1024,
+            threads: 4,
+            slab_min_size: 48,
+            growth_factor: 1.25,
+            cas_enabled: true,
+            evictions_enabled: true,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Shards: four per thread, but few enough that each shard's items can make room for
+    /// the largest item by evicting its own data.
+    pub fn shard_count(&self) -> usize {
+        let wanted = (self.threads * 4).clamp(1, MAX_SHARDS);
+        let per_shard_floor = (4 * PAGE_SIZE).max(2 * self.item_size_max);
+        let affordable = (self.memory_limit / per_shard_floor).max(1);
+        let count = wanted.min(affordable);
+        // A power of two, so the shard is a mask of the hash.
+        1 << (usize::BITS - 1 - count.leading_zeros())
+    }
+}
+
+/// The sharded store shared by all connections.
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    shard_mask: u64,
+    hasher: RandomState,
+    clock: Arc<Clock>,
+    oldest_live: AtomicU32,
+    sizes: SizeClasses,
+    cas_enabled: bool,
+    budget: Arc<Budget>,
+}
+
+impl Store {
+    /// An empty store; memory is taken page by page as items arrive.
+    pub fn new(config: &StoreConfig, clock: Arc<Clock>) -> Self {
+        let hasher = RandomState::default();
+        let count = config.shard_count();
+        let sizes = SizeClasses::new(config.slab_min_size, config.growth_factor);
+        let budget = Arc::new(Budget::new(config.memory_limit));
+        let shards = (0..count)
+            .map(|_| {
+                Mutex::new(Shard::new(
+                    sizes.clone(),
+                    budget.clone(),
+                    hasher.clone(),
+                    config.cas_enabled,
+                    config.evictions_enabled,
+                    config.item_size_max,
+                ))
+            })
+            .collect();
+        Store {
+            shards,
+            shard_mask: count as u64 - 1,
+            hasher,
+            clock,
+            oldest_live: AtomicU32::new(0),
+            sizes,
+            cas_enabled: config.cas_enabled,
+            budget,
+        }
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The current memory limit (`-m`, or the last `cache_memlimit`).
+    pub fn memory_limit(&self) -> usize {
+        self.budget.limit()
+    }
+
+    /// Slab class sizes.
+    pub fn size_classes(&self) -> &SizeClasses {
+        &self.sizes
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Time facts for one operation.
+    #[inline]
+    pub fn now(&self) -> Now {
+        Now {
+            now: self.clock.now(),
+            oldest_live: self.oldest_live.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The keyed hash of a key and the shard it selects.
+    #[inline]
+    pub fn locate(&self, key: &[u8]) -> (u64, usize) {
+        let hash = self.hasher.hash_one(key);
+        (hash, ((hash >> 32) & self.shard_mask) as usize)
+    }
+
+    /// Locks one shard. A poisoned lock means a panic mid-operation; the shard's data is
+    /// still structurally valid, so serving continues.
+    #[inline]
+    pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Reads an item (`get`), or reads it and sets a new expiry (`gat`).
+    pub fn fetch(&self, key: &[u8], new_exptime: Option<i32>, visit: impl FnOnce(ItemView<'_>)) -> bool {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        let expiry = new_exptime.map(|exptime| self.clock.expiry_from_exptime(i64::from(exptime)));
+        self.lock(shard).fetch(key, hash, now, expiry, visit)
+    }
+
+    /// Executes a storage command.
+    pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: i32, value: &[u8]) -> StoreOutcome {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        let expiry = self.clock.expiry_from_exptime(i64::from(exptime));
+        self.lock(shard)
+            .store(mode, key, hash, flags, expiry, value, now)
+    }
+
+    /// Removes any item under `key` without counting a delete (failed `set`).
+    pub fn discard(&self, key: &[u8]) {
+        let (hash, shard) = self.locate(key);
+        self.lock(shard).discard(key, hash);
+    }
+
+    /// Deletes an item.
+    pub fn delete(&self, key: &[u8]) -> bool {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        self.lock(shard).delete(key, hash, now)
+    }
+
+    /// Sets a new expiry (`touch`).
+    pub fn touch(&self, key: &[u8], exptime: i32) -> bool {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        let expiry = self.clock.expiry_from_exptime(i64::from(exptime));
+        self.lock(shard).touch(key, hash, now, expiry)
+    }
+
+    /// incr/decr.
+    pub fn arith(&self, key: &[u8], incr: bool, delta: u64) -> ArithOutcome {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        self.lock(shard).arith(key, hash, now, incr, delta)
+    }
+
+    /// flush_all: with no delay (or <= 0) everything stored so far disappears now; with a
+    /// delay, everything stored before that moment disappears when it comes.
+    pub fn flush_all(&self, delay: Option<i32>) {
+        let now = self.clock.now();
+        let cutoff = match delay {
+            Some(delay) if delay > 0 => self.clock.expiry_from_exptime(i64::from(delay)),
+            _ => now,
+        };
+        // With CAS, memcached cuts one second earlier and uses the CAS cliff for the
+        // current second, so items stored right after the flush survive.
+        let oldest_live = if self.cas_enabled {
+            cutoff.saturating_sub(1)
+        } else {
+            cutoff
+        };
+        self.oldest_live.store(oldest_live, Ordering::Relaxed);
+        if oldest_live <= now {
+            for shard in 0..self.shards.len() {
+                self.lock(shard).mark_flush();
+            }
+        }
+    }
+
+    /// Changes `-m` at runtime (`cache_memlimit`).
+    pub fn set_memory_limit(&self, bytes: usize) {
+        self.budget.set_limit(bytes);
+    }
+
+    /// One crawler pass step over every shard: frees dead items a few pages at a time.
+    pub fn crawl(&self, pages_per_shard: usize) {
+        let now = self.now();
+        for shard in 0..self.shards.len() {
+            self.lock(shard).crawl(now, pages_per_shard);
+        }
+    }
+
+    /// Sum of all shards' counters.
+    pub fn counters(&self) -> ShardCounters {
+        let mut total = ShardCounters::default();
+        for shard in 0..self.shards.len() {
+            total.add(&self.lock(shard).counters);
+        }
+        total
+    }
+
+    /// Zeroes the counters (`stats reset`).
+    pub fn reset_counters(&self) {
+        for shard in 0..self.shards.len() {
+            self.lock(shard).counters.reset();
+        }
+    }
+
+    /// Runs `visit` on each shard in turn, under its lock (stats, cachedump).
+    pub fn for_each_shard(&self, mut visit: impl FnMut(&Shard)) {
+        for shard in 0..self.shards.len() {
+            visit(&self.lock(shard));
+        }
+    }
+}
