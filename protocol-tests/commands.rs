@@ -22,7 +22,10 @@ fn storage_commands_and_their_replies() {
         c.roundtrip(b"set empty 0 0 0\r\n\r\n", b"STORED\r\n");
         c.roundtrip(b"get empty\r\n", b"VALUE empty 0 0\r\n\r\nEND\r\n");
         c.roundtrip(b"set maxflags 4294967295 0 1\r\nx\r\n", b"STORED\r\n");
-        c.roundtrip(b"get maxflags\r\n", b"VALUE maxflags 4294967295 1\r\nx\r\nEND\r\n");
+        c.roundtrip(
+            b"get maxflags\r\n",
+            b"VALUE maxflags 4294967295 1\r\nx\r\nEND\r\n",
+        );
     }
 }
 
@@ -45,8 +48,14 @@ fn cas_and_gets() {
             format!("cas c1 3 0 1 {}\r\ny\r\n", first + 1000).as_bytes(),
             b"EXISTS\r\n",
         );
-        c.roundtrip(format!("cas c1 3 0 1 {first}\r\ny\r\n").as_bytes(), b"STORED\r\n");
-        c.roundtrip(format!("cas c1 3 0 1 {first}\r\nz\r\n").as_bytes(), b"EXISTS\r\n");
+        c.roundtrip(
+            format!("cas c1 3 0 1 {first}\r\ny\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
+        c.roundtrip(
+            format!("cas c1 3 0 1 {first}\r\nz\r\n").as_bytes(),
+            b"EXISTS\r\n",
+        );
         c.send(b"gets c1\r\n");
         let line = c.read_line();
         assert!(line.starts_with(b"VALUE c1 3 1 "));
@@ -70,12 +79,18 @@ fn cas_and_gets() {
 fn multiget_answers_hits_in_order_including_duplicates() {
     for server in servers(&[]) {
         let mut c = server.connect();
-        c.roundtrip(b"set m1 1 0 1\r\na\r\nset m2 2 0 2\r\nbb\r\n", b"STORED\r\nSTORED\r\n");
+        c.roundtrip(
+            b"set m1 1 0 1\r\na\r\nset m2 2 0 2\r\nbb\r\n",
+            b"STORED\r\nSTORED\r\n",
+        );
         c.roundtrip(
             b"get m1 missing m2 m1\r\n",
             b"VALUE m1 1 1\r\na\r\nVALUE m2 2 2\r\nbb\r\nVALUE m1 1 1\r\na\r\nEND\r\n",
         );
-        c.roundtrip(b"get  m1   m2 \r\n", b"VALUE m1 1 1\r\na\r\nVALUE m2 2 2\r\nbb\r\nEND\r\n");
+        c.roundtrip(
+            b"get  m1   m2 \r\n",
+            b"VALUE m1 1 1\r\na\r\nVALUE m2 2 2\r\nbb\r\nEND\r\n",
+        );
     }
 }
 
@@ -106,7 +121,10 @@ fn incr_decr_rules() {
         c.roundtrip(b"set n 5 0 20\r\n18446744073709551615\r\n", b"STORED\r\n");
         c.roundtrip(b"incr n 1\r\n", b"0\r\n");
         // In-place update pads with spaces; flags survive.
-        c.roundtrip(b"get n\r\n", b"VALUE n 5 20\r\n0                   \r\nEND\r\n");
+        c.roundtrip(
+            b"get n\r\n",
+            b"VALUE n 5 20\r\n0                   \r\nEND\r\n",
+        );
         c.roundtrip(b"incr n 41\r\n", b"41\r\n");
         c.roundtrip(b"set d 0 0 2\r\n10\r\n", b"STORED\r\n");
         c.roundtrip(b"decr d 1\r\n", b"9\r\n");
@@ -138,7 +156,10 @@ fn incr_decr_rules() {
             b"incr big 1\r\n",
             b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
         );
-        c.roundtrip(b"incr n -1\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n");
+        c.roundtrip(
+            b"incr n -1\r\n",
+            b"CLIENT_ERROR invalid numeric delta argument\r\n",
+        );
         c.roundtrip(
             b"incr n 18446744073709551616\r\n",
             b"CLIENT_ERROR invalid numeric delta argument\r\n",
@@ -203,12 +224,18 @@ fn pipelined_requests_answer_in_order() {
         let mut request = Vec::new();
         let mut expected = Vec::new();
         for i in 0..200 {
-            request.extend_from_slice(format!("set p{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes());
+            request.extend_from_slice(
+                format!("set p{i} {i} 0 {}\r\n{i}\r\n", i.to_string().len()).as_bytes(),
+            );
             expected.extend_from_slice(b"STORED\r\n");
             request.extend_from_slice(format!("get p{i}\r\nincr p{i} 1\r\n").as_bytes());
             expected.extend_from_slice(
-                format!("VALUE p{i} {i} {}\r\n{i}\r\nEND\r\n{}\r\n", i.to_string().len(), i + 1)
-                    .as_bytes(),
+                format!(
+                    "VALUE p{i} {i} {}\r\n{i}\r\nEND\r\n{}\r\n",
+                    i.to_string().len(),
+                    i + 1
+                )
+                .as_bytes(),
             );
             request.extend_from_slice(b"bogus\r\n");
             expected.extend_from_slice(b"ERROR\r\n");
@@ -242,7 +269,10 @@ fn values_are_binary_safe() {
 fn bare_newlines_are_accepted() {
     for server in servers(&[]) {
         let mut c = server.connect();
-        c.roundtrip(b"set nl 0 0 2\nok\r\nget nl\n", b"STORED\r\nVALUE nl 0 2\r\nok\r\nEND\r\n");
+        c.roundtrip(
+            b"set nl 0 0 2\nok\r\nget nl\n",
+            b"STORED\r\nVALUE nl 0 2\r\nok\r\nEND\r\n",
+        );
     }
 }
 
@@ -252,14 +282,20 @@ fn keys_up_to_250_bytes() {
         let mut c = server.connect();
         let key250 = "k".repeat(250);
         let key251 = "k".repeat(251);
-        c.roundtrip(format!("set {key250} 0 0 1\r\nx\r\n").as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("set {key250} 0 0 1\r\nx\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
         c.roundtrip(
             format!("get {key250}\r\n").as_bytes(),
             format!("VALUE {key250} 0 1\r\nx\r\nEND\r\n").as_bytes(),
         );
         let bad = b"CLIENT_ERROR bad command line format\r\n";
         // The rejected storage line's data is then read as a command.
-        c.roundtrip(format!("set {key251} 0 0 1\r\nx\r\n").as_bytes(), b"CLIENT_ERROR bad command line format\r\nERROR\r\n");
+        c.roundtrip(
+            format!("set {key251} 0 0 1\r\nx\r\n").as_bytes(),
+            b"CLIENT_ERROR bad command line format\r\nERROR\r\n",
+        );
         for request in [
             format!("get {key251}\r\n"),
             format!("get a {key251}\r\n"),
@@ -285,7 +321,11 @@ fn values_up_to_the_item_size_limit() {
         c.roundtrip(&request, b"STORED\r\n");
         c.send(b"get L\r\n");
         c.expect(format!("VALUE L 0 {largest}\r\n").as_bytes());
-        assert!(c.read_exact_len(largest) == value, "[{}] value differs", c.label);
+        assert!(
+            c.read_exact_len(largest) == value,
+            "[{}] value differs",
+            c.label
+        );
         c.expect(b"\r\nEND\r\n");
         // One byte more is refused, its data swallowed, and a failed set removes the old value.
         let mut request = format!("set L 0 0 {}\r\n", largest + 1).into_bytes();
@@ -331,10 +371,17 @@ fn version_and_verbosity() {
         let mut c = server.connect();
         c.send(b"version\r\n");
         let line = c.read_line();
-        assert!(line.starts_with(b"VERSION 1.6."), "{:?}", String::from_utf8_lossy(&line));
+        assert!(
+            line.starts_with(b"VERSION 1.6."),
+            "{:?}",
+            String::from_utf8_lossy(&line)
+        );
         c.roundtrip(b"verbosity 1\r\n", b"OK\r\n");
         c.roundtrip(b"verbosity\r\n", b"ERROR\r\n");
-        c.roundtrip(b"verbosity x\r\n", b"CLIENT_ERROR bad command line format\r\n");
+        c.roundtrip(
+            b"verbosity x\r\n",
+            b"CLIENT_ERROR bad command line format\r\n",
+        );
     }
 }
 
@@ -366,9 +413,16 @@ fn shutdown_needs_dash_a() {
     }
     for server in servers(&["-A"]) {
         let mut c = server.connect();
-        c.roundtrip(b"shutdown bogus\r\n", b"CLIENT_ERROR invalid shutdown mode\r\n");
+        c.roundtrip(
+            b"shutdown bogus\r\n",
+            b"CLIENT_ERROR invalid shutdown mode\r\n",
+        );
         c.send(b"shutdown\r\n");
-        assert!(c.is_closed(), "[{}] shutdown closes the connection", c.label);
+        assert!(
+            c.is_closed(),
+            "[{}] shutdown closes the connection",
+            c.label
+        );
         std::thread::sleep(std::time::Duration::from_millis(500));
         assert!(
             std::net::TcpStream::connect(&server.address).is_err(),

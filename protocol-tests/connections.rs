@@ -1,6 +1,6 @@
 //! Connection handling: the `-c` limit, idle timeout, clients that never read.
 
-use crate::support::{servers, Kind};
+use crate::support::{Kind, servers};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,11 @@ fn connection_limit_rejects_extra_clients_and_recovers() {
                 open.push(c);
             }
         }
-        assert!(rejected > 0, "[{:?}] some clients were rejected", server.kind);
+        assert!(
+            rejected > 0,
+            "[{:?}] some clients were rejected",
+            server.kind
+        );
         if server.kind == Kind::Ferrocached {
             assert_eq!(open.len(), 40, "exactly -c clients are served");
         }
@@ -64,22 +68,35 @@ fn a_client_that_never_reads_cannot_grow_the_server() {
 
         // 4000 gets of 512 KiB would be 2 GiB of replies; the client never reads.
         let mut hog = server.connect();
-        hog.stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        hog.stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         let requests = b"get big\r\n".repeat(4000);
         let _ = hog.stream.write_all(&requests);
 
         // Others are still served promptly, and the stored value is intact.
         let started = Instant::now();
         let mut other = server.connect();
-        other.roundtrip(b"set small 0 0 1\r\nx\r\nget small\r\n", b"STORED\r\nVALUE small 0 1\r\nx\r\nEND\r\n");
-        assert!(started.elapsed() < Duration::from_secs(2), "[{}] slow", other.label);
+        other.roundtrip(
+            b"set small 0 0 1\r\nx\r\nget small\r\n",
+            b"STORED\r\nVALUE small 0 1\r\nx\r\nEND\r\n",
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "[{}] slow",
+            other.label
+        );
         other.send(b"get big\r\n");
         other.expect(format!("VALUE big 0 {}\r\n", value.len()).as_bytes());
         assert!(other.read_exact_len(value.len()) == value);
         other.expect(b"\r\nEND\r\n");
         if let Some(pid) = server.pid() {
             let rss = rss_kib(pid);
-            assert!(rss < 256 * 1024, "[{}] RSS {rss} KiB stays bounded", other.label);
+            assert!(
+                rss < 256 * 1024,
+                "[{}] RSS {rss} KiB stays bounded",
+                other.label
+            );
         }
     }
 }

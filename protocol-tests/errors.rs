@@ -17,29 +17,89 @@ const CASES: &[(&[u8], &[u8])] = &[
     (b"touch a\r\n", b"ERROR\r\n"),
     (b"delete\r\n", b"ERROR\r\n"),
     (b"flush_all 1 2 3\r\n", b"ERROR\r\n"),
-    (b"set a -1 0 1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a abc 0 1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 abc 1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 1x 1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 0 -1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 0 abc\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 0 2147483647\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 0 4294967295\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"set a 0 0 18446744073709551616\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"cas a 0 0 1 x\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"cas a 0 0 1 -1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"touch a x\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+    (
+        b"set a -1 0 1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a abc 0 1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 abc 1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 1x 1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 0 -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 0 abc\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 0 2147483647\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 0 4294967295\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"set a 0 0 18446744073709551616\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"cas a 0 0 1 x\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"cas a 0 0 1 -1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"touch a x\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    ),
     (b"gat x a\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
-    (b"incr a x\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
-    (b"decr a -1\r\n", b"CLIENT_ERROR invalid numeric delta argument\r\n"),
-    (b"flush_all abc\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+    (
+        b"incr a x\r\n",
+        b"CLIENT_ERROR invalid numeric delta argument\r\n",
+    ),
+    (
+        b"decr a -1\r\n",
+        b"CLIENT_ERROR invalid numeric delta argument\r\n",
+    ),
+    (
+        b"flush_all abc\r\n",
+        b"CLIENT_ERROR invalid exptime argument\r\n",
+    ),
     (b"stats nonsense\r\n", b"ERROR\r\n"),
-    (b"stats detail\r\n", b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
-    (b"stats detail bogus\r\n", b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"),
+    (
+        b"stats detail\r\n",
+        b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+    ),
+    (
+        b"stats detail bogus\r\n",
+        b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+    ),
     (b"stats cachedump\r\n", b"CLIENT_ERROR bad command line\r\n"),
-    (b"stats cachedump 1\r\n", b"CLIENT_ERROR bad command line\r\n"),
-    (b"stats cachedump x 1\r\n", b"CLIENT_ERROR bad command line format\r\n"),
-    (b"stats cachedump 64 1\r\n", b"CLIENT_ERROR Illegal slab id\r\n"),
+    (
+        b"stats cachedump 1\r\n",
+        b"CLIENT_ERROR bad command line\r\n",
+    ),
+    (
+        b"stats cachedump x 1\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    ),
+    (
+        b"stats cachedump 64 1\r\n",
+        b"CLIENT_ERROR Illegal slab id\r\n",
+    ),
 ];
 
 #[test]

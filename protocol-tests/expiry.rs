@@ -6,7 +6,10 @@ use std::thread::sleep;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[test]
@@ -16,7 +19,10 @@ fn relative_absolute_and_negative_exptimes() {
     let mut clients: Vec<_> = all.iter().map(|server| server.connect()).collect();
     for c in &mut clients {
         c.roundtrip(b"set rel 0 2 1\r\nr\r\n", b"STORED\r\n");
-        c.roundtrip(format!("set abs 0 {} 1\r\na\r\n", now + 2).as_bytes(), b"STORED\r\n");
+        c.roundtrip(
+            format!("set abs 0 {} 1\r\na\r\n", now + 2).as_bytes(),
+            b"STORED\r\n",
+        );
         c.roundtrip(b"set forever 0 0 1\r\nf\r\n", b"STORED\r\n");
         c.roundtrip(b"set later 0 100 1\r\nl\r\n", b"STORED\r\n");
         c.roundtrip(b"set neg 0 -1 1\r\nn\r\n", b"STORED\r\n");
@@ -24,7 +30,10 @@ fn relative_absolute_and_negative_exptimes() {
         // An absolute time in the past (but beyond 30 days) is already expired.
         c.roundtrip(b"set past 0 2592001 1\r\np\r\n", b"STORED\r\n");
         c.roundtrip(b"get past\r\n", b"END\r\n");
-        c.roundtrip(b"get rel abs\r\n", b"VALUE rel 0 1\r\nr\r\nVALUE abs 0 1\r\na\r\nEND\r\n");
+        c.roundtrip(
+            b"get rel abs\r\n",
+            b"VALUE rel 0 1\r\nr\r\nVALUE abs 0 1\r\na\r\nEND\r\n",
+        );
         c.roundtrip(b"set tch 0 100 1\r\nt\r\n", b"STORED\r\n");
         c.roundtrip(b"touch tch 1\r\n", b"TOUCHED\r\n");
     }
@@ -34,7 +43,11 @@ fn relative_absolute_and_negative_exptimes() {
             b"get rel abs forever later tch\r\n",
             b"VALUE forever 0 1\r\nf\r\nVALUE later 0 1\r\nl\r\nEND\r\n",
         );
-        assert!(c.stat("get_misses") >= 3, "[{}] expired gets are misses", c.label);
+        assert!(
+            c.stat("get_misses") >= 3,
+            "[{}] expired gets are misses",
+            c.label
+        );
     }
 }
 
@@ -46,15 +59,24 @@ fn flush_all_now_and_with_a_delay() {
         c.roundtrip(b"set f1 0 0 1\r\n1\r\nflush_all\r\n", b"STORED\r\nOK\r\n");
         c.roundtrip(b"get f1\r\n", b"END\r\n");
         // Stored right after the flush: visible.
-        c.roundtrip(b"set f2 0 0 1\r\n2\r\nget f2\r\n", b"STORED\r\nVALUE f2 0 1\r\n2\r\nEND\r\n");
+        c.roundtrip(
+            b"set f2 0 0 1\r\n2\r\nget f2\r\n",
+            b"STORED\r\nVALUE f2 0 1\r\n2\r\nEND\r\n",
+        );
         c.roundtrip(b"flush_all 2\r\n", b"OK\r\n");
         c.roundtrip(b"set f3 0 0 1\r\n3\r\n", b"STORED\r\n");
-        c.roundtrip(b"get f2 f3\r\n", b"VALUE f2 0 1\r\n2\r\nVALUE f3 0 1\r\n3\r\nEND\r\n");
+        c.roundtrip(
+            b"get f2 f3\r\n",
+            b"VALUE f2 0 1\r\n2\r\nVALUE f3 0 1\r\n3\r\nEND\r\n",
+        );
     }
     sleep(Duration::from_millis(3200));
     for c in &mut clients {
         c.roundtrip(b"get f2 f3\r\n", b"END\r\n");
-        c.roundtrip(b"set f4 0 0 1\r\n4\r\nget f4\r\n", b"STORED\r\nVALUE f4 0 1\r\n4\r\nEND\r\n");
+        c.roundtrip(
+            b"set f4 0 0 1\r\n4\r\nget f4\r\n",
+            b"STORED\r\nVALUE f4 0 1\r\n4\r\nEND\r\n",
+        );
         assert!(c.stat("cmd_flush") >= 2);
     }
 }

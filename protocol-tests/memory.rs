@@ -28,7 +28,12 @@ fn small_memory_limit_evicts_the_oldest() {
         let evictions = c.stat("evictions");
         let items = c.stat("curr_items");
         assert!(evictions > 0, "[{}] evictions counted", c.label);
-        assert_eq!(evictions + items, total, "[{}] every item is present or evicted", c.label);
+        assert_eq!(
+            evictions + items,
+            total,
+            "[{}] every item is present or evicted",
+            c.label
+        );
     }
 }
 

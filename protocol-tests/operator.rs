@@ -1,7 +1,7 @@
 //! What operators do: a telnet session, `stats` as tools read it, memcdump, memcstat,
 //! and memccapable's ascii suite.
 
-use crate::support::{servers, tool, Kind};
+use crate::support::{Kind, servers, tool};
 
 #[test]
 fn telnet_session_matches_memcached() {
@@ -10,9 +10,15 @@ fn telnet_session_matches_memcached() {
         c.roundtrip(b"add mykey 1 600 7\r\n helloo\r\n", b"STORED\r\n");
         c.roundtrip(b"get mykey\r\n", b"VALUE mykey 1 7\r\n helloo\r\nEND\r\n");
         c.roundtrip(b"append mykey 1 600 7\r\n system\r\n", b"STORED\r\n");
-        c.roundtrip(b"get mykey\r\n", b"VALUE mykey 1 14\r\n helloo system\r\nEND\r\n");
+        c.roundtrip(
+            b"get mykey\r\n",
+            b"VALUE mykey 1 14\r\n helloo system\r\nEND\r\n",
+        );
         c.roundtrip(b"prepend mykey 1 600 4\r\n new\r\n", b"STORED\r\n");
-        c.roundtrip(b"get mykey\r\n", b"VALUE mykey 1 18\r\n new helloo system\r\nEND\r\n");
+        c.roundtrip(
+            b"get mykey\r\n",
+            b"VALUE mykey 1 18\r\n new helloo system\r\nEND\r\n",
+        );
         c.roundtrip(b"add count 1 1200 1\r\n0\r\n", b"STORED\r\n");
         c.roundtrip(b"incr count 2\r\n", b"2\r\n");
         c.roundtrip(b"incr count 2\r\n", b"4\r\n");
@@ -20,7 +26,11 @@ fn telnet_session_matches_memcached() {
         c.roundtrip(b"delete count\r\n", b"DELETED\r\n");
         c.roundtrip(b"get count\r\n", b"END\r\n");
         let stats = c.stats("");
-        assert!(stats.iter().any(|(name, value)| name == "curr_items" && value == "1"));
+        assert!(
+            stats
+                .iter()
+                .any(|(name, value)| name == "curr_items" && value == "1")
+        );
         c.roundtrip(b"flush_all\r\n", b"OK\r\n");
         c.roundtrip(b"get mykey\r\n", b"END\r\n");
     }
@@ -47,7 +57,14 @@ fn stats_names_and_order_match_memcached() {
         })
         .collect();
     for (kind, list) in &names {
-        for name in ["cmd_set", "cas_hits", "cas_misses", "cas_badval", "rusage_user", "curr_items"] {
+        for name in [
+            "cmd_set",
+            "cas_hits",
+            "cas_misses",
+            "cas_badval",
+            "rusage_user",
+            "curr_items",
+        ] {
             assert!(list.iter().any(|n| n == name), "{kind:?} lacks {name}");
         }
     }
@@ -66,11 +83,23 @@ fn stats_groups_are_well_formed() {
             assert!(!stats.is_empty(), "[{}] stats {group}", c.label);
         }
         let settings = c.stats("settings");
-        for (name, expected) in [("maxconns", "1024"), ("evictions", "on"), ("cas_enabled", "yes"), ("item_size_max", "1048576"), ("domain_socket", "NULL")] {
-            assert!(settings.contains(&(name.to_string(), expected.to_string())), "[{}] {name}", c.label);
+        for (name, expected) in [
+            ("maxconns", "1024"),
+            ("evictions", "on"),
+            ("cas_enabled", "yes"),
+            ("item_size_max", "1048576"),
+            ("domain_socket", "NULL"),
+        ] {
+            assert!(
+                settings.contains(&(name.to_string(), expected.to_string())),
+                "[{}] {name}",
+                c.label
+            );
         }
         let items = c.stats("items");
-        assert!(items.iter().any(|(name, value)| name.starts_with("items:") && name.ends_with(":number") && value == "1"));
+        assert!(items.iter().any(|(name, value)| name.starts_with("items:")
+            && name.ends_with(":number")
+            && value == "1"));
         let slabs = c.stats("slabs");
         assert!(slabs.iter().any(|(name, _)| name == "active_slabs"));
         assert!(slabs.iter().any(|(name, _)| name.ends_with(":chunk_size")));
@@ -78,8 +107,14 @@ fn stats_groups_are_well_formed() {
         c.roundtrip(b"stats reset\r\n", b"RESET\r\n");
         assert_eq!(c.stat("cmd_set"), 0, "[{}]", c.label);
         c.roundtrip(b"stats detail on\r\n", b"OK\r\n");
-        c.roundtrip(b"set pre:a 0 0 1\r\nx\r\nget pre:a\r\n", b"STORED\r\nVALUE pre:a 0 1\r\nx\r\nEND\r\n");
-        c.roundtrip(b"stats detail dump\r\n", b"PREFIX pre get 1 hit 1 set 1 del 0\r\nEND\r\n");
+        c.roundtrip(
+            b"set pre:a 0 0 1\r\nx\r\nget pre:a\r\n",
+            b"STORED\r\nVALUE pre:a 0 1\r\nx\r\nEND\r\n",
+        );
+        c.roundtrip(
+            b"stats detail dump\r\n",
+            b"PREFIX pre get 1 hit 1 set 1 del 0\r\nEND\r\n",
+        );
         c.roundtrip(b"stats detail off\r\n", b"OK\r\n");
     }
 }
@@ -89,7 +124,12 @@ fn cachedump_and_memcdump_list_every_key() {
     for server in servers(&[]) {
         let mut c = server.connect();
         let mut keys = Vec::new();
-        for (i, size) in [1usize, 100, 1000, 5000, 20_000, 100_000].iter().cycle().take(60).enumerate() {
+        for (i, size) in [1usize, 100, 1000, 5000, 20_000, 100_000]
+            .iter()
+            .cycle()
+            .take(60)
+            .enumerate()
+        {
             let key = format!("dump{i}");
             let mut request = format!("set {key} 0 0 {size}\r\n").into_bytes();
             request.extend(std::iter::repeat_n(b'd', *size));
@@ -110,22 +150,31 @@ fn cachedump_and_memcdump_list_every_key() {
         // memcached moves items between its LRU segments in the background, so which
         // keys one class lists at a given moment varies; the line format does not.
         assert!(
-            listing.lines().all(|line| line.starts_with("ITEM dump") && line.ends_with(" [1 b; 0 s]")),
+            listing
+                .lines()
+                .all(|line| line.starts_with("ITEM dump") && line.ends_with(" [1 b; 0 s]")),
             "[{}] {listing}",
             c.label
         );
         assert!(!listing.is_empty(), "[{}] class 1 lists items", c.label);
-        let Some(mut memcdump) = tool("memcdump") else { return };
+        let Some(mut memcdump) = tool("memcdump") else {
+            return;
+        };
         let output = memcdump
             .arg(format!("--servers={}", server.address))
             .output()
             .expect("memcdump runs");
         let listed = String::from_utf8_lossy(&output.stdout);
-        let found = keys.iter().filter(|key| listed.lines().any(|line| line == *key)).count();
+        let found = keys
+            .iter()
+            .filter(|key| listed.lines().any(|line| line == *key))
+            .count();
         // memcached's cachedump walks one LRU segment only, so it lists a varying subset;
         // ferrocached lists every key.
         match server.kind {
-            Kind::Ferrocached => assert_eq!(found, keys.len(), "memcdump lists every key:\n{listed}"),
+            Kind::Ferrocached => {
+                assert_eq!(found, keys.len(), "memcdump lists every key:\n{listed}")
+            }
             _ => assert!(found > 0, "[{}] memcdump lists keys", c.label),
         }
     }
@@ -134,12 +183,18 @@ fn cachedump_and_memcdump_list_every_key() {
 #[test]
 fn memcstat_reads_the_stats() {
     for server in servers(&[]) {
-        let Some(mut memcstat) = tool("memcstat") else { return };
+        let Some(mut memcstat) = tool("memcstat") else {
+            return;
+        };
         let output = memcstat
             .arg(format!("--servers={}", server.address))
             .output()
             .expect("memcstat runs");
-        assert!(output.status.success(), "[{:?}] memcstat failed", server.kind);
+        assert!(
+            output.status.success(),
+            "[{:?}] memcstat failed",
+            server.kind
+        );
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("curr_items"), "[{:?}] {text}", server.kind);
     }
@@ -148,7 +203,9 @@ fn memcstat_reads_the_stats() {
 #[test]
 fn memccapable_ascii_suite_passes() {
     for server in servers(&[]) {
-        let Some(mut memccapable) = tool("memccapable") else { return };
+        let Some(mut memccapable) = tool("memccapable") else {
+            return;
+        };
         let port = server.address.rsplit(':').next().unwrap().to_string();
         let output = memccapable
             .args(["-h", "127.0.0.1", "-p", &port, "-a"])
@@ -161,6 +218,11 @@ fn memccapable_ascii_suite_passes() {
             server.kind,
             String::from_utf8_lossy(&output.stderr)
         );
-        assert_eq!(text.matches("[pass]").count(), 27, "[{:?}] all 27 ascii tests pass:\n{text}", server.kind);
+        assert_eq!(
+            text.matches("[pass]").count(),
+            27,
+            "[{:?}] all 27 ascii tests pass:\n{text}",
+            server.kind
+        );
     }
 }

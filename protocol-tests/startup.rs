@@ -1,15 +1,16 @@
 //! Command lines memcached refuses are refused too; help and version exit cleanly.
 
-use crate::support::{command_for, Kind};
+use crate::support::{Kind, command_for};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn kinds() -> Vec<Kind> {
     let mut kinds = vec![Kind::Ferrocached];
-    if std::env::var("PROTOCOL_TARGET").is_err() && std::path::Path::new(
-        &std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "/usr/bin/memcached".into()),
-    )
-    .exists()
+    if std::env::var("PROTOCOL_TARGET").is_err()
+        && std::path::Path::new(
+            &std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "/usr/bin/memcached".into()),
+        )
+        .exists()
     {
         kinds.push(Kind::Memcached);
     }
@@ -55,7 +56,10 @@ fn refuses_what_memcached_refuses() {
             &["-l", "no-such-host.invalid"],
         ] {
             let code = exit_code(kind, flags);
-            assert!(matches!(code, Some(code) if code != 0), "{kind:?} {flags:?} exited {code:?}");
+            assert!(
+                matches!(code, Some(code) if code != 0),
+                "{kind:?} {flags:?} exited {code:?}"
+            );
         }
     }
 }

@@ -208,7 +208,11 @@ impl Client {
         while !line.ends_with(b"\r\n") {
             match self.stream.read(&mut byte) {
                 Ok(1) => line.push(byte[0]),
-                _ => panic!("[{}] connection ended inside a line: {}", self.label, show(&line)),
+                _ => panic!(
+                    "[{}] connection ended inside a line: {}",
+                    self.label,
+                    show(&line)
+                ),
             }
         }
         line
@@ -253,7 +257,12 @@ impl Client {
                 return all;
             }
             let mut parts = line.splitn(3, ' ');
-            assert_eq!(parts.next(), Some("STAT"), "[{}] bad stats line {line}", self.label);
+            assert_eq!(
+                parts.next(),
+                Some("STAT"),
+                "[{}] bad stats line {line}",
+                self.label
+            );
             let name = parts.next().unwrap_or_default().to_string();
             let value = parts.next().unwrap_or_default().to_string();
             all.push((name, value));

@@ -26,10 +26,20 @@ pub struct Args {
     #[arg(short = 'm', long = "memory-limit", default_value = "64")]
     pub memory_limit: String,
     /// Maximum simultaneous connections.
-    #[arg(short = 'c', long = "conn-limit", default_value_t = 1024, allow_negative_numbers = true)]
+    #[arg(
+        short = 'c',
+        long = "conn-limit",
+        default_value_t = 1024,
+        allow_negative_numbers = true
+    )]
     pub conn_limit: i64,
     /// Worker threads.
-    #[arg(short = 't', long = "threads", default_value_t = 4, allow_negative_numbers = true)]
+    #[arg(
+        short = 't',
+        long = "threads",
+        default_value_t = 4,
+        allow_negative_numbers = true
+    )]
     pub threads: i64,
     /// Largest item (k/m suffixes), 1024 bytes to 1 GiB and at most half of -m.
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
@@ -53,13 +63,23 @@ pub struct Args {
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub listen_backlog: u32,
     /// Requests handled per connection before yielding to others.
-    #[arg(short = 'R', long = "max-reqs-per-event", default_value_t = 20, allow_negative_numbers = true)]
+    #[arg(
+        short = 'R',
+        long = "max-reqs-per-event",
+        default_value_t = 20,
+        allow_negative_numbers = true
+    )]
     pub max_reqs_per_event: i64,
     /// Growth factor between slab classes.
     #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
     pub slab_growth_factor: f64,
     /// Minimum space for key, value and flags in the smallest class.
-    #[arg(short = 'n', long = "slab-min-size", default_value_t = 48, allow_negative_numbers = true)]
+    #[arg(
+        short = 'n',
+        long = "slab-min-size",
+        default_value_t = 48,
+        allow_negative_numbers = true
+    )]
     pub slab_min_size: i64,
     /// Prefix delimiter for `stats detail` (memcached's -D).
     #[arg(short = 'D', default_value = ":")]
@@ -170,15 +190,48 @@ pub struct Settings {
 /// memcached `-o` options that tune internals ferrocached does not have; accepted so that
 /// existing configurations start, and logged as ignored.
 const TUNING_OPTIONS: &[&str] = &[
-    "maxconns_fast", "no_maxconns_fast", "hashpower", "tail_repair_time", "hash_algorithm",
-    "lru_crawler", "no_lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl", "lru_maintainer",
-    "no_lru_maintainer", "hot_lru_pct", "warm_lru_pct", "hot_max_factor", "warm_max_factor",
-    "temporary_ttl", "watcher_logbuf_size", "worker_logbuf_size", "track_sizes",
-    "no_inline_ascii_resp", "inline_ascii_resp", "modern", "no_modern", "slab_reassign",
-    "no_slab_reassign", "slab_automove", "slab_automove_ratio", "slab_automove_window",
-    "slab_chunk_max", "slab_sizes", "lru_segmented", "no_lru_segmented", "read_buf_mem_limit",
-    "no_hashexpand", "ext_path", "bind_protocol", "resp_obj_mem_limit", "drop_privileges",
-    "no_drop_privileges", "large_memory_pages", "num_napi_ids", "memory_file",
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "hashpower",
+    "tail_repair_time",
+    "hash_algorithm",
+    "lru_crawler",
+    "no_lru_crawler",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "temporary_ttl",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "track_sizes",
+    "no_inline_ascii_resp",
+    "inline_ascii_resp",
+    "modern",
+    "no_modern",
+    "slab_reassign",
+    "no_slab_reassign",
+    "slab_automove",
+    "slab_automove_ratio",
+    "slab_automove_window",
+    "slab_chunk_max",
+    "slab_sizes",
+    "lru_segmented",
+    "no_lru_segmented",
+    "read_buf_mem_limit",
+    "no_hashexpand",
+    "ext_path",
+    "bind_protocol",
+    "resp_obj_mem_limit",
+    "drop_privileges",
+    "no_drop_privileges",
+    "large_memory_pages",
+    "num_napi_ids",
+    "memory_file",
 ];
 
 /// Parses a size with an optional k/m/g suffix; `unit` scales a bare number.
@@ -342,7 +395,10 @@ mod tests {
     fn defaults_match_memcached() {
         let s = settings(&[]).unwrap();
         assert_eq!((s.port, s.udp_port, s.memory_limit), (11211, 0, 64 << 20));
-        assert_eq!((s.max_connections, s.threads, s.item_size_max), (1024, 4, 1 << 20));
+        assert_eq!(
+            (s.max_connections, s.threads, s.item_size_max),
+            (1024, 4, 1 << 20)
+        );
         assert!(s.evictions && s.cas_enabled && s.flush_enabled && !s.shutdown_enabled);
     }
 
@@ -368,8 +424,18 @@ mod tests {
 
     #[test]
     fn accepts_memcached_spellings() {
-        let s = settings(&["-m", "128", "-I", "2m", "-l", "127.0.0.1,::1", "-l", "10.0.0.1", "-vv"])
-            .unwrap();
+        let s = settings(&[
+            "-m",
+            "128",
+            "-I",
+            "2m",
+            "-l",
+            "127.0.0.1,::1",
+            "-l",
+            "10.0.0.1",
+            "-vv",
+        ])
+        .unwrap();
         assert_eq!(s.memory_limit, 128 << 20);
         assert_eq!(s.item_size_max, 2 << 20);
         assert_eq!(s.listen, ["127.0.0.1", "::1", "10.0.0.1"]);

@@ -69,7 +69,7 @@ fn init_logging(verbosity: u8) {
 
 /// Completes on SIGTERM, SIGINT or a `shutdown` command.
 async fn shutdown_signal(shared: Arc<Shared>) {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
     tokio::select! {

@@ -4,8 +4,8 @@
 
 use dashmap::DashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Counters a connection accumulates locally between batches.
 #[derive(Debug, Default, Clone, Copy)]
@@ -113,7 +113,12 @@ impl PartialOrd for PrefixCounters {
 
 impl Ord for PrefixCounters {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.gets, self.hits, self.sets, self.deletes).cmp(&(other.gets, other.hits, other.sets, other.deletes))
+        (self.gets, self.hits, self.sets, self.deletes).cmp(&(
+            other.gets,
+            other.hits,
+            other.sets,
+            other.deletes,
+        ))
     }
 }
 

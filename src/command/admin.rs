@@ -1,7 +1,7 @@
 //! Server-level commands: `flush_all`, `version`, `verbosity`, `shutdown`,
 //! `cache_memlimit`.
 
-use super::{reply, reply_error, Context, Flow};
+use super::{Context, Flow, reply, reply_error};
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, ShutdownMode};
 use std::sync::atomic::Ordering;
 

@@ -1,6 +1,6 @@
 //! `incr` and `decr`.
 
-use super::{reply, reply_error, Context, Flow};
+use super::{Context, Flow, reply, reply_error};
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer};
 use crate::store::ArithOutcome;
 

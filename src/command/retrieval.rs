@@ -1,7 +1,7 @@
 //! `get`, `gets`, `gat`, `gats`.
 
 use super::{Context, Flow};
-use crate::protocol::{Keys, ProtocolError, Reply, ReplyBuffer, KEY_MAX_LENGTH};
+use crate::protocol::{KEY_MAX_LENGTH, Keys, ProtocolError, Reply, ReplyBuffer};
 use crate::store::ValueRef;
 
 /// Answers a get-family request: one `VALUE` block per hit, then `END`.
@@ -25,17 +25,24 @@ pub fn get(
         }
         let hit = ctx.store.fetch(key, new_exptime, |item| {
             let value = item.value.as_slice();
-            out.value_header(item.key, item.flags, value.len(), with_cas.then_some(item.cas));
+            out.value_header(
+                item.key,
+                item.flags,
+                value.len(),
+                with_cas.then_some(item.cas),
+            );
             match item.value {
                 ValueRef::Inline(bytes) => out.push(bytes),
                 ValueRef::Shared(bytes) => out.push_shared(bytes),
             }
             out.push(b"\r\n");
         });
-        ctx.stats.detail.record(key, ctx.settings.prefix_delimiter, |prefix| {
-            prefix.gets += 1;
-            prefix.hits += u64::from(hit);
-        });
+        ctx.stats
+            .detail
+            .record(key, ctx.settings.prefix_delimiter, |prefix| {
+                prefix.gets += 1;
+                prefix.hits += u64::from(hit);
+            });
     }
     out.reply(Reply::End);
     Flow::Continue

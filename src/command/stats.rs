@@ -47,7 +47,8 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     let clock = ctx.store.clock();
     let (user, system) = rusage();
     let mut index_bytes = 0;
-    ctx.store.for_each_shard(|shard| index_bytes += shard.index_bytes());
+    ctx.store
+        .for_each_shard(|shard| index_bytes += shard.index_bytes());
     let hash_power = (index_bytes.max(1) as f64 / 5.0).log2().ceil().max(16.0) as u32;
     out.stat("pid", std::process::id());
     out.stat("uptime", clock.now().saturating_sub(2));
@@ -62,10 +63,19 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("total_connections", read(&server.total_connections));
     out.stat("rejected_connections", read(&server.rejected_connections));
     out.stat("connection_structures", read(&server.connection_structures));
-    for name in ["response_obj_oom", "response_obj_count", "response_obj_bytes"] {
+    for name in [
+        "response_obj_oom",
+        "response_obj_count",
+        "response_obj_bytes",
+    ] {
         out.stat(name, 0);
     }
-    for name in ["read_buf_count", "read_buf_bytes", "read_buf_bytes_free", "read_buf_oom"] {
+    for name in [
+        "read_buf_count",
+        "read_buf_bytes",
+        "read_buf_bytes_free",
+        "read_buf_oom",
+    ] {
         out.stat(name, 0);
     }
     out.stat("reserved_fds", 0);
@@ -155,11 +165,7 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
 }
 
 fn yes_no(value: bool) -> &'static str {
-    if value {
-        "yes"
-    } else {
-        "no"
-    }
+    if value { "yes" } else { "no" }
 }
 
 fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
@@ -168,7 +174,14 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("maxconns", s.max_connections);
     out.stat("tcpport", s.port);
     out.stat("udpport", s.udp_port);
-    out.stat("inter", if s.listen.is_empty() { "NULL".to_string() } else { s.listen.join(",") });
+    out.stat(
+        "inter",
+        if s.listen.is_empty() {
+            "NULL".to_string()
+        } else {
+            s.listen.join(",")
+        },
+    );
     out.stat("verbosity", ctx.stats.verbosity.load(Ordering::Relaxed));
     out.stat("oldest", 0);
     out.stat("evictions", if s.evictions { "on" } else { "off" });
@@ -316,8 +329,14 @@ fn slabs(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
         stat("free_chunks", total_chunks - total.items);
         stat("free_chunks_end", 0);
         for name in [
-            "get_hits", "cmd_set", "delete_hits", "incr_hits", "decr_hits", "cas_hits",
-            "cas_badval", "touch_hits",
+            "get_hits",
+            "cmd_set",
+            "delete_hits",
+            "incr_hits",
+            "decr_hits",
+            "cas_hits",
+            "cas_badval",
+            "touch_hits",
         ] {
             stat(name, 0);
         }
@@ -344,7 +363,10 @@ fn conns(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
         out.stat(&format!("{id}:listen_addr"), tcp(info.local));
         out.stat(&format!("{id}:state"), "conn_parse_cmd");
         let last = info.last_command.load(Ordering::Relaxed);
-        out.stat(&format!("{id}:secs_since_last_cmd"), now.saturating_sub(last));
+        out.stat(
+            &format!("{id}:secs_since_last_cmd"),
+            now.saturating_sub(last),
+        );
     }
 }
 
@@ -397,7 +419,11 @@ fn cachedump(ctx: &mut Context<'_>, out: &mut ReplyBuffer, class: u32, limit: u3
     for item in items {
         out.push(b"ITEM ");
         out.push(&item.key);
-        let expires = if item.exptime == 0 { 0 } else { i64::from(item.exptime) + started };
+        let expires = if item.exptime == 0 {
+            0
+        } else {
+            i64::from(item.exptime) + started
+        };
         out.push(format!(" [{} b; {} s]\r\n", item.size, expires).as_bytes());
     }
     out.reply(Reply::End);

@@ -1,6 +1,6 @@
 //! `set`, `add`, `replace`, `append`, `prepend`, `cas`.
 
-use super::{reply, reply_error, Context, Flow};
+use super::{Context, Flow, reply, reply_error};
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StorageVerb};
 use crate::store::{StoreMode, StoreOutcome};
 
@@ -17,7 +17,11 @@ pub fn store(
     noreply: bool,
 ) -> Flow {
     ctx.counters.cmd_set += 1;
-    ctx.stats.detail.record(key, ctx.settings.prefix_delimiter, |prefix| prefix.sets += 1);
+    ctx.stats
+        .detail
+        .record(key, ctx.settings.prefix_delimiter, |prefix| {
+            prefix.sets += 1
+        });
     let mode = match verb {
         StorageVerb::Set => StoreMode::Set,
         StorageVerb::Add => StoreMode::Add,

@@ -1,6 +1,6 @@
 //! `touch`.
 
-use super::{reply, Context, Flow};
+use super::{Context, Flow, reply};
 use crate::protocol::{Reply, ReplyBuffer};
 
 /// Sets a new exptime on an item: `TOUCHED` or `NOT_FOUND`.
@@ -13,6 +13,14 @@ pub fn touch(
 ) -> Flow {
     ctx.counters.cmd_touch += 1;
     let found = ctx.store.touch(key, exptime);
-    reply(out, if found { Reply::Touched } else { Reply::NotFound }, noreply);
+    reply(
+        out,
+        if found {
+            Reply::Touched
+        } else {
+            Reply::NotFound
+        },
+        noreply,
+    );
     Flow::Continue
 }

@@ -6,6 +6,6 @@ pub mod parse;
 pub mod reply;
 pub mod request;
 
-pub use parse::{parse, Frame, Limits, KEY_MAX_LENGTH};
+pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
 pub use request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};

@@ -31,7 +31,14 @@ fn parse_unsigned(text: &[u8]) -> Option<(u64, bool)> {
     if at == digits_start || (at < text.len() && !is_space(text[at])) {
         return None;
     }
-    Some((if negative { value.wrapping_neg() } else { value }, negative))
+    Some((
+        if negative {
+            value.wrapping_neg()
+        } else {
+            value
+        },
+        negative,
+    ))
 }
 
 /// memcached's `safe_strtoull`: rejects a negative number, accepts leading whitespace and

@@ -4,10 +4,10 @@
 //! dropped), tokens are separated by spaces, the token count picks `ERROR` versus
 //! `CLIENT_ERROR`, and `noreply` is recognised only as the last token.
 
-use crate::store::item::memcached_item_size;
 use super::numbers::{strtol32, strtoul32, strtoull};
 use super::reply::ProtocolError;
 use super::request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+use crate::store::item::memcached_item_size;
 
 /// Longest key memcached accepts.
 pub const KEY_MAX_LENGTH: usize = 250;
@@ -200,7 +200,13 @@ fn parse_line<'a>(
             let noreply = tokens.noreply();
             let delay_words = if noreply { 2 } else { 1 };
             if words == delay_words {
-                return request(Request::FlushAll { delay: None, noreply }, consumed);
+                return request(
+                    Request::FlushAll {
+                        delay: None,
+                        noreply,
+                    },
+                    consumed,
+                );
             }
             match strtol32(tokens.get(1)) {
                 Some(delay) => request(

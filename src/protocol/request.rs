@@ -27,7 +27,9 @@ pub struct Keys<'a>(pub &'a [u8]);
 impl<'a> Keys<'a> {
     /// Iterates the space-separated keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.0.split(|&byte| byte == b' ').filter(|key| !key.is_empty())
+        self.0
+            .split(|&byte| byte == b' ')
+            .filter(|key| !key.is_empty())
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::Shared;
 use crate::command::{self, Context, Flow};
-use crate::protocol::{parse, Frame, ReplyBuffer};
+use crate::protocol::{Frame, ReplyBuffer, parse};
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
@@ -59,7 +59,9 @@ pub async fn serve(
             (Step::NeedInput(_) | Step::Done(Flow::Continue), _) => {}
         }
         if let Step::NeedInput(needed) = flow {
-            connection.read.reserve(needed.saturating_sub(connection.read.len()));
+            connection
+                .read
+                .reserve(needed.saturating_sub(connection.read.len()));
         }
         if connection.read.is_empty() && connection.read.capacity() > 4 * READ_BUFFER {
             connection.read = BytesMut::with_capacity(READ_BUFFER);

@@ -50,7 +50,11 @@ fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 fn listen_on(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     if address.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -86,7 +90,7 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, BindError
                     return Err(BindError {
                         address: address.to_string(),
                         source,
-                    })
+                    });
                 }
             }
         }

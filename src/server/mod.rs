@@ -11,12 +11,12 @@ use crate::protocol::{Limits, ProtocolError};
 use crate::stats::{ConnInfo, ServerStats};
 use crate::store::{Clock, Store};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{Notify, watch};
 
 /// How often the crawler wakes, and how many pages per shard it scans each time.
 const CRAWL_INTERVAL: Duration = Duration::from_millis(100);
@@ -58,7 +58,11 @@ impl Shared {
 
 /// Serves the listeners until `shutdown` completes, then stops accepting, tells every
 /// connection to finish, and returns.
-pub async fn run(shared: Arc<Shared>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_sender, stop) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tick_clock(shared.clone(), stop.clone()));
@@ -143,7 +147,10 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
         tokio::spawn(async move {
             connection::serve(socket, &shared, &info, stop).await;
             shared.stats.conns.remove(&id);
-            shared.stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+            shared
+                .stats
+                .curr_connections
+                .fetch_sub(1, Ordering::Relaxed);
         });
     }
 }

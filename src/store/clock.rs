@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(clock.expiry_from_exptime(0), 0);
         assert_eq!(clock.expiry_from_exptime(-5), ALREADY_EXPIRED);
         assert_eq!(clock.expiry_from_exptime(10), 110);
-        assert_eq!(clock.expiry_from_exptime(REALTIME_MAXDELTA), 100 + 2_592_000);
+        assert_eq!(
+            clock.expiry_from_exptime(REALTIME_MAXDELTA),
+            100 + 2_592_000
+        );
         // Beyond 30 days: an absolute Unix time.
         assert_eq!(clock.expiry_from_exptime(1_000_000_500), 500);
         // An absolute time before the server started is already past.

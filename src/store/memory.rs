@@ -7,11 +7,11 @@
 //! (see `Shard::make_room`), so a change in value sizes never starves a class
 //! ("slab calcification").
 
-use super::item::{Handle, Header, FETCHED, HEADER_SIZE, NIL};
+use super::item::{FETCHED, HEADER_SIZE, Handle, Header, NIL};
 use bytes::Bytes;
 use slab::Slab;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The memory limit shared by all shards. Only page and large-item allocations touch it,
 /// not every request.
@@ -414,8 +414,6 @@ impl Memory {
         let class = self.pages[page].class;
         self.classes[class].free.push(handle);
     }
-
-
 
     /// Stores a large item if the limit allows; `None` means room must be made first.
     pub fn insert_large(&mut self, header: Header, key: &[u8], value: Bytes) -> Option<Handle> {

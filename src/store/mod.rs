@@ -10,7 +10,7 @@ pub mod memory;
 pub mod shard;
 
 pub use clock::Clock;
-pub use memory::{Budget, SizeClasses, ValueRef, PAGE_SIZE};
+pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
 pub use shard::{
     ArithOutcome, DumpedItem, ItemView, Now, OutOfMemory, Shard, ShardCounters, StoreMode,
     StoreOutcome,
@@ -159,7 +159,12 @@ impl Store {
     }
 
     /// Reads an item (`get`), or reads it and sets a new expiry (`gat`).
-    pub fn fetch(&self, key: &[u8], new_exptime: Option<i32>, visit: impl FnOnce(ItemView<'_>)) -> bool {
+    pub fn fetch(
+        &self,
+        key: &[u8],
+        new_exptime: Option<i32>,
+        visit: impl FnOnce(ItemView<'_>),
+    ) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         let expiry = new_exptime.map(|exptime| self.clock.expiry_from_exptime(i64::from(exptime)));
@@ -167,7 +172,14 @@ impl Store {
     }
 
     /// Executes a storage command.
-    pub fn store(&self, mode: StoreMode, key: &[u8], flags: u32, exptime: i32, value: &[u8]) -> StoreOutcome {
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i32,
+        value: &[u8],
+    ) -> StoreOutcome {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         let expiry = self.clock.expiry_from_exptime(i64::from(exptime));

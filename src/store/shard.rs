@@ -2,7 +2,7 @@
 //! and its LRU lists. Everything here runs under the shard's mutex, so counters are plain
 //! integers and no operation takes a second lock.
 
-use super::item::{item_size, memcached_item_size, Handle, Header, ACTIVE, FETCHED, LIVE, NIL};
+use super::item::{ACTIVE, FETCHED, Handle, Header, LIVE, NIL, item_size, memcached_item_size};
 use super::memory::{Budget, Memory, SizeClasses, ValueRef};
 use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
@@ -133,11 +133,32 @@ impl ShardCounters {
             ($($field:ident),*) => { $(self.$field += other.$field;)* };
         }
         sum!(
-            get_hits, get_misses, get_expired, get_flushed, touch_hits, touch_misses,
-            delete_hits, delete_misses, incr_hits, incr_misses, decr_hits, decr_misses,
-            cas_hits, cas_misses, cas_badval, total_items, curr_items, bytes, evictions,
-            evicted_unfetched, reclaimed, expired_unfetched, crawler_reclaimed,
-            crawler_items_checked, store_no_memory, slabs_moved
+            get_hits,
+            get_misses,
+            get_expired,
+            get_flushed,
+            touch_hits,
+            touch_misses,
+            delete_hits,
+            delete_misses,
+            incr_hits,
+            incr_misses,
+            decr_hits,
+            decr_misses,
+            cas_hits,
+            cas_misses,
+            cas_badval,
+            total_items,
+            curr_items,
+            bytes,
+            evictions,
+            evicted_unfetched,
+            reclaimed,
+            expired_unfetched,
+            crawler_reclaimed,
+            crawler_items_checked,
+            store_no_memory,
+            slabs_moved
         );
     }
 
@@ -258,7 +279,10 @@ impl Shard {
 
     /// Removes an item from the index, its LRU list and memory.
     fn unlink(&mut self, handle: Handle, hash: u64) {
-        if let Ok(entry) = self.index.find_entry(hash, |&candidate| candidate == handle) {
+        if let Ok(entry) = self
+            .index
+            .find_entry(hash, |&candidate| candidate == handle)
+        {
             entry.remove();
         }
         self.memory.lru_unlink(handle);
@@ -461,7 +485,7 @@ impl Shard {
                     value.extend_from_slice(part);
                 }
                 let value: Bytes = value.freeze();
-                        loop {
+                loop {
                     if let Some(handle) = self.memory.insert_large(header, key, value.clone()) {
                         break handle;
                     }
@@ -570,7 +594,9 @@ impl Shard {
         };
         let mut best = age_of(preferred).map(|atime| (preferred, atime));
         for class in 0..self.memory.classes.len() {
-            if class == preferred || self.memory.classes[class].pages == 0 && class != self.memory.large_class() {
+            if class == preferred
+                || self.memory.classes[class].pages == 0 && class != self.memory.large_class()
+            {
                 continue;
             }
             if let Some(atime) = age_of(class)
@@ -624,7 +650,14 @@ impl Shard {
 
     /// incr/decr with memcached's rules: 64-bit wrap on incr, floor at 0 on decr, in place
     /// (space padded) when the new number is not longer than the old text.
-    pub fn arith(&mut self, key: &[u8], hash: u64, now: Now, incr: bool, delta: u64) -> ArithOutcome {
+    pub fn arith(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: Now,
+        incr: bool,
+        delta: u64,
+    ) -> ArithOutcome {
         let Some(handle) = self.lookup_live(key, hash, now) else {
             if incr {
                 self.counters.incr_misses += 1;

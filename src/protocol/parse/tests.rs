@@ -1,1 +1,138 @@
+use super::*;
 
+fn parse_one(input: &[u8]) -> Frame<'_> {
+    parse(input, &Limits::default())
+}
+
+fn request_of(input: &[u8]) -> (Request<'_>, usize) {
+    match parse_one(input) {
+        Frame::Request {
+            request, consumed, ..
+        } => (request, consumed),
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+#[test]
+fn get_lines_borrow_their_keys() {
+    let (request, consumed) = request_of(b"get a bb  ccc\r\nrest");
+    assert_eq!(consumed, 15);
+    let Request::Get { keys, with_cas } = request else {
+        panic!()
+    };
+    assert!(!with_cas);
+    assert_eq!(keys.iter().collect::<Vec<_>>(), [&b"a"[..], b"bb", b"ccc"]);
+    let (request, _) = request_of(b"gets x\n");
+    assert!(matches!(request, Request::Get { with_cas: true, .. }));
+}
+
+#[test]
+fn storage_waits_for_its_data_block() {
+    assert_eq!(
+        parse_one(b"set k 1 2 5\r\nabc"),
+        Frame::Incomplete { needed: 13 + 7 }
+    );
+    let (request, consumed) = request_of(b"set k 1 2 5\r\nhello\r\nget k\r\n");
+    assert_eq!(consumed, 20);
+    assert_eq!(
+        request,
+        Request::Store {
+            verb: StorageVerb::Set,
+            key: b"k",
+            flags: 1,
+            exptime: 2,
+            data: b"hello",
+            noreply: false
+        }
+    );
+}
+
+#[test]
+fn a_value_is_exactly_as_long_as_announced() {
+    let (request, consumed) = request_of(b"set k 0 0 3\r\nabcde\r\n");
+    assert_eq!(
+        request,
+        Request::Invalid {
+            error: ProtocolError::BadDataChunk,
+            noreply: false
+        }
+    );
+    assert_eq!(
+        consumed,
+        13 + 5,
+        "the announced length plus two bytes are consumed"
+    );
+}
+
+#[test]
+fn too_large_values_are_swallowed() {
+    match parse_one(b"set k 0 0 2000000 noreply\r\n") {
+        Frame::Request {
+            request: Request::StoreTooLarge { verb, key, noreply },
+            consumed,
+            swallow,
+        } => {
+            assert_eq!((verb, key, noreply), (StorageVerb::Set, &b"k"[..], true));
+            assert_eq!(consumed, 27);
+            assert_eq!(swallow, 2_000_002);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn token_counts_and_bad_tokens_give_memcacheds_errors() {
+    let error = |input: &[u8]| match request_of(input).0 {
+        Request::Invalid { error, .. } => error,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(error(b"\r\n"), ProtocolError::UnknownCommand);
+    assert_eq!(error(b"set k 0 0\r\n"), ProtocolError::UnknownCommand);
+    assert_eq!(error(b"set k x 0 1\r\n"), ProtocolError::BadFormat);
+    assert_eq!(error(b"set k 0 0 -1\r\n"), ProtocolError::BadFormat);
+    assert_eq!(error(b"incr k x\r\n"), ProtocolError::InvalidDelta);
+    assert_eq!(error(b"touch k x\r\n"), ProtocolError::InvalidExptime);
+    assert_eq!(error(b"delete k 5\r\n"), ProtocolError::DeleteUsage);
+    let long_key = [b"get ".as_slice(), &[b'k'; 251], b"\r\n"].concat();
+    assert!(
+        matches!(request_of(&long_key).0, Request::Get { .. }),
+        "get checks keys on execution"
+    );
+    let long_set = [b"set ".as_slice(), &[b'k'; 251], b" 0 0 1\r\n"].concat();
+    assert_eq!(error(&long_set), ProtocolError::BadFormat);
+}
+
+#[test]
+fn noreply_is_only_the_last_token() {
+    let (request, _) = request_of(b"delete k noreply\r\n");
+    assert_eq!(
+        request,
+        Request::Delete {
+            key: b"k",
+            noreply: true
+        }
+    );
+    let (request, _) = request_of(b"set k 0 0 1 2\r\nx\r\n");
+    assert!(matches!(request, Request::Store { noreply: false, .. }));
+}
+
+#[test]
+fn long_lines_close_unless_they_are_multigets() {
+    let junk = vec![b'x'; 3000];
+    assert_eq!(parse_one(&junk), Frame::Close);
+    let mut get = b"get ".to_vec();
+    get.extend(std::iter::repeat_n(b'k', 3000));
+    assert!(matches!(parse_one(&get), Frame::Incomplete { .. }));
+    assert_eq!(parse_one(b"GET / HTTP/1.1\r\n"), Frame::Close);
+}
+
+#[test]
+fn parsed_keys_never_exceed_250_bytes() {
+    // Any storage line that parses to a request carries a key of at most 250 bytes.
+    for length in [1usize, 249, 250, 251, 300] {
+        let line = [b"set ".as_slice(), &vec![b'k'; length], b" 0 0 1\r\nx\r\n"].concat();
+        if let (Request::Store { key, .. }, _) = request_of(&line) {
+            assert!(key.len() <= KEY_MAX_LENGTH);
+        }
+    }
+}

@@ -1,1 +1,328 @@
+use super::*;
+use crate::store::memory::PAGE_SIZE;
 
+const MIB: usize = 1024 * 1024;
+
+fn shard_with(limit: usize, evictions: bool) -> Shard {
+    Shard::new(
+        SizeClasses::new(48, 1.25),
+        Arc::new(Budget::new(limit)),
+        RandomState::default(),
+        true,
+        evictions,
+        MIB,
+    )
+}
+
+fn at(now: u32) -> Now {
+    Now {
+        now,
+        oldest_live: 0,
+    }
+}
+
+struct Fixture {
+    shard: Shard,
+    hasher: RandomState,
+}
+
+impl Fixture {
+    fn new(limit: usize, evictions: bool) -> Self {
+        let shard = shard_with(limit, evictions);
+        let hasher = shard.hasher.clone();
+        Fixture { shard, hasher }
+    }
+
+    fn set(&mut self, key: &[u8], value: &[u8], exptime: u32, now: Now) -> StoreOutcome {
+        let hash = self.hasher.hash_one(key);
+        self.shard
+            .store(StoreMode::Set, key, hash, 7, exptime, value, now)
+    }
+
+    fn store(&mut self, mode: StoreMode, key: &[u8], value: &[u8], now: Now) -> StoreOutcome {
+        let hash = self.hasher.hash_one(key);
+        self.shard.store(mode, key, hash, 0, 0, value, now)
+    }
+
+    fn get(&mut self, key: &[u8], now: Now) -> Option<Vec<u8>> {
+        let hash = self.hasher.hash_one(key);
+        let mut found = None;
+        self.shard.fetch(key, hash, now, None, |item| {
+            found = Some(item.value.as_slice().to_vec());
+        });
+        found
+    }
+
+    fn arith(&mut self, key: &[u8], incr: bool, delta: u64) -> ArithOutcome {
+        let hash = self.hasher.hash_one(key);
+        self.shard.arith(key, hash, at(10), incr, delta)
+    }
+}
+
+#[test]
+fn stores_and_reads_back() {
+    let mut f = Fixture::new(64 * MIB, true);
+    assert!(matches!(
+        f.set(b"k", b"value", 0, at(10)),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(f.get(b"k", at(10)).as_deref(), Some(&b"value"[..]));
+    assert!(matches!(
+        f.set(b"k", b"second", 0, at(10)),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(f.get(b"k", at(10)).as_deref(), Some(&b"second"[..]));
+    assert_eq!(f.shard.counters.curr_items, 1);
+    assert_eq!(f.get(b"missing", at(10)), None);
+    assert_eq!(f.shard.counters.get_hits, 2);
+    assert_eq!(f.shard.counters.get_misses, 1);
+}
+
+#[test]
+fn add_replace_append_prepend_cas() {
+    let mut f = Fixture::new(64 * MIB, true);
+    assert_eq!(
+        f.store(StoreMode::Replace, b"k", b"x", at(10)),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        f.store(StoreMode::Append, b"k", b"x", at(10)),
+        StoreOutcome::NotStored
+    );
+    let StoreOutcome::Stored(cas) = f.store(StoreMode::Add, b"k", b"mid", at(10)) else {
+        panic!("add stores a new key")
+    };
+    assert_eq!(
+        f.store(StoreMode::Add, b"k", b"x", at(10)),
+        StoreOutcome::NotStored
+    );
+    assert!(matches!(
+        f.store(StoreMode::Append, b"k", b">", at(10)),
+        StoreOutcome::Stored(_)
+    ));
+    assert!(matches!(
+        f.store(StoreMode::Prepend, b"k", b"<", at(10)),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(f.get(b"k", at(10)).as_deref(), Some(&b"<mid>"[..]));
+    assert_eq!(
+        f.store(StoreMode::Cas(cas), b"k", b"y", at(10)),
+        StoreOutcome::Exists
+    );
+    assert_eq!(
+        f.store(StoreMode::Cas(1), b"nope", b"y", at(10)),
+        StoreOutcome::NotFound
+    );
+    let hash = f.hasher.hash_one(b"k");
+    let mut current = 0;
+    f.shard
+        .fetch(b"k", hash, at(10), None, |item| current = item.cas);
+    assert!(
+        matches!(f.store(StoreMode::Cas(current), b"k", b"z", at(10)), StoreOutcome::Stored(c) if c != current)
+    );
+    assert_eq!(f.shard.counters.cas_badval, 1);
+    assert_eq!(f.shard.counters.cas_misses, 1);
+    assert_eq!(f.shard.counters.cas_hits, 1);
+}
+
+#[test]
+fn expired_items_are_invisible_at_once_and_reclaimed() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"short", b"v", 15, at(10));
+    f.set(b"long", b"v", 100, at(10));
+    assert!(f.get(b"short", at(14)).is_some());
+    assert!(f.get(b"short", at(15)).is_none());
+    assert_eq!(f.shard.counters.get_expired, 1);
+    assert_eq!(
+        f.shard.counters.curr_items, 1,
+        "the expired item was freed on access"
+    );
+    // Never touched again: the crawler frees it.
+    f.set(b"untouched", b"v", 20, at(10));
+    f.shard.crawl(at(30), usize::MAX);
+    assert_eq!(f.shard.counters.curr_items, 1);
+    assert_eq!(f.shard.counters.crawler_reclaimed, 1);
+    assert!(f.get(b"long", at(30)).is_some());
+}
+
+#[test]
+fn flush_hides_older_items_and_keeps_newer_ones() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"old", b"v", 0, at(10));
+    f.shard.mark_flush();
+    let after_flush = Now {
+        now: 10,
+        oldest_live: 9,
+    };
+    f.set(b"new", b"v", 0, after_flush);
+    assert!(f.get(b"old", after_flush).is_none());
+    assert!(f.get(b"new", after_flush).is_some());
+    assert_eq!(f.shard.counters.get_flushed, 1);
+    // A delayed flush: at time 20 everything stored up to 19 goes.
+    let delayed = Now {
+        now: 15,
+        oldest_live: 19,
+    };
+    f.set(b"later", b"v", 0, delayed);
+    assert!(f.get(b"later", delayed).is_some());
+    assert!(
+        f.get(
+            b"later",
+            Now {
+                now: 20,
+                oldest_live: 19
+            }
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn incr_decr_wrap_floor_and_pad_in_place() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"n", b"18446744073709551615", 0, at(10));
+    assert_eq!(f.arith(b"n", true, 1), ArithOutcome::Value(0));
+    assert_eq!(f.get(b"n", at(10)).unwrap(), b"0                   ");
+    f.set(b"d", b"10", 0, at(10));
+    assert_eq!(f.arith(b"d", false, 1), ArithOutcome::Value(9));
+    assert_eq!(f.get(b"d", at(10)).unwrap(), b"9 ");
+    assert_eq!(f.arith(b"d", false, 50), ArithOutcome::Value(0));
+    f.set(b"g", b"99", 0, at(10));
+    assert_eq!(f.arith(b"g", true, 1), ArithOutcome::Value(100));
+    assert_eq!(f.get(b"g", at(10)).unwrap(), b"100");
+    f.set(b"t", b"12a", 0, at(10));
+    assert_eq!(f.arith(b"t", true, 1), ArithOutcome::NonNumeric);
+    assert_eq!(f.arith(b"none", true, 1), ArithOutcome::NotFound);
+}
+
+#[test]
+fn full_memory_evicts_the_least_recently_used() {
+    let limit = 8 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    let total = 50_000u32;
+    for i in 0..total {
+        let key = format!("key{i}");
+        assert!(matches!(
+            f.set(key.as_bytes(), &value, 0, at(10)),
+            StoreOutcome::Stored(_)
+        ));
+        assert!(f.shard.memory.used <= limit, "memory stays under the limit");
+    }
+    let counters = f.shard.counters.clone();
+    assert!(counters.evictions > 0);
+    assert_eq!(counters.evictions + counters.curr_items, u64::from(total));
+    for i in total - 1000..total {
+        assert!(
+            f.get(format!("key{i}").as_bytes(), at(10)).is_some(),
+            "newest items stay"
+        );
+    }
+    assert!(f.get(b"key0", at(10)).is_none());
+}
+
+#[test]
+fn recently_read_items_get_a_second_chance() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    f.set(b"hot", &value, 0, at(10));
+    for i in 0..20_000 {
+        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        if i % 100 == 0 {
+            assert!(
+                f.get(b"hot", at(10)).is_some(),
+                "a key read often survives ({i})"
+            );
+        }
+    }
+}
+
+#[test]
+fn changing_value_sizes_never_calcify_the_slabs() {
+    let limit = 16 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    for i in 0..100_000 {
+        f.set(format!("small{i}").as_bytes(), &[b's'; 50], 0, at(10));
+    }
+    // Memory is full of small items; now only bigger ones arrive, in two sizes.
+    for round in 0..3 {
+        for size in [3000usize, 12_000, 40_000] {
+            for i in 0..200 {
+                let key = format!("big{round}-{size}-{i}");
+                let value = vec![b'b'; size];
+                assert!(
+                    matches!(
+                        f.set(key.as_bytes(), &value, 0, at(10 + round)),
+                        StoreOutcome::Stored(_)
+                    ),
+                    "a {size}-byte item is stored after small ones filled memory"
+                );
+                assert_eq!(f.get(key.as_bytes(), at(10 + round)).unwrap(), value);
+                assert!(f.shard.memory.used <= limit);
+            }
+        }
+    }
+}
+
+#[test]
+fn disabled_evictions_refuse_instead_of_evicting() {
+    let limit = 4 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, false);
+    let mut refused = false;
+    for i in 0..20_000 {
+        match f.set(format!("k{i}").as_bytes(), &[b'v'; 100], 0, at(10)) {
+            StoreOutcome::Stored(_) => {}
+            StoreOutcome::OutOfMemory => {
+                refused = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(refused);
+    assert_eq!(f.shard.counters.evictions, 0);
+    assert!(
+        f.get(b"k0", at(10)).is_some(),
+        "nothing stored earlier is lost"
+    );
+    // Expired items still make room.
+    let hash = f.hasher.hash_one(b"k0");
+    assert!(f.shard.touch(b"k0", hash, at(10), 11));
+    assert!(matches!(
+        f.set(b"fresh", &[b'v'; 100], 0, at(12)),
+        StoreOutcome::Stored(_)
+    ));
+}
+
+#[test]
+fn large_items_are_shared_not_copied() {
+    let mut f = Fixture::new(64 * MIB, true);
+    let value = vec![b'L'; 500_000];
+    f.set(b"large", &value, 0, at(10));
+    let hash = f.hasher.hash_one(b"large");
+    let mut shared = None;
+    f.shard.fetch(b"large", hash, at(10), None, |item| {
+        if let ValueRef::Shared(bytes) = item.value {
+            shared = Some(bytes.clone());
+        }
+    });
+    assert_eq!(
+        shared.expect("a large value is shared").as_ref(),
+        &value[..]
+    );
+    f.shard.delete(b"large", hash, at(10));
+    assert_eq!(f.shard.memory.used, 0, "its memory returns to the budget");
+}
+
+#[test]
+fn cachedump_lists_live_items() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"a", b"1", 0, at(10));
+    f.set(b"b", b"22", 50, at(10));
+    let mut items = Vec::new();
+    f.shard.dump_class(0, 0, at(10), &mut items);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].key, b"b");
+    assert_eq!((items[0].size, items[0].exptime), (2, 50));
+}
