@@ -26,14 +26,15 @@ fn main() -> ExitCode {
     for option in &settings.ignored_options {
         tracing::warn!(option, "memcached tuning option accepted and ignored");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.threads)
+    // This thread accepts and runs the background tasks; `server::run` starts the -t
+    // worker threads that serve connections.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("cannot start worker threads: {error}");
+            eprintln!("cannot start the runtime: {error}");
             return ExitCode::FAILURE;
         }
     };

@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -39,6 +39,10 @@ pub async fn serve(
         counters: ConnCounters::default(),
         swallow: 0,
     };
+    // One future for the whole connection, not a new one per read.
+    let mut stopped = std::pin::pin!(async move {
+        let _ = stop.changed().await;
+    });
     let idle_timeout = match shared.settings.idle_timeout {
         0 => None,
         seconds => Some(Duration::from_secs(seconds)),
@@ -77,11 +81,20 @@ pub async fn serve(
                     None => read.await,
                 }
             } => result,
-            _ = stop.changed() => return,
+            _ = &mut stopped => return,
         };
         match outcome {
             Ok(0) | Err(_) => return,
-            Ok(count) => connection.counters.bytes_read += count as u64,
+            Ok(count) => {
+                connection.counters.bytes_read += count as u64;
+                if connection.read.capacity() > connection.read.len() {
+                    // A short read drained the socket: forget its readiness now, so the
+                    // next read waits for epoll instead of spending a syscall on EAGAIN.
+                    let _ = socket.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+            }
         }
     }
 }

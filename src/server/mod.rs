@@ -1,5 +1,9 @@
-//! Networking: listeners, the accept loop with the connection limit, background tasks
-//! (clock tick, expiry crawler) and orderly shutdown.
+//! Networking: listeners, the accept loop with the connection limit, the worker threads,
+//! background tasks (clock tick, expiry crawler) and orderly shutdown.
+//!
+//! Like memcached, one thread accepts and hands each connection to one of `-t` worker
+//! threads, round robin; each worker runs a single-threaded tokio runtime, so a
+//! connection's task never migrates and wakes no other thread.
 
 mod connection;
 mod listen;
@@ -64,11 +68,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
+    let workers = match Workers::start(shared.settings.threads, &stop) {
+        Ok(workers) => Arc::new(workers),
+        Err(error) => {
+            tracing::error!(%error, "cannot start worker threads");
+            return;
+        }
+    };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tick_clock(shared.clone(), stop.clone()));
     tasks.spawn(crawl(shared.clone(), stop.clone()));
     for listener in listeners {
-        tasks.spawn(accept_loop(shared.clone(), listener, stop.clone()));
+        tasks.spawn(accept_loop(
+            shared.clone(),
+            workers.clone(),
+            listener,
+            stop.clone(),
+        ));
     }
     shutdown.await;
     let _ = stop_sender.send(true);
@@ -79,6 +95,44 @@ pub async fn run(
         .flatten()
         .is_some()
     {}
+}
+
+/// The worker threads, each driving its own single-threaded runtime.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: AtomicU64,
+}
+
+impl Workers {
+    fn start(count: usize, stop: &watch::Receiver<bool>) -> std::io::Result<Workers> {
+        let mut handles = Vec::with_capacity(count);
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let mut stop = stop.clone();
+            std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let _ = stop.changed().await;
+                    });
+                    // Connections saw the stop signal; give them a moment to finish.
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                })?;
+        }
+        Ok(Workers {
+            handles,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// The worker for the next connection.
+    fn pick(&self) -> &tokio::runtime::Handle {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.handles.len();
+        &self.handles[index]
+    }
 }
 
 async fn tick_clock(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -101,7 +155,12 @@ async fn crawl(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    workers: Arc<Workers>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(1);
     loop {
         let accepted = tokio::select! {
@@ -144,8 +203,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch
             .fetch_max(current + 1, Ordering::Relaxed);
         let shared = shared.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
-            connection::serve(socket, &shared, &info, stop).await;
+        // The socket moves to the worker's reactor.
+        let socket = socket.into_std();
+        workers.pick().spawn(async move {
+            if let Ok(socket) = socket.and_then(TcpStream::from_std) {
+                connection::serve(socket, &shared, &info, stop).await;
+            }
             shared.stats.conns.remove(&id);
             shared
                 .stats

@@ -40,6 +40,17 @@ impl Budget {
             .is_ok()
     }
 
+    /// Takes `bytes` even past the limit (the index must grow); the shard then gives
+    /// pages back until the budget balances.
+    pub fn take_anyway(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// True while more is held than the limit allows.
+    pub fn overdrawn(&self) -> bool {
+        self.used() > self.limit()
+    }
+
     /// Returns `bytes`.
     pub fn give_back(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
@@ -114,9 +125,56 @@ fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
 
+/// Page memory mapped straight from the kernel: exact to the byte in RSS, returned to
+/// the system when dropped, and never fragmenting the allocator's heap.
+struct PageMemory {
+    start: *mut u8,
+}
+
+// SAFETY: the mapping is owned exclusively by its `PageMemory`; all access goes through
+// `&`/`&mut` of the owning shard, which a mutex serialises.
+unsafe impl Send for PageMemory {}
+
+impl PageMemory {
+    fn map() -> Option<PageMemory> {
+        // SAFETY: an anonymous private mapping with no address hint has no preconditions.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        (start != libc::MAP_FAILED).then(|| PageMemory {
+            start: start as *mut u8,
+        })
+    }
+
+    fn as_ptr(&self) -> *const u8 {
+        self.start
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.start
+    }
+}
+
+impl Drop for PageMemory {
+    fn drop(&mut self) {
+        // SAFETY: `start` is a live mapping of PAGE_SIZE bytes made by `map`.
+        unsafe {
+            libc::munmap(self.start as *mut libc::c_void, PAGE_SIZE);
+        }
+    }
+}
+
 /// One page of chunks belonging to a class.
 struct Page {
-    memory: Box<[u64]>,
+    /// `None` once the page's memory was returned to the budget.
+    memory: Option<PageMemory>,
     class: usize,
     used: u32,
 }
@@ -240,8 +298,9 @@ impl Memory {
         let page = &self.pages[(handle >> CHUNK_BITS) as usize];
         let offset = (handle & CHUNK_MASK) as usize * self.classes[page.class].chunk_size;
         debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
+        let memory = page.memory.as_ref().expect("a page in use has memory");
         // SAFETY: `offset` is inside the page (chunk index < chunks per page).
-        unsafe { (page.memory.as_ptr() as *const u8).add(offset) }
+        unsafe { memory.as_ptr().add(offset) }
     }
 
     #[inline]
@@ -250,8 +309,12 @@ impl Memory {
         let chunk_size = self.classes[self.pages[page_index].class].chunk_size;
         let offset = (handle & CHUNK_MASK) as usize * chunk_size;
         debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
+        let memory = self.pages[page_index]
+            .memory
+            .as_mut()
+            .expect("a page in use has memory");
         // SAFETY: as in `chunk_ptr`, and we hold `&mut self`.
-        unsafe { (self.pages[page_index].memory.as_mut_ptr() as *mut u8).add(offset) }
+        unsafe { memory.as_mut_ptr().add(offset) }
     }
 
     /// The item's header.
@@ -260,8 +323,8 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return &self.large[(handle & !LARGE_BIT) as usize].header;
         }
-        // SAFETY: chunks start 8-byte aligned (page is `[u64]`, chunk sizes are multiples
-        // of 8) and every handed-out chunk begins with a written header.
+        // SAFETY: chunks start 8-byte aligned (pages are page-aligned mappings, chunk sizes
+        // are multiples of 8) and every handed-out chunk begins with a written header.
         unsafe { &*(self.chunk_ptr(handle) as *const Header) }
     }
 
@@ -366,8 +429,12 @@ impl Memory {
         let page = match self.free_pages.pop() {
             Some(page) => page,
             None if self.budget.try_take(PAGE_SIZE) => {
+                let Some(memory) = PageMemory::map() else {
+                    self.budget.give_back(PAGE_SIZE);
+                    return false;
+                };
+                let memory = Some(memory);
                 self.used += PAGE_SIZE;
-                let memory = vec![0u64; PAGE_SIZE / 8].into_boxed_slice();
                 match self.dropped_pages.pop() {
                     Some(slot) => {
                         self.pages[slot as usize].memory = memory;
@@ -437,7 +504,7 @@ impl Memory {
         // page's memory is what is returned.
         match self.free_pages.pop() {
             Some(page) => {
-                self.pages[page as usize].memory = Box::new([]);
+                self.pages[page as usize].memory = None;
                 self.used -= PAGE_SIZE;
                 self.budget.give_back(PAGE_SIZE);
                 self.dropped_pages.push(page);
@@ -445,6 +512,11 @@ impl Memory {
             }
             None => false,
         }
+    }
+
+    /// The shared budget.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// Links an item at the head of its class's LRU list.

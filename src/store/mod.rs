@@ -80,6 +80,8 @@ pub struct Store {
     sizes: SizeClasses,
     cas_enabled: bool,
     budget: Arc<Budget>,
+    /// When a delayed flush_all comes due, the crawler sweeps every shard.
+    pending_sweep: Mutex<Option<u32>>,
 }
 
 impl Store {
@@ -110,6 +112,7 @@ impl Store {
             sizes,
             cas_enabled: config.cas_enabled,
             budget,
+            pending_sweep: Mutex::new(None),
         }
     }
 
@@ -235,6 +238,8 @@ impl Store {
             for shard in 0..self.shards.len() {
                 self.lock(shard).mark_flush();
             }
+        } else {
+            *self.pending_sweep.lock().unwrap_or_else(|p| p.into_inner()) = Some(oldest_live);
         }
     }
 
@@ -246,8 +251,19 @@ impl Store {
     /// One crawler pass step over every shard: frees dead items a few pages at a time.
     pub fn crawl(&self, pages_per_shard: usize) {
         let now = self.now();
+        let due = {
+            let mut pending = self.pending_sweep.lock().unwrap_or_else(|p| p.into_inner());
+            match *pending {
+                Some(at) if at <= now.now => pending.take().is_some(),
+                _ => false,
+            }
+        };
         for shard in 0..self.shards.len() {
-            self.lock(shard).crawl(now, pages_per_shard);
+            let mut shard = self.lock(shard);
+            if due {
+                shard.request_sweep();
+            }
+            shard.crawl(now, pages_per_shard);
         }
     }
 

@@ -193,6 +193,12 @@ pub struct Shard {
     evictions_enabled: bool,
     item_size_max: usize,
     crawl_cursor: usize,
+    /// Bytes of index charged to the memory budget.
+    index_charge: usize,
+    /// Live items that have an expiry time: the crawler has work only while some do.
+    expiring: u64,
+    /// A flush_all happened: the crawler sweeps the whole shard once.
+    sweep_requested: bool,
     /// Counters reported by `stats`.
     pub counters: ShardCounters,
 }
@@ -218,13 +224,55 @@ impl Shard {
             evictions_enabled,
             item_size_max,
             crawl_cursor: 0,
+            index_charge: 0,
+            expiring: 0,
+            sweep_requested: false,
             counters: ShardCounters::default(),
         }
     }
 
-    /// Bytes of the index (counted in `hash_bytes`).
+    /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
     pub fn index_bytes(&self) -> usize {
-        self.index.capacity() * (std::mem::size_of::<Handle>() + 1)
+        // hashbrown keeps a control byte per bucket; capacity is 7/8 of the buckets.
+        let buckets = if self.index.capacity() == 0 {
+            0
+        } else {
+            (self.index.capacity() * 8 / 7).next_power_of_two()
+        };
+        buckets * (std::mem::size_of::<Handle>() + 1)
+    }
+
+    /// Charges index growth to the budget, so `-m` bounds items and index together.
+    fn charge_index(&mut self) {
+        let now = self.index_bytes();
+        if now > self.index_charge {
+            self.memory.budget().take_anyway(now - self.index_charge);
+        } else if now < self.index_charge {
+            self.memory.budget().give_back(self.index_charge - now);
+        }
+        self.index_charge = now;
+    }
+
+    /// Returns whole pages to the budget while it is overdrawn (after the index grew or
+    /// the limit shrank). False if nothing more can be given back.
+    fn repay_budget(&mut self) {
+        while self.memory.budget().overdrawn() {
+            if self.memory.drop_free_page() {
+                continue;
+            }
+            if let Some(page) = self.memory.empty_page_outside(usize::MAX) {
+                self.memory.detach_page(page);
+                continue;
+            }
+            if !self.evictions_enabled {
+                return;
+            }
+            match self.oldest_tail_class(self.memory.large_class()) {
+                Some(victim) if victim == self.memory.large_class() => self.evict_tail(victim),
+                Some(victim) => self.move_page_from(victim),
+                None => return,
+            }
+        }
     }
 
     fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
@@ -290,6 +338,9 @@ impl Shard {
         let size = item_size(header.key_len as usize, header.value_len as usize) as u64;
         let class = self.memory.class_of(handle);
         self.memory.classes[class].requested -= size;
+        if header.exptime != 0 {
+            self.expiring -= 1;
+        }
         self.counters.curr_items -= 1;
         self.counters.bytes -= size;
         self.memory.release(handle);
@@ -328,7 +379,7 @@ impl Shard {
         self.memory.mark_fetched(handle, now.now);
         if let Some(exptime) = new_expiry {
             self.counters.touch_hits += 1;
-            self.memory.header_mut(handle).exptime = exptime;
+            self.set_expiry(handle, exptime);
         }
         let header = self.memory.header(handle);
         visit(ItemView {
@@ -346,7 +397,7 @@ impl Shard {
             Some(handle) => {
                 self.counters.touch_hits += 1;
                 self.memory.mark_fetched(handle, now.now);
-                self.memory.header_mut(handle).exptime = exptime;
+                self.set_expiry(handle, exptime);
                 true
             }
             None => {
@@ -500,6 +551,10 @@ impl Shard {
         let hasher = &self.hasher;
         self.index
             .insert_unique(hash, handle, |&other| hasher.hash_one(memory.key(other)));
+        self.charge_index();
+        if exptime != 0 {
+            self.expiring += 1;
+        }
         self.memory.lru_push_head(handle);
         let class = self.memory.class_of(handle);
         self.memory.classes[class].requested += total as u64;
@@ -511,6 +566,7 @@ impl Shard {
 
     /// A free chunk of `class`, making room by expiry, page growth or eviction.
     fn chunk_for(&mut self, class: usize, now: Now) -> Result<Handle, OutOfMemory> {
+        self.repay_budget();
         loop {
             if let Some(handle) = self.memory.take_chunk(class) {
                 return Ok(handle);
@@ -704,12 +760,34 @@ impl Shard {
     /// below the shard's next one are flushed once `oldest_live` has passed.
     pub fn mark_flush(&mut self) {
         self.oldest_cas = self.next_cas;
+        self.sweep_requested = true;
+    }
+
+    /// Asks the crawler for one sweep over the whole shard (a delayed flush came due).
+    pub fn request_sweep(&mut self) {
+        self.sweep_requested = true;
+    }
+
+    fn set_expiry(&mut self, handle: Handle, exptime: u32) {
+        let header = self.memory.header_mut(handle);
+        match (header.exptime != 0, exptime != 0) {
+            (false, true) => self.expiring += 1,
+            (true, false) => self.expiring -= 1,
+            _ => {}
+        }
+        self.memory.header_mut(handle).exptime = exptime;
     }
 
     /// Removes up to a page-worth of expired and flushed items; the background crawler
     /// calls this so dead items free their memory even if nobody asks for them.
     pub fn crawl(&mut self, now: Now, pages: usize) {
+        if self.expiring == 0 && !self.sweep_requested {
+            return;
+        }
         let (handles, cursor) = self.memory.live_handles_from(self.crawl_cursor, pages);
+        if cursor == 0 {
+            self.sweep_requested = false;
+        }
         self.crawl_cursor = cursor;
         for handle in handles {
             self.counters.crawler_items_checked += 1;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# User-space instructions per request, counted by callgrind (repeatable on a noisy
+# machine, unlike time). One connection, 100,000 deterministic requests, one in flight,
+# for a server started with -t 1. Counters are zeroed after a prefill and dumped after
+# the load, so startup is not counted.
+#
+# usage: benches/callgrind.sh [ferrocached|memcached]   (default: both)
+# Prints one summary line per server and operation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin ferrocached --example loadgen
+LOADGEN=target/release/examples/loadgen
+REQUESTS=100000
+out=$(mktemp -d)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$out"' EXIT
+echo "callgrind output in $out"
+
+measure() { # server-name binary op get-ratio
+    local name=$1 binary=$2 op=$3 ratio=$4 port extra=()
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    [ "$name" = memcached ] && [ "$(id -u)" = 0 ] && extra=(-u root)
+    valgrind --tool=callgrind --callgrind-out-file="$out/$name.$op.%p" \
+        "$binary" "${extra[@]}" -t 1 -c 512 -p "$port" -l 127.0.0.1 -U 0 -m 1024 >/dev/null 2>&1 &
+    local pid=$!
+    for _ in $(seq 200); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break
+        sleep 0.1
+    done
+    "$LOADGEN" --server "127.0.0.1:$port" --prefill --keys 10000 --value-size 100 >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    "$LOADGEN" --server "127.0.0.1:$port" --connections 1 --pipeline 1 --keys 10000 \
+        --value-size 100 --get-ratio "$ratio" --requests "$REQUESTS" --duration 600 >/dev/null
+    callgrind_control -d "$pid" >/dev/null 2>&1
+    sleep 1
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    # The dump taken right after the load holds exactly the load's instructions.
+    local total
+    total=$(grep -h '^summary:' $(ls -t "$out"/$name.$op.*.1 2>/dev/null | head -1) | awk '{print $2}')
+    echo "$name $op: $((total / REQUESTS)) instructions/request ($total over $REQUESTS)"
+}
+
+# memcached cannot raise its descriptor limit under valgrind (it refuses to start), so
+# its reference figures come from the issue: get 4,423, set 5,864.
+for server in ${1:-ferrocached}; do
+    binary=target/release/ferrocached
+    [ "$server" = memcached ] && binary=${MEMCACHED_BIN:-/usr/bin/memcached}
+    measure "$server" "$binary" get 1.0
+    measure "$server" "$binary" set 0.0
+done
