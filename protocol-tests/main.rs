@@ -10,3 +10,4 @@ mod expiry;
 mod memory;
 mod operator;
 mod startup;
+mod unix;

@@ -70,3 +70,39 @@ fn help_exits_zero() {
         assert_eq!(exit_code(kind, &["-h"]), Some(0), "{kind:?}");
     }
 }
+
+#[test]
+fn sigterm_and_sigint_stop_the_server_cleanly() {
+    for kind in kinds() {
+        for signal in [libc::SIGTERM, libc::SIGINT] {
+            let port = {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                listener.local_addr().unwrap().port()
+            };
+            let mut child = command_for(kind, port, &[]).spawn().expect("spawn");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "{kind:?} did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            // SAFETY: signalling our own child process.
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{kind:?} ignored signal {signal}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert!(
+                status.success() || status.code().is_some(),
+                "{kind:?} exited on signal {signal}: {status:?}"
+            );
+        }
+    }
+}

@@ -53,6 +53,11 @@ fn free_port() -> u16 {
         .expect("an ephemeral port")
 }
 
+/// True when the reference server is installed (and not replaced by PROTOCOL_TARGET).
+pub fn memcached_available() -> bool {
+    std::env::var("PROTOCOL_TARGET").is_err() && memcached_binary().is_some()
+}
+
 fn memcached_binary() -> Option<PathBuf> {
     let path = PathBuf::from(
         std::env::var("MEMCACHED_BIN").unwrap_or_else(|_| "/usr/bin/memcached".into()),

@@ -181,6 +181,10 @@ pub struct Settings {
     pub slab_min_size: usize,
     /// `-D` (one byte, as memcached).
     pub prefix_delimiter: u8,
+    /// `-s`: serve this unix socket instead of TCP.
+    pub unix_socket: Option<String>,
+    /// `-a`: permissions of the unix socket (octal, default 0700).
+    pub unix_mask: u32,
     /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
     pub idle_timeout: u64,
     /// `-o` options accepted for compatibility but not acted on (reported in the log).
@@ -287,8 +291,6 @@ impl Settings {
         }
         let unsupported = [
             (args.daemon, "-d (daemonize)"),
-            (args.unix_socket.is_some(), "-s (unix socket)"),
-            (args.unix_mask.is_some(), "-a (unix socket mask)"),
             (args.protocol == "binary", "-B binary"),
             (args.memory_file.is_some(), "-e (memory file)"),
             (args.enable_ssl, "-Z (TLS)"),
@@ -302,6 +304,13 @@ impl Settings {
         }
         let Some(&prefix_delimiter) = args.prefix_delimiter.as_bytes().first() else {
             return refuse("-D needs a delimiter character");
+        };
+        let unix_mask = match &args.unix_mask {
+            None => 0o700,
+            Some(text) => match u32::from_str_radix(text, 8) {
+                Ok(mask) if mask <= 0o777 => mask,
+                _ => return refuse(format!("Invalid unix socket mask: {text}")),
+            },
         };
         let mut settings = Settings {
             port: args.port,
@@ -327,6 +336,8 @@ impl Settings {
             growth_factor: args.slab_growth_factor,
             slab_min_size: args.slab_min_size as usize,
             prefix_delimiter,
+            unix_socket: args.unix_socket.clone(),
+            unix_mask,
             idle_timeout: 0,
             ignored_options: Vec::new(),
         };

@@ -3,7 +3,6 @@
 //! these atomics once per batch, so the hot path touches no shared cache line per request.
 
 use dashmap::DashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -125,10 +124,10 @@ impl Ord for PrefixCounters {
 /// What `stats conns` shows of one connection.
 #[derive(Debug)]
 pub struct ConnInfo {
-    /// Client address.
-    pub peer: SocketAddr,
+    /// Client address (`tcp:host:port`, `unix:path`).
+    pub peer: String,
     /// The listening address it came in on.
-    pub local: SocketAddr,
+    pub local: String,
     /// Server time of its last command.
     pub last_command: AtomicU32,
 }

@@ -185,8 +185,8 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("verbosity", ctx.stats.verbosity.load(Ordering::Relaxed));
     out.stat("oldest", 0);
     out.stat("evictions", if s.evictions { "on" } else { "off" });
-    out.stat("domain_socket", "NULL");
-    out.stat("umask", 700);
+    out.stat("domain_socket", s.unix_socket.as_deref().unwrap_or("NULL"));
+    out.stat("umask", format!("{:o}", s.unix_mask));
     out.stat("shutdown_command", yes_no(s.shutdown_enabled));
     out.stat("growth_factor", format!("{:.2}", s.growth_factor));
     out.stat("chunk_size", s.slab_min_size);
@@ -355,12 +355,8 @@ fn conns(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
         .collect();
     conns.sort_by_key(|(id, _)| *id);
     for (id, info) in conns {
-        let tcp = |address: std::net::SocketAddr| match address {
-            std::net::SocketAddr::V4(v4) => format!("tcp:{v4}"),
-            std::net::SocketAddr::V6(v6) => format!("tcp6:{v6}"),
-        };
-        out.stat(&format!("{id}:addr"), tcp(info.peer));
-        out.stat(&format!("{id}:listen_addr"), tcp(info.local));
+        out.stat(&format!("{id}:addr"), &info.peer);
+        out.stat(&format!("{id}:listen_addr"), &info.local);
         out.stat(&format!("{id}:state"), "conn_parse_cmd");
         let last = info.last_command.load(Ordering::Relaxed);
         out.stat(

@@ -14,8 +14,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 
 /// Initial read buffer; grows for large values and shrinks back when idle.
@@ -25,9 +25,29 @@ const REPLY_HIGH_WATER: usize = 2 * 1024 * 1024;
 /// At most this many slices per vectored write.
 const MAX_IOVECS: usize = 64;
 
+/// A stream socket a connection can be served over.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
+    /// Forgets cached read readiness so the next read waits for the reactor.
+    fn forget_read_readiness(&self);
+}
+
+macro_rules! client_stream {
+    ($type:ty) => {
+        impl ClientStream for $type {
+            fn forget_read_readiness(&self) {
+                let _ = self.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+            }
+        }
+    };
+}
+client_stream!(TcpStream);
+client_stream!(UnixStream);
+
 /// Serves one client until it quits, errs, idles out or the server stops.
-pub async fn serve(
-    mut socket: TcpStream,
+pub async fn serve<S: ClientStream>(
+    mut socket: S,
     shared: &Shared,
     info: &ConnInfo,
     mut stop: watch::Receiver<bool>,
@@ -90,9 +110,7 @@ pub async fn serve(
                 if connection.read.capacity() > connection.read.len() {
                     // A short read drained the socket: forget its readiness now, so the
                     // next read waits for epoll instead of spending a syscall on EAGAIN.
-                    let _ = socket.try_io(Interest::READABLE, || {
-                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                    });
+                    socket.forget_read_readiness();
                 }
             }
         }
@@ -164,7 +182,7 @@ impl Connection {
     }
 
     /// Writes every queued reply.
-    async fn flush(&mut self, socket: &mut TcpStream) -> io::Result<()> {
+    async fn flush<S: ClientStream>(&mut self, socket: &mut S) -> io::Result<()> {
         if self.replies.is_empty() {
             return Ok(());
         }
@@ -177,7 +195,10 @@ impl Connection {
 }
 
 /// Writes a list of buffers with as few system calls as possible.
-async fn write_all_vectored(socket: &mut TcpStream, chunks: &mut Vec<Bytes>) -> io::Result<()> {
+async fn write_all_vectored<S: ClientStream>(
+    socket: &mut S,
+    chunks: &mut Vec<Bytes>,
+) -> io::Result<()> {
     let mut first = 0;
     while first < chunks.len() {
         if chunks.len() - first == 1 {

@@ -1,11 +1,98 @@
 //! Binding listeners the way memcached does: every interface (IPv4 and IPv6) by default,
-//! or each `-l` address, resolved by name.
+//! or each `-l` address, resolved by name; or, with `-s`, one unix socket instead of TCP.
 
 use crate::config::Settings;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Type};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use tokio::net::TcpListener;
+use std::path::PathBuf;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+/// A listening socket of either transport.
+pub enum Listener {
+    /// TCP (`-p`, `-l`).
+    Tcp(TcpListener),
+    /// A unix socket (`-s`), removed again when dropped.
+    Unix(UnixListener, PathBuf),
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// An accepted client socket.
+pub enum Socket {
+    /// TCP client.
+    Tcp(TcpStream),
+    /// Unix-socket client.
+    Unix(UnixStream),
+}
+
+/// A client socket detached from the accepting thread's reactor.
+pub enum StdSocket {
+    /// TCP client.
+    Tcp(std::net::TcpStream),
+    /// Unix-socket client.
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Socket {
+    /// Detaches the socket so a worker thread can register it with its own reactor.
+    pub fn into_std(self) -> io::Result<StdSocket> {
+        Ok(match self {
+            Socket::Tcp(socket) => StdSocket::Tcp(socket.into_std()?),
+            Socket::Unix(socket) => StdSocket::Unix(socket.into_std()?),
+        })
+    }
+}
+
+/// A new client with the addresses `stats conns` shows.
+pub struct Accepted {
+    /// The socket.
+    pub socket: Socket,
+    /// `tcp:host:port` or `unix:path` of the client.
+    pub peer: String,
+    /// The listening address it came in on.
+    pub local: String,
+}
+
+fn tcp_name(address: SocketAddr) -> String {
+    match address {
+        SocketAddr::V4(v4) => format!("tcp:{v4}"),
+        SocketAddr::V6(v6) => format!("tcp6:{v6}"),
+    }
+}
+
+impl Listener {
+    /// Waits for the next client.
+    pub async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (socket, peer) = listener.accept().await?;
+                let _ = socket.set_nodelay(true);
+                let local = socket.local_addr().unwrap_or(peer);
+                Ok(Accepted {
+                    socket: Socket::Tcp(socket),
+                    peer: tcp_name(peer),
+                    local: tcp_name(local),
+                })
+            }
+            Listener::Unix(listener, path) => {
+                let (socket, _) = listener.accept().await?;
+                let name = format!("unix:{}", path.display());
+                Ok(Accepted {
+                    socket: Socket::Unix(socket),
+                    peer: name.clone(),
+                    local: name,
+                })
+            }
+        }
+    }
+}
 
 /// A listener could not be set up; memcached exits with status 71 then.
 #[derive(Debug)]
@@ -50,7 +137,7 @@ fn resolve(entry: &str, default_port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 fn listen_on(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = Socket::new(
+    let socket = socket2::Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
@@ -65,8 +152,27 @@ fn listen_on(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Binds every TCP listener the settings ask for. Must run inside the runtime.
-pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, BindError> {
+/// Binds the unix socket of `-s` with the permissions of `-a`, replacing a stale file.
+fn bind_unix(path: &str, mask: u32) -> Result<Listener, BindError> {
+    let fail = |source| BindError {
+        address: path.to_string(),
+        source,
+    };
+    if std::fs::symlink_metadata(path).is_ok() {
+        std::fs::remove_file(path).map_err(fail)?;
+    }
+    let listener = UnixListener::bind(path).map_err(fail)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask)).map_err(fail)?;
+    Ok(Listener::Unix(listener, PathBuf::from(path)))
+}
+
+/// Binds every listener the settings ask for. Must run inside the runtime.
+pub fn bind_listeners(settings: &Settings) -> Result<Vec<Listener>, BindError> {
+    if let Some(path) = &settings.unix_socket {
+        // As in memcached, a unix socket replaces TCP and UDP.
+        return Ok(vec![bind_unix(path, settings.unix_mask)?]);
+    }
     if settings.port == 0 {
         return Ok(Vec::new());
     }
@@ -83,7 +189,7 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<TcpListener>, BindError
         })?;
         for address in addresses {
             match listen_on(address, settings.backlog) {
-                Ok(listener) => listeners.push(listener),
+                Ok(listener) => listeners.push(Listener::Tcp(listener)),
                 // A machine without IPv6 still serves IPv4 when listening everywhere.
                 Err(_) if settings.listen.is_empty() && address.is_ipv6() => {}
                 Err(source) => {

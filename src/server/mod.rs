@@ -8,7 +8,9 @@
 mod connection;
 mod listen;
 
-pub use listen::bind_listeners;
+pub use listen::{Listener, bind_listeners};
+
+use listen::{Accepted, Socket, StdSocket};
 
 use crate::config::Settings;
 use crate::protocol::{Limits, ProtocolError};
@@ -19,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{Notify, watch};
 
 /// How often the crawler wakes, and how many pages per shard it scans each time.
@@ -64,7 +66,7 @@ impl Shared {
 /// connection to finish, and returns.
 pub async fn run(
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
@@ -158,7 +160,7 @@ async fn crawl(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 async fn accept_loop(
     shared: Arc<Shared>,
     workers: Arc<Workers>,
-    listener: TcpListener,
+    listener: Listener,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(1);
@@ -167,10 +169,10 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let (socket, peer) = match accepted {
-            Ok(pair) => {
+        let accepted = match accepted {
+            Ok(accepted) => {
                 backoff = Duration::from_millis(1);
-                pair
+                accepted
             }
             Err(error) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -186,15 +188,13 @@ async fn accept_loop(
         if current as usize >= shared.settings.max_connections {
             stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
             stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(reject(socket));
+            tokio::spawn(reject(accepted));
             continue;
         }
-        let _ = socket.set_nodelay(true);
-        let local = socket.local_addr().unwrap_or(peer);
         let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ConnInfo {
-            peer,
-            local,
+            peer: accepted.peer.clone(),
+            local: accepted.local.clone(),
             last_command: shared.store.clock().now().into(),
         });
         stats.conns.insert(id, info.clone());
@@ -204,10 +204,20 @@ async fn accept_loop(
         let shared = shared.clone();
         let stop = stop.clone();
         // The socket moves to the worker's reactor.
-        let socket = socket.into_std();
+        let socket = accepted.socket.into_std();
         workers.pick().spawn(async move {
-            if let Ok(socket) = socket.and_then(TcpStream::from_std) {
-                connection::serve(socket, &shared, &info, stop).await;
+            match socket {
+                Ok(StdSocket::Tcp(socket)) => {
+                    if let Ok(socket) = TcpStream::from_std(socket) {
+                        connection::serve(socket, &shared, &info, stop).await;
+                    }
+                }
+                Ok(StdSocket::Unix(socket)) => {
+                    if let Ok(socket) = UnixStream::from_std(socket) {
+                        connection::serve(socket, &shared, &info, stop).await;
+                    }
+                }
+                Err(_) => {}
             }
             shared.stats.conns.remove(&id);
             shared
@@ -219,11 +229,17 @@ async fn accept_loop(
 }
 
 /// Tells a client over the limit why it is being closed, as memcached does.
-async fn reject(mut socket: TcpStream) {
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        socket.write_all(ProtocolError::TooManyConnections.wire()),
-    )
-    .await;
-    let _ = socket.shutdown().await;
+async fn reject(accepted: Accepted) {
+    let message = ProtocolError::TooManyConnections.wire();
+    let limit = Duration::from_secs(1);
+    match accepted.socket {
+        Socket::Tcp(mut socket) => {
+            let _ = tokio::time::timeout(limit, socket.write_all(message)).await;
+            let _ = socket.shutdown().await;
+        }
+        Socket::Unix(mut socket) => {
+            let _ = tokio::time::timeout(limit, socket.write_all(message)).await;
+            let _ = socket.shutdown().await;
+        }
+    }
 }
