@@ -10,4 +10,5 @@ mod expiry;
 mod memory;
 mod operator;
 mod startup;
+mod udp;
 mod unix;

@@ -10,7 +10,8 @@ use std::fmt;
     name = "ferrocached",
     version,
     about = "A memcached-compatible in-memory cache server",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    args_override_self = true
 )]
 pub struct Args {
     /// TCP port to listen on (0 = off).
@@ -185,11 +186,17 @@ pub struct Settings {
     pub unix_socket: Option<String>,
     /// `-a`: permissions of the unix socket (octal, default 0700).
     pub unix_mask: u32,
+    /// `-o udp_max_reply_ratio`: largest UDP reply per request byte (0 = no limit).
+    pub udp_max_reply_ratio: usize,
     /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
     pub idle_timeout: u64,
     /// `-o` options accepted for compatibility but not acted on (reported in the log).
     pub ignored_options: Vec<String>,
 }
+
+/// Default UDP reply cap: a minimal request may be answered by about one full datagram,
+/// never by a flood.
+pub const DEFAULT_UDP_MAX_REPLY_RATIO: usize = 64;
 
 /// memcached `-o` options that tune internals ferrocached does not have; accepted so that
 /// existing configurations start, and logged as ignored.
@@ -339,6 +346,7 @@ impl Settings {
             unix_socket: args.unix_socket.clone(),
             unix_mask,
             idle_timeout: 0,
+            udp_max_reply_ratio: DEFAULT_UDP_MAX_REPLY_RATIO,
             ignored_options: Vec::new(),
         };
         for option in args.extended.iter().flat_map(|list| list.split(',')) {
@@ -356,6 +364,10 @@ impl Settings {
             "idle_timeout" => match value.parse() {
                 Ok(seconds) => self.idle_timeout = seconds,
                 Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
+            },
+            "udp_max_reply_ratio" => match value.parse() {
+                Ok(ratio) => self.udp_max_reply_ratio = ratio,
+                Err(_) => return refuse(format!("Invalid udp_max_reply_ratio: \"{value}\"")),
             },
             _ if TUNING_OPTIONS.contains(&name) => self.ignored_options.push(option.to_string()),
             _ => return refuse(format!("Illegal suboption \"{option}\"")),

@@ -39,8 +39,10 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listeners = match server::bind_listeners(&settings) {
-            Ok(listeners) => listeners,
+        let bound = server::bind_listeners(&settings)
+            .and_then(|listeners| Ok((listeners, server::bind_udp(&settings)?)));
+        let (listeners, udp_sockets) = match bound {
+            Ok(bound) => bound,
             Err(error) => {
                 eprintln!("{error}");
                 return ExitCode::from(EXIT_LISTEN_FAILED);
@@ -48,7 +50,7 @@ fn main() -> ExitCode {
         };
         let shared = Shared::new(settings, Arc::new(Clock::new()));
         let stop = shutdown_signal(shared.clone());
-        server::run(shared, listeners, stop).await;
+        server::run(shared, listeners, udp_sockets, stop).await;
         ExitCode::SUCCESS
     })
 }

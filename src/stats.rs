@@ -36,6 +36,8 @@ pub struct ServerStats {
     pub bytes_written: AtomicU64,
     pub store_too_large: AtomicU64,
     pub store_no_memory: AtomicU64,
+    /// UDP replies dropped by `udp_max_reply_ratio`.
+    pub udp_replies_dropped: AtomicU64,
     /// Current `verbosity` level (changed by the command).
     pub verbosity: AtomicU32,
     /// Open connections by id, for `stats conns`.

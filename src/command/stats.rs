@@ -162,6 +162,9 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     ] {
         out.stat(name, 0);
     }
+    if ctx.settings.udp_port != 0 {
+        out.stat("udp_replies_dropped", read(&server.udp_replies_dropped));
+    }
 }
 
 fn yes_no(value: bool) -> &'static str {

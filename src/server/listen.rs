@@ -203,3 +203,48 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<Listener>, BindError> {
     }
     Ok(listeners)
 }
+
+/// Binds the UDP sockets of `-U` on the same interfaces as TCP (none with `-s`).
+pub fn bind_udp(settings: &Settings) -> Result<Vec<tokio::net::UdpSocket>, BindError> {
+    if settings.udp_port == 0 || settings.unix_socket.is_some() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<String> = if settings.listen.is_empty() {
+        vec!["0.0.0.0".into(), "::".into()]
+    } else {
+        settings.listen.clone()
+    };
+    let mut sockets = Vec::new();
+    for entry in &entries {
+        let addresses = resolve(entry, settings.udp_port).map_err(|source| BindError {
+            address: entry.clone(),
+            source,
+        })?;
+        for address in addresses {
+            let bound = (|| {
+                let socket = socket2::Socket::new(
+                    Domain::for_address(address),
+                    Type::DGRAM,
+                    Some(Protocol::UDP),
+                )?;
+                if address.is_ipv6() {
+                    socket.set_only_v6(true)?;
+                }
+                socket.set_nonblocking(true)?;
+                socket.bind(&address.into())?;
+                tokio::net::UdpSocket::from_std(socket.into())
+            })();
+            match bound {
+                Ok(socket) => sockets.push(socket),
+                Err(_) if settings.listen.is_empty() && address.is_ipv6() => {}
+                Err(source) => {
+                    return Err(BindError {
+                        address: address.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    Ok(sockets)
+}

@@ -7,8 +7,9 @@
 
 mod connection;
 mod listen;
+pub mod udp;
 
-pub use listen::{Listener, bind_listeners};
+pub use listen::{Listener, bind_listeners, bind_udp};
 
 use listen::{Accepted, Socket, StdSocket};
 
@@ -67,6 +68,7 @@ impl Shared {
 pub async fn run(
     shared: Arc<Shared>,
     listeners: Vec<Listener>,
+    udp_sockets: Vec<tokio::net::UdpSocket>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
@@ -87,6 +89,9 @@ pub async fn run(
             listener,
             stop.clone(),
         ));
+    }
+    for socket in udp_sockets {
+        tasks.spawn(udp::serve(shared.clone(), socket, stop.clone()));
     }
     shutdown.await;
     let _ = stop_sender.send(true);
