@@ -8,6 +8,7 @@ mod connections;
 mod errors;
 mod expiry;
 mod memory;
+mod meta;
 mod operator;
 mod startup;
 mod udp;

@@ -14,6 +14,7 @@ pub struct ConnCounters {
     pub cmd_set: u64,
     pub cmd_flush: u64,
     pub cmd_touch: u64,
+    pub cmd_meta: u64,
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub store_too_large: u64,
@@ -32,6 +33,7 @@ pub struct ServerStats {
     pub cmd_set: AtomicU64,
     pub cmd_flush: AtomicU64,
     pub cmd_touch: AtomicU64,
+    pub cmd_meta: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
     pub store_too_large: AtomicU64,
@@ -146,6 +148,7 @@ impl ServerStats {
         add(&self.cmd_set, local.cmd_set);
         add(&self.cmd_flush, local.cmd_flush);
         add(&self.cmd_touch, local.cmd_touch);
+        add(&self.cmd_meta, local.cmd_meta);
         add(&self.bytes_read, local.bytes_read);
         add(&self.bytes_written, local.bytes_written);
         add(&self.store_too_large, local.store_too_large);
@@ -162,6 +165,7 @@ impl ServerStats {
             &self.cmd_set,
             &self.cmd_flush,
             &self.cmd_touch,
+            &self.cmd_meta,
             &self.bytes_read,
             &self.bytes_written,
             &self.store_too_large,

@@ -4,6 +4,7 @@
 mod admin;
 mod arithmetic;
 mod delete;
+mod meta;
 mod retrieval;
 mod stats;
 mod storage;
@@ -81,6 +82,11 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             admin::cache_memlimit(ctx, out, megabytes, noreply)
         }
         Request::Stats(group) => stats::stats(ctx, out, group),
+        Request::Meta(ref request) => meta::meta(ctx, out, request),
+        Request::MetaNoop => {
+            out.push(b"MN\r\n");
+            Flow::Continue
+        }
         Request::Invalid { error, noreply } => {
             reply_error(out, error, noreply);
             Flow::Continue

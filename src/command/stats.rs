@@ -83,7 +83,7 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("cmd_set", read(&server.cmd_set));
     out.stat("cmd_flush", read(&server.cmd_flush));
     out.stat("cmd_touch", read(&server.cmd_touch));
-    out.stat("cmd_meta", 0);
+    out.stat("cmd_meta", read(&server.cmd_meta));
     out.stat("get_hits", items.get_hits);
     out.stat("get_misses", items.get_misses);
     out.stat("get_expired", items.get_expired);

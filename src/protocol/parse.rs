@@ -169,6 +169,9 @@ fn parse_line<'a>(
         return invalid(ProtocolError::UnknownCommand, false, consumed);
     }
     let unknown = || invalid(ProtocolError::UnknownCommand, false, consumed);
+    if command.len() == 2 && command[0] == b'm' {
+        return super::meta::parse_meta(line, buffer, consumed, limits);
+    }
     let keys_after = |skip: usize| Keys(rest_after_tokens(line, skip));
     match command {
         b"get" | b"gets" if words >= 2 => request(

@@ -84,6 +84,28 @@ pub enum ProtocolError {
     MemlimitTooSmall,
     /// cache_memlimit value that looks like bytes rather than megabytes.
     MemlimitNotMegabytes,
+    /// Meta: a flag the command does not know.
+    InvalidFlag,
+    /// Meta: a flag given twice.
+    DuplicateFlag,
+    /// Meta: a numeric flag token that is not a number.
+    BadToken,
+    /// md/ma: any flag problem.
+    InvalidOrDuplicateFlag,
+    /// mg: too many tokens.
+    FlagsTooLongGet,
+    /// ms/md/ma: too many tokens.
+    FlagsTooLong,
+    /// Meta: opaque longer than 32 bytes.
+    OpaqueTooLong,
+    /// Meta: `b` key that is not base64.
+    KeyDecode,
+    /// ms: unknown mode.
+    InvalidSetMode,
+    /// ma: unknown mode.
+    InvalidArithmeticMode,
+    /// Meta: mode token not one character.
+    MetaModeLength,
 }
 
 impl ProtocolError {
@@ -117,6 +139,17 @@ impl ProtocolError {
             ProtocolError::MemlimitNotMegabytes => {
                 b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
             }
+            ProtocolError::InvalidFlag => b"CLIENT_ERROR invalid flag\r\n",
+            ProtocolError::DuplicateFlag => b"CLIENT_ERROR duplicate flag\r\n",
+            ProtocolError::BadToken => b"CLIENT_ERROR bad token in command line format\r\n",
+            ProtocolError::InvalidOrDuplicateFlag => b"CLIENT_ERROR invalid or duplicate flag\r\n",
+            ProtocolError::FlagsTooLongGet => b"CLIENT_ERROR options flags are too long\r\n",
+            ProtocolError::FlagsTooLong => b"CLIENT_ERROR options flags too long\r\n",
+            ProtocolError::OpaqueTooLong => b"CLIENT_ERROR opaque token too long\r\n",
+            ProtocolError::KeyDecode => b"CLIENT_ERROR error decoding key\r\n",
+            ProtocolError::InvalidSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
+            ProtocolError::InvalidArithmeticMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
+            ProtocolError::MetaModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
         }
     }
 }

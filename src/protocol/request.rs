@@ -176,6 +176,10 @@ pub enum Request<'a> {
     },
     /// `stats [group]`
     Stats(StatsGroup<'a>),
+    /// A meta command (`mg ms md ma me`).
+    Meta(Box<super::meta::MetaRequest<'a>>),
+    /// `mn`: answered with `MN`.
+    MetaNoop,
     /// A request answered with an error.
     Invalid {
         /// What to answer.

@@ -16,6 +16,10 @@ pub const LIVE: u8 = 1;
 pub const FETCHED: u8 = 2;
 /// The item was read since it last passed the LRU tail (second chance before eviction).
 pub const ACTIVE: u8 = 4;
+/// Meta: the item was invalidated (`md I`, `ms I`); readers see `X`.
+pub const STALE: u8 = 8;
+/// Meta: one reader already won the right to recache it (`W` sent; others see `Z`).
+pub const TOKEN_SENT: u8 = 16;
 
 /// Per-item metadata stored in front of the key.
 #[repr(C)]
@@ -39,7 +43,7 @@ pub struct Header {
     pub value_len: u32,
     /// Length of the key in bytes (at most 250).
     pub key_len: u8,
-    /// `LIVE`, `FETCHED`, `ACTIVE` bits.
+    /// `LIVE`, `FETCHED`, `ACTIVE`, `STALE`, `TOKEN_SENT` bits.
     pub state: u8,
 }
 

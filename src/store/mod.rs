@@ -12,8 +12,8 @@ pub mod shard;
 pub use clock::Clock;
 pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
 pub use shard::{
-    ArithOutcome, DumpedItem, ItemView, Now, OutOfMemory, Shard, ShardCounters, StoreMode,
-    StoreOutcome,
+    ArithOutcome, DumpedItem, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet,
+    MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
 };
 
 use foldhash::fast::RandomState;
@@ -188,6 +188,65 @@ impl Store {
         let expiry = self.clock.expiry_from_exptime(i64::from(exptime));
         self.lock(shard)
             .store(mode, key, hash, flags, expiry, value, now)
+    }
+
+    /// Converts a client exptime into server time.
+    pub fn expiry(&self, exptime: i32) -> u32 {
+        self.clock.expiry_from_exptime(i64::from(exptime))
+    }
+
+    /// Meta get (`mg`).
+    pub fn meta_get(&self, key: &[u8], options: MetaGet, visit: impl FnOnce(MetaView<'_>)) -> bool {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        self.lock(shard).meta_get(key, hash, now, options, visit)
+    }
+
+    /// Meta set (`ms`): a store with an optional CAS check and invalidation.
+    #[allow(clippy::too_many_arguments)]
+    pub fn meta_store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i32,
+        value: &[u8],
+        compare: Option<u64>,
+        invalidate: bool,
+    ) -> StoreOutcome {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        let write = Write {
+            key,
+            hash,
+            flags,
+            exptime: self.expiry(exptime),
+            value,
+        };
+        self.lock(shard)
+            .store_conditionally(mode, compare, invalidate, write, now)
+    }
+
+    /// Meta delete (`md`).
+    pub fn meta_delete(
+        &self,
+        key: &[u8],
+        compare: Option<u64>,
+        invalidate: bool,
+        new_exptime: Option<i32>,
+    ) -> MetaDeleteOutcome {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        let expiry = new_exptime.map(|exptime| self.expiry(exptime));
+        self.lock(shard)
+            .meta_delete(key, hash, now, compare, invalidate, expiry)
+    }
+
+    /// Meta arithmetic (`ma`).
+    pub fn meta_arith(&self, key: &[u8], request: MetaArith) -> MetaArithOutcome {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        self.lock(shard).meta_arith(key, hash, now, request)
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).

@@ -2,7 +2,9 @@
 //! and its LRU lists. Everything here runs under the shard's mutex, so counters are plain
 //! integers and no operation takes a second lock.
 
-use super::item::{ACTIVE, FETCHED, Handle, Header, LIVE, NIL, item_size, memcached_item_size};
+use super::item::{
+    ACTIVE, FETCHED, Handle, Header, LIVE, NIL, STALE, item_size, memcached_item_size,
+};
 use super::memory::{Budget, Memory, SizeClasses, ValueRef};
 use bytes::{Bytes, BytesMut};
 use foldhash::fast::RandomState;
@@ -69,6 +71,21 @@ pub enum ArithOutcome {
     NonNumeric,
     /// The longer result could not be stored.
     OutOfMemory,
+}
+
+/// The item a store writes: key, where it hashes, and what it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// Its hash (from `Store::locate`).
+    pub hash: u64,
+    /// Client flags.
+    pub flags: u32,
+    /// Absolute expiry (server time).
+    pub exptime: u32,
+    /// The value.
+    pub value: &'a [u8],
 }
 
 /// A read-only view of an item handed to a reader while the shard lock is held.
@@ -450,7 +467,54 @@ impl Shard {
         value: &[u8],
         now: Now,
     ) -> StoreOutcome {
+        let (mode, compare) = match mode {
+            StoreMode::Cas(expected) => (StoreMode::Set, Some(expected)),
+            mode => (mode, None),
+        };
+        let write = Write {
+            key,
+            hash,
+            flags,
+            exptime,
+            value,
+        };
+        self.store_conditionally(mode, compare, false, write, now)
+    }
+
+    /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
+    /// accepted and the new item is marked stale (meta `ms I`).
+    pub(crate) fn store_conditionally(
+        &mut self,
+        mode: StoreMode,
+        compare: Option<u64>,
+        invalidate: bool,
+        write: Write<'_>,
+        now: Now,
+    ) -> StoreOutcome {
+        let Write {
+            key,
+            hash,
+            flags,
+            exptime,
+            value,
+        } = write;
         let existing = self.lookup_live(key, hash, now);
+        let mut state = 0;
+        if let Some(expected) = compare {
+            let Some(handle) = existing else {
+                self.counters.cas_misses += 1;
+                return StoreOutcome::NotFound;
+            };
+            let current = self.memory.header(handle).cas;
+            if current != expected {
+                if !(invalidate && expected < current) {
+                    self.counters.cas_badval += 1;
+                    return StoreOutcome::Exists;
+                }
+                state |= STALE;
+            }
+            self.counters.cas_hits += 1;
+        }
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
                 // memcached refreshes the LRU position of the item an add collided with.
@@ -459,18 +523,6 @@ impl Shard {
             }
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
                 return StoreOutcome::NotStored;
-            }
-            (StoreMode::Cas(_), None) => {
-                self.counters.cas_misses += 1;
-                return StoreOutcome::NotFound;
-            }
-            (StoreMode::Cas(expected), Some(handle)) => {
-                if self.memory.header(handle).cas != expected {
-                    self.counters.cas_badval += 1;
-                    return StoreOutcome::Exists;
-                }
-                self.counters.cas_hits += 1;
-                (flags, exptime, None)
             }
             (StoreMode::Append | StoreMode::Prepend, Some(handle)) => {
                 let header = self.memory.header(handle);
@@ -490,7 +542,7 @@ impl Shard {
             (Some(old), _) => [value, old],
             (None, _) => [value, &[]],
         };
-        match self.put(key, hash, flags, exptime, &parts, now) {
+        match self.put(key, hash, flags, exptime, &parts, now, state) {
             Ok(cas) => StoreOutcome::Stored(cas),
             Err(OutOfMemory) => {
                 self.counters.store_no_memory += 1;
@@ -500,6 +552,7 @@ impl Shard {
     }
 
     /// Allocates, writes and links a new item, replacing any item under the same key.
+    #[allow(clippy::too_many_arguments)]
     fn put(
         &mut self,
         key: &[u8],
@@ -508,6 +561,7 @@ impl Shard {
         exptime: u32,
         parts: &[&[u8]],
         now: Now,
+        extra_state: u8,
     ) -> Result<u64, OutOfMemory> {
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
         let total = item_size(key.len(), value_len);
@@ -522,7 +576,7 @@ impl Shard {
             flags,
             value_len: value_len as u32,
             key_len: key.len() as u8,
-            state: LIVE,
+            state: LIVE | extra_state,
         };
         let handle = match self.sizes.class_for(total) {
             Some(class) => {
@@ -714,14 +768,28 @@ impl Shard {
         incr: bool,
         delta: u64,
     ) -> ArithOutcome {
-        let Some(handle) = self.lookup_live(key, hash, now) else {
-            if incr {
-                self.counters.incr_misses += 1;
-            } else {
-                self.counters.decr_misses += 1;
+        match self.lookup_live(key, hash, now) {
+            Some(handle) => self.apply_delta(handle, key, hash, incr, delta, now),
+            None => {
+                if incr {
+                    self.counters.incr_misses += 1;
+                } else {
+                    self.counters.decr_misses += 1;
+                }
+                ArithOutcome::NotFound
             }
-            return ArithOutcome::NotFound;
-        };
+        }
+    }
+
+    fn apply_delta(
+        &mut self,
+        handle: Handle,
+        key: &[u8],
+        hash: u64,
+        incr: bool,
+        delta: u64,
+        now: Now,
+    ) -> ArithOutcome {
         let Some(current) = parse_stored_number(self.memory.value(handle).as_slice()) else {
             return ArithOutcome::NonNumeric;
         };
@@ -750,7 +818,7 @@ impl Shard {
             return ArithOutcome::Value(result);
         }
         let header = *self.memory.header(handle);
-        match self.put(key, hash, header.flags, header.exptime, &[text], now) {
+        match self.put(key, hash, header.flags, header.exptime, &[text], now, 0) {
             Ok(_) => ArithOutcome::Value(result),
             Err(OutOfMemory) => ArithOutcome::OutOfMemory,
         }
@@ -855,6 +923,9 @@ fn itoa_buffer(mut value: u64) -> Digits {
 pub fn parse_stored_number(value: &[u8]) -> Option<u64> {
     crate::protocol::numbers::strtoull(value)
 }
+
+mod meta;
+pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,210 @@
+//! Meta commands (memcached 1.6.18 syntax), mixed with classic commands.
+
+use crate::support::servers;
+
+#[test]
+fn meta_get_set_and_return_flags() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(b"mg foo v\r\nmg foo\r\n", b"EN\r\nEN\r\n");
+        c.roundtrip(b"mg foo k O123 q\r\nmg foo k O123\r\n", b"EN kfoo O123\r\n");
+        c.roundtrip(b"ms foo 3\r\nbar\r\n", b"HD\r\n");
+        c.roundtrip(b"mg foo\r\nmg foo v\r\n", b"HD\r\nVA 3\r\nbar\r\n");
+        c.roundtrip(b"get foo\r\n", b"VALUE foo 0 3\r\nbar\r\nEND\r\n");
+        c.roundtrip(
+            b"mg foo s v f t k h O9\r\n",
+            b"VA 3 s3 f0 t-1 kfoo h1 O9\r\nbar\r\n",
+        );
+        c.roundtrip(b"ms foo 2 T100 F5 k O1\r\nhi\r\n", b"HD kfoo O1\r\n");
+        c.roundtrip(b"mg foo t f v\r\n", b"VA 2 t100 f5\r\nhi\r\n");
+        c.roundtrip(
+            b"mg foo q v\r\nmg miss q v\r\nmn\r\n",
+            b"VA 2\r\nhi\r\nMN\r\n",
+        );
+        c.roundtrip(
+            b"mg tt T5 t v\r\nms tt 1\r\n1\r\nmg tt T5 t v\r\nmg tt t\r\n",
+            b"EN\r\nHD\r\nVA 1 t5\r\n1\r\nHD t5\r\n",
+        );
+        // CAS from mg c feeds ms C.
+        c.send(b"mg foo c\r\n");
+        let line = String::from_utf8(c.read_line()).unwrap();
+        let cas: u64 = line
+            .trim_end()
+            .strip_prefix("HD c")
+            .unwrap()
+            .parse()
+            .unwrap();
+        c.roundtrip(
+            format!("ms foo 1 C{}\r\nx\r\n", cas + 1).as_bytes(),
+            b"EX\r\n",
+        );
+        c.roundtrip(format!("ms foo 1 C{cas}\r\ny\r\n").as_bytes(), b"HD\r\n");
+        c.roundtrip(b"ms nope 1 C5\r\nz\r\n", b"NF\r\n");
+    }
+}
+
+#[test]
+fn meta_set_modes() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"ms m 2\r\nhi\r\nms m 2 MA\r\n!!\r\nmg m v\r\n",
+            b"HD\r\nHD\r\nVA 4\r\nhi!!\r\n",
+        );
+        c.roundtrip(
+            b"ms m 2 MP\r\n<<\r\nmg m v\r\n",
+            b"HD\r\nVA 6\r\n<<hi!!\r\n",
+        );
+        c.roundtrip(b"ms m 1 ME\r\nx\r\nms new 1 ME\r\nx\r\n", b"NS\r\nHD\r\n");
+        c.roundtrip(
+            b"ms nope 2 MA\r\nzz\r\nms nope 2 MR q\r\nzz\r\nmn\r\n",
+            b"NS\r\nNS\r\nMN\r\n",
+        );
+        c.roundtrip(b"ms m 1 MR\r\nr\r\nmg m v\r\n", b"HD\r\nVA 1\r\nr\r\n");
+    }
+}
+
+#[test]
+fn meta_delete_and_arithmetic() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(b"md foo\r\nmd foo q\r\n", b"NF\r\nNF\r\n");
+        c.roundtrip(b"ms foo 1\r\nx\r\nmd foo q\r\nmn\r\n", b"HD\r\nMN\r\n");
+        c.roundtrip(
+            b"ms foo 1\r\nx\r\nmd foo C1\r\nmd foo k O5\r\n",
+            b"HD\r\nEX\r\nHD kfoo O5\r\n",
+        );
+        c.roundtrip(
+            b"ma cnt\r\nma cnt N0 J10\r\nma cnt v\r\n",
+            b"NF\r\nHD\r\nVA 2\r\n11\r\n",
+        );
+        c.roundtrip(
+            b"ma cnt D5 v t\r\nma cnt MD D100 v\r\n",
+            b"VA 2 t-1\r\n16\r\nVA 1\r\n0\r\n",
+        );
+        c.roundtrip(
+            b"ms s 1\r\nx\r\nma s\r\n",
+            b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+        );
+        c.roundtrip(b"ma cnt q\r\nma cnt2 q N0\r\nmn\r\n", b"HD\r\nMN\r\n");
+        c.roundtrip(b"incr cnt 5\r\n", b"6\r\n");
+        c.send(b"me cnt\r\n");
+        let line = c.read_line();
+        assert!(
+            line.starts_with(b"ME cnt exp=-1 la="),
+            "[{}] {:?}",
+            c.label,
+            line
+        );
+        c.roundtrip(b"me nope\r\n", b"EN\r\n");
+    }
+}
+
+#[test]
+fn meta_stale_and_win_tokens() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(b"mg viv N30 v t\r\n", b"VA 0 t30 W\r\n\r\n");
+        c.roundtrip(b"mg viv N30 v t\r\n", b"VA 0 t30 Z\r\n\r\n");
+        c.roundtrip(
+            b"ms viv 3 T60\r\nnew\r\nmg viv v\r\n",
+            b"HD\r\nVA 3\r\nnew\r\n",
+        );
+        c.roundtrip(b"mg viv R30 v t\r\n", b"VA 3 t60\r\nnew\r\n");
+        c.roundtrip(
+            b"md viv I T30\r\nmg viv v\r\n",
+            b"HD\r\nVA 3 X W\r\nnew\r\n",
+        );
+        c.roundtrip(b"mg viv v\r\n", b"VA 3 Z X\r\nnew\r\n");
+    }
+}
+
+#[test]
+fn meta_base64_keys() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"ms Zm9v 2 b\r\nhi\r\nget foo\r\n",
+            b"HD\r\nVALUE foo 0 2\r\nhi\r\nEND\r\n",
+        );
+        c.roundtrip(b"mg Zm9v b k v\r\n", b"VA 2 kZm9v b\r\nhi\r\n");
+        c.roundtrip(b"md Zm9v b\r\nmg Zm9v b k v\r\n", b"HD\r\nEN kZm9v b\r\n");
+        c.roundtrip(b"mg !!! b\r\n", b"CLIENT_ERROR error decoding key\r\n");
+    }
+}
+
+#[test]
+fn meta_errors() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        let long_key = "k".repeat(251);
+        let long_opaque = format!("O{}", "o".repeat(40));
+        for (request, reply) in [
+            ("mg foo x\r\n".to_string(), "CLIENT_ERROR invalid flag\r\n"),
+            ("mg foo v v\r\n".into(), "CLIENT_ERROR duplicate flag\r\n"),
+            (
+                "mg foo Tabc\r\n".into(),
+                "CLIENT_ERROR bad token in command line format\r\n",
+            ),
+            (
+                "ms foo\r\n".into(),
+                "CLIENT_ERROR bad command line format\r\n",
+            ),
+            (
+                "ms foo abc\r\nxx\r\n".into(),
+                "CLIENT_ERROR bad command line format\r\nERROR\r\n",
+            ),
+            (
+                "ms foo 2 MX\r\nhi\r\n".into(),
+                "CLIENT_ERROR invalid mode for ms M token\r\n",
+            ),
+            (
+                "ms foo 2 MSS\r\nhi\r\n".into(),
+                "CLIENT_ERROR incorrect length for M token\r\n",
+            ),
+            ("mg\r\nmd\r\nma\r\n".into(), "ERROR\r\nERROR\r\nERROR\r\n"),
+            ("me\r\n".into(), "CLIENT_ERROR bad command line format\r\n"),
+            ("mn extra\r\n".into(), "MN\r\n"),
+            (
+                "ma cnt Mx\r\n".into(),
+                "CLIENT_ERROR invalid mode for ma M token\r\n",
+            ),
+            (
+                "ma cnt Dx\r\n".into(),
+                "CLIENT_ERROR invalid or duplicate flag\r\n",
+            ),
+            (
+                "md foo x\r\n".into(),
+                "CLIENT_ERROR invalid or duplicate flag\r\n",
+            ),
+            (
+                format!("mg {long_key} v\r\n"),
+                "CLIENT_ERROR bad command line format\r\n",
+            ),
+            (
+                format!("ms {long_key} 1\r\nx\r\n"),
+                "CLIENT_ERROR bad command line format\r\nERROR\r\n",
+            ),
+            (
+                format!("mg foo {long_opaque}\r\n"),
+                "CLIENT_ERROR opaque token too long\r\n",
+            ),
+            (
+                format!("ms foo 1 {long_opaque}\r\nx\r\n"),
+                "CLIENT_ERROR opaque token too long\r\n",
+            ),
+            (
+                "mg a b c d e f g h i j k l m n o p q r s t u v w x y z\r\n".into(),
+                "CLIENT_ERROR options flags are too long\r\n",
+            ),
+            ("mg foo P L v\r\n".into(), "EN\r\n"),
+            (
+                "ms foo 2\r\nabcd\r\n".into(),
+                "CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+            ),
+        ] {
+            c.roundtrip(request.as_bytes(), reply.as_bytes());
+            c.expect_quiet();
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! The meta protocol of memcached 1.6 (`mg ms md ma mn me`): a two-letter command, a key,
+//! then single-letter flags, some with a token glued on (`T30`, `Oabc`). Parsing checks
+//! flags per command with memcached 1.6.18's exact error strings; execution lives in
+//! `command/meta.rs`.
+
+use super::numbers::{strtol32, strtoul32, strtoull};
+use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
+use super::reply::ProtocolError;
+use super::request::Request;
+use std::borrow::Cow;
+
+/// memcached's token limit per line.
+const MAX_TOKENS: usize = 24;
+/// memcached's `MFLAG_MAX_OPT_LENGTH`: tokens of a meta line, counting the command, the
+/// key and the terminator it adds.
+const MAX_META_TOKENS: usize = 20;
+/// Longest opaque token.
+const MAX_OPAQUE: usize = 32;
+
+/// Which meta command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaCommand {
+    /// `mg`: get.
+    Get,
+    /// `ms`: set (with modes).
+    Set,
+    /// `md`: delete.
+    Delete,
+    /// `ma`: arithmetic.
+    Arithmetic,
+    /// `me`: debug dump of an item.
+    Debug,
+}
+
+/// `ms` modes (`M` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetMode {
+    /// `MS` (default).
+    Set,
+    /// `ME`: add.
+    Add,
+    /// `MA`: append.
+    Append,
+    /// `MP`: prepend.
+    Prepend,
+    /// `MR`: replace.
+    Replace,
+}
+
+/// The flags of a meta request, in request order (return flags are echoed in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaFlags<'a> {
+    items: [(u8, &'a [u8]); MAX_TOKENS],
+    count: usize,
+}
+
+impl<'a> MetaFlags<'a> {
+    /// Flags in request order with their tokens.
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + '_ {
+        self.items[..self.count].iter().copied()
+    }
+
+    /// True if the flag was given.
+    pub fn has(&self, flag: u8) -> bool {
+        self.iter().any(|(f, _)| f == flag)
+    }
+
+    /// The token of a flag, if given.
+    pub fn token(&self, flag: u8) -> Option<&'a [u8]> {
+        self.iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, token)| token)
+    }
+}
+
+/// A parsed meta request. Numbers are validated here, so execution cannot fail on them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaRequest<'a> {
+    /// The command.
+    pub command: MetaCommand,
+    /// The key, base64-decoded when `b` was given.
+    pub key: Cow<'a, [u8]>,
+    /// The key exactly as sent (echoed by `k`).
+    pub raw_key: &'a [u8],
+    /// All flags.
+    pub flags: MetaFlags<'a>,
+    /// `ms` data block.
+    pub data: &'a [u8],
+    /// `T`: new TTL (client exptime).
+    pub ttl: Option<i32>,
+    /// `N`: vivify / auto-create with this TTL.
+    pub vivify: Option<i32>,
+    /// `R`: win the recache right when the remaining TTL is below this.
+    pub recache: Option<i32>,
+    /// `C`: compare CAS.
+    pub compare_cas: Option<u64>,
+    /// `F`: client flags for ms.
+    pub client_flags: u32,
+    /// `M` for ms.
+    pub set_mode: SetMode,
+    /// `M` for ma: incr (true) or decr.
+    pub incr: bool,
+    /// `D` for ma.
+    pub delta: u64,
+    /// `J` for ma.
+    pub initial: u64,
+}
+
+impl MetaRequest<'_> {
+    /// `q`: quiet mode.
+    pub fn quiet(&self) -> bool {
+        self.flags.has(b'q')
+    }
+}
+
+fn error(error: ProtocolError, consumed: usize, swallow: usize) -> Frame<'static> {
+    Frame::Request {
+        request: Request::Invalid {
+            error,
+            noreply: false,
+        },
+        consumed,
+        swallow,
+    }
+}
+
+/// Decodes standard base64 (with padding), as memcached's `b` flag expects.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let value = |byte: u8| -> Option<u32> {
+        Some(match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (index, quad) in text.chunks(4).enumerate() {
+        let last = index == text.len() / 4 - 1;
+        let padding = quad.iter().rev().take_while(|&&b| b == b'=').count();
+        if padding > 2 || (padding > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &byte in &quad[..4 - padding] {
+            bits = bits << 6 | value(byte)?;
+        }
+        bits <<= 6 * padding as u32;
+        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
+        out.extend_from_slice(&bytes[..3 - padding]);
+    }
+    Some(out)
+}
+
+/// Encodes standard base64 (keys returned by `k` under `b`).
+pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let bits = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for position in 0..4 {
+            if position <= chunk.len() {
+                out.push(ALPHABET[(bits >> (18 - 6 * position) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
+}
+
+/// Flags each command accepts (`P` and `L` are proxy hints, accepted and ignored).
+fn allowed(command: MetaCommand) -> &'static [u8] {
+    match command {
+        MetaCommand::Get => b"bcfhklOqstuvENRTPL",
+        MetaCommand::Set => b"bcCEFIkOqsSTMPL",
+        MetaCommand::Delete => b"bCEIkOqTPL",
+        MetaCommand::Arithmetic => b"bCENJDTMqOtcvkPL",
+        MetaCommand::Debug => b"b",
+    }
+}
+
+/// Parses a line whose command is two letters starting with `m`.
+pub fn parse_meta<'a>(
+    line: &'a [u8],
+    buffer: &'a [u8],
+    consumed: usize,
+    limits: &Limits,
+) -> Frame<'a> {
+    let mut tokens = line.split(|&byte| byte == b' ').filter(|t| !t.is_empty());
+    let name = tokens.next().unwrap_or_default();
+    let command = match name {
+        b"mn" => {
+            return Frame::Request {
+                request: Request::MetaNoop,
+                consumed,
+                swallow: 0,
+            };
+        }
+        b"mg" => MetaCommand::Get,
+        b"ms" => MetaCommand::Set,
+        b"md" => MetaCommand::Delete,
+        b"ma" => MetaCommand::Arithmetic,
+        b"me" => MetaCommand::Debug,
+        _ => return error(ProtocolError::UnknownCommand, consumed, 0),
+    };
+    let Some(raw_key) = tokens.next() else {
+        return match command {
+            MetaCommand::Debug => error(ProtocolError::BadFormat, consumed, 0),
+            _ => error(ProtocolError::UnknownCommand, consumed, 0),
+        };
+    };
+    if raw_key.len() > KEY_MAX_LENGTH {
+        return error(ProtocolError::BadFormat, consumed, 0);
+    }
+    let total_tokens = line
+        .split(|&byte| byte == b' ')
+        .filter(|t| !t.is_empty())
+        .count();
+    let too_many = total_tokens + 1 > MAX_META_TOKENS;
+    if too_many && command != MetaCommand::Set {
+        let too_long = match command {
+            MetaCommand::Get => ProtocolError::FlagsTooLongGet,
+            _ => ProtocolError::FlagsTooLong,
+        };
+        return error(too_long, consumed, 0);
+    }
+    // ms carries the data length right after the key.
+    let mut swallow = 0;
+    let mut data_len = 0;
+    if command == MetaCommand::Set {
+        let Some(length) = tokens.next().and_then(strtol32).filter(|l| *l >= 0) else {
+            return error(ProtocolError::BadFormat, consumed, 0);
+        };
+        data_len = length as usize;
+        swallow = data_len + 2;
+        if too_many {
+            return error(ProtocolError::FlagsTooLong, consumed, swallow);
+        }
+    }
+    let mut flags = MetaFlags {
+        items: [(0, &[]); MAX_TOKENS],
+        count: 0,
+    };
+    let per_flag_error = matches!(command, MetaCommand::Delete | MetaCommand::Arithmetic);
+    let flag_error = |plain: ProtocolError| {
+        if per_flag_error {
+            ProtocolError::InvalidOrDuplicateFlag
+        } else {
+            plain
+        }
+    };
+    for token in tokens {
+        let flag = token[0];
+        if !allowed(command).contains(&flag) {
+            return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
+        }
+        if flags.has(flag) {
+            return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
+        }
+        flags.items[flags.count] = (flag, &token[1..]);
+        flags.count += 1;
+    }
+    let mut request = MetaRequest {
+        command,
+        key: Cow::Borrowed(raw_key),
+        raw_key,
+        flags,
+        data: &[],
+        ttl: None,
+        vivify: None,
+        recache: None,
+        compare_cas: None,
+        client_flags: 0,
+        set_mode: SetMode::Set,
+        incr: true,
+        delta: 1,
+        initial: 0,
+    };
+    let bad_token = flag_error(ProtocolError::BadToken);
+    for (flag, token) in request.flags.clone().iter() {
+        let ok = match flag {
+            b'T' => strtol32(token).map(|v| request.ttl = Some(v)).is_some(),
+            b'N' => strtol32(token).map(|v| request.vivify = Some(v)).is_some(),
+            b'R' => strtol32(token).map(|v| request.recache = Some(v)).is_some(),
+            b'C' => strtoull(token)
+                .map(|v| request.compare_cas = Some(v))
+                .is_some(),
+            b'F' => strtoul32(token).map(|v| request.client_flags = v).is_some(),
+            b'D' => strtoull(token).map(|v| request.delta = v).is_some(),
+            b'J' => strtoull(token).map(|v| request.initial = v).is_some(),
+            b'O' if token.len() > MAX_OPAQUE => {
+                return error(ProtocolError::OpaqueTooLong, consumed, swallow);
+            }
+            b'M' if command == MetaCommand::Set => {
+                if token.len() != 1 {
+                    return error(ProtocolError::MetaModeLength, consumed, swallow);
+                }
+                request.set_mode = match token[0] {
+                    b'S' | b's' => SetMode::Set,
+                    b'E' | b'e' => SetMode::Add,
+                    b'A' | b'a' => SetMode::Append,
+                    b'P' | b'p' => SetMode::Prepend,
+                    b'R' | b'r' => SetMode::Replace,
+                    _ => return error(ProtocolError::InvalidSetMode, consumed, swallow),
+                };
+                true
+            }
+            b'M' => {
+                if token.len() != 1 {
+                    return error(ProtocolError::MetaModeLength, consumed, swallow);
+                }
+                request.incr = match token[0] {
+                    b'I' | b'i' | b'+' => true,
+                    b'D' | b'd' | b'-' => false,
+                    _ => return error(ProtocolError::InvalidArithmeticMode, consumed, swallow),
+                };
+                true
+            }
+            _ => true,
+        };
+        if !ok {
+            return error(bad_token, consumed, swallow);
+        }
+    }
+    if request.flags.has(b'b') {
+        match base64_decode(raw_key) {
+            Some(key) if !key.is_empty() && key.len() <= KEY_MAX_LENGTH => {
+                request.key = Cow::Owned(key)
+            }
+            _ => return error(ProtocolError::KeyDecode, consumed, swallow),
+        }
+    }
+    if command == MetaCommand::Set {
+        if !limits.fits(request.key.len(), data_len) {
+            return error(ProtocolError::TooLarge, consumed, swallow);
+        }
+        let end = consumed + data_len + 2;
+        if buffer.len() < end {
+            return Frame::Incomplete { needed: end };
+        }
+        if &buffer[end - 2..end] != b"\r\n" {
+            return error(ProtocolError::BadDataChunk, end, 0);
+        }
+        request.data = &buffer[consumed..end - 2];
+        return Frame::Request {
+            request: Request::Meta(Box::new(request)),
+            consumed: end,
+            swallow: 0,
+        };
+    }
+    Frame::Request {
+        request: Request::Meta(Box::new(request)),
+        consumed,
+        swallow: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_line(input: &[u8]) -> Frame<'_> {
+        let newline = input.iter().position(|&b| b == b'\n').unwrap();
+        parse_meta(
+            &input[..newline - 1],
+            input,
+            newline + 1,
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        assert_eq!(base64_decode(b"Zm9v").unwrap(), b"foo");
+        assert_eq!(base64_decode(b"Zm8=").unwrap(), b"fo");
+        assert_eq!(base64_encode(b"fo"), b"Zm8=");
+        assert_eq!(base64_decode(b"!!!"), None);
+    }
+
+    #[test]
+    fn flags_keep_request_order_and_tokens() {
+        let Frame::Request {
+            request: Request::Meta(request),
+            ..
+        } = parse_line(b"mg key s v T30 Oab\r\n")
+        else {
+            panic!()
+        };
+        let flags: Vec<u8> = request.flags.iter().map(|(flag, _)| flag).collect();
+        assert_eq!(flags, b"svTO");
+        assert_eq!(request.ttl, Some(30));
+        assert_eq!(request.flags.token(b'O'), Some(&b"ab"[..]));
+    }
+
+    #[test]
+    fn meta_set_waits_for_data_and_swallows_after_bad_flags() {
+        assert!(matches!(
+            parse_line(b"ms k 5 T1\r\nab"),
+            Frame::Incomplete { needed: 18 }
+        ));
+        let Frame::Request { swallow, .. } = parse_line(b"ms k 2 MX\r\nhi\r\n") else {
+            panic!()
+        };
+        assert_eq!(swallow, 4);
+    }
+}
