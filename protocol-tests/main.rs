@@ -3,6 +3,7 @@
 
 mod support;
 
+mod binary;
 mod commands;
 mod connections;
 mod errors;

@@ -226,3 +226,29 @@ fn memccapable_ascii_suite_passes() {
         );
     }
 }
+
+#[test]
+fn memccapable_full_suite_passes() {
+    for server in servers(&[]) {
+        let Some(mut memccapable) = tool("memccapable") else {
+            return;
+        };
+        let port = server.address.rsplit(':').next().unwrap().to_string();
+        let output = memccapable
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .output()
+            .expect("memccapable runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "[{:?}] memccapable:\n{text}",
+            server.kind
+        );
+        assert_eq!(
+            text.matches("[pass]").count(),
+            54,
+            "[{:?}] 27 ascii + 27 binary:\n{text}",
+            server.kind
+        );
+    }
+}

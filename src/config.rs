@@ -145,6 +145,28 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(message.into()))
 }
 
+/// `-B`: the protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolMode {
+    /// Decided per connection by its first byte (0x80 = binary).
+    Auto,
+    /// Text (and meta) only.
+    Ascii,
+    /// Binary only.
+    Binary,
+}
+
+impl ProtocolMode {
+    /// memcached's name for `stats settings`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProtocolMode::Auto => "auto-negotiate",
+            ProtocolMode::Ascii => "ascii",
+            ProtocolMode::Binary => "binary",
+        }
+    }
+}
+
 /// Validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -182,6 +204,8 @@ pub struct Settings {
     pub slab_min_size: usize,
     /// `-D` (one byte, as memcached).
     pub prefix_delimiter: u8,
+    /// `-B`: which protocols connections may speak.
+    pub protocol: ProtocolMode,
     /// `-s`: serve this unix socket instead of TCP.
     pub unix_socket: Option<String>,
     /// `-a`: permissions of the unix socket (octal, default 0700).
@@ -298,7 +322,6 @@ impl Settings {
         }
         let unsupported = [
             (args.daemon, "-d (daemonize)"),
-            (args.protocol == "binary", "-B binary"),
             (args.memory_file.is_some(), "-e (memory file)"),
             (args.enable_ssl, "-Z (TLS)"),
             (args.auth_file.is_some(), "-Y (authentication file)"),
@@ -343,6 +366,11 @@ impl Settings {
             growth_factor: args.slab_growth_factor,
             slab_min_size: args.slab_min_size as usize,
             prefix_delimiter,
+            protocol: match args.protocol.as_str() {
+                "ascii" => ProtocolMode::Ascii,
+                "binary" => ProtocolMode::Binary,
+                _ => ProtocolMode::Auto,
+            },
             unix_socket: args.unix_socket.clone(),
             unix_mask,
             idle_timeout: 0,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod arithmetic;
+mod binary;
 mod delete;
 mod meta;
 mod retrieval;
@@ -83,6 +84,28 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         }
         Request::Stats(group) => stats::stats(ctx, out, group),
         Request::Meta(ref request) => meta::meta(ctx, out, request),
+        Request::Binary(ref request) => binary::execute(ctx, out, request),
+        Request::BinaryTooLarge {
+            opcode,
+            opaque,
+            key,
+        } => {
+            ctx.counters.store_too_large += 1;
+            if matches!(
+                opcode,
+                crate::protocol::binary::opcode::SET | crate::protocol::binary::opcode::SETQ
+            ) {
+                ctx.store.discard(key);
+            }
+            binary::error(
+                out,
+                opcode,
+                crate::protocol::binary::Status::TooLarge,
+                opaque,
+            );
+            Flow::Continue
+        }
+        Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {
             out.push(b"MN\r\n");
             Flow::Continue

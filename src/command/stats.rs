@@ -200,7 +200,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("reqs_per_event", s.reqs_per_event);
     out.stat("cas_enabled", yes_no(s.cas_enabled));
     out.stat("tcp_backlog", s.backlog);
-    out.stat("binding_protocol", "ascii");
+    out.stat("binding_protocol", s.protocol.name());
     out.stat("auth_enabled_sasl", "no");
     out.stat("auth_enabled_ascii", "no");
     out.stat("item_size_max", s.item_size_max);

@@ -1,6 +1,7 @@
 //! memcached's text protocol: parsing requests from bytes and the reply vocabulary.
 //! This layer knows nothing of sockets or storage.
 
+pub mod binary;
 pub mod meta;
 pub mod numbers;
 pub mod parse;

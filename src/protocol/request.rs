@@ -180,6 +180,24 @@ pub enum Request<'a> {
     Meta(Box<super::meta::MetaRequest<'a>>),
     /// `mn`: answered with `MN`.
     MetaNoop,
+    /// A binary-protocol request.
+    Binary(super::binary::BinaryRequest<'a>),
+    /// A binary storage request whose value exceeds `-I` (its value is swallowed).
+    BinaryTooLarge {
+        /// Opcode.
+        opcode: u8,
+        /// Echoed.
+        opaque: u32,
+        /// Key (a failed set removes the old value).
+        key: &'a [u8],
+    },
+    /// A malformed binary header: answered with "Invalid arguments", then closed.
+    BinaryInvalid {
+        /// Opcode.
+        opcode: u8,
+        /// Echoed.
+        opaque: u32,
+    },
     /// A request answered with an error.
     Invalid {
         /// What to answer.

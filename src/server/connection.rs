@@ -8,7 +8,8 @@
 
 use super::Shared;
 use crate::command::{self, Context, Flow};
-use crate::protocol::{Frame, ReplyBuffer, parse};
+use crate::config::ProtocolMode;
+use crate::protocol::{Frame, ReplyBuffer, binary, parse};
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
@@ -58,6 +59,7 @@ pub async fn serve<S: ClientStream>(
         pending: Vec::new(),
         counters: ConnCounters::default(),
         swallow: 0,
+        binary: None,
     };
     // One future for the whole connection, not a new one per read.
     let mut stopped = std::pin::pin!(async move {
@@ -135,6 +137,8 @@ struct Connection {
     counters: ConnCounters,
     /// Bytes of a refused value still to be discarded as they arrive.
     swallow: usize,
+    /// Binary protocol (decided by the first byte under `-B auto`).
+    binary: Option<bool>,
 }
 
 impl Connection {
@@ -152,7 +156,22 @@ impl Connection {
             if self.replies.len() >= REPLY_HIGH_WATER {
                 return Step::MoreQueued;
             }
-            let (consumed, swallow, flow) = match parse(&self.read, &shared.limits) {
+            if self.binary.is_none() {
+                let Some(&first) = self.read.first() else {
+                    return Step::NeedInput(1);
+                };
+                self.binary = Some(match shared.settings.protocol {
+                    ProtocolMode::Auto => first == binary::REQUEST_MAGIC,
+                    ProtocolMode::Ascii => false,
+                    ProtocolMode::Binary => true,
+                });
+            }
+            let frame = if self.binary == Some(true) {
+                binary::parse_binary(&self.read, &shared.limits)
+            } else {
+                parse(&self.read, &shared.limits)
+            };
+            let (consumed, swallow, flow) = match frame {
                 Frame::Incomplete { needed } => return Step::NeedInput(needed),
                 Frame::Close => return Step::Done(Flow::Close),
                 Frame::Request {

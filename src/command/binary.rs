@@ -1,0 +1,315 @@
+//! Executes binary-protocol requests against the store, answering with memcached's
+//! status codes, quiet-variant rules and CAS behaviour.
+
+use super::{Context, Flow};
+use crate::protocol::binary::{BinaryRequest, Status, be_u32, be_u64, opcode, write_response};
+use crate::protocol::{Frame, ReplyBuffer, Request, parse};
+use crate::store::{
+    MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreMode, StoreOutcome, ValueRef,
+};
+
+/// Executes one binary request, appending its response (if any).
+pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
+    use opcode::*;
+    let op = request.opcode;
+    let reply = |out: &mut ReplyBuffer, status: Status| error(out, op, status, request.opaque);
+    match op {
+        GET | GETQ | GETK | GETKQ => {
+            if !request.extras.is_empty() || request.key.is_empty() || !request.value.is_empty() {
+                return invalid(out, op, request.opaque);
+            }
+            get(ctx, out, request, None)
+        }
+        GAT | GATQ | GATK | GATKQ | TOUCH => {
+            if request.extras.len() != 4 || request.key.is_empty() {
+                return invalid(out, op, request.opaque);
+            }
+            let exptime = be_u32(request.extras, 0) as i32;
+            ctx.counters.cmd_touch += 1;
+            if op == TOUCH {
+                if ctx.store.touch(request.key, exptime) {
+                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
+                } else {
+                    reply(out, Status::NotFound);
+                }
+                return Flow::Continue;
+            }
+            get(ctx, out, request, Some(exptime))
+        }
+        SET | SETQ | ADD | ADDQ | REPLACE | REPLACEQ | APPEND | APPENDQ | PREPEND | PREPENDQ => {
+            store(ctx, out, request)
+        }
+        DELETE | DELETEQ => {
+            if !request.extras.is_empty() || request.key.is_empty() {
+                return invalid(out, op, request.opaque);
+            }
+            let compare = (request.cas != 0).then_some(request.cas);
+            match ctx.store.meta_delete(request.key, compare, false, None) {
+                MetaDeleteOutcome::Deleted if op == DELETEQ => {}
+                MetaDeleteOutcome::Deleted => {
+                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0)
+                }
+                MetaDeleteOutcome::NotFound => reply(out, Status::NotFound),
+                MetaDeleteOutcome::Exists => reply(out, Status::Exists),
+            }
+            Flow::Continue
+        }
+        INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => arithmetic(ctx, out, request),
+        QUIT => {
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
+            Flow::Close
+        }
+        QUITQ => Flow::Close,
+        FLUSH | FLUSHQ => {
+            ctx.counters.cmd_flush += 1;
+            if !ctx.settings.flush_enabled {
+                reply(out, Status::InvalidArguments);
+                return Flow::Continue;
+            }
+            let delay = match request.extras.len() {
+                0 => None,
+                4 => Some(be_u32(request.extras, 0) as i32),
+                _ => return invalid(out, op, request.opaque),
+            };
+            ctx.store.flush_all(delay);
+            if op == FLUSH {
+                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
+            }
+            Flow::Continue
+        }
+        NOOP => {
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
+            Flow::Continue
+        }
+        VERSION => {
+            let version = super::admin::VERSION.as_bytes();
+            write_response(
+                out,
+                op,
+                Status::Ok,
+                request.opaque,
+                0,
+                &[],
+                &[],
+                version.len(),
+            );
+            out.push(version);
+            Flow::Continue
+        }
+        VERBOSITY => {
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
+            Flow::Continue
+        }
+        STAT => stat(ctx, out, request),
+        _ => {
+            reply(out, Status::UnknownCommand);
+            Flow::Continue
+        }
+    }
+}
+
+/// An error response carrying memcached's message as its body.
+pub fn error(out: &mut ReplyBuffer, op: u8, status: Status, opaque: u32) {
+    let message = status.message();
+    write_response(out, op, status, opaque, 0, &[], &[], message.len());
+    out.push(message);
+}
+
+/// A malformed request: "Invalid arguments", then the connection closes (as memcached).
+pub fn invalid(out: &mut ReplyBuffer, op: u8, opaque: u32) -> Flow {
+    error(out, op, Status::InvalidArguments, opaque);
+    Flow::Close
+}
+
+fn get(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    request: &BinaryRequest<'_>,
+    new_exptime: Option<i32>,
+) -> Flow {
+    use opcode::*;
+    let op = request.opcode;
+    let with_key = matches!(op, GETK | GETKQ | GATK | GATKQ);
+    ctx.counters.cmd_get += 1;
+    let hit = ctx.store.fetch(request.key, new_exptime, |item| {
+        let key: &[u8] = if with_key { item.key } else { &[] };
+        let flags = item.flags.to_be_bytes();
+        let value = item.value.as_slice();
+        write_response(
+            out,
+            op,
+            Status::Ok,
+            request.opaque,
+            item.cas,
+            &flags,
+            key,
+            value.len(),
+        );
+        match item.value {
+            ValueRef::Inline(bytes) => out.push(bytes),
+            ValueRef::Shared(bytes) => out.push_shared(bytes),
+        }
+    });
+    if !hit {
+        match op {
+            GETQ | GETKQ | GATQ | GATKQ => {}
+            GETK | GATK => write_response(
+                out,
+                op,
+                Status::NotFound,
+                request.opaque,
+                0,
+                &[],
+                request.key,
+                0,
+            ),
+            _ => error(out, op, Status::NotFound, request.opaque),
+        }
+    }
+    Flow::Continue
+}
+
+fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
+    use opcode::*;
+    let op = request.opcode;
+    let (mode, extras_len) = match op {
+        SET | SETQ => (StoreMode::Set, 8),
+        ADD | ADDQ => (StoreMode::Add, 8),
+        REPLACE | REPLACEQ => (StoreMode::Replace, 8),
+        APPEND | APPENDQ => (StoreMode::Append, 0),
+        _ => (StoreMode::Prepend, 0),
+    };
+    if request.extras.len() != extras_len || request.key.is_empty() {
+        return invalid(out, op, request.opaque);
+    }
+    let (flags, exptime) = if extras_len == 8 {
+        (be_u32(request.extras, 0), be_u32(request.extras, 4) as i32)
+    } else {
+        (0, 0)
+    };
+    ctx.counters.cmd_set += 1;
+    let compare = (request.cas != 0).then_some(request.cas);
+    let outcome = ctx.store.meta_store(
+        mode,
+        request.key,
+        flags,
+        exptime,
+        request.value,
+        compare,
+        false,
+    );
+    let quiet = matches!(op, SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ);
+    let status = match outcome {
+        StoreOutcome::Stored(_) if quiet => return Flow::Continue,
+        StoreOutcome::Stored(cas) => {
+            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 0);
+            return Flow::Continue;
+        }
+        StoreOutcome::NotStored => match mode {
+            StoreMode::Add => Status::Exists,
+            StoreMode::Replace => Status::NotFound,
+            _ => Status::NotStored,
+        },
+        StoreOutcome::Exists => Status::Exists,
+        StoreOutcome::NotFound => Status::NotFound,
+        StoreOutcome::OutOfMemory => {
+            ctx.counters.store_no_memory += 1;
+            Status::OutOfMemory
+        }
+    };
+    error(out, op, status, request.opaque);
+    Flow::Continue
+}
+
+fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
+    use opcode::*;
+    let op = request.opcode;
+    if request.extras.len() != 20 || request.key.is_empty() || !request.value.is_empty() {
+        return invalid(out, op, request.opaque);
+    }
+    let delta = be_u64(request.extras, 0);
+    let initial = be_u64(request.extras, 8);
+    let expiration = be_u32(request.extras, 16);
+    let outcome = ctx.store.meta_arith(
+        request.key,
+        MetaArith {
+            incr: matches!(op, INCREMENT | INCREMENTQ),
+            delta,
+            compare: (request.cas != 0).then_some(request.cas),
+            // An expiration of all ones means "do not create".
+            vivify: (expiration != u32::MAX)
+                .then(|| (ctx.store.expiry(expiration as i32), initial)),
+            new_expiry: None,
+        },
+    );
+    let status = match outcome {
+        MetaArithOutcome::Value { .. } if matches!(op, INCREMENTQ | DECREMENTQ) => {
+            return Flow::Continue;
+        }
+        MetaArithOutcome::Value { value, cas, .. } => {
+            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 8);
+            out.push(&value.to_be_bytes());
+            return Flow::Continue;
+        }
+        MetaArithOutcome::NotFound => Status::NotFound,
+        MetaArithOutcome::NonNumeric => Status::NonNumeric,
+        MetaArithOutcome::Exists => Status::Exists,
+        MetaArithOutcome::NotStored => Status::OutOfMemory,
+    };
+    error(out, op, status, request.opaque);
+    Flow::Continue
+}
+
+/// STAT: the text protocol's group, one response per line, then an empty terminator.
+fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
+    let mut line = b"stats ".to_vec();
+    line.extend_from_slice(request.key);
+    line.extend_from_slice(b"\r\n");
+    let group = match parse(&line, &crate::protocol::Limits::default()) {
+        Frame::Request {
+            request: Request::Stats(group),
+            ..
+        } => group,
+        _ => return invalid(out, request.opcode, request.opaque),
+    };
+    let mut text = ReplyBuffer::new();
+    super::stats::stats(ctx, &mut text, group);
+    let text = text.to_vec();
+    for line in text.split(|&byte| byte == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(rest) = line.strip_prefix(b"STAT ") else {
+            if line.starts_with(b"CLIENT_ERROR") || line == b"ERROR" {
+                error(out, request.opcode, Status::NotFound, request.opaque);
+                return Flow::Continue;
+            }
+            continue;
+        };
+        let split = rest
+            .iter()
+            .position(|&byte| byte == b' ')
+            .unwrap_or(rest.len());
+        let (name, value) = (&rest[..split], rest.get(split + 1..).unwrap_or_default());
+        write_response(
+            out,
+            request.opcode,
+            Status::Ok,
+            request.opaque,
+            0,
+            &[],
+            name,
+            value.len(),
+        );
+        out.push(value);
+    }
+    write_response(
+        out,
+        request.opcode,
+        Status::Ok,
+        request.opaque,
+        0,
+        &[],
+        &[],
+        0,
+    );
+    Flow::Continue
+}

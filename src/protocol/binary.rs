@@ -1,0 +1,270 @@
+//! memcached's binary protocol: a 24-byte header (magic 0x80, opcode, key length, extras
+//! length, data type, vbucket, body length, opaque, CAS) and a body of extras, key and
+//! value. Parsing only frames and validates; `command/binary.rs` executes.
+
+use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
+use super::request::Request;
+
+/// Size of a request or response header.
+pub const HEADER_SIZE: usize = 24;
+/// First byte of every request.
+pub const REQUEST_MAGIC: u8 = 0x80;
+/// First byte of every response.
+pub const RESPONSE_MAGIC: u8 = 0x81;
+/// Largest body of a request that carries no value.
+const MAX_PLAIN_BODY: usize = 64 * 1024;
+
+/// Opcodes memcached implements.
+#[allow(missing_docs)]
+pub mod opcode {
+    pub const GET: u8 = 0x00;
+    pub const SET: u8 = 0x01;
+    pub const ADD: u8 = 0x02;
+    pub const REPLACE: u8 = 0x03;
+    pub const DELETE: u8 = 0x04;
+    pub const INCREMENT: u8 = 0x05;
+    pub const DECREMENT: u8 = 0x06;
+    pub const QUIT: u8 = 0x07;
+    pub const FLUSH: u8 = 0x08;
+    pub const GETQ: u8 = 0x09;
+    pub const NOOP: u8 = 0x0a;
+    pub const VERSION: u8 = 0x0b;
+    pub const GETK: u8 = 0x0c;
+    pub const GETKQ: u8 = 0x0d;
+    pub const APPEND: u8 = 0x0e;
+    pub const PREPEND: u8 = 0x0f;
+    pub const STAT: u8 = 0x10;
+    pub const SETQ: u8 = 0x11;
+    pub const ADDQ: u8 = 0x12;
+    pub const REPLACEQ: u8 = 0x13;
+    pub const DELETEQ: u8 = 0x14;
+    pub const INCREMENTQ: u8 = 0x15;
+    pub const DECREMENTQ: u8 = 0x16;
+    pub const QUITQ: u8 = 0x17;
+    pub const FLUSHQ: u8 = 0x18;
+    pub const APPENDQ: u8 = 0x19;
+    pub const PREPENDQ: u8 = 0x1a;
+    pub const VERBOSITY: u8 = 0x1b;
+    pub const TOUCH: u8 = 0x1c;
+    pub const GAT: u8 = 0x1d;
+    pub const GATQ: u8 = 0x1e;
+    pub const GATK: u8 = 0x23;
+    pub const GATKQ: u8 = 0x24;
+}
+
+/// Response status codes, with memcached's error texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Status {
+    /// Success.
+    Ok = 0x00,
+    /// Key not found.
+    NotFound = 0x01,
+    /// Key exists (add) or CAS mismatch.
+    Exists = 0x02,
+    /// Value too large.
+    TooLarge = 0x03,
+    /// Malformed request.
+    InvalidArguments = 0x04,
+    /// append/prepend on a missing key.
+    NotStored = 0x05,
+    /// incr/decr on a non-numeric value.
+    NonNumeric = 0x06,
+    /// Unknown opcode.
+    UnknownCommand = 0x81,
+    /// No memory.
+    OutOfMemory = 0x82,
+}
+
+impl Status {
+    /// memcached's body text for an error status.
+    pub fn message(self) -> &'static [u8] {
+        match self {
+            Status::Ok => b"",
+            Status::NotFound => b"Not found",
+            Status::Exists => b"Data exists for key.",
+            Status::TooLarge => b"Too large.",
+            Status::InvalidArguments => b"Invalid arguments",
+            Status::NotStored => b"Not stored.",
+            Status::NonNumeric => b"Non-numeric server-side value for incr or decr",
+            Status::UnknownCommand => b"Unknown command",
+            Status::OutOfMemory => b"Out of memory",
+        }
+    }
+}
+
+/// One framed binary request, borrowing its body from the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryRequest<'a> {
+    /// Opcode.
+    pub opcode: u8,
+    /// Extras section.
+    pub extras: &'a [u8],
+    /// Key.
+    pub key: &'a [u8],
+    /// Value.
+    pub value: &'a [u8],
+    /// Echoed in the response.
+    pub opaque: u32,
+    /// CAS to compare (0 = none).
+    pub cas: u64,
+}
+
+/// Reads a big-endian u32 at `at`.
+pub fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Reads a big-endian u64 at `at`.
+pub fn be_u64(bytes: &[u8], at: usize) -> u64 {
+    (u64::from(be_u32(bytes, at)) << 32) | u64::from(be_u32(bytes, at + 4))
+}
+
+fn is_storage(opcode: u8) -> bool {
+    use opcode::*;
+    matches!(
+        opcode,
+        SET | ADD | REPLACE | APPEND | PREPEND | SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ
+    )
+}
+
+/// Frames one binary request from the front of `buffer`.
+pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    if buffer.len() < HEADER_SIZE {
+        return Frame::Incomplete {
+            needed: HEADER_SIZE,
+        };
+    }
+    if buffer[0] != REQUEST_MAGIC {
+        return Frame::Close;
+    }
+    let opcode = buffer[1];
+    let key_len = usize::from(u16::from_be_bytes([buffer[2], buffer[3]]));
+    let extras_len = usize::from(buffer[4]);
+    let body_len = be_u32(buffer, 8) as usize;
+    let opaque = be_u32(buffer, 12);
+    let cas = be_u64(buffer, 16);
+    // memcached answers these with "Invalid arguments" and drops the connection.
+    if key_len + extras_len > body_len || key_len > KEY_MAX_LENGTH {
+        return Frame::Request {
+            request: Request::BinaryInvalid { opcode, opaque },
+            consumed: HEADER_SIZE,
+            swallow: 0,
+        };
+    }
+    let value_len = body_len - key_len - extras_len;
+    if is_storage(opcode) && !limits.fits(key_len, value_len) {
+        // Refuse before buffering: read the header, extras and key, swallow the value.
+        let head = HEADER_SIZE + extras_len + key_len;
+        if buffer.len() < head {
+            return Frame::Incomplete { needed: head };
+        }
+        return Frame::Request {
+            request: Request::BinaryTooLarge {
+                opcode,
+                opaque,
+                key: &buffer[HEADER_SIZE + extras_len..head],
+            },
+            consumed: head,
+            swallow: value_len,
+        };
+    }
+    if !is_storage(opcode) && body_len > MAX_PLAIN_BODY {
+        return Frame::Close;
+    }
+    let total = HEADER_SIZE + body_len;
+    if buffer.len() < total {
+        return Frame::Incomplete { needed: total };
+    }
+    let body = &buffer[HEADER_SIZE..total];
+    Frame::Request {
+        request: Request::Binary(BinaryRequest {
+            opcode,
+            extras: &body[..extras_len],
+            key: &body[extras_len..extras_len + key_len],
+            value: &body[extras_len + key_len..],
+            opaque,
+            cas,
+        }),
+        consumed: total,
+        swallow: 0,
+    }
+}
+
+/// Appends a response header and body pieces.
+pub fn write_response(
+    out: &mut super::ReplyBuffer,
+    opcode: u8,
+    status: Status,
+    opaque: u32,
+    cas: u64,
+    extras: &[u8],
+    key: &[u8],
+    value_len: usize,
+) {
+    let mut header = [0u8; HEADER_SIZE];
+    header[0] = RESPONSE_MAGIC;
+    header[1] = opcode;
+    header[2..4].copy_from_slice(&(key.len() as u16).to_be_bytes());
+    header[4] = extras.len() as u8;
+    header[6..8].copy_from_slice(&(status as u16).to_be_bytes());
+    let body = extras.len() + key.len() + value_len;
+    header[8..12].copy_from_slice(&(body as u32).to_be_bytes());
+    header[12..16].copy_from_slice(&opaque.to_be_bytes());
+    header[16..24].copy_from_slice(&cas.to_be_bytes());
+    out.push(&header);
+    out.push(extras);
+    out.push(key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(opcode: u8, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![REQUEST_MAGIC, opcode];
+        bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        bytes.push(extras.len() as u8);
+        bytes.extend_from_slice(&[0, 0, 0]);
+        bytes.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+        bytes.extend_from_slice(&7u32.to_be_bytes());
+        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.extend_from_slice(extras);
+        bytes.extend_from_slice(key);
+        bytes.extend_from_slice(value);
+        bytes
+    }
+
+    #[test]
+    fn frames_a_set() {
+        let bytes = header(opcode::SET, b"key", &[0; 8], b"value");
+        let Frame::Request {
+            request: Request::Binary(request),
+            consumed,
+            ..
+        } = parse_binary(&bytes, &Limits::default())
+        else {
+            panic!()
+        };
+        assert_eq!(consumed, bytes.len());
+        assert_eq!(
+            (request.key, request.value, request.opaque),
+            (&b"key"[..], &b"value"[..], 7)
+        );
+        assert!(matches!(
+            parse_binary(&bytes[..30], &Limits::default()),
+            Frame::Incomplete { needed: 40 }
+        ));
+    }
+
+    #[test]
+    fn bad_magic_closes_and_oversized_values_are_swallowed() {
+        assert_eq!(parse_binary(&[0x42; 24], &Limits::default()), Frame::Close);
+        let mut bytes = header(opcode::SET, b"k", &[0; 8], b"");
+        bytes[8..12].copy_from_slice(&(9u32 + 2_000_000).to_be_bytes());
+        let Frame::Request { swallow, .. } = parse_binary(&bytes, &Limits::default()) else {
+            panic!()
+        };
+        assert_eq!(swallow, 2_000_000);
+    }
+}
