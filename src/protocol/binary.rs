@@ -191,7 +191,8 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
     }
 }
 
-/// Appends a response header and body pieces.
+/// Appends a response header and body pieces. The arguments mirror the header fields.
+#[allow(clippy::too_many_arguments)]
 pub fn write_response(
     out: &mut super::ReplyBuffer,
     opcode: u8,
