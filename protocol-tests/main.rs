@@ -4,6 +4,7 @@
 mod support;
 
 mod binary;
+mod clients;
 mod commands;
 mod connections;
 mod errors;
