@@ -199,6 +199,19 @@ fn meta_errors() {
             ),
             ("mg foo P L v\r\n".into(), "EN\r\n"),
             (
+                "ms ek 1 E12345\r\nx\r\n".into(),
+                "CLIENT_ERROR invalid flag\r\n",
+            ),
+            (
+                "ms ek 1 S5\r\nx\r\n".into(),
+                "CLIENT_ERROR invalid flag\r\n",
+            ),
+            (
+                "md ek E5\r\n".into(),
+                "CLIENT_ERROR invalid or duplicate flag\r\n",
+            ),
+            ("mg ek E5\r\n".into(), "CLIENT_ERROR invalid flag\r\n"),
+            (
                 "ms foo 2\r\nabcd\r\n".into(),
                 "CLIENT_ERROR bad data chunk\r\nERROR\r\n",
             ),

@@ -106,6 +106,26 @@ fn udp_requests_and_split_replies() {
         assert_eq!(payload, expected, "{:?}", server.kind);
         assert_eq!(count, 15);
 
+        // The binary protocol works over UDP too: a GET of "u".
+        let mut get = vec![0x80, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 42];
+        get.extend_from_slice(&[0; 8]);
+        get.push(b'u');
+        socket.send(&request(12, 0, 1, &get)).unwrap();
+        let (reply, _) = receive(&socket, 12).unwrap();
+        assert_eq!(
+            &reply[..2],
+            &[0x81, 0x00],
+            "{:?} binary over UDP",
+            server.kind
+        );
+        assert_eq!(&reply[6..8], &[0, 0], "status ok");
+        assert_eq!(&reply[12..16], &42u32.to_be_bytes(), "opaque");
+        assert_eq!(
+            &reply[24..],
+            &[0, 0, 0, 0, b'a', b'b', b'c'],
+            "flags then value"
+        );
+
         // A request announced as two datagrams is dropped, as is a bare header.
         socket
             .set_read_timeout(Some(Duration::from_millis(300)))

@@ -179,10 +179,10 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
 /// Flags each command accepts (`P` and `L` are proxy hints, accepted and ignored).
 fn allowed(command: MetaCommand) -> &'static [u8] {
     match command {
-        MetaCommand::Get => b"bcfhklOqstuvENRTPL",
-        MetaCommand::Set => b"bcCEFIkOqsSTMPL",
-        MetaCommand::Delete => b"bCEIkOqTPL",
-        MetaCommand::Arithmetic => b"bCENJDTMqOtcvkPL",
+        MetaCommand::Get => b"bcfhklOqstuvNRTPL",
+        MetaCommand::Set => b"bcCFIkOqsTMPL",
+        MetaCommand::Delete => b"bCIkOqTPL",
+        MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
         MetaCommand::Debug => b"b",
     }
 }

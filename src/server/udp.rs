@@ -6,7 +6,8 @@
 
 use super::Shared;
 use crate::command::{self, Context};
-use crate::protocol::{Frame, ReplyBuffer, parse};
+use crate::config::ProtocolMode;
+use crate::protocol::{Frame, ReplyBuffer, binary, parse};
 use crate::stats::ConnCounters;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -75,10 +76,20 @@ pub fn frame_reply(request_id: u16, reply: &[u8]) -> Vec<Vec<u8>> {
 pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCounters) -> Vec<u8> {
     let mut replies = ReplyBuffer::new();
     let mut rest = payload;
-    while let Frame::Request {
-        request, consumed, ..
-    } = parse(rest, &shared.limits)
-    {
+    let binary = payload.first() == Some(&binary::REQUEST_MAGIC)
+        && shared.settings.protocol != ProtocolMode::Ascii;
+    loop {
+        let frame = if binary {
+            binary::parse_binary(rest, &shared.limits)
+        } else {
+            parse(rest, &shared.limits)
+        };
+        let Frame::Request {
+            request, consumed, ..
+        } = frame
+        else {
+            break;
+        };
         let mut ctx = Context {
             store: &shared.store,
             settings: &shared.settings,
