@@ -12,6 +12,7 @@ mod expiry;
 mod memory;
 mod meta;
 mod operator;
+mod prometheus;
 mod startup;
 mod udp;
 mod unix;

@@ -88,6 +88,9 @@ pub struct Args {
     /// Comma-separated extended options (key[=value],...).
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
+    /// Serve Prometheus metrics on this address (also `-o metrics_listen=ADDR:PORT`).
+    #[arg(long = "metrics-listen")]
+    pub metrics_listen: Option<String>,
     /// Drop privileges to this user.
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
@@ -210,6 +213,8 @@ pub struct Settings {
     pub unix_socket: Option<String>,
     /// `-a`: permissions of the unix socket (octal, default 0700).
     pub unix_mask: u32,
+    /// `--metrics-listen`: where `/metrics` is served (off by default).
+    pub metrics_listen: Option<String>,
     /// `-o udp_max_reply_ratio`: largest UDP reply per request byte (0 = no limit).
     pub udp_max_reply_ratio: usize,
     /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
@@ -375,6 +380,7 @@ impl Settings {
             unix_mask,
             idle_timeout: 0,
             udp_max_reply_ratio: DEFAULT_UDP_MAX_REPLY_RATIO,
+            metrics_listen: args.metrics_listen.clone(),
             ignored_options: Vec::new(),
         };
         for option in args.extended.iter().flat_map(|list| list.split(',')) {
@@ -393,6 +399,7 @@ impl Settings {
                 Ok(seconds) => self.idle_timeout = seconds,
                 Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
             },
+            "metrics_listen" if !value.is_empty() => self.metrics_listen = Some(value.to_string()),
             "udp_max_reply_ratio" => match value.parse() {
                 Ok(ratio) => self.udp_max_reply_ratio = ratio,
                 Err(_) => return refuse(format!("Invalid udp_max_reply_ratio: \"{value}\"")),

@@ -19,6 +19,7 @@
 
 pub mod command;
 pub mod config;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod stats;

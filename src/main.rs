@@ -48,9 +48,19 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_LISTEN_FAILED);
             }
         };
+        let metrics_listener = match &settings.metrics_listen {
+            None => None,
+            Some(address) => match tokio::net::TcpListener::bind(address.as_str()).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!("failed to listen for metrics on {address}: {error}");
+                    return ExitCode::from(EXIT_LISTEN_FAILED);
+                }
+            },
+        };
         let shared = Shared::new(settings, Arc::new(Clock::new()));
         let stop = shutdown_signal(shared.clone());
-        server::run(shared, listeners, udp_sockets, stop).await;
+        server::run(shared, listeners, udp_sockets, metrics_listener, stop).await;
         ExitCode::SUCCESS
     })
 }

@@ -272,23 +272,14 @@ fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_
         } => group,
         _ => return invalid(out, request.opcode, request.opaque),
     };
-    let mut text = ReplyBuffer::new();
-    super::stats::stats(ctx, &mut text, group);
-    let text = text.to_vec();
-    for line in text.split(|&byte| byte == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(rest) = line.strip_prefix(b"STAT ") else {
-            if line.starts_with(b"CLIENT_ERROR") || line == b"ERROR" {
-                error(out, request.opcode, Status::NotFound, request.opaque);
-                return Flow::Continue;
-            }
-            continue;
-        };
-        let split = rest
-            .iter()
-            .position(|&byte| byte == b' ')
-            .unwrap_or(rest.len());
-        let (name, value) = (&rest[..split], rest.get(split + 1..).unwrap_or_default());
+    // The caller's own counters belong in the figures it asks for.
+    ctx.stats.absorb(ctx.counters);
+    let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, group) else {
+        error(out, request.opcode, Status::NotFound, request.opaque);
+        return Flow::Continue;
+    };
+    for (name, value) in pairs {
+        let (name, value) = (name.as_bytes(), value.as_bytes());
         write_response(
             out,
             request.opcode,

@@ -117,6 +117,38 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
     }
 }
 
+/// A `stats` group as (name, value) pairs: the binary protocol's STAT and the Prometheus
+/// exporter read the very lines the text protocol prints. `None` for an unknown group.
+pub fn stats_pairs(
+    store: &Store,
+    settings: &Settings,
+    stats: &ServerStats,
+    group: crate::protocol::StatsGroup<'_>,
+) -> Option<Vec<(String, String)>> {
+    let mut counters = ConnCounters::default();
+    let mut ctx = Context {
+        store,
+        settings,
+        stats,
+        counters: &mut counters,
+    };
+    let mut text = ReplyBuffer::new();
+    stats::stats(&mut ctx, &mut text, group);
+    let text = String::from_utf8_lossy(&text.to_vec()).into_owned();
+    let mut pairs = Vec::new();
+    for line in text.split("\r\n").filter(|line| !line.is_empty()) {
+        match line.strip_prefix("STAT ") {
+            Some(rest) => {
+                let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
+                pairs.push((name.to_string(), value.to_string()));
+            }
+            None if line == "END" || line == "RESET" || line == "OK" => {}
+            None => return None,
+        }
+    }
+    Some(pairs)
+}
+
 /// Appends an error unless `noreply` was given (memcached suppresses errors too).
 fn reply_error(out: &mut ReplyBuffer, error: ProtocolError, noreply: bool) {
     if !noreply {

@@ -69,6 +69,7 @@ pub async fn run(
     shared: Arc<Shared>,
     listeners: Vec<Listener>,
     udp_sockets: Vec<tokio::net::UdpSocket>,
+    metrics_listener: Option<tokio::net::TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
@@ -86,6 +87,13 @@ pub async fn run(
         tasks.spawn(accept_loop(
             shared.clone(),
             workers.clone(),
+            listener,
+            stop.clone(),
+        ));
+    }
+    if let Some(listener) = metrics_listener {
+        tasks.spawn(crate::metrics::serve(
+            shared.clone(),
             listener,
             stop.clone(),
         ));
