@@ -4,7 +4,7 @@
 use crate::support::{Kind, start, tool};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
