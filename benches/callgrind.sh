@@ -18,7 +18,7 @@ echo "callgrind output in $out"
 measure() { # server-name binary op get-ratio
     local name=$1 binary=$2 op=$3 ratio=$4 port extra=()
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    [ "$name" = memcached ] && [ "$(id -u)" = 0 ] && extra=(-u root)
+    [ "$(id -u)" = 0 ] && extra=(-u root)
     valgrind --tool=callgrind --callgrind-out-file="$out/$name.$op.%p" \
         "$binary" "${extra[@]}" -t 1 -c 512 -p "$port" -l 127.0.0.1 -U 0 -m 1024 >/dev/null 2>&1 &
     local pid=$!

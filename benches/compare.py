@@ -35,7 +35,7 @@ def cpu_ticks(pid):
 
 def start(binary, port):
     cmd = ["taskset", "-c", "0", binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "1024", "-c", "4096"]
-    if os.geteuid() == 0 and "memcached" in os.path.basename(binary):
+    if os.geteuid() == 0:
         cmd += ["-u", "root"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10

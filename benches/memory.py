@@ -50,7 +50,7 @@ def main():
     a = ap.parse_args()
     port = free_port()
     cmd = [a.binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-m", str(a.limit_mb), "-t", str(a.threads)]
-    if os.geteuid() == 0 and "memcached" in os.path.basename(a.binary): cmd += ["-u", "root"]
+    if os.geteuid() == 0: cmd += ["-u", "root"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         sock = connect(port)

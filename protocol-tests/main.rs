@@ -7,6 +7,7 @@ mod binary;
 mod clients;
 mod commands;
 mod connections;
+mod debian;
 mod errors;
 mod expiry;
 mod memory;

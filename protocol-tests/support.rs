@@ -85,15 +85,13 @@ fn running_as_root() -> bool {
 pub fn command_for(kind: Kind, port: u16, flags: &[&str]) -> Command {
     let mut command = match kind {
         Kind::Ferrocached => Command::new(ferrocached_binary()),
-        Kind::Memcached => {
-            let mut command = Command::new(memcached_binary().expect("memcached"));
-            if running_as_root() {
-                command.args(["-u", "root"]);
-            }
-            command
-        }
+        Kind::Memcached => Command::new(memcached_binary().expect("memcached")),
         Kind::External => unreachable!("external servers are not started"),
     };
+    // Both refuse to run as root without -u.
+    if running_as_root() {
+        command.args(["-u", "root"]);
+    }
     command
         .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])
         .args(flags)

@@ -207,6 +207,12 @@ pub struct Settings {
     pub slab_min_size: usize,
     /// `-D` (one byte, as memcached).
     pub prefix_delimiter: u8,
+    /// `-u`: user to run as (required when started as root).
+    pub user: Option<String>,
+    /// `-P`: pid file.
+    pub pid_file: Option<String>,
+    /// `-d`: run in the background.
+    pub daemonize: bool,
     /// `-B`: which protocols connections may speak.
     pub protocol: ProtocolMode,
     /// `-s`: serve this unix socket instead of TCP.
@@ -326,13 +332,10 @@ impl Settings {
             ));
         }
         let unsupported = [
-            (args.daemon, "-d (daemonize)"),
             (args.memory_file.is_some(), "-e (memory file)"),
             (args.enable_ssl, "-Z (TLS)"),
             (args.auth_file.is_some(), "-Y (authentication file)"),
             (args.enable_sasl, "-S (SASL)"),
-            (args.pidfile.is_some(), "-P (pid file)"),
-            (args.user.is_some(), "-u (user)"),
         ];
         if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
             return refuse(format!("{flag} is not supported yet by ferrocached"));
@@ -371,6 +374,9 @@ impl Settings {
             growth_factor: args.slab_growth_factor,
             slab_min_size: args.slab_min_size as usize,
             prefix_delimiter,
+            user: args.user.clone(),
+            pid_file: args.pidfile.clone(),
+            daemonize: args.daemon,
             protocol: match args.protocol.as_str() {
                 "ascii" => ProtocolMode::Ascii,
                 "binary" => ProtocolMode::Binary,

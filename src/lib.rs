@@ -20,6 +20,7 @@
 pub mod command;
 pub mod config;
 pub mod metrics;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod stats;

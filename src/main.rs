@@ -22,6 +22,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let _pid_file = match ferrocached::process::prepare(&settings) {
+        Ok(pid_file) => pid_file,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     init_logging(settings.verbosity);
     for option in &settings.ignored_options {
         tracing::warn!(option, "memcached tuning option accepted and ignored");
@@ -80,14 +87,16 @@ fn init_logging(verbosity: u8) {
         .init();
 }
 
-/// Completes on SIGTERM, SIGINT or a `shutdown` command.
+/// Completes on SIGTERM, SIGINT, SIGUSR1 (graceful) or a `shutdown` command.
 async fn shutdown_signal(shared: Arc<Shared>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut graceful = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
         _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        _ = graceful.recv() => tracing::info!("SIGUSR1: stopping gracefully"),
         _ = shared.shutdown_requested.notified() => tracing::info!("shutdown command: stopping"),
     }
 }
