@@ -252,3 +252,57 @@ fn memccapable_full_suite_passes() {
         );
     }
 }
+
+#[test]
+fn memcached_tool_reads_and_dumps() {
+    let script = "/usr/share/memcached/scripts/memcached-tool";
+    if !std::path::Path::new(script).exists() {
+        if std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1") {
+            panic!("REQUIRE_MEMCACHED=1 but {script} is missing");
+        }
+        return;
+    }
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"set tool:a 5 0 3\r\nabc\r\nset tool/b 0 0 2\r\nxy\r\n",
+            b"STORED\r\nSTORED\r\n",
+        );
+        let run = |mode: &str| {
+            let output = std::process::Command::new("perl")
+                .args([script, &server.address, mode])
+                .output()
+                .expect("memcached-tool runs");
+            assert!(
+                output.status.success(),
+                "[{:?}] memcached-tool {mode}",
+                server.kind
+            );
+            String::from_utf8_lossy(&output.stdout).into_owned()
+        };
+        let dump = run("dump");
+        assert!(
+            dump.contains("add tool:a 5 0 3\r\nabc\r\n"),
+            "[{:?}] dump:\n{dump}",
+            server.kind
+        );
+        assert!(
+            dump.contains("add tool/b 0 0 2\r\nxy\r\n"),
+            "[{:?}] dump:\n{dump}",
+            server.kind
+        );
+        let keys = run("keys");
+        assert!(
+            keys.contains("key=tool%3Aa exp=-1 "),
+            "[{:?}] keys:\n{keys}",
+            server.kind
+        );
+        assert!(run("stats").contains("curr_items"));
+        assert!(run("settings").contains("maxbytes"));
+        assert!(
+            run("display").contains("Item_Size"),
+            "[{:?}] display",
+            server.kind
+        );
+    }
+}

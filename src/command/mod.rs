@@ -83,6 +83,8 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             admin::cache_memlimit(ctx, out, megabytes, noreply)
         }
         Request::Stats(group) => stats::stats(ctx, out, group),
+        Request::LruMetadump => admin::metadump(ctx, out),
+        Request::LruCrawl => admin::crawl_now(ctx, out),
         Request::Meta(ref request) => meta::meta(ctx, out, request),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
         Request::BinaryTooLarge {

@@ -176,6 +176,10 @@ pub enum Request<'a> {
     },
     /// `stats [group]`
     Stats(StatsGroup<'a>),
+    /// `lru_crawler metadump <all|classes>`: every key with its metadata.
+    LruMetadump,
+    /// `lru_crawler crawl <all|classes>`: reclaim expired items now.
+    LruCrawl,
     /// A meta command (`mg ms md ma me`).
     Meta(Box<super::meta::MetaRequest<'a>>),
     /// `mn`: answered with `MN`.

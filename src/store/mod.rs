@@ -326,6 +326,13 @@ impl Store {
         }
     }
 
+    /// Requests a full crawler sweep of every shard.
+    pub fn sweep_all(&self) {
+        for shard in 0..self.shards.len() {
+            self.lock(shard).sweep_now();
+        }
+    }
+
     /// Sum of all shards' counters.
     pub fn counters(&self) -> ShardCounters {
         let mut total = ShardCounters::default();

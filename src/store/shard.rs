@@ -874,6 +874,25 @@ impl Shard {
         }
     }
 
+    /// Visits every live item (`lru_crawler metadump`): key, header and 1-based class.
+    pub fn for_each_live(&self, now: Now, mut visit: impl FnMut(&[u8], &Header, usize)) {
+        for class in 0..self.memory.classes.len() {
+            let mut handle = self.memory.classes[class].head;
+            while handle != NIL {
+                let header = self.memory.header(handle);
+                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                    visit(self.memory.key(handle), header, class + 1);
+                }
+                handle = header.next;
+            }
+        }
+    }
+
+    /// Asks the crawler to sweep this shard now (`lru_crawler crawl`).
+    pub fn sweep_now(&mut self) {
+        self.sweep_requested = true;
+    }
+
     /// Items of one class from the LRU head, for `stats cachedump`, until `out` holds
     /// `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
