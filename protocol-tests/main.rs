@@ -8,6 +8,7 @@ mod clients;
 mod commands;
 mod connections;
 mod debian;
+mod docker;
 mod errors;
 mod expiry;
 mod memory;
