@@ -306,3 +306,28 @@ fn memcached_tool_reads_and_dumps() {
         );
     }
 }
+
+#[test]
+fn stats_settings_names_follow_memcacheds_order() {
+    let all = servers(&[]);
+    let lists: Vec<Vec<String>> = all
+        .iter()
+        .map(|server| {
+            server
+                .connect()
+                .stats("settings")
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .collect();
+    let [ours, theirs] = &lists[..] else { return };
+    // memcached's list, less what only extstore and TLS builds print.
+    let expected: Vec<&String> = theirs
+        .iter()
+        .filter(|name| {
+            !name.starts_with("ext_") && (!name.starts_with("ssl_") || *name == "ssl_enabled")
+        })
+        .collect();
+    assert_eq!(ours.iter().collect::<Vec<_>>(), expected);
+}

@@ -106,3 +106,43 @@ fn sigterm_and_sigint_stop_the_server_cleanly() {
         }
     }
 }
+
+#[test]
+fn dash_vv_logs_every_request_and_reply_like_memcached() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = command_for(Kind::Ferrocached, port, &["-vv"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::io::{Read, Write};
+    stream.write_all(b"set logged 0 0 1\r\nx\r\n").unwrap();
+    let mut reply = [0u8; 8];
+    stream.read_exact(&mut reply).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains(" set logged 0 0 1\n"), "{log}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains(" <") && line.ends_with(" set logged 0 0 1")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|line| line.contains(" >") && line.ends_with(" STORED")),
+        "{log}"
+    );
+}

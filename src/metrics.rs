@@ -201,6 +201,7 @@ impl Exporter {
             }
         });
         let mut text = self.handle.render();
+        text.push_str(&process_metrics(shared));
         // CPU seconds are fractional counters, which the `metrics` API cannot express.
         for (stat, name) in [
             ("rusage_user", "memcached_process_user_cpu_seconds_total"),
@@ -217,6 +218,74 @@ impl Exporter {
         }
         text
     }
+}
+
+/// client_golang's process collector series, as memcached_exporter exposes them.
+fn process_metrics(shared: &Shared) -> String {
+    let mut text = String::new();
+    let mut series = |name: &str, kind: &str, help: &str, value: f64| {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    };
+    let (user, system) = crate::stats::rusage();
+    let cpu = user.parse::<f64>().unwrap_or(0.0) + system.parse::<f64>().unwrap_or(0.0);
+    series(
+        "memcached_process_cpu_seconds_total",
+        "counter",
+        "User and system CPU seconds.",
+        cpu,
+    );
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        let open = entries.count() as f64;
+        series(
+            "memcached_process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            open,
+        );
+    }
+    // SAFETY: getrlimit fills a zeroed struct.
+    let max_fds = unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur as f64
+    };
+    series(
+        "memcached_process_max_fds",
+        "gauge",
+        "Descriptor limit.",
+        max_fds,
+    );
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+        let mut fields = statm
+            .split_whitespace()
+            .map(|field| field.parse::<f64>().unwrap_or(0.0));
+        let (virtual_pages, resident_pages) =
+            (fields.next().unwrap_or(0.0), fields.next().unwrap_or(0.0));
+        series(
+            "memcached_process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size.",
+            virtual_pages * page,
+        );
+        series(
+            "memcached_process_resident_memory_bytes",
+            "gauge",
+            "Resident set size.",
+            resident_pages * page,
+        );
+    }
+    let started = shared.store.clock().process_started() + 2;
+    series(
+        "memcached_process_start_time_seconds",
+        "gauge",
+        "Start time, Unix seconds.",
+        started as f64,
+    );
+    text
 }
 
 /// Serves `GET /metrics` on `listener` until the server stops.

@@ -128,6 +128,8 @@ impl Ord for PrefixCounters {
 /// What `stats conns` shows of one connection.
 #[derive(Debug)]
 pub struct ConnInfo {
+    /// Connection id (`stats conns`, logs).
+    pub id: u64,
     /// Client address (`tcp:host:port`, `unix:path`).
     pub peer: String,
     /// The listening address it came in on.

@@ -232,6 +232,8 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("read_buf_mem_limit", 0);
     out.stat("track_sizes", "no");
     out.stat("inline_ascii_response", "no");
+    out.stat("slab_automove_freeratio", "0.010");
+    out.stat("ssl_enabled", "no");
     out.stat("num_napi_ids", "(null)");
     out.stat("memory_file", "(null)");
 }

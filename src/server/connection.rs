@@ -60,6 +60,7 @@ pub async fn serve<S: ClientStream>(
         counters: ConnCounters::default(),
         swallow: 0,
         binary: None,
+        id: info.id,
     };
     // One future for the whole connection, not a new one per read.
     let mut stopped = std::pin::pin!(async move {
@@ -69,6 +70,7 @@ pub async fn serve<S: ClientStream>(
         0 => None,
         seconds => Some(Duration::from_secs(seconds)),
     };
+    tracing::debug!("<{} new client connection from {}", info.id, info.peer);
     loop {
         let flow = connection.process(shared);
         let written = connection.flush(&mut socket).await;
@@ -139,6 +141,8 @@ struct Connection {
     swallow: usize,
     /// Binary protocol (decided by the first byte under `-B auto`).
     binary: Option<bool>,
+    /// Connection id in logs and `stats conns`.
+    id: u64,
 }
 
 impl Connection {
@@ -185,10 +189,18 @@ impl Connection {
                         stats: &shared.stats,
                         counters: &mut self.counters,
                     };
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        tracing::debug!(request = ?request, "<");
+                    let traced = tracing::enabled!(tracing::Level::DEBUG);
+                    let before = self.replies.len();
+                    if traced {
+                        let id = self.id;
+                        tracing::debug!("<{id} {}", first_line(&self.read[..consumed]));
                     }
                     let flow = command::execute(&request, &mut ctx, &mut self.replies);
+                    if traced && self.replies.len() > before {
+                        let id = self.id;
+                        let reply = self.replies.to_vec();
+                        tracing::debug!(">{id} {}", first_line(&reply[before..]));
+                    }
                     (consumed, swallow, flow)
                 }
             };
@@ -211,6 +223,20 @@ impl Connection {
         self.counters.bytes_written += total as u64;
         Ok(())
     }
+}
+
+/// The first line of a request or reply as memcached's `-vv` log shows it (binary
+/// frames are shown by opcode).
+fn first_line(bytes: &[u8]) -> String {
+    if bytes.first() == Some(&binary::REQUEST_MAGIC)
+        || bytes.first() == Some(&binary::RESPONSE_MAGIC)
+    {
+        return format!("binary opcode 0x{:02x}", bytes.get(1).copied().unwrap_or(0));
+    }
+    let end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len()).min(256);
+    String::from_utf8_lossy(&bytes[..end])
+        .trim_end()
+        .to_string()
 }
 
 /// Writes a list of buffers with as few system calls as possible.

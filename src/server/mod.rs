@@ -206,6 +206,7 @@ async fn accept_loop(
         }
         let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ConnInfo {
+            id,
             peer: accepted.peer.clone(),
             local: accepted.local.clone(),
             last_command: shared.store.clock().now().into(),
