@@ -696,23 +696,27 @@ impl Shard {
         false
     }
 
-    /// The class whose least recently used item is oldest; `preferred` wins ties.
+    /// The class whose least recently used item is oldest; `preferred` wins ties. Ages
+    /// are whole seconds, so the store order (CAS) breaks ties within a second.
     fn oldest_tail_class(&self, preferred: usize) -> Option<usize> {
         let age_of = |class: usize| {
             let tail = self.memory.classes[class].tail;
-            (tail != NIL).then(|| self.memory.header(tail).atime)
+            (tail != NIL).then(|| {
+                let header = self.memory.header(tail);
+                (header.atime, header.cas)
+            })
         };
-        let mut best = age_of(preferred).map(|atime| (preferred, atime));
+        let mut best = age_of(preferred).map(|age| (preferred, age));
         for class in 0..self.memory.classes.len() {
             if class == preferred
                 || self.memory.classes[class].pages == 0 && class != self.memory.large_class()
             {
                 continue;
             }
-            if let Some(atime) = age_of(class)
-                && best.is_none_or(|(_, best_atime)| atime < best_atime)
+            if let Some(age) = age_of(class)
+                && best.is_none_or(|(_, best_age)| age < best_age)
             {
-                best = Some((class, atime));
+                best = Some((class, age));
             }
         }
         best.map(|(class, _)| class)
