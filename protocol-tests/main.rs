@@ -11,6 +11,7 @@ mod debian;
 mod docker;
 mod errors;
 mod expiry;
+mod fuzzing;
 mod hostile;
 mod memory;
 mod meta;

@@ -126,6 +126,11 @@ impl Store {
         self.budget.limit()
     }
 
+    /// Bytes of pages, large items and index currently charged against the limit.
+    pub fn memory_used(&self) -> usize {
+        self.budget.used()
+    }
+
     /// Slab class sizes.
     pub fn size_classes(&self) -> &SizeClasses {
         &self.sizes
