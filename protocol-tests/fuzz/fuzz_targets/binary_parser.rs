@@ -9,12 +9,18 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
     let mut rest = data;
-    while let Frame::Request { request, consumed, .. } = parse_binary(rest, &limits) {
+    while let Frame::Request {
+        request, consumed, ..
+    } = parse_binary(rest, &limits)
+    {
         assert!(consumed > 0 && consumed <= rest.len());
         if let Request::Binary(request) = &request {
             assert!(request.key.len() <= 250);
             let body = u32::from_be_bytes(rest[8..12].try_into().unwrap()) as usize;
-            assert_eq!(request.extras.len() + request.key.len() + request.value.len(), body);
+            assert_eq!(
+                request.extras.len() + request.key.len() + request.value.len(),
+                body
+            );
             assert_eq!(consumed, 24 + body);
         }
         rest = &rest[consumed..];

@@ -4,9 +4,9 @@
 //! exactly what was written.
 #![no_main]
 
-use ferrocached::command::{execute, Context};
+use ferrocached::command::{Context, execute};
 use ferrocached::config::Settings;
-use ferrocached::protocol::{parse, Frame, ReplyBuffer, Request, StorageVerb};
+use ferrocached::protocol::{Frame, ReplyBuffer, Request, StorageVerb, parse};
 use ferrocached::stats::{ConnCounters, ServerStats};
 use ferrocached::store::{Clock, Store, StoreConfig};
 use libfuzzer_sys::fuzz_target;
@@ -23,16 +23,33 @@ fuzz_target!(|data: &[u8]| {
     let mut counters = ConnCounters::default();
     let limits = settings.limits();
     let mut rest = data;
-    while let Frame::Request { request, consumed, .. } = parse(rest, &limits) {
+    while let Frame::Request {
+        request, consumed, ..
+    } = parse(rest, &limits)
+    {
         let mut out = ReplyBuffer::new();
-        let mut ctx = Context { store: &store, settings: &settings, stats: &stats, counters: &mut counters };
+        let mut ctx = Context {
+            store: &store,
+            settings: &settings,
+            stats: &stats,
+            counters: &mut counters,
+        };
         execute(&request, &mut ctx, &mut out);
         let reply = out.to_vec();
         assert!(reply.is_empty() || reply.ends_with(b"\r\n"));
-        if let Request::Store { verb: StorageVerb::Set, key, data, noreply: false, .. } = &request {
+        if let Request::Store {
+            verb: StorageVerb::Set,
+            key,
+            data,
+            noreply: false,
+            ..
+        } = &request
+        {
             if reply == b"STORED\r\n" {
                 let mut read = None;
-                store.fetch(key, None, |item| read = Some(item.value.as_slice().to_vec()));
+                store.fetch(key, None, |item| {
+                    read = Some(item.value.as_slice().to_vec())
+                });
                 // A negative or past exptime stores an already-expired item.
                 if let Some(read) = read {
                     assert_eq!(&read[..], &data[..]);

@@ -3,13 +3,16 @@
 //! value is exactly as long as its line announced.
 #![no_main]
 
-use ferrocached::protocol::{parse, Frame, Limits, Request};
+use ferrocached::protocol::{Frame, Limits, Request, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits::default();
     let mut rest = data;
-    while let Frame::Request { request, consumed, .. } = parse(rest, &limits) {
+    while let Frame::Request {
+        request, consumed, ..
+    } = parse(rest, &limits)
+    {
         assert!(consumed > 0 && consumed <= rest.len());
         match &request {
             Request::Store { key, data, .. } => {
@@ -22,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
                     .unwrap_or(data.len());
                 assert_eq!(data.len(), announced);
             }
-            Request::Touch { key, .. } | Request::Delete { key, .. } | Request::Arithmetic { key, .. } => {
+            Request::Touch { key, .. }
+            | Request::Delete { key, .. }
+            | Request::Arithmetic { key, .. } => {
                 assert!(key.len() <= 250)
             }
             Request::Meta(meta) => assert!(meta.key.len() <= 250),
