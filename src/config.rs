@@ -213,6 +213,8 @@ pub struct Settings {
     pub pid_file: Option<String>,
     /// `-d`: run in the background.
     pub daemonize: bool,
+    /// `-Y`: text-protocol credentials; connections must authenticate first.
+    pub auth: Option<crate::auth::AuthFile>,
     /// `-B`: which protocols connections may speak.
     pub protocol: ProtocolMode,
     /// `-s`: serve this unix socket instead of TCP.
@@ -334,7 +336,6 @@ impl Settings {
         let unsupported = [
             (args.memory_file.is_some(), "-e (memory file)"),
             (args.enable_ssl, "-Z (TLS)"),
-            (args.auth_file.is_some(), "-Y (authentication file)"),
             (args.enable_sasl, "-S (SASL)"),
         ];
         if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
@@ -374,6 +375,15 @@ impl Settings {
             growth_factor: args.slab_growth_factor,
             slab_min_size: args.slab_min_size as usize,
             prefix_delimiter,
+            auth: match &args.auth_file {
+                None => None,
+                Some(path) => match crate::auth::AuthFile::load(path) {
+                    Ok(auth) => Some(auth),
+                    Err(error) => {
+                        return refuse(format!("Could not load authfile {path}: {error}"));
+                    }
+                },
+            },
             user: args.user.clone(),
             pid_file: args.pidfile.clone(),
             daemonize: args.daemon,

@@ -17,6 +17,7 @@
 //!
 //! Each layer is usable alone: the parser without a socket, the store without a parser.
 
+pub mod auth;
 pub mod command;
 pub mod config;
 pub mod metrics;

@@ -38,6 +38,10 @@ pub struct ServerStats {
     pub bytes_written: AtomicU64,
     pub store_too_large: AtomicU64,
     pub store_no_memory: AtomicU64,
+    /// `-Y` authentication attempts and failures.
+    pub auth_cmds: AtomicU64,
+    #[allow(missing_docs)]
+    pub auth_errors: AtomicU64,
     /// UDP replies dropped by `udp_max_reply_ratio`.
     pub udp_replies_dropped: AtomicU64,
     /// Current `verbosity` level (changed by the command).
@@ -172,6 +176,8 @@ impl ServerStats {
             &self.bytes_written,
             &self.store_too_large,
             &self.store_no_memory,
+            &self.auth_cmds,
+            &self.auth_errors,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

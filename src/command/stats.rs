@@ -101,8 +101,8 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("touch_misses", items.touch_misses);
     out.stat("store_too_large", read(&server.store_too_large));
     out.stat("store_no_memory", read(&server.store_no_memory));
-    out.stat("auth_cmds", 0);
-    out.stat("auth_errors", 0);
+    out.stat("auth_cmds", read(&server.auth_cmds));
+    out.stat("auth_errors", read(&server.auth_errors));
     out.stat("bytes_read", read(&server.bytes_read));
     out.stat("bytes_written", read(&server.bytes_written));
     out.stat("limit_maxbytes", ctx.store.memory_limit());
@@ -202,7 +202,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("tcp_backlog", s.backlog);
     out.stat("binding_protocol", s.protocol.name());
     out.stat("auth_enabled_sasl", "no");
-    out.stat("auth_enabled_ascii", "no");
+    out.stat("auth_enabled_ascii", yes_no(s.auth.is_some()));
     out.stat("item_size_max", s.item_size_max);
     out.stat("maxconns_fast", "yes");
     out.stat("hashpower_init", 0);

@@ -106,6 +106,10 @@ pub enum ProtocolError {
     InvalidArithmeticMode,
     /// Meta: mode token not one character.
     MetaModeLength,
+    /// `-Y`: the connection has not authenticated.
+    Unauthenticated,
+    /// `-Y`: wrong credentials.
+    AuthenticationFailure,
 }
 
 impl ProtocolError {
@@ -150,6 +154,8 @@ impl ProtocolError {
             ProtocolError::InvalidSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
             ProtocolError::InvalidArithmeticMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
             ProtocolError::MetaModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
+            ProtocolError::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
+            ProtocolError::AuthenticationFailure => b"CLIENT_ERROR authentication failure\r\n",
         }
     }
 }

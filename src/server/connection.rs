@@ -9,7 +9,9 @@
 use super::Shared;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
-use crate::protocol::{Frame, ReplyBuffer, binary, parse};
+use crate::protocol::{
+    Frame, ProtocolError, Reply, ReplyBuffer, Request, StorageVerb, binary, parse,
+};
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
 use std::io::{self, IoSlice};
@@ -61,6 +63,7 @@ pub async fn serve<S: ClientStream>(
         swallow: 0,
         binary: None,
         id: info.id,
+        authenticated: shared.settings.auth.is_none(),
     };
     // One future for the whole connection, not a new one per read.
     let mut stopped = std::pin::pin!(async move {
@@ -143,6 +146,8 @@ struct Connection {
     binary: Option<bool>,
     /// Connection id in logs and `stats conns`.
     id: u64,
+    /// False until a `-Y` client has authenticated.
+    authenticated: bool,
 }
 
 impl Connection {
@@ -195,7 +200,29 @@ impl Connection {
                         let id = self.id;
                         tracing::debug!("<{id} {}", first_line(&self.read[..consumed]));
                     }
-                    let flow = command::execute(&request, &mut ctx, &mut self.replies);
+                    let flow = if self.authenticated {
+                        command::execute(&request, &mut ctx, &mut self.replies)
+                    } else {
+                        match authenticate(shared, &request, &mut self.replies) {
+                            Ok(()) => {
+                                self.authenticated = true;
+                                Flow::Continue
+                            }
+                            Err(error) => {
+                                // memcached answers a refused batch once: a pipelined rest
+                                // turns the reply into "unauthenticated" and is dropped.
+                                let pipelined = self.read.len() > consumed;
+                                self.replies.error(if pipelined {
+                                    ProtocolError::Unauthenticated
+                                } else {
+                                    error
+                                });
+                                self.read.clear();
+                                self.swallow = 0;
+                                return Step::NeedInput(0);
+                            }
+                        }
+                    };
                     if traced && self.replies.len() > before {
                         let id = self.id;
                         let reply = self.replies.to_vec();
@@ -223,6 +250,38 @@ impl Connection {
         self.counters.bytes_written += total as u64;
         Ok(())
     }
+}
+
+/// Before `-Y` authentication only a `set` carrying `user password` is accepted;
+/// anything else, or wrong credentials, is refused with the error memcached gives.
+fn authenticate(
+    shared: &Shared,
+    request: &Request<'_>,
+    replies: &mut ReplyBuffer,
+) -> Result<(), ProtocolError> {
+    let stats = &shared.stats;
+    if let (
+        Some(auth),
+        Request::Store {
+            verb: StorageVerb::Set,
+            data,
+            noreply,
+            ..
+        },
+    ) = (&shared.settings.auth, request)
+    {
+        stats.auth_cmds.fetch_add(1, Ordering::Relaxed);
+        if auth.check(data) {
+            if !noreply {
+                replies.reply(Reply::Stored);
+            }
+            return Ok(());
+        }
+        stats.auth_errors.fetch_add(1, Ordering::Relaxed);
+        return Err(ProtocolError::AuthenticationFailure);
+    }
+    stats.auth_errors.fetch_add(1, Ordering::Relaxed);
+    Err(ProtocolError::Unauthenticated)
 }
 
 /// The first line of a request or reply as memcached's `-vv` log shows it (binary
