@@ -2,7 +2,14 @@
 
 use crate::support::{Client, servers};
 
-fn request(opcode: u8, key: &[u8], extras: &[u8], value: &[u8], opaque: u32, cas: u64) -> Vec<u8> {
+pub fn request(
+    opcode: u8,
+    key: &[u8],
+    extras: &[u8],
+    value: &[u8],
+    opaque: u32,
+    cas: u64,
+) -> Vec<u8> {
     let mut bytes = vec![0x80, opcode];
     bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
     bytes.push(extras.len() as u8);
@@ -17,9 +24,9 @@ fn request(opcode: u8, key: &[u8], extras: &[u8], value: &[u8], opaque: u32, cas
 }
 
 /// (opcode, status, opaque, cas, extras, key, value) of one response.
-type Response = (u8, u16, u32, u64, Vec<u8>, Vec<u8>, Vec<u8>);
+pub type Response = (u8, u16, u32, u64, Vec<u8>, Vec<u8>, Vec<u8>);
 
-fn response(c: &mut Client) -> Response {
+pub fn response(c: &mut Client) -> Response {
     let header = c.read_exact_len(24);
     assert_eq!(header[0], 0x81, "[{}] response magic", c.label);
     let key_len = u16::from_be_bytes([header[2], header[3]]) as usize;

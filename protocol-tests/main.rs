@@ -18,6 +18,7 @@ mod memory;
 mod meta;
 mod operator;
 mod prometheus;
+mod sasl;
 mod startup;
 mod udp;
 mod unix;

@@ -289,7 +289,15 @@ impl Client {
         self.stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        matches!(self.stream.read(&mut byte), Ok(0) | Err(_))
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            // A timeout means the server kept the connection open.
+            Err(error) => !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 }
 

@@ -213,6 +213,9 @@ pub struct Settings {
     pub pid_file: Option<String>,
     /// `-d`: run in the background.
     pub daemonize: bool,
+    /// `-S`: SASL PLAIN credentials (from `MEMCACHED_SASL_PWDB` or `-o sasl_pwdb=`);
+    /// binary connections must authenticate first and text connections are refused.
+    pub sasl: Option<crate::auth::AuthFile>,
     /// `-Y`: text-protocol credentials; connections must authenticate first.
     pub auth: Option<crate::auth::AuthFile>,
     /// `-B`: which protocols connections may speak.
@@ -336,7 +339,6 @@ impl Settings {
         let unsupported = [
             (args.memory_file.is_some(), "-e (memory file)"),
             (args.enable_ssl, "-Z (TLS)"),
-            (args.enable_sasl, "-S (SASL)"),
         ];
         if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
             return refuse(format!("{flag} is not supported yet by ferrocached"));
@@ -384,6 +386,7 @@ impl Settings {
                     }
                 },
             },
+            sasl: None,
             user: args.user.clone(),
             pid_file: args.pidfile.clone(),
             daemonize: args.daemon,
@@ -399,8 +402,28 @@ impl Settings {
             metrics_listen: args.metrics_listen.clone(),
             ignored_options: Vec::new(),
         };
+        let mut sasl_pwdb = std::env::var("MEMCACHED_SASL_PWDB").ok();
         for option in args.extended.iter().flat_map(|list| list.split(',')) {
+            if let Some(path) = option.trim().strip_prefix("sasl_pwdb=") {
+                sasl_pwdb = Some(path.to_string());
+                continue;
+            }
             settings.apply_extended(option.trim())?;
+        }
+        if args.enable_sasl {
+            let Some(path) = sasl_pwdb else {
+                return refuse(
+                    "-S needs a password file: set MEMCACHED_SASL_PWDB or -o sasl_pwdb=PATH",
+                );
+            };
+            match crate::auth::AuthFile::load(&path) {
+                Ok(file) => settings.sasl = Some(file),
+                Err(error) => {
+                    return refuse(format!("Could not load SASL password file {path}: {error}"));
+                }
+            }
+            // As memcached: SASL means the binary protocol.
+            settings.protocol = ProtocolMode::Binary;
         }
         Ok(settings)
     }

@@ -304,3 +304,68 @@ fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_
     );
     Flow::Continue
 }
+
+/// What SASL made of a request on a not-yet-authenticated binary connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslStep {
+    /// The client is now authenticated.
+    Authenticated,
+    /// Answered (mechanism list, version); still unauthenticated.
+    Answered,
+    /// Refused with "Auth failure."; memcached closes the connection.
+    Refused,
+}
+
+/// SASL PLAIN for `-S`: before authentication only SASL_LIST_MECHS, SASL_AUTH and
+/// VERSION are served, as in memcached.
+pub fn sasl(
+    auth: &crate::auth::AuthFile,
+    out: &mut ReplyBuffer,
+    request: &BinaryRequest<'_>,
+) -> SaslStep {
+    use opcode::*;
+    let op = request.opcode;
+    match op {
+        SASL_LIST_MECHS => {
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 5);
+            out.push(b"PLAIN");
+            SaslStep::Answered
+        }
+        VERSION => {
+            let version = super::admin::VERSION.as_bytes();
+            write_response(
+                out,
+                op,
+                Status::Ok,
+                request.opaque,
+                0,
+                &[],
+                &[],
+                version.len(),
+            );
+            out.push(version);
+            SaslStep::Answered
+        }
+        SASL_AUTH if request.key == b"PLAIN" => {
+            // PLAIN: [authzid] NUL authcid NUL password.
+            let mut parts = request.value.split(|&byte| byte == 0);
+            let (_authzid, user, password) = (parts.next(), parts.next(), parts.next());
+            let credentials = match (user, password, parts.next()) {
+                (Some(user), Some(password), None) => [user, b" ", password].concat(),
+                _ => Vec::new(),
+            };
+            if !credentials.is_empty() && auth.check(&credentials) {
+                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 13);
+                out.push(b"Authenticated");
+                SaslStep::Authenticated
+            } else {
+                error(out, op, Status::AuthError, request.opaque);
+                SaslStep::Refused
+            }
+        }
+        _ => {
+            error(out, op, Status::AuthError, request.opaque);
+            SaslStep::Refused
+        }
+    }
+}

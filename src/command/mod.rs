@@ -3,7 +3,7 @@
 
 mod admin;
 mod arithmetic;
-mod binary;
+pub mod binary;
 mod delete;
 mod meta;
 mod retrieval;

@@ -201,7 +201,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("cas_enabled", yes_no(s.cas_enabled));
     out.stat("tcp_backlog", s.backlog);
     out.stat("binding_protocol", s.protocol.name());
-    out.stat("auth_enabled_sasl", "no");
+    out.stat("auth_enabled_sasl", yes_no(s.sasl.is_some()));
     out.stat("auth_enabled_ascii", yes_no(s.auth.is_some()));
     out.stat("item_size_max", s.item_size_max);
     out.stat("maxconns_fast", "yes");

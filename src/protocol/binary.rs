@@ -48,6 +48,9 @@ pub mod opcode {
     pub const TOUCH: u8 = 0x1c;
     pub const GAT: u8 = 0x1d;
     pub const GATQ: u8 = 0x1e;
+    pub const SASL_LIST_MECHS: u8 = 0x20;
+    pub const SASL_AUTH: u8 = 0x21;
+    pub const SASL_STEP: u8 = 0x22;
     pub const GATK: u8 = 0x23;
     pub const GATKQ: u8 = 0x24;
 }
@@ -70,6 +73,8 @@ pub enum Status {
     NotStored = 0x05,
     /// incr/decr on a non-numeric value.
     NonNumeric = 0x06,
+    /// SASL authentication failed or is required.
+    AuthError = 0x20,
     /// Unknown opcode.
     UnknownCommand = 0x81,
     /// No memory.
@@ -87,6 +92,7 @@ impl Status {
             Status::InvalidArguments => b"Invalid arguments",
             Status::NotStored => b"Not stored.",
             Status::NonNumeric => b"Non-numeric server-side value for incr or decr",
+            Status::AuthError => b"Auth failure.",
             Status::UnknownCommand => b"Unknown command",
             Status::OutOfMemory => b"Out of memory",
         }
@@ -130,6 +136,9 @@ fn is_storage(opcode: u8) -> bool {
 
 /// Frames one binary request from the front of `buffer`.
 pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    if buffer.first().is_some_and(|&magic| magic != REQUEST_MAGIC) {
+        return Frame::Close;
+    }
     if buffer.len() < HEADER_SIZE {
         return Frame::Incomplete {
             needed: HEADER_SIZE,

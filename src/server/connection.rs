@@ -7,6 +7,7 @@
 //! without bound: TCP backpressure reaches the client instead.
 
 use super::Shared;
+use crate::command::binary::SaslStep;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::{
@@ -63,7 +64,7 @@ pub async fn serve<S: ClientStream>(
         swallow: 0,
         binary: None,
         id: info.id,
-        authenticated: shared.settings.auth.is_none(),
+        authenticated: shared.settings.auth.is_none() && shared.settings.sasl.is_none(),
     };
     // One future for the whole connection, not a new one per read.
     let mut stopped = std::pin::pin!(async move {
@@ -202,6 +203,24 @@ impl Connection {
                     }
                     let flow = if self.authenticated {
                         command::execute(&request, &mut ctx, &mut self.replies)
+                    } else if let (Some(sasl), Request::Binary(binary_request)) =
+                        (&shared.settings.sasl, &request)
+                    {
+                        shared.stats.auth_cmds.fetch_add(1, Ordering::Relaxed);
+                        match command::binary::sasl(sasl, &mut self.replies, binary_request) {
+                            SaslStep::Authenticated => {
+                                self.authenticated = true;
+                                Flow::Continue
+                            }
+                            SaslStep::Answered => Flow::Continue,
+                            SaslStep::Refused => {
+                                shared.stats.auth_errors.fetch_add(1, Ordering::Relaxed);
+                                Flow::Close
+                            }
+                        }
+                    } else if shared.settings.sasl.is_some() {
+                        // Under -S a request that is not binary is refused and closed.
+                        Flow::Close
                     } else {
                         match authenticate(shared, &request, &mut self.replies) {
                             Ok(()) => {
