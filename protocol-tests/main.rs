@@ -20,5 +20,6 @@ mod operator;
 mod prometheus;
 mod sasl;
 mod startup;
+mod tls;
 mod udp;
 mod unix;

@@ -148,6 +148,21 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(message.into()))
 }
 
+/// TLS options (`-Z` with `-o ssl_chain_cert=...,ssl_key=...`), memcached's names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `ssl_chain_cert`: PEM certificate chain.
+    pub chain_cert: Option<String>,
+    /// `ssl_key`: PEM private key.
+    pub key: Option<String>,
+    /// `ssl_ca_cert`: PEM CA for client certificates.
+    pub ca_cert: Option<String>,
+    /// `ssl_verify_mode`: 0 none, 1 request, 2 require, 3 once.
+    pub verify_mode: u8,
+    /// `ssl_min_version`: `tlsv1.2` (default) or `tlsv1.3`.
+    pub min_version: String,
+}
+
 /// `-B`: the protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolMode {
@@ -216,6 +231,8 @@ pub struct Settings {
     /// `-S`: SASL PLAIN credentials (from `MEMCACHED_SASL_PWDB` or `-o sasl_pwdb=`);
     /// binary connections must authenticate first and text connections are refused.
     pub sasl: Option<crate::auth::AuthFile>,
+    /// `-Z`: TLS on every listener not marked `notls:`.
+    pub tls: Option<TlsSettings>,
     /// `-Y`: text-protocol credentials; connections must authenticate first.
     pub auth: Option<crate::auth::AuthFile>,
     /// `-B`: which protocols connections may speak.
@@ -336,10 +353,7 @@ impl Settings {
                 args.protocol
             ));
         }
-        let unsupported = [
-            (args.memory_file.is_some(), "-e (memory file)"),
-            (args.enable_ssl, "-Z (TLS)"),
-        ];
+        let unsupported = [(args.memory_file.is_some(), "-e (memory file)")];
         if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
             return refuse(format!("{flag} is not supported yet by ferrocached"));
         }
@@ -387,6 +401,7 @@ impl Settings {
                 },
             },
             sasl: None,
+            tls: None,
             user: args.user.clone(),
             pid_file: args.pidfile.clone(),
             daemonize: args.daemon,
@@ -403,12 +418,39 @@ impl Settings {
             ignored_options: Vec::new(),
         };
         let mut sasl_pwdb = std::env::var("MEMCACHED_SASL_PWDB").ok();
+        let mut tls = TlsSettings {
+            min_version: "tlsv1.2".into(),
+            ..TlsSettings::default()
+        };
         for option in args.extended.iter().flat_map(|list| list.split(',')) {
-            if let Some(path) = option.trim().strip_prefix("sasl_pwdb=") {
-                sasl_pwdb = Some(path.to_string());
-                continue;
+            let option = option.trim();
+            let (name, value) = option.split_once('=').unwrap_or((option, ""));
+            match name {
+                "sasl_pwdb" => sasl_pwdb = Some(value.to_string()),
+                "ssl_chain_cert" => tls.chain_cert = Some(value.to_string()),
+                "ssl_key" => tls.key = Some(value.to_string()),
+                "ssl_ca_cert" => tls.ca_cert = Some(value.to_string()),
+                "ssl_verify_mode" => match value.parse() {
+                    Ok(mode @ 0..=3) => tls.verify_mode = mode,
+                    _ => return refuse(format!("Invalid ssl_verify_mode: \"{value}\"")),
+                },
+                "ssl_min_version" => match value {
+                    "tlsv1.2" | "tlsv1.3" => tls.min_version = value.to_string(),
+                    "tlsv1" | "tlsv1.1" => {
+                        return refuse(format!(
+                            "ssl_min_version {value} is not supported (TLS 1.2 or later)"
+                        ));
+                    }
+                    _ => return refuse(format!("Invalid ssl_min_version: \"{value}\"")),
+                },
+                // Cipher lists and buffer sizes are OpenSSL knobs; rustls picks safe ones.
+                "ssl_ciphers" | "ssl_keyformat" | "ssl_wbuf_size" | "ssl_session_cache"
+                | "ssl_kernel_tls" => settings.ignored_options.push(option.to_string()),
+                _ => settings.apply_extended(option)?,
             }
-            settings.apply_extended(option.trim())?;
+        }
+        if args.enable_ssl {
+            settings.tls = Some(tls);
         }
         if args.enable_sasl {
             let Some(path) = sasl_pwdb else {

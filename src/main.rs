@@ -65,7 +65,13 @@ fn main() -> ExitCode {
                 }
             },
         };
-        let shared = Shared::new(settings, Arc::new(Clock::new()));
+        let shared = match Shared::new(settings, Arc::new(Clock::new())) {
+            Ok(shared) => shared,
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
         let stop = shutdown_signal(shared.clone());
         server::run(shared, listeners, udp_sockets, metrics_listener, stop).await;
         ExitCode::SUCCESS

@@ -122,7 +122,14 @@ impl Exporter {
     /// Reads the stats and renders the exposition text.
     pub fn render(&self, shared: &Shared) -> String {
         let read = |group| {
-            stats_pairs(&shared.store, &shared.settings, &shared.stats, group).unwrap_or_default()
+            stats_pairs(
+                &shared.store,
+                &shared.settings,
+                &shared.stats,
+                shared.tls.as_ref(),
+                group,
+            )
+            .unwrap_or_default()
         };
         let general: HashMap<String, String> = read(StatsGroup::General).into_iter().collect();
         let settings: HashMap<String, String> = read(StatsGroup::Settings).into_iter().collect();

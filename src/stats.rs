@@ -42,6 +42,8 @@ pub struct ServerStats {
     pub auth_cmds: AtomicU64,
     #[allow(missing_docs)]
     pub auth_errors: AtomicU64,
+    /// TLS handshakes that failed.
+    pub ssl_handshake_errors: AtomicU64,
     /// UDP replies dropped by `udp_max_reply_ratio`.
     pub udp_replies_dropped: AtomicU64,
     /// Current `verbosity` level (changed by the command).

@@ -126,3 +126,19 @@ pub fn crawl_now(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     out.reply(Reply::Ok);
     Flow::Continue
 }
+
+/// `refresh_certs`: reloads the TLS certificates from their files.
+pub fn refresh_certs(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
+    match ctx.tls {
+        None => out.push(b"Error TLS not enabled\r\n"),
+        Some(tls) => match tls.refresh(ctx.store.clock().unix_now()) {
+            Ok(()) => out.reply(Reply::Ok),
+            Err(error) => {
+                out.push(b"ERROR ");
+                out.push(error.replace(['\r', '\n'], " ").as_bytes());
+                out.push(b"\r\n");
+            }
+        },
+    }
+    Flow::Continue
+}

@@ -274,7 +274,7 @@ fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_
     };
     // The caller's own counters belong in the figures it asks for.
     ctx.stats.absorb(ctx.counters);
-    let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, group) else {
+    let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, ctx.tls, group) else {
         error(out, request.opcode, Status::NotFound, request.opaque);
         return Flow::Continue;
     };

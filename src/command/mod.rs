@@ -40,6 +40,8 @@ pub struct Context<'a> {
     pub stats: &'a ServerStats,
     /// This connection's not-yet-folded counters.
     pub counters: &'a mut ConnCounters,
+    /// TLS state, for `refresh_certs` and the `ssl_*` stats.
+    pub tls: Option<&'a crate::server::tls::TlsState>,
 }
 
 /// Executes one request, appending its reply (if any) to `out`.
@@ -85,6 +87,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::Stats(group) => stats::stats(ctx, out, group),
         Request::LruMetadump => admin::metadump(ctx, out),
         Request::LruCrawl => admin::crawl_now(ctx, out),
+        Request::RefreshCerts => admin::refresh_certs(ctx, out),
         Request::Meta(ref request) => meta::meta(ctx, out, request),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
         Request::BinaryTooLarge {
@@ -125,6 +128,7 @@ pub fn stats_pairs(
     store: &Store,
     settings: &Settings,
     stats: &ServerStats,
+    tls: Option<&crate::server::tls::TlsState>,
     group: crate::protocol::StatsGroup<'_>,
 ) -> Option<Vec<(String, String)>> {
     let mut counters = ConnCounters::default();
@@ -133,6 +137,7 @@ pub fn stats_pairs(
         settings,
         stats,
         counters: &mut counters,
+        tls,
     };
     let mut text = ReplyBuffer::new();
     stats::stats(&mut ctx, &mut text, group);

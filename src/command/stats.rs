@@ -141,6 +141,11 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     ] {
         out.stat(name, 0);
     }
+    if let Some(tls) = ctx.tls {
+        out.stat("ssl_handshake_errors", read(&server.ssl_handshake_errors));
+        let since = clock.unix_now() - tls.refreshed_at();
+        out.stat("time_since_server_cert_refresh", since);
+    }
     out.stat("bytes", items.bytes);
     out.stat("curr_items", items.curr_items);
     out.stat("total_items", items.total_items);
@@ -233,7 +238,24 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("track_sizes", "no");
     out.stat("inline_ascii_response", "no");
     out.stat("slab_automove_freeratio", "0.010");
-    out.stat("ssl_enabled", "no");
+    match ctx.tls {
+        None => out.stat("ssl_enabled", "no"),
+        Some(tls) => {
+            let options = tls.settings();
+            let or_null = |value: &Option<String>| value.clone().unwrap_or_else(|| "NULL".into());
+            out.stat("ssl_enabled", "yes");
+            out.stat("ssl_chain_cert", or_null(&options.chain_cert));
+            out.stat("ssl_key", or_null(&options.key));
+            out.stat("ssl_verify_mode", options.verify_mode);
+            out.stat("ssl_keyformat", 1);
+            out.stat("ssl_ciphers", "NULL");
+            out.stat("ssl_ca_cert", or_null(&options.ca_cert));
+            out.stat("ssl_wbuf_size", 16384);
+            out.stat("ssl_session_cache", "no");
+            out.stat("ssl_kernel_tls", "no");
+            out.stat("ssl_min_version", &options.min_version);
+        }
+    }
     out.stat("num_napi_ids", "(null)");
     out.stat("memory_file", "(null)");
 }

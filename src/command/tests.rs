@@ -19,6 +19,7 @@ fn run(store: &Store, settings: &Settings, input: &[u8]) -> Vec<u8> {
             settings,
             stats: &stats,
             counters: &mut counters,
+            tls: None,
         };
         execute(&request, &mut ctx, &mut out);
         rest = &rest[consumed..];

@@ -223,6 +223,7 @@ fn parse_line<'a>(
             }
         }
         b"version" => request(Request::Version, consumed),
+        b"refresh_certs" => request(Request::RefreshCerts, consumed),
         b"quit" => request(Request::Quit, consumed),
         b"verbosity" if words == 2 || words == 3 => {
             let noreply = tokens.noreply();

@@ -180,6 +180,8 @@ pub enum Request<'a> {
     LruMetadump,
     /// `lru_crawler crawl <all|classes>`: reclaim expired items now.
     LruCrawl,
+    /// `refresh_certs`: reload the TLS certificates.
+    RefreshCerts,
     /// A meta command (`mg ms md ma me`).
     Meta(Box<super::meta::MetaRequest<'a>>),
     /// `mn`: answered with `MN`.

@@ -49,6 +49,11 @@ macro_rules! client_stream {
 client_stream!(TcpStream);
 client_stream!(UnixStream);
 
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    /// TLS reads may need several socket reads per record; let rustls drive readiness.
+    fn forget_read_readiness(&self) {}
+}
+
 /// Serves one client until it quits, errs, idles out or the server stops.
 pub async fn serve<S: ClientStream>(
     mut socket: S,
@@ -194,6 +199,7 @@ impl Connection {
                         settings: &shared.settings,
                         stats: &shared.stats,
                         counters: &mut self.counters,
+                        tls: shared.tls.as_ref(),
                     };
                     let traced = tracing::enabled!(tracing::Level::DEBUG);
                     let before = self.replies.len();

@@ -10,8 +10,13 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 /// A listening socket of either transport.
 pub enum Listener {
-    /// TCP (`-p`, `-l`).
-    Tcp(TcpListener),
+    /// TCP (`-p`, `-l`); `tls` when `-Z` applies to it (not marked `notls:`).
+    Tcp {
+        /// The socket.
+        listener: TcpListener,
+        /// Clients must handshake TLS first.
+        tls: bool,
+    },
     /// A unix socket (`-s`), removed again when dropped.
     Unix(UnixListener, PathBuf),
 }
@@ -58,6 +63,8 @@ pub struct Accepted {
     pub peer: String,
     /// The listening address it came in on.
     pub local: String,
+    /// The client must handshake TLS first.
+    pub tls: bool,
 }
 
 fn tcp_name(address: SocketAddr) -> String {
@@ -71,7 +78,7 @@ impl Listener {
     /// Waits for the next client.
     pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
-            Listener::Tcp(listener) => {
+            Listener::Tcp { listener, tls } => {
                 let (socket, peer) = listener.accept().await?;
                 let _ = socket.set_nodelay(true);
                 let local = socket.local_addr().unwrap_or(peer);
@@ -79,6 +86,7 @@ impl Listener {
                     socket: Socket::Tcp(socket),
                     peer: tcp_name(peer),
                     local: tcp_name(local),
+                    tls: *tls,
                 })
             }
             Listener::Unix(listener, path) => {
@@ -88,6 +96,7 @@ impl Listener {
                     socket: Socket::Unix(socket),
                     peer: name.clone(),
                     local: name,
+                    tls: false,
                 })
             }
         }
@@ -183,13 +192,19 @@ pub fn bind_listeners(settings: &Settings) -> Result<Vec<Listener>, BindError> {
     };
     let mut listeners = Vec::new();
     for entry in &entries {
+        // memcached's `notls:` prefix exempts one listener from -Z.
+        let (entry, tls) = match entry.strip_prefix("notls:") {
+            Some(plain) => (plain.to_string(), false),
+            None => (entry.clone(), settings.tls.is_some()),
+        };
+        let entry = &entry;
         let addresses = resolve(entry, settings.port).map_err(|source| BindError {
             address: entry.clone(),
             source,
         })?;
         for address in addresses {
             match listen_on(address, settings.backlog) {
-                Ok(listener) => listeners.push(Listener::Tcp(listener)),
+                Ok(listener) => listeners.push(Listener::Tcp { listener, tls }),
                 // A machine without IPv6 still serves IPv4 when listening everywhere.
                 Err(_) if settings.listen.is_empty() && address.is_ipv6() => {}
                 Err(source) => {
@@ -216,6 +231,7 @@ pub fn bind_udp(settings: &Settings) -> Result<Vec<tokio::net::UdpSocket>, BindE
     };
     let mut sockets = Vec::new();
     for entry in &entries {
+        let entry = &entry.strip_prefix("notls:").unwrap_or(entry).to_string();
         let addresses = resolve(entry, settings.udp_port).map_err(|source| BindError {
             address: entry.clone(),
             source,

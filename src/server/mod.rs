@@ -7,6 +7,7 @@
 
 mod connection;
 mod listen;
+pub mod tls;
 pub mod udp;
 
 pub use listen::{Listener, bind_listeners, bind_udp};
@@ -39,27 +40,35 @@ pub struct Shared {
     pub limits: Limits,
     /// Server counters.
     pub stats: ServerStats,
+    /// TLS certificates and acceptor, with `-Z`.
+    pub tls: Option<tls::TlsState>,
     /// Fired by `shutdown`; the caller of `run` decides what stopping means.
     pub shutdown_requested: Notify,
     next_connection_id: AtomicU64,
 }
 
 impl Shared {
-    /// Builds the store and counters for these settings.
-    pub fn new(settings: Settings, clock: Arc<Clock>) -> Arc<Shared> {
+    /// Builds the store and counters for these settings; fails if TLS certificates
+    /// cannot be loaded.
+    pub fn new(settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
+        let tls = match &settings.tls {
+            Some(options) => Some(tls::TlsState::new(options.clone(), clock.unix_now())?),
+            None => None,
+        };
         let store = Store::new(&settings.store_config(), clock);
         let stats = ServerStats::default();
         stats
             .verbosity
             .store(u32::from(settings.verbosity), Ordering::Relaxed);
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             store,
+            tls,
             limits: settings.limits(),
             settings,
             stats,
             shutdown_requested: Notify::new(),
             next_connection_id: AtomicU64::new(1),
-        })
+        }))
     }
 }
 
@@ -90,6 +99,9 @@ pub async fn run(
             listener,
             stop.clone(),
         ));
+    }
+    if shared.tls.is_some() {
+        tasks.spawn(reload_on_sighup(shared.clone(), stop.clone()));
     }
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(
@@ -147,6 +159,27 @@ impl Workers {
     fn pick(&self) -> &tokio::runtime::Handle {
         let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.handles.len();
         &self.handles[index]
+    }
+}
+
+/// SIGHUP re-reads the TLS certificates, like `refresh_certs`.
+async fn reload_on_sighup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                if let Some(tls) = &shared.tls {
+                    match tls.refresh(shared.store.clock().unix_now()) {
+                        Ok(()) => tracing::info!("SIGHUP: certificates reloaded"),
+                        Err(error) => tracing::error!(%error, "SIGHUP: certificate reload failed"),
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 
@@ -219,13 +252,25 @@ async fn accept_loop(
         let stop = stop.clone();
         // The socket moves to the worker's reactor.
         let socket = accepted.socket.into_std();
+        let tls = accepted.tls;
         workers.pick().spawn(async move {
             match socket {
-                Ok(StdSocket::Tcp(socket)) => {
-                    if let Ok(socket) = TcpStream::from_std(socket) {
-                        connection::serve(socket, &shared, &info, stop).await;
+                Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
+                    (Ok(socket), Some(state)) if tls => {
+                        match state.acceptor().accept(socket).await {
+                            Ok(stream) => connection::serve(stream, &shared, &info, stop).await,
+                            Err(error) => {
+                                tracing::warn!(%error, "TLS handshake failed");
+                                shared
+                                    .stats
+                                    .ssl_handshake_errors
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                     }
-                }
+                    (Ok(socket), _) => connection::serve(socket, &shared, &info, stop).await,
+                    (Err(_), _) => {}
+                },
                 Ok(StdSocket::Unix(socket)) => {
                     if let Ok(socket) = UnixStream::from_std(socket) {
                         connection::serve(socket, &shared, &info, stop).await;

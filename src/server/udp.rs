@@ -95,6 +95,7 @@ pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCoun
             settings: &shared.settings,
             stats: &shared.stats,
             counters: &mut *counters,
+            tls: None,
         };
         // quit and shutdown mean nothing without a connection.
         let _ = command::execute(&request, &mut ctx, &mut replies);

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
             settings: &settings,
             stats: &stats,
             counters: &mut counters,
+            tls: None,
         };
         execute(&request, &mut ctx, &mut out);
         let reply = out.to_vec();
