@@ -1,7 +1,7 @@
 //! The Debian drop-in: Debian's own systemd wrapper starts ferrocached from a
 //! memcached.conf; root without -u is refused; -P, -u and -d behave as memcached's.
 
-use crate::support::{ferrocached_binary, memcached_available};
+use crate::support::{ferrocached_binary, free_port, memcached_available};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -12,14 +12,6 @@ const WRAPPER: &str = "/usr/share/memcached/scripts/systemd-memcached-wrapper";
 fn root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(port: u16) -> TcpStream {

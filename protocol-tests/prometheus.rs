@@ -1,19 +1,11 @@
 //! `/metrics` in memcached_exporter's names, checked by promtool and scraped by a real
 //! Prometheus (Debian's `prometheus` package).
 
-use crate::support::{Kind, start, tool};
+use crate::support::{Kind, free_port, start, tool};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn http_get(address: &str, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(address).ok()?;

@@ -46,7 +46,8 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+/// An ephemeral TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())

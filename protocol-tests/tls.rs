@@ -2,17 +2,9 @@
 //! `ssl_*` stats, driven by real TLS clients (openssl s_client, pymemcache), against both
 //! servers.
 
-use crate::support::{Kind, memcached_available, servers, start, tool};
+use crate::support::{Kind, free_port, memcached_available, servers, start, tool};
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A throwaway self-signed certificate and key.
 fn certificate(dir: &std::path::Path) -> Option<(String, String)> {

@@ -82,18 +82,7 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             Flow::Continue
         }
         VERSION => {
-            let version = super::admin::VERSION.as_bytes();
-            write_response(
-                out,
-                op,
-                Status::Ok,
-                request.opaque,
-                0,
-                &[],
-                &[],
-                version.len(),
-            );
-            out.push(version);
+            version(out, op, request.opaque);
             Flow::Continue
         }
         VERBOSITY => {
@@ -106,6 +95,13 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             Flow::Continue
         }
     }
+}
+
+/// VERSION's response: the version string as the body.
+fn version(out: &mut ReplyBuffer, op: u8, opaque: u32) {
+    let version = super::admin::VERSION.as_bytes();
+    write_response(out, op, Status::Ok, opaque, 0, &[], &[], version.len());
+    out.push(version);
 }
 
 /// An error response carrying memcached's message as its body.
@@ -332,18 +328,7 @@ pub fn sasl(
             SaslStep::Answered
         }
         VERSION => {
-            let version = super::admin::VERSION.as_bytes();
-            write_response(
-                out,
-                op,
-                Status::Ok,
-                request.opaque,
-                0,
-                &[],
-                &[],
-                version.len(),
-            );
-            out.push(version);
+            version(out, op, request.opaque);
             SaslStep::Answered
         }
         SASL_AUTH if request.key == b"PLAIN" => {

@@ -21,8 +21,13 @@ pub fn meta(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<
     Flow::Continue
 }
 
-/// Appends the flags every code echoes: `k` (base64 again under `b`) and `O`.
-fn echo_key_and_opaque(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+/// Appends the return flags in request order: `k` (base64 again under `b`) and `O` here,
+/// the item flags through `item`; ` b` closes a base64 key.
+fn push_flags(
+    out: &mut ReplyBuffer,
+    request: &MetaRequest<'_>,
+    mut item: impl FnMut(&mut ReplyBuffer, u8),
+) {
     for (flag, token) in request.flags.iter() {
         match flag {
             b'k' => {
@@ -33,12 +38,17 @@ fn echo_key_and_opaque(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
                 out.push(b" O");
                 out.push(token);
             }
-            _ => {}
+            other => item(out, other),
         }
     }
     if request.flags.has(b'b') && request.flags.has(b'k') {
         out.push(b" b");
     }
+}
+
+/// Appends the flags every code echoes: `k` and `O`.
+fn echo_key_and_opaque(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+    push_flags(out, request, |_, _| {});
 }
 
 fn key_as_sent(request: &MetaRequest<'_>) -> Vec<u8> {
@@ -75,40 +85,27 @@ fn get(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) 
         } else {
             out.push(b"HD");
         }
-        for (flag, token) in request.flags.iter() {
-            match flag {
-                b'c' => {
-                    out.push(b" c");
-                    out.number(item.cas);
-                }
-                b'f' => {
-                    out.push(b" f");
-                    out.number(u64::from(item.flags));
-                }
-                b'h' => out.push(if item.fetched_before { b" h1" } else { b" h0" }),
-                b'k' => {
-                    out.push(b" k");
-                    out.push(&key_as_sent(request));
-                }
-                b'l' => {
-                    out.push(b" l");
-                    out.number(u64::from(item.last_access));
-                }
-                b'O' => {
-                    out.push(b" O");
-                    out.push(token);
-                }
-                b's' => {
-                    out.push(b" s");
-                    out.number(value.len() as u64);
-                }
-                b't' => push_ttl(out, item.ttl),
-                _ => {}
+        push_flags(out, request, |out, flag| match flag {
+            b'c' => {
+                out.push(b" c");
+                out.number(item.cas);
             }
-        }
-        if request.flags.has(b'b') && request.flags.has(b'k') {
-            out.push(b" b");
-        }
+            b'f' => {
+                out.push(b" f");
+                out.number(u64::from(item.flags));
+            }
+            b'h' => out.push(if item.fetched_before { b" h1" } else { b" h0" }),
+            b'l' => {
+                out.push(b" l");
+                out.number(u64::from(item.last_access));
+            }
+            b's' => {
+                out.push(b" s");
+                out.number(value.len() as u64);
+            }
+            b't' => push_ttl(out, item.ttl),
+            _ => {}
+        });
         if item.token_taken {
             out.push(b" Z");
         }
@@ -228,27 +225,14 @@ fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaReques
             } else {
                 out.push(b"HD");
             }
-            for (flag, token) in request.flags.iter() {
-                match flag {
-                    b't' => push_ttl(out, ttl),
-                    b'c' => {
-                        out.push(b" c");
-                        out.number(cas);
-                    }
-                    b'k' => {
-                        out.push(b" k");
-                        out.push(&key_as_sent(request));
-                    }
-                    b'O' => {
-                        out.push(b" O");
-                        out.push(token);
-                    }
-                    _ => {}
+            push_flags(out, request, |out, flag| match flag {
+                b't' => push_ttl(out, ttl),
+                b'c' => {
+                    out.push(b" c");
+                    out.number(cas);
                 }
-            }
-            if request.flags.has(b'b') && request.flags.has(b'k') {
-                out.push(b" b");
-            }
+                _ => {}
+            });
             out.push(b"\r\n");
             if request.flags.has(b'v') {
                 out.push(digits.as_bytes());

@@ -367,6 +367,16 @@ impl Shard {
         self.hasher.hash_one(self.memory.key(handle))
     }
 
+    /// Counts a get that found nothing live (and why).
+    fn count_get_miss(&mut self, miss: Lookup) {
+        self.counters.get_misses += 1;
+        match miss {
+            Lookup::Expired => self.counters.get_expired += 1,
+            Lookup::Flushed => self.counters.get_flushed += 1,
+            _ => {}
+        }
+    }
+
     /// Reads an item, optionally setting a new expiry (gat), and lets `visit` copy what
     /// it needs while the lock is held. Returns whether it was a hit.
     pub fn fetch(
@@ -380,12 +390,7 @@ impl Shard {
         let handle = match self.lookup(key, hash, now) {
             Lookup::Hit(handle) => handle,
             miss => {
-                self.counters.get_misses += 1;
-                match miss {
-                    Lookup::Expired => self.counters.get_expired += 1,
-                    Lookup::Flushed => self.counters.get_flushed += 1,
-                    _ => {}
-                }
+                self.count_get_miss(miss);
                 if new_expiry.is_some() {
                     self.counters.touch_misses += 1;
                 }

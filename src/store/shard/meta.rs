@@ -134,12 +134,7 @@ impl Shard {
         let handle = match self.lookup(key, hash, now) {
             Lookup::Hit(handle) => handle,
             miss => {
-                self.counters.get_misses += 1;
-                match miss {
-                    Lookup::Expired => self.counters.get_expired += 1,
-                    Lookup::Flushed => self.counters.get_flushed += 1,
-                    _ => {}
-                }
+                self.count_get_miss(miss);
                 let Some(expiry) = options.vivify else {
                     return false;
                 };
