@@ -18,6 +18,7 @@ mod memory;
 mod meta;
 mod operator;
 mod prometheus;
+mod restart;
 mod sasl;
 mod startup;
 mod tls;

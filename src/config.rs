@@ -231,6 +231,10 @@ pub struct Settings {
     /// `-S`: SASL PLAIN credentials (from `MEMCACHED_SASL_PWDB` or `-o sasl_pwdb=`);
     /// binary connections must authenticate first and text connections are refused.
     pub sasl: Option<crate::auth::AuthFile>,
+    /// `-e`: warm-restart file, written on orderly stops and loaded at start.
+    pub memory_file: Option<String>,
+    /// `-o snapshot_interval`: seconds between background snapshots (0 = none).
+    pub snapshot_interval: u64,
     /// `-Z`: TLS on every listener not marked `notls:`.
     pub tls: Option<TlsSettings>,
     /// `-Y`: text-protocol credentials; connections must authenticate first.
@@ -353,10 +357,6 @@ impl Settings {
                 args.protocol
             ));
         }
-        let unsupported = [(args.memory_file.is_some(), "-e (memory file)")];
-        if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
-            return refuse(format!("{flag} is not supported yet by ferrocached"));
-        }
         let Some(&prefix_delimiter) = args.prefix_delimiter.as_bytes().first() else {
             return refuse("-D needs a delimiter character");
         };
@@ -402,6 +402,8 @@ impl Settings {
             },
             sasl: None,
             tls: None,
+            memory_file: args.memory_file.clone(),
+            snapshot_interval: 0,
             user: args.user.clone(),
             pid_file: args.pidfile.clone(),
             daemonize: args.daemon,
@@ -452,6 +454,9 @@ impl Settings {
         if args.enable_ssl {
             settings.tls = Some(tls);
         }
+        if settings.snapshot_interval > 0 && settings.memory_file.is_none() {
+            return refuse("snapshot_interval needs -e <path>");
+        }
         if args.enable_sasl {
             let Some(path) = sasl_pwdb else {
                 return refuse(
@@ -479,6 +484,10 @@ impl Settings {
             "idle_timeout" => match value.parse() {
                 Ok(seconds) => self.idle_timeout = seconds,
                 Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
+            },
+            "snapshot_interval" => match value.parse() {
+                Ok(seconds) => self.snapshot_interval = seconds,
+                Err(_) => return refuse(format!("Invalid snapshot_interval: \"{value}\"")),
             },
             "metrics_listen" if !value.is_empty() => self.metrics_listen = Some(value.to_string()),
             "udp_max_reply_ratio" => match value.parse() {

@@ -3,7 +3,8 @@
 use clap::Parser;
 use ferrocached::config::{Args, Settings};
 use ferrocached::server::{self, Shared};
-use ferrocached::store::Clock;
+use ferrocached::store::{Clock, snapshot};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -46,8 +47,22 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let bound = server::bind_listeners(&settings)
-            .and_then(|listeners| Ok((listeners, server::bind_udp(&settings)?)));
+        let shared = match Shared::new(settings, Arc::new(Clock::new())) {
+            Ok(shared) => shared,
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        // A warm restart loads its items before any listener opens.
+        if let Some(path) = &shared.settings.memory_file
+            && let Err(code) = warm_start(&shared, Path::new(path))
+        {
+            return code;
+        }
+        let settings = &shared.settings;
+        let bound = server::bind_listeners(settings)
+            .and_then(|listeners| Ok((listeners, server::bind_udp(settings)?)));
         let (listeners, udp_sockets) = match bound {
             Ok(bound) => bound,
             Err(error) => {
@@ -65,17 +80,67 @@ fn main() -> ExitCode {
                 }
             },
         };
-        let shared = match Shared::new(settings, Arc::new(Clock::new())) {
-            Ok(shared) => shared,
-            Err(error) => {
-                eprintln!("{error}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        };
         let stop = shutdown_signal(shared.clone());
-        server::run(shared, listeners, udp_sockets, metrics_listener, stop).await;
+        server::run(
+            shared.clone(),
+            listeners,
+            udp_sockets,
+            metrics_listener,
+            stop,
+        )
+        .await;
+        if let Some(path) = &shared.settings.memory_file {
+            let started = std::time::Instant::now();
+            match snapshot::save(&shared.store, Path::new(path)) {
+                Ok(saved) => tracing::info!(
+                    items = saved.items,
+                    seconds = started.elapsed().as_secs_f64(),
+                    path,
+                    "snapshot saved"
+                ),
+                Err(error) => {
+                    eprintln!("{error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// Loads the `-e` snapshot. A missing file starts empty; a corrupt one is set aside
+/// (`<path>.corrupt`) and the server starts empty; an incompatible version refuses to
+/// start, so the next shutdown cannot overwrite data another build can still read.
+fn warm_start(shared: &Shared, path: &Path) -> Result<(), ExitCode> {
+    let started = std::time::Instant::now();
+    match snapshot::load(&shared.store, path) {
+        Ok(loaded) => {
+            tracing::info!(
+                items = loaded.items,
+                expired = loaded.expired,
+                seconds = started.elapsed().as_secs_f64(),
+                "snapshot loaded"
+            );
+            Ok(())
+        }
+        Err(snapshot::SnapshotError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            Ok(())
+        }
+        Err(error @ snapshot::SnapshotError::Version(_)) => {
+            eprintln!("{error}: refusing to start ({})", path.display());
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+        Err(error) => {
+            let aside = path.with_extension("corrupt");
+            let _ = std::fs::rename(path, &aside);
+            tracing::error!(%error, kept = %aside.display(), "starting empty");
+            eprintln!(
+                "{error}; starting empty, the file is kept as {}",
+                aside.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Logs to stderr: -v warnings and errors, -vv every command, -vvv internals.

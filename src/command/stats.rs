@@ -257,7 +257,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
         }
     }
     out.stat("num_napi_ids", "(null)");
-    out.stat("memory_file", "(null)");
+    out.stat("memory_file", s.memory_file.as_deref().unwrap_or("(null)"));
 }
 
 fn items(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {

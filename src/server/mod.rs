@@ -103,6 +103,9 @@ pub async fn run(
     if shared.tls.is_some() {
         tasks.spawn(reload_on_sighup(shared.clone(), stop.clone()));
     }
+    if shared.settings.snapshot_interval > 0 {
+        tasks.spawn(snapshot_periodically(shared.clone(), stop.clone()));
+    }
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(
             shared.clone(),
@@ -159,6 +162,31 @@ impl Workers {
     fn pick(&self) -> &tokio::runtime::Handle {
         let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.handles.len();
         &self.handles[index]
+    }
+}
+
+/// `-o snapshot_interval`: a crash loses at most that many seconds of writes. The
+/// snapshot runs on a blocking thread and holds each shard's lock only to copy it.
+async fn snapshot_periodically(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_secs(shared.settings.snapshot_interval);
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                let shared = shared.clone();
+                let saved = tokio::task::spawn_blocking(move || {
+                    let path = shared.settings.memory_file.clone().unwrap_or_default();
+                    crate::store::snapshot::save(&shared.store, std::path::Path::new(&path))
+                })
+                .await;
+                match saved {
+                    Ok(Ok(stats)) => tracing::debug!(items = stats.items, "periodic snapshot"),
+                    Ok(Err(error)) => tracing::error!(%error, "periodic snapshot failed"),
+                    Err(error) => tracing::error!(%error, "periodic snapshot task failed"),
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 

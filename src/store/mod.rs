@@ -8,6 +8,7 @@ pub mod clock;
 pub mod item;
 pub mod memory;
 pub mod shard;
+pub mod snapshot;
 
 pub use clock::Clock;
 pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
@@ -252,6 +253,16 @@ impl Store {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         self.lock(shard).meta_arith(key, hash, now, request)
+    }
+
+    /// Stores a snapshot item with its CAS and absolute (server-time) expiry.
+    pub fn restore(&self, key: &[u8], flags: u32, expiry: u32, cas: u64, value: &[u8]) {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        // A snapshot larger than -m keeps what fits; the rest is dropped like evictions.
+        let _ = self
+            .lock(shard)
+            .restore(key, hash, flags, expiry, cas, value, now);
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).

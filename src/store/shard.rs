@@ -885,16 +885,45 @@ impl Shard {
 
     /// Visits every live item (`lru_crawler metadump`): key, header and 1-based class.
     pub fn for_each_live(&self, now: Now, mut visit: impl FnMut(&[u8], &Header, usize)) {
+        self.for_each_item(now, |key, header, class, _| visit(key, header, class));
+    }
+
+    /// Visits every live item with its value, oldest first within each class, so a
+    /// snapshot restored in file order rebuilds the same LRU order.
+    pub fn for_each_item(&self, now: Now, mut visit: impl FnMut(&[u8], &Header, usize, &[u8])) {
         for class in 0..self.memory.classes.len() {
-            let mut handle = self.memory.classes[class].head;
+            let mut handle = self.memory.classes[class].tail;
             while handle != NIL {
                 let header = self.memory.header(handle);
                 if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                    visit(self.memory.key(handle), header, class + 1);
+                    let value = self.memory.value(handle);
+                    visit(self.memory.key(handle), header, class + 1, value.as_slice());
                 }
-                handle = header.next;
+                handle = header.prev;
             }
         }
+    }
+
+    /// Stores an item from a snapshot, keeping its CAS value (warm restart).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        expiry: u32,
+        cas: u64,
+        value: &[u8],
+        now: Now,
+    ) -> Result<(), OutOfMemory> {
+        self.put(key, hash, flags, expiry, &[value], now, 0)?;
+        if self.cas_enabled
+            && let Some(handle) = self.find(key, hash)
+        {
+            self.memory.header_mut(handle).cas = cas;
+            self.next_cas = self.next_cas.max(cas + 1);
+        }
+        Ok(())
     }
 
     /// Asks the crawler to sweep this shard now (`lru_crawler crawl`).
