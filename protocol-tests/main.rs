@@ -20,6 +20,7 @@ mod operator;
 mod prometheus;
 mod restart;
 mod sasl;
+mod sessions;
 mod startup;
 mod tls;
 mod udp;
