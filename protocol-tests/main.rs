@@ -23,5 +23,6 @@ mod sasl;
 mod sessions;
 mod startup;
 mod tls;
+mod twemproxy;
 mod udp;
 mod unix;
