@@ -170,3 +170,33 @@ fn corrupt_and_foreign_snapshots_are_detected() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("format version 99 is not supported"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn shutdown_graceful_saves_too() {
+    if std::env::var("PROTOCOL_TARGET").is_ok() {
+        return;
+    }
+    let dir = scratch("graceful");
+    let file = dir.join("cache.snapshot");
+    let file_arg = file.to_str().unwrap().to_string();
+    let server = start(Kind::Ferrocached, &["-A", "-e", &file_arg]);
+    let mut c = server.connect();
+    c.roundtrip(b"set g 0 0 4\r\nkept\r\n", b"STORED\r\n");
+    c.send(b"shutdown graceful\r\n");
+    assert!(c.is_closed());
+    let pid = server.pid().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(
+            Instant::now() < deadline,
+            "shutdown graceful stops the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server);
+    let server = start(Kind::Ferrocached, &["-e", &file_arg]);
+    server
+        .connect()
+        .roundtrip(b"get g\r\n", b"VALUE g 0 4\r\nkept\r\nEND\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
