@@ -168,6 +168,13 @@ fn long_lines_close_the_connection_unless_they_are_gets() {
         let mut c = server.connect();
         c.send(&vec![b'x'; 5000]);
         assert!(c.is_closed(), "[{}] long junk line closes", c.label);
+        // A long line whose newline arrived with it is parsed, not dropped.
+        let mut c = server.connect();
+        let mut junk = vec![b'x'; 3000];
+        junk.extend_from_slice(b"\r\nversion\r\n");
+        c.send(&junk);
+        c.expect(b"ERROR\r\n");
+        assert!(c.read_line().starts_with(b"VERSION "));
         // So does an HTTP request.
         let mut c = server.connect();
         c.send(b"GET / HTTP/1.1\r\n");

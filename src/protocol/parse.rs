@@ -12,7 +12,8 @@ use crate::store::item::memcached_item_size;
 /// Longest key memcached accepts.
 pub const KEY_MAX_LENGTH: usize = 250;
 
-/// A line longer than this with no newline closes the connection, unless it is a get.
+/// A partial line longer than this (no newline yet) closes the connection, unless it is
+/// a get; a long line whose newline has already arrived is parsed, as memcached does.
 pub const MAX_LINE_LENGTH: usize = 2048;
 
 /// memcached's token limit per line (the rest of a longer line is one last token).
@@ -75,10 +76,6 @@ pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
     let mut line = &buffer[..newline];
     if line.last() == Some(&b'\r') {
         line = &line[..line.len() - 1];
-    }
-    if newline > MAX_LINE_LENGTH && !is_get_line(line) {
-        // memcached reads big lines only for multigets.
-        return Frame::Close;
     }
     let consumed = newline + 1;
     let tokens = Tokens::split(line);
