@@ -394,6 +394,9 @@ impl Settings {
             auth: match &args.auth_file {
                 None => None,
                 Some(path) => match crate::auth::AuthFile::load(path) {
+                    Ok(auth) if auth.is_empty() => {
+                        return refuse(format!("authfile {path} has no user:password line"));
+                    }
                     Ok(auth) => Some(auth),
                     Err(error) => {
                         return refuse(format!("Could not load authfile {path}: {error}"));

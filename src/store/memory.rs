@@ -621,11 +621,6 @@ impl Memory {
         (found, position)
     }
 
-    /// Number of pages currently holding memory.
-    pub fn total_pages(&self) -> usize {
-        self.pages.len() - self.dropped_pages.len()
-    }
-
     /// Marks an item as read (for `evicted_unfetched` and second-chance eviction).
     #[inline]
     pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
