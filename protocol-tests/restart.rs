@@ -1,30 +1,14 @@
 //! Warm restart (`-e`): items survive an orderly stop with their values, flags, CAS and
 //! absolute expiry; periodic snapshots bound what a crash loses; bad files are detected.
 
-use crate::support::{Kind, Server, free_port, start};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use crate::support::{Kind, free_port, start};
+use std::path::PathBuf;
+use std::time::Duration;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ferrocached-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Sends a signal and waits for the server to exit.
-fn stop(server: &Server, signal: i32) {
-    let pid = server.pid().unwrap() as i32;
-    // SAFETY: signalling the server we started.
-    unsafe { libc::kill(pid, signal) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-    {
-        assert!(Instant::now() < deadline, "server did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn cas_of(c: &mut crate::support::Client, key: &str) -> String {
@@ -63,7 +47,7 @@ fn items_survive_a_graceful_restart() {
         request.extend_from_slice(b"\r\n");
         c.roundtrip(&request, b"STORED\r\n");
         let cas = cas_of(&mut c, "s1");
-        stop(&server, signal);
+        server.stop_with(signal);
         assert!(file.exists(), "snapshot written on signal {signal}");
         std::thread::sleep(Duration::from_millis(2500));
 
@@ -95,7 +79,7 @@ fn items_survive_a_graceful_restart() {
         assert!(c.read_exact_len(100_000) == big);
         c.expect(b"\r\nEND\r\n");
         c.roundtrip(b"flush_all\r\n", b"OK\r\n");
-        stop(&server, libc::SIGTERM);
+        server.stop_with(libc::SIGTERM);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -115,7 +99,7 @@ fn periodic_snapshots_bound_what_a_crash_loses() {
     let mut c = server.connect();
     c.roundtrip(b"set kept 0 0 4\r\nsafe\r\n", b"STORED\r\n");
     std::thread::sleep(Duration::from_millis(2500));
-    stop(&server, libc::SIGKILL);
+    server.stop_with(libc::SIGKILL);
     let server = start(Kind::Ferrocached, &["-e", &file_arg]);
     server
         .connect()
@@ -137,7 +121,7 @@ fn corrupt_and_foreign_snapshots_are_detected() {
         b"set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\n",
         b"STORED\r\nSTORED\r\n",
     );
-    stop(&server, libc::SIGTERM);
+    server.stop_with(libc::SIGTERM);
     let good = std::fs::read(&file).unwrap();
 
     // One flipped byte: detected, set aside, the server starts empty (not half-loaded).
@@ -150,13 +134,13 @@ fn corrupt_and_foreign_snapshots_are_detected() {
         dir.join("cache.corrupt").exists(),
         "the bad file is kept aside"
     );
-    stop(&server, libc::SIGTERM);
+    server.stop_with(libc::SIGTERM);
 
     // Truncated: likewise.
     std::fs::write(&file, &good[..good.len() - 7]).unwrap();
     let server = start(Kind::Ferrocached, &["-e", &file_arg]);
     server.connect().roundtrip(b"get a b\r\n", b"END\r\n");
-    stop(&server, libc::SIGTERM);
+    server.stop_with(libc::SIGTERM);
 
     // Another format version: refused at startup with a clear message.
     let mut foreign = good.clone();
@@ -184,15 +168,7 @@ fn shutdown_graceful_saves_too() {
     c.roundtrip(b"set g 0 0 4\r\nkept\r\n", b"STORED\r\n");
     c.send(b"shutdown graceful\r\n");
     assert!(c.is_closed());
-    let pid = server.pid().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
-        assert!(
-            Instant::now() < deadline,
-            "shutdown graceful stops the server"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_exit();
     drop(server);
     let server = start(Kind::Ferrocached, &["-e", &file_arg]);
     server

@@ -6,24 +6,9 @@
 use crate::support::{Kind, Server, start, tool};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn port(server: &Server) -> String {
     server.address.rsplit(':').next().unwrap().to_string()
-}
-
-fn stop(server: Server) {
-    let pid = server.pid().unwrap() as i32;
-    // SAFETY: signalling the server we started.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.contains(") Z "))
-    {
-        assert!(Instant::now() < deadline, "n1 did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    drop(server);
 }
 
 #[test]
@@ -75,7 +60,8 @@ fn msm_sessions_survive_node_loss_and_restart() {
         let n2 = start(Kind::Ferrocached, &[]);
         let (n1_port, n2_port) = (port(&n1), port(&n2));
         run("write", &n1_port, &n2_port, mode);
-        stop(n1);
+        n1.stop_with(libc::SIGTERM);
+        drop(n1);
         run("failover", &n1_port, &n2_port, mode);
         let n1 = start(Kind::Ferrocached, &["-e", snapshot]);
         run("restored", &port(&n1), &n2_port, mode);

@@ -303,6 +303,26 @@ impl Client {
 }
 
 impl Server {
+    /// Sends a signal to a server we started and waits until it has exited.
+    pub fn stop_with(&self, signal: i32) {
+        let pid = self.pid().expect("a server we started") as i32;
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(pid, signal) };
+        self.wait_exit();
+    }
+
+    /// Waits until a server we started has exited (on its own or by a signal).
+    pub fn wait_exit(&self) {
+        let pid = self.pid().expect("a server we started");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "))
+        {
+            assert!(Instant::now() < deadline, "{:?} did not stop", self.kind);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Process id of a server we started.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

@@ -176,7 +176,7 @@ impl Store {
     ) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
-        let expiry = new_exptime.map(|exptime| self.clock.expiry_from_exptime(i64::from(exptime)));
+        let expiry = new_exptime.map(|exptime| self.expiry(exptime));
         self.lock(shard).fetch(key, hash, now, expiry, visit)
     }
 
@@ -189,11 +189,11 @@ impl Store {
         exptime: i32,
         value: &[u8],
     ) -> StoreOutcome {
-        let (hash, shard) = self.locate(key);
-        let now = self.now();
-        let expiry = self.clock.expiry_from_exptime(i64::from(exptime));
-        self.lock(shard)
-            .store(mode, key, hash, flags, expiry, value, now)
+        let (mode, compare) = match mode {
+            StoreMode::Cas(expected) => (StoreMode::Set, Some(expected)),
+            mode => (mode, None),
+        };
+        self.meta_store(mode, key, flags, exptime, value, compare, false)
     }
 
     /// Converts a client exptime into server time.
@@ -282,8 +282,7 @@ impl Store {
     pub fn touch(&self, key: &[u8], exptime: i32) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
-        let expiry = self.clock.expiry_from_exptime(i64::from(exptime));
-        self.lock(shard).touch(key, hash, now, expiry)
+        self.lock(shard).touch(key, hash, now, self.expiry(exptime))
     }
 
     /// incr/decr.
@@ -298,7 +297,7 @@ impl Store {
     pub fn flush_all(&self, delay: Option<i32>) {
         let now = self.clock.now();
         let cutoff = match delay {
-            Some(delay) if delay > 0 => self.clock.expiry_from_exptime(i64::from(delay)),
+            Some(delay) if delay > 0 => self.expiry(delay),
             _ => now,
         };
         // With CAS, memcached cuts one second earlier and uses the CAS cliff for the
