@@ -105,8 +105,16 @@ fn tls_listeners_serve_real_tls_clients() {
             "[{:?}] plain text on the TLS port",
             server.kind
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert!(c.stat("ssl_handshake_errors") >= 1, "[{:?}]", server.kind);
+        // memcached counts the failure when its worker gets to the socket: poll for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while c.stat("ssl_handshake_errors") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "[{:?}] handshake error counted",
+                server.kind
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let settings = c.stats("settings");
         assert!(settings.contains(&("ssl_enabled".into(), "yes".into())));
         assert!(settings.contains(&("ssl_chain_cert".into(), cert.clone())));
