@@ -208,3 +208,206 @@ fn changing_value_sizes_never_starve_new_items() {
     let rss = rss_kib(&server).unwrap();
     assert!(rss < 64 * 1024, "RSS {rss} KiB follows -m 16");
 }
+
+/// RSS growth (KiB) of `server` while `connections` clients that never read each send
+/// one `get k k ... k` line naming a 16,000-byte key `keys` times.
+fn multiget_growth_kib(server: &Server, connections: usize, keys: usize) -> u64 {
+    let mut c = server.connect();
+    let mut set = b"set k 0 0 16000\r\n".to_vec();
+    set.extend(std::iter::repeat_n(b'v', 16_000));
+    set.extend_from_slice(b"\r\n");
+    c.roundtrip(&set, b"STORED\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(server).unwrap();
+    let line = [b"get".as_slice(), &b" k".repeat(keys), b"\r\n"].concat();
+    let held: Vec<TcpStream> = (0..connections)
+        .map(|_| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let address: std::net::SocketAddr = server.address.parse().unwrap();
+            socket.connect(&address.into()).unwrap();
+            let mut stream: TcpStream = socket.into();
+            stream.write_all(&line).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = rss_kib(server).unwrap();
+    // The server still answers others while the readers stall.
+    c.send(b"get k\r\n");
+    c.expect(b"VALUE k 0 16000\r\n");
+    c.read_exact_len(16_002);
+    c.expect(b"END\r\n");
+    drop(held);
+    after.saturating_sub(before)
+}
+
+#[test]
+fn a_multiget_of_one_key_repeated_costs_what_memcached_pays() {
+    let mut growth = Vec::new();
+    for server in servers(&["-m", "256", "-c", "256"]) {
+        if server.pid().is_none() {
+            continue;
+        }
+        let one = multiget_growth_kib(&server, 1, 6000);
+        let twenty = multiget_growth_kib(&server, 20, 3000);
+        eprintln!(
+            "[{:?}] RSS growth: 1 x 6000 keys {one} KiB, 20 x 3000 keys {twenty} KiB",
+            server.kind
+        );
+        growth.push((server.kind, one, twenty));
+    }
+    let Some(&(_, memcached_one, memcached_twenty)) =
+        growth.iter().find(|(kind, ..)| *kind == Kind::Memcached)
+    else {
+        eprintln!("SKIPPED: no memcached to compare multiget memory with");
+        return;
+    };
+    let (_, one, twenty) = growth[0];
+    // Within 2x of memcached (plus 4 MiB for allocator noise).
+    assert!(
+        one <= 2 * memcached_one + 4096,
+        "1 x 6000: {one} KiB vs {memcached_one}"
+    );
+    assert!(
+        twenty <= 2 * memcached_twenty + 4096,
+        "20 x 3000: {twenty} KiB vs {memcached_twenty}"
+    );
+}
+
+#[test]
+fn a_reply_produced_in_windows_is_byte_exact() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        // Small (slab) values, a 16,000-byte value and a large shared one.
+        for (key, size) in [("s", 10usize), ("m", 16_000), ("l", 300_000)] {
+            let mut set = format!("set {key} 5 0 {size}\r\n").into_bytes();
+            set.extend((0..size).map(|i| b'a' + (i % 26) as u8));
+            set.extend_from_slice(b"\r\n");
+            c.roundtrip(&set, b"STORED\r\n");
+        }
+        let mut line = b"get".to_vec();
+        let mut expected = Vec::new();
+        for i in 0..600 {
+            let (key, size) = [("s", 10), ("m", 16_000), ("miss", 0), ("l", 300_000)][i % 4];
+            line.extend_from_slice(format!(" {key}").as_bytes());
+            if key != "miss" {
+                expected.extend_from_slice(format!("VALUE {key} 5 {size}\r\n").as_bytes());
+                expected.extend((0..size).map(|i| b'a' + (i % 26) as u8));
+                expected.extend_from_slice(b"\r\n");
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        expected.extend_from_slice(b"END\r\n");
+        // Requests pipelined behind the long get are answered after it, in order.
+        line.extend_from_slice(b"set after 0 0 1\r\nz\r\ngat 0 s after\r\n");
+        expected.extend_from_slice(b"STORED\r\nVALUE s 5 10\r\nabcdefghij\r\n");
+        expected.extend_from_slice(b"VALUE after 0 1\r\nz\r\nEND\r\n");
+        c.send(&line);
+        let got = c.read_exact_len(expected.len());
+        assert!(
+            got == expected,
+            "[{:?}] windowed reply differs",
+            server.kind
+        );
+        c.expect_quiet();
+    }
+}
+
+/// Raises this process's open-file limit so a test can hold many connections.
+fn raise_fd_limit(wanted: u64) -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(wanted);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        limit.rlim_cur
+    }
+}
+
+#[test]
+fn idle_connections_cost_about_what_memcached_pays() {
+    let count = 2000usize;
+    if raise_fd_limit(2 * count as u64 + 256) < 2 * count as u64 + 256 {
+        eprintln!("SKIPPED: cannot raise the open-file limit for {count} connections");
+        return;
+    }
+    let mut per_connection = Vec::new();
+    for server in servers(&["-c", "4096"]) {
+        if server.pid().is_none() {
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let before = rss_kib(&server).unwrap();
+        let held: Vec<_> = (0..count)
+            .map(|i| {
+                let mut c = server.connect();
+                c.roundtrip(
+                    format!("set idle{i} 0 0 5\r\nhello\r\nget idle{i}\r\n").as_bytes(),
+                    format!("STORED\r\nVALUE idle{i} 0 5\r\nhello\r\nEND\r\n").as_bytes(),
+                );
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500));
+        let bytes = (rss_kib(&server).unwrap().saturating_sub(before)) * 1024 / count as u64;
+        eprintln!(
+            "[{:?}] {bytes} bytes of RSS per idle connection",
+            server.kind
+        );
+        per_connection.push((server.kind, bytes));
+        drop(held);
+    }
+    let Some(&(_, memcached)) = per_connection
+        .iter()
+        .find(|(kind, _)| *kind == Kind::Memcached)
+    else {
+        eprintln!("SKIPPED: no memcached to compare idle connections with");
+        return;
+    };
+    // Before buffers were released when idle, a connection cost 10x memcached's.
+    let ours = per_connection[0].1;
+    assert!(
+        ours <= 3 * memcached.max(700),
+        "idle connection: {ours} bytes vs memcached {memcached}"
+    );
+}
+
+#[test]
+fn read_buf_mem_limit_fails_huge_gets_and_spares_other_clients() {
+    for server in servers(&["-o", "read_buf_mem_limit=1"]) {
+        let mut c = server.connect();
+        let settings = c.stats("settings");
+        assert!(
+            settings.contains(&("read_buf_mem_limit".into(), "1048576".into())),
+            "[{:?}] read_buf_mem_limit shown in bytes",
+            server.kind
+        );
+        let mut set = b"set k 0 0 16000\r\n".to_vec();
+        set.extend(std::iter::repeat_n(b'v', 16_000));
+        set.extend_from_slice(b"\r\n");
+        c.roundtrip(&set, b"STORED\r\n");
+        let line = [b"get".as_slice(), &b" k".repeat(3000), b"\r\n"].concat();
+        let mut hostile: Vec<_> = (0..20)
+            .map(|_| {
+                let mut h = server.connect();
+                h.send(&line);
+                h
+            })
+            .collect();
+        // Each gets memcached's answer instead of 48 MB of buffered reply.
+        for h in &mut hostile {
+            h.expect(b"SERVER_ERROR out of memory writing get response\r\n");
+        }
+        assert!(c.stat("response_obj_oom") >= 20, "[{:?}]", server.kind);
+        // Other clients are served, and so are the hostile ones afterwards.
+        for h in hostile.iter_mut().take(3).chain([&mut server.connect()]) {
+            h.send(b"get k\r\n");
+            h.expect(b"VALUE k 0 16000\r\n");
+            h.read_exact_len(16_002);
+            h.expect(b"END\r\n");
+        }
+    }
+}

@@ -52,6 +52,8 @@ fn refuses_what_memcached_refuses() {
             &["-n", "0"],
             &["-R", "0"],
             &["-o", "bogus"],
+            &["-o", "read_buf_mem_limit=abc"],
+            &["-o", "read_buf_mem_limit"],
             &["-Q"],
             &["-l", "no-such-host.invalid"],
         ] {

@@ -164,3 +164,35 @@ fn udp_reply_ratio_stops_amplification() {
         assert_eq!(tcp.stat("udp_replies_dropped"), 1);
     }
 }
+
+#[test]
+fn a_udp_get_larger_than_a_reply_window_answers_out_of_memory() {
+    // A datagram reply is framed whole, so it is bounded by one 2 MiB window (memcached
+    // would send ~2,300 datagrams); ferrocached's behaviour, with the ratio cap off.
+    for (server, port) in udp_servers(&["-o", "udp_max_reply_ratio=0"]) {
+        if server.kind != Kind::Ferrocached {
+            continue;
+        }
+        let mut tcp = server.connect();
+        let mut set = b"set w 0 0 16000\r\n".to_vec();
+        set.extend(std::iter::repeat_n(b'w', 16_000));
+        set.extend_from_slice(b"\r\n");
+        tcp.roundtrip(&set, b"STORED\r\n");
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(("127.0.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(2000)))
+            .unwrap();
+        let within = [b"get".as_slice(), &b" w".repeat(4), b"\r\n"].concat();
+        socket.send(&request(1, 0, 1, &within)).unwrap();
+        let (reply, _) = receive(&socket, 1).unwrap();
+        assert_eq!(reply.len(), 4 * (17 + 16_002) + 5);
+        let beyond = [b"get".as_slice(), &b" w".repeat(200), b"\r\n"].concat();
+        socket.send(&request(2, 0, 1, &beyond)).unwrap();
+        assert_eq!(
+            receive(&socket, 2).unwrap().0,
+            b"SERVER_ERROR out of memory writing get response\r\n"
+        );
+        assert_eq!(tcp.stat("response_obj_oom"), 1);
+    }
+}

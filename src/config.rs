@@ -251,6 +251,9 @@ pub struct Settings {
     pub udp_max_reply_ratio: usize,
     /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
     pub idle_timeout: u64,
+    /// `-o read_buf_mem_limit` in bytes: all connections' read buffers and reply windows
+    /// together (0 = unlimited).
+    pub read_buf_mem_limit: usize,
     /// `-o` options accepted for compatibility but not acted on (reported in the log).
     pub ignored_options: Vec<String>,
 }
@@ -294,7 +297,6 @@ const TUNING_OPTIONS: &[&str] = &[
     "slab_sizes",
     "lru_segmented",
     "no_lru_segmented",
-    "read_buf_mem_limit",
     "no_hashexpand",
     "ext_path",
     "bind_protocol",
@@ -418,6 +420,7 @@ impl Settings {
             unix_socket: args.unix_socket.clone(),
             unix_mask,
             idle_timeout: 0,
+            read_buf_mem_limit: 0,
             udp_max_reply_ratio: DEFAULT_UDP_MAX_REPLY_RATIO,
             metrics_listen: args.metrics_listen.clone(),
             ignored_options: Vec::new(),
@@ -487,6 +490,13 @@ impl Settings {
             "idle_timeout" => match value.parse() {
                 Ok(seconds) => self.idle_timeout = seconds,
                 Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
+            },
+            "read_buf_mem_limit" if value.is_empty() => {
+                return refuse("Missing read_buf_mem_limit argument");
+            }
+            "read_buf_mem_limit" => match crate::protocol::numbers::strtoul32(value.as_bytes()) {
+                Some(megabytes) => self.read_buf_mem_limit = megabytes as usize * 1024 * 1024,
+                None => return refuse("could not parse argument to read_buf_mem_limit"),
             },
             "snapshot_interval" => match value.parse() {
                 Ok(seconds) => self.snapshot_interval = seconds,

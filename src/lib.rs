@@ -18,6 +18,7 @@
 //! Each layer is usable alone: the parser without a socket, the store without a parser.
 
 pub mod auth;
+pub mod buffers;
 pub mod command;
 pub mod config;
 pub mod metrics;

@@ -52,6 +52,8 @@ pub struct ServerStats {
     pub conns: DashMap<u64, Arc<ConnInfo>>,
     /// Per-prefix counters of `stats detail`, kept only while it is on.
     pub detail: PrefixStats,
+    /// Read buffers and reply windows of all connections.
+    pub buffers: crate::buffers::BufferMemory,
 }
 
 /// What `stats detail` counts for one key prefix.
@@ -144,7 +146,30 @@ pub struct ConnInfo {
     pub last_command: AtomicU32,
 }
 
+/// An admitted connection's place in `curr_connections` and `stats conns`, given back
+/// when the connection's task ends, even by a panic.
+#[must_use]
+pub struct ConnectionGuard<'a> {
+    stats: &'a ServerStats,
+    id: u64,
+}
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.stats.conns.remove(&self.id);
+        self.stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ServerStats {
+    /// Lists an admitted connection (already counted in `curr_connections`) in
+    /// `stats conns` until the returned guard drops.
+    pub fn admit(&self, info: Arc<ConnInfo>) -> ConnectionGuard<'_> {
+        let id = info.id;
+        self.conns.insert(id, info);
+        ConnectionGuard { stats: self, id }
+    }
+
     /// Folds a connection's local counters in and zeroes them.
     pub fn absorb(&self, local: &mut ConnCounters) {
         let add = |counter: &AtomicU64, value: u64| {
@@ -201,4 +226,29 @@ pub fn rusage() -> (String, String) {
     };
     let format = |time: libc::timeval| format!("{}.{:06}", time.tv_sec, time.tv_usec);
     (format(usage.ru_utime), format(usage.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_connection_gives_its_place_back() {
+        let stats = ServerStats::default();
+        stats.curr_connections.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ConnInfo {
+            id: 7,
+            peer: "peer".into(),
+            local: "local".into(),
+            last_command: AtomicU32::new(0),
+        });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = stats.admit(info);
+            assert_eq!(stats.conns.len(), 1);
+            panic!("a bug in a connection task");
+        }));
+        assert!(outcome.is_err());
+        assert_eq!(read(&stats.curr_connections), 0);
+        assert!(stats.conns.is_empty());
+    }
 }

@@ -28,6 +28,14 @@ pub enum Flow {
         /// `shutdown graceful`.
         graceful: bool,
     },
+    /// The reply window is full: the get answered the keys before byte `resume_at` of
+    /// its key list. Write the replies, then run it again on the rest.
+    MoreKeys {
+        /// Offset of the first unanswered key in the request's key list.
+        resume_at: usize,
+    },
+    /// The get found no memory for its reply and answered out of memory.
+    ReplyOutOfMemory,
 }
 
 /// Everything a command may read or change, borrowed from the server and connection.
@@ -42,6 +50,8 @@ pub struct Context<'a> {
     pub counters: &'a mut ConnCounters,
     /// TLS state, for `refresh_certs` and the `ssl_*` stats.
     pub tls: Option<&'a crate::server::tls::TlsState>,
+    /// Reply bytes this pass may queue before a multiget pauses or fails.
+    pub reply_window: crate::buffers::ReplyWindow,
 }
 
 /// Executes one request, appending its reply (if any) to `out`.
@@ -138,6 +148,7 @@ pub fn stats_pairs(
         stats,
         counters: &mut counters,
         tls,
+        reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
     };
     let mut text = ReplyBuffer::new();
     stats::stats(&mut ctx, &mut text, group);

@@ -1,10 +1,17 @@
 //! `get`, `gets`, `gat`, `gats`.
 
 use super::{Context, Flow};
-use crate::protocol::{KEY_MAX_LENGTH, Keys, ProtocolError, Reply, ReplyBuffer};
+use crate::protocol::{Keys, ProtocolError, Reply, ReplyBuffer};
 use crate::store::ValueRef;
 
 /// Answers a get-family request: one `VALUE` block per hit, then `END`.
+///
+/// The reply is bounded by `ctx.reply_window` (see `crate::buffers`). Once the window is
+/// full, a resumable get pauses (`Flow::MoreKeys`) and the connection runs it again on
+/// the remaining keys after writing, so a line naming one large key thousands of times
+/// costs one window of memory, not the whole answer. A get that must fit its window
+/// (UDP, `read_buf_mem_limit`) and does not answers memcached's out-of-memory error
+/// instead of what it queued.
 pub fn get(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
@@ -12,18 +19,29 @@ pub fn get(
     with_cas: bool,
     new_exptime: Option<i32>,
 ) -> Flow {
-    // memcached drops the hits it queued when a later key is too long; checking first
-    // gives the same bytes on the wire.
-    if keys.iter().any(|key| key.len() > KEY_MAX_LENGTH) {
-        out.error(ProtocolError::BadFormat);
-        return Flow::Continue;
-    }
+    let window = ctx.reply_window;
+    let start = out.len();
+    let mut answered_any = false;
     for key in keys.iter() {
+        if answered_any && out.len() >= window.bytes {
+            if window.resumable {
+                return Flow::MoreKeys {
+                    resume_at: keys.offset_of(key),
+                };
+            }
+            return out_of_memory(ctx, out, start);
+        }
+        answered_any = true;
         ctx.counters.cmd_get += 1;
         if new_exptime.is_some() {
             ctx.counters.cmd_touch += 1;
         }
+        // With no window at all (the limit is spent) a hit cannot be answered.
+        let no_room = window.bytes == 0 && out.is_empty();
         let hit = ctx.store.fetch(key, new_exptime, |item| {
+            if no_room {
+                return;
+            }
             let value = item.value.as_slice();
             out.value_header(
                 item.key,
@@ -43,7 +61,18 @@ pub fn get(
                 prefix.gets += 1;
                 prefix.hits += u64::from(hit);
             });
+        if hit && no_room {
+            return out_of_memory(ctx, out, start);
+        }
     }
     out.reply(Reply::End);
     Flow::Continue
+}
+
+/// Replaces what the get queued with memcached's out-of-memory reply.
+fn out_of_memory(ctx: &mut Context<'_>, out: &mut ReplyBuffer, start: usize) -> Flow {
+    out.truncate(start);
+    out.error(ProtocolError::OutOfMemoryWritingGet);
+    ctx.stats.buffers.count_response_oom();
+    Flow::ReplyOutOfMemory
 }

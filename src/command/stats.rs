@@ -63,21 +63,14 @@ fn general(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("total_connections", read(&server.total_connections));
     out.stat("rejected_connections", read(&server.rejected_connections));
     out.stat("connection_structures", read(&server.connection_structures));
-    for name in [
-        "response_obj_oom",
-        "response_obj_count",
-        "response_obj_bytes",
-    ] {
-        out.stat(name, 0);
-    }
-    for name in [
-        "read_buf_count",
-        "read_buf_bytes",
-        "read_buf_bytes_free",
-        "read_buf_oom",
-    ] {
-        out.stat(name, 0);
-    }
+    let buffers = server.buffers.stats();
+    out.stat("response_obj_oom", buffers.response_oom);
+    out.stat("response_obj_count", buffers.windows);
+    out.stat("response_obj_bytes", buffers.window_bytes);
+    out.stat("read_buf_count", buffers.read_buffers);
+    out.stat("read_buf_bytes", buffers.read_bytes);
+    out.stat("read_buf_bytes_free", buffers.read_bytes_free);
+    out.stat("read_buf_oom", buffers.read_oom);
     out.stat("reserved_fds", 0);
     out.stat("cmd_get", read(&server.cmd_get));
     out.stat("cmd_set", read(&server.cmd_set));
@@ -234,7 +227,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("idle_timeout", s.idle_timeout);
     out.stat("watcher_logbuf_size", 262144);
     out.stat("worker_logbuf_size", 65536);
-    out.stat("read_buf_mem_limit", 0);
+    out.stat("read_buf_mem_limit", s.read_buf_mem_limit);
     out.stat("track_sizes", "no");
     out.stat("inline_ascii_response", "no");
     out.stat("slab_automove_freeratio", "0.010");

@@ -20,6 +20,7 @@ fn run(store: &Store, settings: &Settings, input: &[u8]) -> Vec<u8> {
             stats: &stats,
             counters: &mut counters,
             tls: None,
+            reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
         };
         execute(&request, &mut ctx, &mut out);
         rest = &rest[consumed..];

@@ -171,22 +171,28 @@ fn parse_line<'a>(
     }
     let keys_after = |skip: usize| Keys(rest_after_tokens(line, skip));
     match command {
-        b"get" | b"gets" if words >= 2 => request(
-            Request::Get {
-                keys: keys_after(1),
-                with_cas: command == b"gets",
-            },
-            consumed,
-        ),
-        b"gat" | b"gats" if words >= 2 => match strtol32(tokens.get(1)) {
-            Some(exptime) => request(
-                Request::GetAndTouch {
-                    exptime,
-                    keys: keys_after(2),
-                    with_cas: command == b"gats",
+        b"get" | b"gets" if words >= 2 => match valid_keys(keys_after(1)) {
+            Some(keys) => request(
+                Request::Get {
+                    keys,
+                    with_cas: command == b"gets",
                 },
                 consumed,
             ),
+            None => invalid(ProtocolError::BadFormat, false, consumed),
+        },
+        b"gat" | b"gats" if words >= 2 => match strtol32(tokens.get(1)) {
+            Some(exptime) => match valid_keys(keys_after(2)) {
+                Some(keys) => request(
+                    Request::GetAndTouch {
+                        exptime,
+                        keys,
+                        with_cas: command == b"gats",
+                    },
+                    consumed,
+                ),
+                None => invalid(ProtocolError::BadFormat, false, consumed),
+            },
             None => invalid(ProtocolError::InvalidExptime, false, consumed),
         },
         b"set" | b"add" | b"replace" | b"append" | b"prepend" if words == 5 || words == 6 => {
@@ -260,6 +266,16 @@ fn parse_line<'a>(
 }
 
 /// The part of a line after its first `skip` tokens (a multiget's key list).
+/// The keys of a get-family line, or `None` when one is too long. memcached drops the
+/// hits it queued when a later key is too long, so one check of the whole line up front
+/// gives the same bytes, and the keys need no second look when a long reply is
+/// produced in windows.
+fn valid_keys(keys: Keys<'_>) -> Option<Keys<'_>> {
+    keys.iter()
+        .all(|key| key.len() <= KEY_MAX_LENGTH)
+        .then_some(keys)
+}
+
 fn rest_after_tokens(line: &[u8], skip: usize) -> &[u8] {
     let mut at = 0;
     for _ in 0..skip {

@@ -78,6 +78,8 @@ pub enum ProtocolError {
     OutOfMemoryStoring,
     /// incr/decr could not store its longer result.
     OutOfMemory,
+    /// A get found no memory for its reply (`read_buf_mem_limit` spent).
+    OutOfMemoryWritingGet,
     /// The connection limit (`-c`) is reached.
     TooManyConnections,
     /// cache_memlimit below 8 MB.
@@ -136,6 +138,9 @@ impl ProtocolError {
             ProtocolError::TooLarge => b"SERVER_ERROR object too large for cache\r\n",
             ProtocolError::OutOfMemoryStoring => b"SERVER_ERROR out of memory storing object\r\n",
             ProtocolError::OutOfMemory => b"SERVER_ERROR out of memory\r\n",
+            ProtocolError::OutOfMemoryWritingGet => {
+                b"SERVER_ERROR out of memory writing get response\r\n"
+            }
             ProtocolError::TooManyConnections => b"ERROR Too many open connections\r\n",
             ProtocolError::MemlimitTooSmall => {
                 b"MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
@@ -271,6 +276,35 @@ impl ReplyBuffer {
         self.queued_len = 0;
     }
 
+    /// Frees the buffer's allocation (a connection with nothing pending holds none).
+    pub fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        *self = ReplyBuffer::new();
+    }
+
+    /// Drops everything queued after the first `len` bytes (a UDP reply that outgrew
+    /// its window is replaced by an error).
+    pub fn truncate(&mut self, len: usize) {
+        let mut kept = 0;
+        let mut pieces = 0;
+        while pieces < self.queued.len() && kept + self.queued[pieces].len() <= len {
+            kept += self.queued[pieces].len();
+            pieces += 1;
+        }
+        if pieces < self.queued.len() {
+            let mut cut = self.queued[pieces].clone();
+            cut.truncate(len - kept);
+            self.queued.truncate(pieces);
+            self.current.clear();
+            if !cut.is_empty() {
+                self.current.extend_from_slice(&cut);
+            }
+            self.queued_len = kept;
+        } else {
+            self.current.truncate(len - kept);
+        }
+    }
+
     /// Everything queued as one contiguous byte string (tests, UDP framing).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut all = Vec::with_capacity(self.len());
@@ -279,5 +313,34 @@ impl ReplyBuffer {
         }
         all.extend_from_slice(&self.current);
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_cuts_across_shared_and_copied_pieces() {
+        let shared = Bytes::from(vec![b's'; SHARE_THRESHOLD]);
+        for cut in [
+            0,
+            3,
+            5,
+            5 + SHARE_THRESHOLD / 2,
+            5 + SHARE_THRESHOLD,
+            5 + SHARE_THRESHOLD + 2,
+        ] {
+            let mut out = ReplyBuffer::new();
+            out.push(b"head-");
+            out.push_shared(&shared);
+            out.push(b"tail");
+            let whole = out.to_vec();
+            out.truncate(cut);
+            assert_eq!(out.len(), cut);
+            assert_eq!(out.to_vec(), whole[..cut]);
+            out.push(b"!");
+            assert_eq!(out.to_vec(), [&whole[..cut], b"!"].concat());
+        }
     }
 }

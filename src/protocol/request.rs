@@ -31,6 +31,12 @@ impl<'a> Keys<'a> {
             .split(|&byte| byte == b' ')
             .filter(|key| !key.is_empty())
     }
+
+    /// Where `key` (one of this list's keys) starts, as a byte offset into the list:
+    /// a get answered in windows resumes there.
+    pub fn offset_of(&self, key: &[u8]) -> usize {
+        key.as_ptr() as usize - self.0.as_ptr() as usize
+    }
 }
 
 /// What `stats` was asked for.

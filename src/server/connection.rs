@@ -2,30 +2,32 @@
 //! in order, write the batch of replies at once, repeat.
 //!
 //! The connection owns its read buffer (requests borrow from it while they execute) and
-//! its reply buffer. It stops reading while more than `REPLY_HIGH_WATER` bytes of replies
-//! wait, so a client that pipelines without reading cannot make the server buffer
-//! without bound: TCP backpressure reaches the client instead.
+//! its reply buffer. Replies are produced in windows (`crate::buffers`): once a window
+//! is full the connection writes it before it parses on, and a multiget pauses and
+//! resumes on its remaining keys, so a client that pipelines or asks for a huge reply
+//! without reading cannot make the server buffer without bound: TCP backpressure
+//! reaches the client instead. A connection with nothing pending gives its read buffer
+//! back and waits for the socket without one.
 
 use super::Shared;
+use crate::buffers::{READ_BUFFER, ReplyWindow};
 use crate::command::binary::SaslStep;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::{
-    Frame, ProtocolError, Reply, ReplyBuffer, Request, StorageVerb, binary, parse,
+    Frame, Keys, ProtocolError, Reply, ReplyBuffer, Request, StorageVerb, binary, parse,
 };
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
+use std::future::Future;
 use std::io::{self, IoSlice};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 
-/// Initial read buffer; grows for large values and shrinks back when idle.
-const READ_BUFFER: usize = 16 * 1024;
-/// Replies queued beyond this are written before more requests are parsed.
-const REPLY_HIGH_WATER: usize = 2 * 1024 * 1024;
 /// At most this many slices per vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -33,6 +35,10 @@ const MAX_IOVECS: usize = 64;
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// Forgets cached read readiness so the next read waits for the reactor.
     fn forget_read_readiness(&self);
+
+    /// Waits until bytes can be read, without holding a buffer meanwhile (an idle
+    /// connection then costs no read buffer).
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
 }
 
 macro_rules! client_stream {
@@ -43,6 +49,10 @@ macro_rules! client_stream {
                     Err::<(), _>(io::ErrorKind::WouldBlock.into())
                 });
             }
+
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+                <$type>::readable(self)
+            }
         }
     };
 }
@@ -52,6 +62,11 @@ client_stream!(UnixStream);
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     /// TLS reads may need several socket reads per record; let rustls drive readiness.
     fn forget_read_readiness(&self) {}
+
+    /// rustls keeps its own record buffers; the read itself waits.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Serves one client until it quits, errs, idles out or the server stops.
@@ -61,11 +76,13 @@ pub async fn serve<S: ClientStream>(
     info: &ConnInfo,
     mut stop: watch::Receiver<bool>,
 ) {
+    let buffers = &shared.stats.buffers;
     let mut connection = Connection {
-        read: BytesMut::with_capacity(READ_BUFFER),
+        read: BytesMut::new(),
         replies: ReplyBuffer::new(),
         pending: Vec::new(),
         counters: ConnCounters::default(),
+        resume: None,
         swallow: 0,
         binary: None,
         id: info.id,
@@ -79,45 +96,74 @@ pub async fn serve<S: ClientStream>(
         0 => None,
         seconds => Some(Duration::from_secs(seconds)),
     };
+    // One timer per connection, on the heap so connections without idle_timeout do not
+    // carry its room in their task.
+    let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
     tracing::debug!("<{} new client connection from {}", info.id, info.peer);
     loop {
-        let flow = connection.process(shared);
+        let window = buffers.grant_window();
+        let flow = connection.process(shared, window);
         let written = connection.flush(&mut socket).await;
+        buffers.return_window(window);
         shared.stats.absorb(&mut connection.counters);
         info.last_command
             .store(shared.store.clock().now(), Ordering::Relaxed);
         match (flow, written) {
-            (_, Err(_)) | (Step::Done(Flow::Close), _) => return,
+            (_, Err(_)) | (Step::Done(Flow::Close), _) => {
+                buffers.give_read_buffer(connection.read);
+                return;
+            }
             (Step::Done(Flow::Shutdown { .. }), _) => {
                 shared.shutdown_requested.notify_one();
+                buffers.give_read_buffer(connection.read);
                 return;
             }
             (Step::MoreQueued, _) => continue,
-            (Step::NeedInput(_) | Step::Done(Flow::Continue), _) => {}
+            (Step::NeedInput(_) | Step::Done(_), _) => {}
         }
-        if let Step::NeedInput(needed) = flow {
+        let idle = connection.read.is_empty();
+        if idle {
+            // Nothing pending: hold no buffers while the client thinks.
+            buffers.give_read_buffer(std::mem::take(&mut connection.read));
+            connection.replies.release();
+            connection.pending = Vec::new();
+        }
+        let needed = match flow {
+            Step::NeedInput(needed) => needed,
+            _ => 0,
+        };
+        let read = async {
+            if idle {
+                socket.readable().await?;
+            }
+            if connection.read.capacity() == 0 {
+                // Under read_buf_mem_limit a connection that finds no room is closed.
+                connection.read = buffers
+                    .take_read_buffer()
+                    .ok_or(io::ErrorKind::OutOfMemory)?;
+            }
             connection
                 .read
                 .reserve(needed.saturating_sub(connection.read.len()));
+            if connection.read.capacity() - connection.read.len() < 1024 {
+                connection.read.reserve(READ_BUFFER);
+            }
+            socket.read_buf(&mut connection.read).await
+        };
+        if let (Some(timer), Some(limit)) = (idle_timer.as_mut(), idle_timeout) {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
         }
-        if connection.read.is_empty() && connection.read.capacity() > 4 * READ_BUFFER {
-            connection.read = BytesMut::with_capacity(READ_BUFFER);
-        }
-        if connection.read.capacity() - connection.read.len() < 1024 {
-            connection.read.reserve(READ_BUFFER);
-        }
-        let read = socket.read_buf(&mut connection.read);
         let outcome = tokio::select! {
-            result = async {
-                match idle_timeout {
-                    Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or(Ok(0)),
-                    None => read.await,
-                }
-            } => result,
-            _ = &mut stopped => return,
+            result = read => result,
+            _ = &mut stopped => Ok(0),
+            // Silent for idle_timeout: close, as memcached does.
+            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => Ok(0),
         };
         match outcome {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                buffers.give_read_buffer(connection.read);
+                return;
+            }
             Ok(count) => {
                 connection.counters.bytes_read += count as u64;
                 if connection.read.capacity() > connection.read.len() {
@@ -141,11 +187,62 @@ enum Step {
     Done(Flow),
 }
 
+/// A multiget paused at a full reply window, resumed before anything else is parsed.
+struct PausedGet {
+    /// Its unanswered keys, as a range of the read buffer (which is not touched meanwhile).
+    keys: Range<usize>,
+    with_cas: bool,
+    new_exptime: Option<i32>,
+    /// Bytes of the read buffer the whole request takes.
+    consumed: usize,
+}
+
+impl PausedGet {
+    /// The request that answers the remaining keys.
+    fn request<'a>(&self, read: &'a [u8]) -> Request<'a> {
+        let keys = Keys(&read[self.keys.clone()]);
+        match self.new_exptime {
+            None => Request::Get {
+                keys,
+                with_cas: self.with_cas,
+            },
+            Some(exptime) => Request::GetAndTouch {
+                exptime,
+                keys,
+                with_cas: self.with_cas,
+            },
+        }
+    }
+
+    /// Records where `request`, a get of the buffer `read` that stopped at `resume_at`
+    /// of its key list, goes on.
+    fn of(request: &Request<'_>, read: &[u8], resume_at: usize, consumed: usize) -> Self {
+        let (keys, with_cas, new_exptime) = match *request {
+            Request::Get { keys, with_cas } => (keys, with_cas, None),
+            Request::GetAndTouch {
+                exptime,
+                keys,
+                with_cas,
+            } => (keys, with_cas, Some(exptime)),
+            _ => unreachable!("only a get pauses"),
+        };
+        let start = keys.0.as_ptr() as usize - read.as_ptr() as usize;
+        PausedGet {
+            keys: start + resume_at..start + keys.0.len(),
+            with_cas,
+            new_exptime,
+            consumed,
+        }
+    }
+}
+
 struct Connection {
     read: BytesMut,
     replies: ReplyBuffer,
     pending: Vec<Bytes>,
     counters: ConnCounters,
+    /// A multiget waiting for its reply window to drain.
+    resume: Option<PausedGet>,
     /// Bytes of a refused value still to be discarded as they arrive.
     swallow: usize,
     /// Binary protocol (decided by the first byte under `-B auto`).
@@ -158,7 +255,10 @@ struct Connection {
 
 impl Connection {
     /// Parses and executes every complete request in the read buffer.
-    fn process(&mut self, shared: &Shared) -> Step {
+    /// `window` bounds the reply bytes this pass queues (see `crate::buffers`).
+    fn process(&mut self, shared: &Shared, window: ReplyWindow) -> Step {
+        // memcached closes a connection whose pipelined gets keep finding no memory.
+        let mut gets_out_of_memory = 0;
         loop {
             if self.swallow > 0 {
                 let skip = self.swallow.min(self.read.len());
@@ -168,23 +268,17 @@ impl Connection {
                     return Step::NeedInput(0);
                 }
             }
-            if self.replies.len() >= REPLY_HIGH_WATER {
+            if !self.replies.is_empty() && self.replies.len() >= window.bytes {
                 return Step::MoreQueued;
             }
-            if self.binary.is_none() {
-                let Some(&first) = self.read.first() else {
-                    return Step::NeedInput(1);
-                };
-                self.binary = Some(match shared.settings.protocol {
-                    ProtocolMode::Auto => first == binary::REQUEST_MAGIC,
-                    ProtocolMode::Ascii => false,
-                    ProtocolMode::Binary => true,
-                });
-            }
-            let frame = if self.binary == Some(true) {
-                binary::parse_binary(&self.read, &shared.limits)
+            let frame = if let Some(paused) = self.resume.take() {
+                Frame::Request {
+                    request: paused.request(&self.read),
+                    consumed: paused.consumed,
+                    swallow: 0,
+                }
             } else {
-                parse(&self.read, &shared.limits)
+                parse_next(&self.read, &mut self.binary, shared)
             };
             let (consumed, swallow, flow) = match frame {
                 Frame::Incomplete { needed } => return Step::NeedInput(needed),
@@ -200,6 +294,7 @@ impl Connection {
                         stats: &shared.stats,
                         counters: &mut self.counters,
                         tls: shared.tls.as_ref(),
+                        reply_window: window,
                     };
                     let traced = tracing::enabled!(tracing::Level::DEBUG);
                     let before = self.replies.len();
@@ -253,13 +348,25 @@ impl Connection {
                         let reply = self.replies.to_vec();
                         tracing::debug!(">{id} {}", first_line(&reply[before..]));
                     }
+                    if let Flow::MoreKeys { resume_at } = flow {
+                        self.resume =
+                            Some(PausedGet::of(&request, &self.read, resume_at, consumed));
+                        return Step::MoreQueued;
+                    }
                     (consumed, swallow, flow)
                 }
             };
             self.read.advance(consumed);
             self.swallow = swallow;
-            if flow != Flow::Continue {
-                return Step::Done(flow);
+            match flow {
+                Flow::Continue => {}
+                Flow::ReplyOutOfMemory => {
+                    gets_out_of_memory += 1;
+                    if gets_out_of_memory > 1 {
+                        return Step::Done(Flow::Close);
+                    }
+                }
+                _ => return Step::Done(flow),
             }
         }
     }
@@ -274,6 +381,31 @@ impl Connection {
         write_all_vectored(socket, &mut self.pending).await?;
         self.counters.bytes_written += total as u64;
         Ok(())
+    }
+}
+
+/// Parses the next request of `read`, deciding text or binary on the connection's first
+/// byte.
+fn parse_next<'a>(read: &'a [u8], binary: &mut Option<bool>, shared: &Shared) -> Frame<'a> {
+    let is_binary = match *binary {
+        Some(decided) => decided,
+        None => {
+            let Some(&first) = read.first() else {
+                return Frame::Incomplete { needed: 1 };
+            };
+            let decided = match shared.settings.protocol {
+                ProtocolMode::Auto => first == binary::REQUEST_MAGIC,
+                ProtocolMode::Ascii => false,
+                ProtocolMode::Binary => true,
+            };
+            *binary = Some(decided);
+            decided
+        }
+    };
+    if is_binary {
+        binary::parse_binary(read, &shared.limits)
+    } else {
+        parse(read, &shared.limits)
     }
 }
 

@@ -57,6 +57,7 @@ impl Shared {
         };
         let store = Store::new(&settings.store_config(), clock);
         let stats = ServerStats::default();
+        stats.buffers.set_limit(settings.read_buf_mem_limit);
         stats
             .verbosity
             .store(u32::from(settings.verbosity), Ordering::Relaxed);
@@ -272,7 +273,6 @@ async fn accept_loop(
             local: accepted.local.clone(),
             last_command: shared.store.clock().now().into(),
         });
-        stats.conns.insert(id, info.clone());
         stats
             .connection_structures
             .fetch_max(current + 1, Ordering::Relaxed);
@@ -281,20 +281,14 @@ async fn accept_loop(
         // The socket moves to the worker's reactor.
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
-        workers.pick().spawn(async move {
+        let task = async move {
+            let _admitted = shared.stats.admit(info.clone());
             match socket {
                 Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
+                    // On the heap: TLS state is large, and plain connections would
+                    // otherwise each reserve room for it in their task.
                     (Ok(socket), Some(state)) if tls => {
-                        match state.acceptor().accept(socket).await {
-                            Ok(stream) => connection::serve(stream, &shared, &info, stop).await,
-                            Err(error) => {
-                                tracing::warn!(%error, "TLS handshake failed");
-                                shared
-                                    .stats
-                                    .ssl_handshake_errors
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
+                        Box::pin(serve_tls(socket, state, &shared, &info, stop)).await;
                     }
                     (Ok(socket), _) => connection::serve(socket, &shared, &info, stop).await,
                     (Err(_), _) => {}
@@ -306,12 +300,28 @@ async fn accept_loop(
                 }
                 Err(_) => {}
             }
-            shared.stats.conns.remove(&id);
+        };
+        workers.pick().spawn(task);
+    }
+}
+
+/// Completes the TLS handshake, then serves the connection.
+async fn serve_tls(
+    socket: TcpStream,
+    state: &tls::TlsState,
+    shared: &Shared,
+    info: &ConnInfo,
+    stop: watch::Receiver<bool>,
+) {
+    match state.acceptor().accept(socket).await {
+        Ok(stream) => connection::serve(stream, shared, info, stop).await,
+        Err(error) => {
+            tracing::warn!(%error, "TLS handshake failed");
             shared
                 .stats
-                .curr_connections
-                .fetch_sub(1, Ordering::Relaxed);
-        });
+                .ssl_handshake_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -2,9 +2,12 @@
 //! total, reserved), one request datagram in, replies cut into datagrams of at most 1400
 //! bytes. Beyond memcached, a reply larger than `udp_max_reply_ratio` times its request
 //! is dropped and counted, so a spoofed small request cannot aim a large reply at a
-//! victim (the 2018 amplification attacks).
+//! victim (the 2018 amplification attacks). A get whose reply outgrows one reply window
+//! (2 MiB) answers `SERVER_ERROR out of memory writing get response`: a datagram reply
+//! is framed whole, so it cannot be produced in windows as on a stream.
 
 use super::Shared;
+use crate::buffers::{REPLY_WINDOW, ReplyWindow};
 use crate::command::{self, Context};
 use crate::config::ProtocolMode;
 use crate::protocol::{Frame, ReplyBuffer, binary, parse};
@@ -96,6 +99,11 @@ pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCoun
             stats: &shared.stats,
             counters: &mut *counters,
             tls: None,
+            // A datagram reply is framed whole, so it cannot be sent in windows.
+            reply_window: ReplyWindow {
+                bytes: REPLY_WINDOW,
+                resumable: false,
+            },
         };
         // quit and shutdown mean nothing without a connection.
         let _ = command::execute(&request, &mut ctx, &mut replies);

@@ -93,11 +93,14 @@ fn token_counts_and_bad_tokens_give_memcacheds_errors() {
     assert_eq!(error(b"incr k x\r\n"), ProtocolError::InvalidDelta);
     assert_eq!(error(b"touch k x\r\n"), ProtocolError::InvalidExptime);
     assert_eq!(error(b"delete k 5\r\n"), ProtocolError::DeleteUsage);
-    let long_key = [b"get ".as_slice(), &[b'k'; 251], b"\r\n"].concat();
-    assert!(
-        matches!(request_of(&long_key).0, Request::Get { .. }),
-        "get checks keys on execution"
+    let long_key = [b"get a ".as_slice(), &[b'k'; 251], b" b\r\n"].concat();
+    assert_eq!(
+        error(&long_key),
+        ProtocolError::BadFormat,
+        "one check per line"
     );
+    let gat_long_key = [b"gat 0 ".as_slice(), &[b'k'; 251], b"\r\n"].concat();
+    assert_eq!(error(&gat_long_key), ProtocolError::BadFormat);
     let long_set = [b"set ".as_slice(), &[b'k'; 251], b" 0 0 1\r\n"].concat();
     assert_eq!(error(&long_set), ProtocolError::BadFormat);
 }

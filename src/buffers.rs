@@ -1,0 +1,288 @@
+//! Memory that connections hold for requests and replies, bounded per connection and
+//! server-wide.
+//!
+//! - Read buffers: a connection holds one only while it has bytes to parse. An idle
+//!   connection gives its buffer back to a small per-thread pool and waits for the socket
+//!   to become readable without one, as memcached does with its per-thread buffer caches.
+//! - Reply windows: replies are produced in windows of at most [`REPLY_WINDOW`] bytes
+//!   (plus one value); a long multiget resumes after the window has been written, so one
+//!   request can never make the server buffer its whole answer.
+//! - `-o read_buf_mem_limit=N` (megabytes, 0 = unlimited) bounds the sum of both
+//!   server-wide. Under it a window is a share of the limit and a get must fit its
+//!   window, as memcached's get must fit its response objects: a larger one, or one that
+//!   finds no room at all, answers `SERVER_ERROR out of memory writing get response`
+//!   (`response_obj_oom`) and frees what it queued, so clients that never read cannot
+//!   pin the limit with endless replies. A connection that finds no room for a read
+//!   buffer is closed (`read_buf_oom`).
+
+use bytes::BytesMut;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Size of a read buffer; grows for a large value and goes back to this size when idle.
+pub const READ_BUFFER: usize = 16 * 1024;
+/// Reply bytes a connection queues before it writes them and resumes.
+pub const REPLY_WINDOW: usize = 2 * 1024 * 1024;
+/// Smallest reply window granted under a memory limit.
+const MIN_LIMITED_WINDOW: usize = 64 * 1024;
+
+/// How much reply one pass over a connection's requests may queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyWindow {
+    /// Bytes that may be queued before a get pauses or fails (one value may overshoot).
+    pub bytes: usize,
+    /// A get that fills the window resumes once it is written; otherwise (UDP, or under
+    /// `read_buf_mem_limit`) it answers out of memory.
+    pub resumable: bool,
+}
+
+impl ReplyWindow {
+    /// No bound: replies built for a caller that keeps them whole (stats, tests).
+    pub const UNBOUNDED: ReplyWindow = ReplyWindow {
+        bytes: usize::MAX,
+        resumable: true,
+    };
+}
+/// Read buffers kept per thread for connections that become busy again.
+const POOL_CAPACITY: usize = 64;
+
+thread_local! {
+    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Server-wide accounting of connection buffers, shown by `stats` under memcached's names.
+#[derive(Debug, Default)]
+pub struct BufferMemory {
+    /// `read_buf_mem_limit` in bytes; 0 means unlimited.
+    limit: AtomicUsize,
+    /// Bytes of read buffers (in use or pooled) and of granted reply windows.
+    used: AtomicUsize,
+    read_buffers: AtomicU64,
+    read_bytes: AtomicU64,
+    read_bytes_free: AtomicU64,
+    read_oom: AtomicU64,
+    windows: AtomicU64,
+    window_bytes: AtomicU64,
+    response_oom: AtomicU64,
+}
+
+/// A snapshot of the counters for `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferStats {
+    /// Read buffers allocated (`read_buf_count`).
+    pub read_buffers: u64,
+    /// Their bytes (`read_buf_bytes`).
+    pub read_bytes: u64,
+    /// Bytes of pooled, unused read buffers (`read_buf_bytes_free`).
+    pub read_bytes_free: u64,
+    /// Connections closed because no read buffer could be had (`read_buf_oom`).
+    pub read_oom: u64,
+    /// Reply windows currently granted under `read_buf_mem_limit` (`response_obj_count`;
+    /// without a limit windows are not counted, so the hot path shares no counter).
+    pub windows: u64,
+    /// Their bytes (`response_obj_bytes`).
+    pub window_bytes: u64,
+    /// Gets answered with out of memory (`response_obj_oom`).
+    pub response_oom: u64,
+}
+
+impl BufferMemory {
+    /// Sets `read_buf_mem_limit` (bytes, 0 = unlimited).
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The limit in bytes (0 = unlimited).
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    fn try_charge(&self, bytes: usize) -> bool {
+        let limit = self.limit();
+        if limit == 0 {
+            self.used.fetch_add(bytes, Ordering::Relaxed);
+            return true;
+        }
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                (used + bytes <= limit).then_some(used + bytes)
+            })
+            .is_ok()
+    }
+
+    fn uncharge(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// A read buffer of at least [`READ_BUFFER`] bytes from this thread's pool or a new
+    /// one; `None` (counted in `read_buf_oom`) when the limit leaves no room.
+    pub fn take_read_buffer(&self) -> Option<BytesMut> {
+        if let Some(buffer) = POOL.with(|pool| pool.borrow_mut().pop()) {
+            self.read_bytes_free
+                .fetch_sub(buffer.capacity() as u64, Ordering::Relaxed);
+            return Some(buffer);
+        }
+        if !self.try_charge(READ_BUFFER) {
+            self.read_oom.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        self.read_buffers.fetch_add(1, Ordering::Relaxed);
+        self.read_bytes
+            .fetch_add(READ_BUFFER as u64, Ordering::Relaxed);
+        Some(BytesMut::with_capacity(READ_BUFFER))
+    }
+
+    /// Takes back a connection's read buffer (its unparsed bytes are dropped): pooled if
+    /// it is of the standard size and the pool has room, freed otherwise. A buffer that
+    /// grew for a large value is freed, and only its standard part was ever charged.
+    pub fn give_read_buffer(&self, mut buffer: BytesMut) {
+        if buffer.capacity() == 0 {
+            return;
+        }
+        buffer.clear();
+        // Reclaims the whole allocation when nothing else shares it.
+        buffer.reserve(READ_BUFFER);
+        let standard = buffer.capacity() == READ_BUFFER;
+        if standard {
+            let pooled = POOL.with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < POOL_CAPACITY {
+                    pool.push(buffer);
+                    true
+                } else {
+                    false
+                }
+            });
+            if pooled {
+                self.read_bytes_free
+                    .fetch_add(READ_BUFFER as u64, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.read_buffers.fetch_sub(1, Ordering::Relaxed);
+        self.read_bytes
+            .fetch_sub(READ_BUFFER as u64, Ordering::Relaxed);
+        self.uncharge(READ_BUFFER);
+    }
+
+    /// Grants a reply window for one pass over a connection's requests: a resumable
+    /// [`REPLY_WINDOW`] without a limit, else a share of what the limit leaves (possibly
+    /// 0) that a get must fit.
+    pub fn grant_window(&self) -> ReplyWindow {
+        let limit = self.limit();
+        if limit == 0 {
+            // Unlimited: no shared counter is touched per pass.
+            return ReplyWindow {
+                bytes: REPLY_WINDOW,
+                resumable: true,
+            };
+        }
+        let wanted = REPLY_WINDOW.min((limit / 8).max(MIN_LIMITED_WINDOW));
+        let granted = if self.try_charge(wanted) {
+            wanted
+        } else {
+            let mut granted = 0;
+            let _ = self
+                .used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                    granted = limit.saturating_sub(used).min(wanted);
+                    Some(used + granted)
+                });
+            granted
+        };
+        if granted > 0 {
+            self.windows.fetch_add(1, Ordering::Relaxed);
+            self.window_bytes
+                .fetch_add(granted as u64, Ordering::Relaxed);
+        }
+        ReplyWindow {
+            bytes: granted,
+            resumable: false,
+        }
+    }
+
+    /// Returns a window once its replies are written.
+    pub fn return_window(&self, window: ReplyWindow) {
+        if window.resumable || window.bytes == 0 {
+            return;
+        }
+        self.windows.fetch_sub(1, Ordering::Relaxed);
+        self.window_bytes
+            .fetch_sub(window.bytes as u64, Ordering::Relaxed);
+        self.uncharge(window.bytes);
+    }
+
+    /// Counts a get answered with out of memory.
+    pub fn count_response_oom(&self) {
+        self.response_oom.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters for `stats`.
+    pub fn stats(&self) -> BufferStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        BufferStats {
+            read_buffers: read(&self.read_buffers),
+            read_bytes: read(&self.read_bytes),
+            read_bytes_free: read(&self.read_bytes_free),
+            read_oom: read(&self.read_oom),
+            windows: read(&self.windows),
+            window_bytes: read(&self.window_bytes),
+            response_oom: read(&self.response_oom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffers_are_pooled_and_counted() {
+        let memory = BufferMemory::default();
+        let first = memory.take_read_buffer().unwrap();
+        assert_eq!(first.capacity(), READ_BUFFER);
+        memory.give_read_buffer(first);
+        let stats = memory.stats();
+        assert_eq!(
+            (stats.read_buffers, stats.read_bytes_free),
+            (1, READ_BUFFER as u64)
+        );
+        let again = memory.take_read_buffer().unwrap();
+        assert_eq!(memory.stats().read_bytes_free, 0);
+        assert_eq!(
+            memory.stats().read_buffers,
+            1,
+            "the pooled buffer was reused"
+        );
+        drop(again);
+    }
+
+    #[test]
+    fn a_grown_buffer_is_freed_not_pooled() {
+        let memory = BufferMemory::default();
+        let mut buffer = memory.take_read_buffer().unwrap();
+        buffer.reserve(10 * READ_BUFFER);
+        memory.give_read_buffer(buffer);
+        assert_eq!(memory.stats().read_buffers, 0);
+        assert_eq!(memory.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_limit_bounds_windows_and_buffers() {
+        let memory = BufferMemory::default();
+        memory.set_limit(1024 * 1024);
+        let windows: Vec<ReplyWindow> = (0..10).map(|_| memory.grant_window()).collect();
+        assert_eq!(windows[0].bytes, 128 * 1024);
+        assert!(windows.iter().all(|window| !window.resumable));
+        let granted: usize = windows.iter().map(|window| window.bytes).sum();
+        assert_eq!(granted, 1024 * 1024);
+        assert_eq!(windows[9].bytes, 0, "nothing is left for a 9th window");
+        assert!(memory.take_read_buffer().is_none());
+        assert_eq!(memory.stats().read_oom, 1);
+        for window in windows {
+            memory.return_window(window);
+        }
+        assert_eq!(memory.stats().window_bytes, 0);
+        assert!(memory.take_read_buffer().is_some());
+    }
+}
