@@ -411,3 +411,27 @@ fn read_buf_mem_limit_fails_huge_gets_and_spares_other_clients() {
         }
     }
 }
+
+#[test]
+fn read_buf_mem_limit_closes_a_connection_that_finds_no_read_buffer() {
+    for server in servers(&["-o", "read_buf_mem_limit=1"]) {
+        // Half-sent commands each hold a 16 KiB read buffer: 80 of them spend the limit
+        // (memcached: 256 KiB per thread of its 4).
+        let held: Vec<_> = (0..80)
+            .map(|_| {
+                let mut c = server.connect();
+                c.send(b"get half");
+                c
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut late = server.connect();
+        late.send(b"get k\r\n");
+        assert!(late.is_closed(), "[{:?}] no buffer, closed", server.kind);
+        drop(held);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut c = server.connect();
+        assert!(c.stat("read_buf_oom") >= 1, "[{:?}]", server.kind);
+        c.roundtrip(b"get k\r\n", b"END\r\n");
+    }
+}

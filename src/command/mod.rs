@@ -34,8 +34,6 @@ pub enum Flow {
         /// Offset of the first unanswered key in the request's key list.
         resume_at: usize,
     },
-    /// The get found no memory for its reply and answered out of memory.
-    ReplyOutOfMemory,
 }
 
 /// Everything a command may read or change, borrowed from the server and connection.

@@ -74,5 +74,5 @@ fn out_of_memory(ctx: &mut Context<'_>, out: &mut ReplyBuffer, start: usize) -> 
     out.truncate(start);
     out.error(ProtocolError::OutOfMemoryWritingGet);
     ctx.stats.buffers.count_response_oom();
-    Flow::ReplyOutOfMemory
+    Flow::Continue
 }

@@ -257,8 +257,6 @@ impl Connection {
     /// Parses and executes every complete request in the read buffer.
     /// `window` bounds the reply bytes this pass queues (see `crate::buffers`).
     fn process(&mut self, shared: &Shared, window: ReplyWindow) -> Step {
-        // memcached closes a connection whose pipelined gets keep finding no memory.
-        let mut gets_out_of_memory = 0;
         loop {
             if self.swallow > 0 {
                 let skip = self.swallow.min(self.read.len());
@@ -358,15 +356,8 @@ impl Connection {
             };
             self.read.advance(consumed);
             self.swallow = swallow;
-            match flow {
-                Flow::Continue => {}
-                Flow::ReplyOutOfMemory => {
-                    gets_out_of_memory += 1;
-                    if gets_out_of_memory > 1 {
-                        return Step::Done(Flow::Close);
-                    }
-                }
-                _ => return Step::Done(flow),
+            if flow != Flow::Continue {
+                return Step::Done(flow);
             }
         }
     }
