@@ -88,8 +88,8 @@ pub async fn serve<S: ClientStream>(
             .store(shared.store.clock().now(), Ordering::Relaxed);
         match (flow, written) {
             (_, Err(_)) | (Step::Done(Flow::Close), _) => return,
-            (Step::Done(Flow::Shutdown { .. }), _) => {
-                shared.shutdown_requested.notify_one();
+            (Step::Done(Flow::Shutdown { graceful }), _) => {
+                shared.request_shutdown(graceful);
                 return;
             }
             (Step::MoreQueued, _) => continue,

@@ -13,8 +13,8 @@ pub mod snapshot;
 pub use clock::Clock;
 pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
 pub use shard::{
-    ArithOutcome, DumpedItem, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet,
-    MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
+    ArithOutcome, DumpedItem, ItemCursor, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome,
+    MetaGet, MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
 };
 
 use foldhash::fast::RandomState;
@@ -255,14 +255,23 @@ impl Store {
         self.lock(shard).meta_arith(key, hash, now, request)
     }
 
-    /// Stores a snapshot item with its CAS and absolute (server-time) expiry.
-    pub fn restore(&self, key: &[u8], flags: u32, expiry: u32, cas: u64, value: &[u8]) {
+    /// Stores a snapshot item with its CAS, absolute (server-time) expiry and last
+    /// access time.
+    pub fn restore(
+        &self,
+        key: &[u8],
+        flags: u32,
+        expiry: u32,
+        cas: u64,
+        accessed: u32,
+        value: &[u8],
+    ) {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         // A snapshot larger than -m keeps what fits; the rest is dropped like evictions.
         let _ = self
             .lock(shard)
-            .restore(key, hash, flags, expiry, cas, value, now);
+            .restore(key, hash, flags, expiry, cas, accessed, value, now);
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).
