@@ -22,7 +22,7 @@ use listen::{Accepted, Socket, StdSocket};
 use crate::config::Settings;
 use crate::protocol::{Limits, ProtocolError};
 use crate::stats::{ConnInfo, ServerStats};
-use crate::store::snapshot::Snapshots;
+use crate::store::snapshot::{SnapshotError, Snapshots};
 use crate::store::{Clock, Store};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -169,10 +169,13 @@ pub async fn run(
         tasks.spawn(udp::serve(shared.clone(), socket, stop.clone()));
     }
     let kind = shutdown.await;
+    if let Some(snapshots) = &shared.snapshots {
+        snapshots.stop_periodic();
+    }
     workers.set_drain_limit(kind.drain_limit());
     let _ = stop_sender.send(true);
-    // Background tasks and accept loops stop at once; connections see the signal too.
-    // A periodic snapshot in progress is cut short by the final save, not waited for.
+    // Background tasks and accept loops stop at once (a periodic snapshot in progress
+    // gives up at its next batch); connections see the signal too.
     while tokio::time::timeout(Duration::from_secs(2), tasks.join_next())
         .await
         .ok()
@@ -307,6 +310,9 @@ async fn snapshot_periodically(shared: Arc<Shared>, mut stop: watch::Receiver<bo
                         longest_lock_hold_us = stats.longest_hold.as_micros() as u64,
                         "periodic snapshot"
                     ),
+                    Ok(Some((Err(SnapshotError::Abandoned), _))) => {
+                        tracing::debug!("periodic snapshot abandoned: stopping")
+                    }
                     Ok(Some((Err(error), _))) => tracing::error!(%error, "periodic snapshot failed"),
                     Ok(None) => return,
                     Err(error) => tracing::error!(%error, "periodic snapshot task failed"),

@@ -124,10 +124,16 @@ impl Snapshots {
         save(store, &self.path, Some(&self.stopping))
     }
 
+    /// The server is stopping: a running periodic save gives up at its next batch, and
+    /// no new one starts.
+    pub fn stop_periodic(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
     /// The save at an orderly stop: waits for (and cuts short) a running periodic save,
     /// then writes everything. Call it once no worker executes requests any more.
     pub fn save_final(&self, store: &Store) -> Result<SnapshotStats, SnapshotError> {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stop_periodic();
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         save(store, &self.path, None)
     }
@@ -431,7 +437,7 @@ mod tests {
         snapshots.save_periodic(&source).unwrap();
         let before = std::fs::read(&path).unwrap();
         source.store(StoreMode::Set, b"b", 1, 0, b"two");
-        snapshots.stopping.store(true, Ordering::Relaxed);
+        snapshots.stop_periodic();
         assert!(matches!(
             snapshots.save_periodic(&source),
             Err(SnapshotError::Abandoned)
