@@ -592,3 +592,34 @@ fn a_restore_that_does_not_fit_keeps_the_most_recently_used() {
     );
     assert!(node.stop_with(libc::SIGTERM).success());
 }
+
+/// A client that never reads its replies cannot hold a stop up for ever: the drain is
+/// bounded, the snapshot is still written and the server exits 0.
+#[test]
+fn a_client_that_never_reads_does_not_block_a_stop() {
+    if skip() {
+        return;
+    }
+    let dir = scratch();
+    let file = dir.path().join("cache.snapshot");
+    let file_arg = arg(&file);
+    for signal in [libc::SIGTERM, libc::SIGUSR1] {
+        let mut node = Node::start(&["-e", &file_arg]);
+        let mut c = node.client();
+        let value = vec![b'x'; 500_000];
+        let mut request = b"set big 0 0 500000\r\n".to_vec();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        c.roundtrip(&request, b"STORED\r\n");
+        // About 100 MB of replies that are never read.
+        let mut stuck = node.client();
+        stuck.send(&b"get big\r\n".repeat(200));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(node.stop_with(signal).code(), Some(0));
+        drop(stuck);
+        let mut node = Node::start(&["-e", &file_arg]);
+        let mut c = node.client();
+        assert_eq!(present(&mut c, &["big".to_string()]), 1);
+        assert!(node.stop_with(libc::SIGTERM).success());
+    }
+}
