@@ -580,17 +580,25 @@ fn a_restore_that_does_not_fit_keeps_the_most_recently_used() {
     assert_eq!(present(&mut c, &old[..10]), 10);
     assert!(node.stop_with(libc::SIGTERM).success());
 
-    let mut node = Node::start(&["-m", "24", "-e", &file_arg]);
-    let mut c = node.client();
-    let recent_kept = present(&mut c, &recent);
-    let old_kept = present(&mut c, &old);
-    eprintln!("after restoring into -m 24: recent {recent_kept}/1000, old {old_kept}/3000");
-    assert!(old_kept < 2500, "the snapshot did not fit: {old_kept}");
-    assert!(
-        recent_kept >= 990,
-        "recent items evicted: {recent_kept}/1000"
-    );
-    assert!(node.stop_with(libc::SIGTERM).success());
+    let snapshot = std::fs::read(dir.path().join("cache.snapshot")).unwrap();
+    // With evictions, and under -M (no evictions: what does not fit is not loaded).
+    for flags in [&["-m", "24"][..], &["-m", "24", "-M"][..]] {
+        std::fs::write(dir.path().join("cache.snapshot"), &snapshot).unwrap();
+        let mut node = Node::start(&[flags, &["-e", &file_arg]].concat());
+        let mut c = node.client();
+        let recent_kept = present(&mut c, &recent);
+        let old_kept = present(&mut c, &old);
+        eprintln!("after restoring with {flags:?}: recent {recent_kept}/1000, old {old_kept}/3000");
+        assert!(
+            old_kept < 2500,
+            "{flags:?}: the snapshot did not fit: {old_kept}"
+        );
+        assert!(
+            recent_kept >= 990,
+            "{flags:?}: recent items lost: {recent_kept}/1000"
+        );
+        drop(node);
+    }
 }
 
 /// A client that never reads its replies cannot hold a stop up for ever: the drain is

@@ -80,6 +80,7 @@ pub struct Store {
     oldest_live: AtomicU32,
     sizes: SizeClasses,
     cas_enabled: bool,
+    evictions_enabled: bool,
     budget: Arc<Budget>,
     /// When a delayed flush_all comes due, the crawler sweeps every shard.
     pending_sweep: Mutex<Option<u32>>,
@@ -112,6 +113,7 @@ impl Store {
             oldest_live: AtomicU32::new(0),
             sizes,
             cas_enabled: config.cas_enabled,
+            evictions_enabled: config.evictions_enabled,
             budget,
             pending_sweep: Mutex::new(None),
         }
@@ -135,6 +137,12 @@ impl Store {
     /// Slab class sizes.
     pub fn size_classes(&self) -> &SizeClasses {
         &self.sizes
+    }
+
+    /// Not `-M`: a full store evicts instead of refusing (a snapshot restore relies on
+    /// it to keep the most recent items).
+    pub fn evictions_enabled(&self) -> bool {
+        self.evictions_enabled
     }
 
     /// Number of shards.

@@ -330,13 +330,18 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
 }
 
 /// Checks a snapshot completely before anything is stored, then loads it, least
-/// recently used first: if it does not fit, eviction drops the oldest items. A bad file
-/// leaves the store empty, never half-loaded.
+/// recently used first: if it does not fit, eviction drops the oldest items, and the LRU
+/// order is rebuilt. Under `-M` (no eviction) the most recent are loaded first instead,
+/// so what does not fit is the oldest. A bad file leaves the store empty, never
+/// half-loaded.
 pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {
     let bytes = std::fs::read(path)?;
     let mut records = parse(&bytes)?;
     // Stable: items accessed in the same second keep their file order.
     records.sort_by_key(|record| record.accessed);
+    if !store.evictions_enabled() {
+        records.reverse();
+    }
     let now_unix = store.clock().unix_now();
     let started = store.clock().process_started();
     // Absolute Unix times become this process's server time; the past becomes 0.
