@@ -597,7 +597,7 @@ fn a_restore_that_does_not_fit_keeps_the_most_recently_used() {
             recent_kept >= 990,
             "{flags:?}: recent items lost: {recent_kept}/1000"
         );
-        drop(node);
+        assert!(node.stop_with(libc::SIGTERM).success());
     }
 }
 
