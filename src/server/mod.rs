@@ -74,7 +74,7 @@ pub struct Shared {
     /// The `-e` snapshot file and its single writer.
     pub snapshots: Option<Snapshots>,
     /// Fired by `shutdown`; the caller of `run` decides what stopping means.
-    pub shutdown_requested: Notify,
+    shutdown_requested: Notify,
     /// The `shutdown` command asked for a graceful stop.
     graceful_requested: AtomicBool,
     next_connection_id: AtomicU64,
@@ -107,7 +107,7 @@ impl Shared {
         }))
     }
 
-    /// `shutdown [graceful]`: wakes whoever waits on [`Shared::shutdown_requested`].
+    /// `shutdown [graceful]`: wakes whoever waits in [`Shared::shutdown_command`].
     pub fn request_shutdown(&self, graceful: bool) {
         self.graceful_requested.store(graceful, Ordering::Relaxed);
         self.shutdown_requested.notify_one();
