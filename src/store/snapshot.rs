@@ -247,6 +247,8 @@ fn save(
             drop(guard);
             stats.longest_hold = stats.longest_hold.max(held.elapsed());
             out.write_all(&records)?;
+            // Give the CPU up between batches rather than be preempted holding a lock.
+            std::thread::yield_now();
         }
     }
     out.write_all(TRAILER)?;
