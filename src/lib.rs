@@ -12,7 +12,12 @@
 //!                            │                (one lock per request, never two)
 //!        ReplyBuffer <───────┘  replies of a batch, written with one vectored write
 //!
-//!  background: clock tick (1 s resolution, like memcached), expiry crawler
+//!  background: clock tick (1 s resolution, like memcached), expiry crawler,
+//!              periodic snapshot (copies ≤1,000 items per shard lock hold)
+//!
+//!  stop: accept loops end ──> workers drain (each connection finishes and flushes its
+//!        batch) and their threads are joined ──> final snapshot (the only writer:
+//!        it cuts a periodic one short and waits for it) ──> exit 0
 //! ```
 //!
 //! Each layer is usable alone: the parser without a socket, the store without a parser.

@@ -2,9 +2,9 @@
 
 use clap::Parser;
 use ferrocached::config::{Args, Settings};
-use ferrocached::server::{self, Shared};
-use ferrocached::store::{Clock, snapshot};
-use std::path::Path;
+use ferrocached::server::{self, Shared, StopKind};
+use ferrocached::store::Clock;
+use ferrocached::store::snapshot::{self, Snapshots};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
@@ -13,6 +13,8 @@ use tracing_subscriber::EnvFilter;
 const EXIT_LISTEN_FAILED: u8 = 71;
 /// Exit status for a refused command line.
 const EXIT_USAGE: u8 = 64;
+/// Exit status when the `-e` file exists but cannot be read (sysexits' EX_IOERR).
+const EXIT_IO_ERROR: u8 = 74;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -55,8 +57,8 @@ fn main() -> ExitCode {
             }
         };
         // A warm restart loads its items before any listener opens.
-        if let Some(path) = &shared.settings.memory_file
-            && let Err(code) = warm_start(&shared, Path::new(path))
+        if let Some(snapshots) = &shared.snapshots
+            && let Err(code) = warm_start(&shared, snapshots)
         {
             return code;
         }
@@ -89,13 +91,14 @@ fn main() -> ExitCode {
             stop,
         )
         .await;
-        if let Some(path) = &shared.settings.memory_file {
+        // No worker executes requests any more: everything acknowledged is in the store.
+        if let Some(snapshots) = &shared.snapshots {
             let started = std::time::Instant::now();
-            match snapshot::save(&shared.store, Path::new(path)) {
+            match snapshots.save_final(&shared.store) {
                 Ok(saved) => tracing::info!(
                     items = saved.items,
                     seconds = started.elapsed().as_secs_f64(),
-                    path,
+                    path = %snapshots.path().display(),
                     "snapshot saved"
                 ),
                 Err(error) => {
@@ -108,10 +111,17 @@ fn main() -> ExitCode {
     })
 }
 
-/// Loads the `-e` snapshot. A missing file starts empty; a corrupt one is set aside
-/// (`<path>.corrupt`) and the server starts empty; an incompatible version refuses to
-/// start, so the next shutdown cannot overwrite data another build can still read.
-fn warm_start(shared: &Shared, path: &Path) -> Result<(), ExitCode> {
+/// Loads the `-e` snapshot. A missing file starts empty. A corrupt file (or an intact
+/// one of another format version) is set aside as `<path>.corrupt` (`<path>.unsupported`)
+/// and the server starts empty: a bad file must never become a crash loop. A file that
+/// exists but cannot be read (permissions, a directory in the way) is left untouched and
+/// the server refuses to start, as memcached does: starting empty would overwrite it at
+/// the next stop.
+fn warm_start(shared: &Shared, snapshots: &Snapshots) -> Result<(), ExitCode> {
+    let path = snapshots.path();
+    if let Err(error) = snapshots.remove_leftovers() {
+        tracing::warn!(%error, "cannot remove temporary files of an interrupted snapshot");
+    }
     let started = std::time::Instant::now();
     match snapshot::load(&shared.store, path) {
         Ok(loaded) => {
@@ -126,18 +136,38 @@ fn warm_start(shared: &Shared, path: &Path) -> Result<(), ExitCode> {
         Err(snapshot::SnapshotError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
             Ok(())
         }
-        Err(error @ snapshot::SnapshotError::Version(_)) => {
-            eprintln!("{error}: refusing to start ({})", path.display());
-            Err(ExitCode::from(EXIT_USAGE))
+        Err(snapshot::SnapshotError::Io(error)) => {
+            eprintln!(
+                "cannot read the snapshot {}: {error}; refusing to start (the file is left as it is)",
+                path.display()
+            );
+            Err(ExitCode::from(EXIT_IO_ERROR))
         }
         Err(error) => {
-            let aside = path.with_extension("corrupt");
-            let _ = std::fs::rename(path, &aside);
-            tracing::error!(%error, kept = %aside.display(), "starting empty");
-            eprintln!(
-                "{error}; starting empty, the file is kept as {}",
-                aside.display()
-            );
+            let suffix = match error {
+                snapshot::SnapshotError::Version(_) => "unsupported",
+                _ => "corrupt",
+            };
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".");
+            aside.push(suffix);
+            let aside = std::path::PathBuf::from(aside);
+            match std::fs::rename(path, &aside) {
+                Ok(()) => {
+                    tracing::error!(%error, kept = %aside.display(), "starting empty");
+                    eprintln!(
+                        "{error}; starting empty, the file is kept as {}",
+                        aside.display()
+                    );
+                }
+                Err(rename_error) => {
+                    tracing::error!(%error, %rename_error, "starting empty; the file could not be set aside");
+                    eprintln!(
+                        "{error}; starting empty, and {} could not be set aside: {rename_error}",
+                        path.display()
+                    );
+                }
+            }
             Ok(())
         }
     }
@@ -160,16 +190,22 @@ fn init_logging(verbosity: u8) {
         .init();
 }
 
-/// Completes on SIGTERM, SIGINT, SIGUSR1 (graceful) or a `shutdown` command.
-async fn shutdown_signal(shared: Arc<Shared>) {
+/// Completes on SIGTERM, SIGINT, SIGUSR1 (graceful) or a `shutdown [graceful]` command.
+/// Like memcached, a graceful stop says "Gracefully stopping" on stderr.
+async fn shutdown_signal(shared: Arc<Shared>) -> StopKind {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let mut graceful = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
-        _ = graceful.recv() => tracing::info!("SIGUSR1: stopping gracefully"),
-        _ = shared.shutdown_requested.notified() => tracing::info!("shutdown command: stopping"),
+    let kind = tokio::select! {
+        _ = terminate.recv() => StopKind::Immediate,
+        _ = interrupt.recv() => StopKind::Immediate,
+        _ = graceful.recv() => StopKind::Graceful,
+        kind = shared.shutdown_command() => kind,
+    };
+    if kind == StopKind::Graceful {
+        eprintln!("Gracefully stopping");
     }
+    tracing::info!(?kind, "stopping");
+    kind
 }

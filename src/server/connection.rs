@@ -113,8 +113,8 @@ pub async fn serve<S: ClientStream>(
                 buffers.give_read_buffer(connection.read);
                 return;
             }
-            (Step::Done(Flow::Shutdown { .. }), _) => {
-                shared.shutdown_requested.notify_one();
+            (Step::Done(Flow::Shutdown { graceful }), _) => {
+                shared.request_shutdown(graceful);
                 buffers.give_read_buffer(connection.read);
                 return;
             }

@@ -1,9 +1,14 @@
 //! Networking: listeners, the accept loop with the connection limit, the worker threads,
-//! background tasks (clock tick, expiry crawler) and orderly shutdown.
+//! background tasks (clock tick, expiry crawler, periodic snapshot) and orderly shutdown.
 //!
 //! Like memcached, one thread accepts and hands each connection to one of `-t` worker
 //! threads, round robin; each worker runs a single-threaded tokio runtime, so a
 //! connection's task never migrates and wakes no other thread.
+//!
+//! An orderly stop (SIGTERM, SIGINT, SIGUSR1, `shutdown [graceful]`): stop accepting;
+//! every connection finishes the batch it is executing, flushes its replies and closes;
+//! workers wait for that (bounded by [`StopKind::drain_limit`]) and exit; only then does
+//! [`run`] return, so the final snapshot sees every write any client was told `STORED`.
 
 mod connection;
 mod listen;
@@ -17,10 +22,11 @@ use listen::{Accepted, Socket, StdSocket};
 use crate::config::Settings;
 use crate::protocol::{Limits, ProtocolError};
 use crate::stats::{ConnInfo, ServerStats};
+use crate::store::snapshot::{SnapshotError, Snapshots};
 use crate::store::{Clock, Store};
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
@@ -29,6 +35,29 @@ use tokio::sync::{Notify, watch};
 /// How often the crawler wakes, and how many pages per shard it scans each time.
 const CRAWL_INTERVAL: Duration = Duration::from_millis(100);
 const CRAWL_PAGES_PER_TICK: usize = 4;
+/// How often a stopping worker checks whether its connections have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// How the server was asked to stop. Both kinds stop accepting, let connections finish
+/// and flush the batch they are executing, save the `-e` snapshot and exit 0; they differ
+/// in how long a slow client may take to receive its last replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// SIGTERM, SIGINT, `shutdown`.
+    Immediate,
+    /// SIGUSR1, `shutdown graceful` (memcached's graceful stop).
+    Graceful,
+}
+
+impl StopKind {
+    /// The longest a worker waits for its connections to finish before dropping them.
+    pub fn drain_limit(self) -> Duration {
+        match self {
+            StopKind::Immediate => Duration::from_secs(1),
+            StopKind::Graceful => Duration::from_secs(10),
+        }
+    }
+}
 
 /// State shared by every connection and background task.
 pub struct Shared {
@@ -42,8 +71,12 @@ pub struct Shared {
     pub stats: ServerStats,
     /// TLS certificates and acceptor, with `-Z`.
     pub tls: Option<tls::TlsState>,
+    /// The `-e` snapshot file and its single writer.
+    pub snapshots: Option<Snapshots>,
     /// Fired by `shutdown`; the caller of `run` decides what stopping means.
-    pub shutdown_requested: Notify,
+    shutdown_requested: Notify,
+    /// The `shutdown` command asked for a graceful stop.
+    graceful_requested: AtomicBool,
     next_connection_id: AtomicU64,
 }
 
@@ -56,6 +89,7 @@ impl Shared {
             None => None,
         };
         let store = Store::new(&settings.store_config(), clock);
+        let snapshots = settings.memory_file.as_ref().map(Snapshots::new);
         let stats = ServerStats::default();
         stats.buffers.set_limit(settings.read_buf_mem_limit);
         stats
@@ -67,20 +101,38 @@ impl Shared {
             limits: settings.limits(),
             settings,
             stats,
+            snapshots,
             shutdown_requested: Notify::new(),
+            graceful_requested: AtomicBool::new(false),
             next_connection_id: AtomicU64::new(1),
         }))
     }
+
+    /// `shutdown [graceful]`: wakes whoever waits in [`Shared::shutdown_command`].
+    pub fn request_shutdown(&self, graceful: bool) {
+        self.graceful_requested.store(graceful, Ordering::Relaxed);
+        self.shutdown_requested.notify_one();
+    }
+
+    /// Waits for a `shutdown` command and tells which kind it asked for.
+    pub async fn shutdown_command(&self) -> StopKind {
+        self.shutdown_requested.notified().await;
+        if self.graceful_requested.load(Ordering::Relaxed) {
+            StopKind::Graceful
+        } else {
+            StopKind::Immediate
+        }
+    }
 }
 
-/// Serves the listeners until `shutdown` completes, then stops accepting, tells every
-/// connection to finish, and returns.
+/// Serves the listeners until `shutdown` completes, then stops accepting, lets every
+/// connection finish its batch and flush, and returns once no worker thread runs.
 pub async fn run(
     shared: Arc<Shared>,
     listeners: Vec<Listener>,
     udp_sockets: Vec<tokio::net::UdpSocket>,
     metrics_listener: Option<tokio::net::TcpListener>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = StopKind>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
     let workers = match Workers::start(shared.settings.threads, &stop) {
@@ -117,46 +169,113 @@ pub async fn run(
     for socket in udp_sockets {
         tasks.spawn(udp::serve(shared.clone(), socket, stop.clone()));
     }
-    shutdown.await;
+    let kind = shutdown.await;
+    if let Some(snapshots) = &shared.snapshots {
+        snapshots.stop_periodic();
+    }
+    workers.set_drain_limit(kind.drain_limit());
     let _ = stop_sender.send(true);
-    // Background tasks and accept loops stop at once; connections see the signal too.
+    // Background tasks and accept loops stop at once (a periodic snapshot in progress
+    // gives up at its next batch); connections see the signal too.
     while tokio::time::timeout(Duration::from_secs(2), tasks.join_next())
         .await
         .ok()
         .flatten()
         .is_some()
     {}
+    let joined = tokio::task::spawn_blocking(move || workers.join()).await;
+    if let Err(error) = joined {
+        tracing::error!(%error, "worker threads did not stop cleanly");
+    }
 }
 
 /// The worker threads, each driving its own single-threaded runtime.
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
     next: AtomicU64,
+    /// Connections being served, on all workers.
+    live: Arc<AtomicUsize>,
+    /// Milliseconds a stopping worker waits for its connections ([`StopKind`]).
+    drain_limit_ms: Arc<AtomicU64>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+/// Counts a connection as live for as long as its task exists, even if it panics.
+struct LiveConnection(Arc<AtomicUsize>);
+
+impl LiveConnection {
+    fn new(live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        LiveConnection(live.clone())
+    }
+}
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl Workers {
     fn start(count: usize, stop: &watch::Receiver<bool>) -> std::io::Result<Workers> {
         let mut handles = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        let live = Arc::new(AtomicUsize::new(0));
+        let drain_limit_ms = Arc::new(AtomicU64::new(0));
         for index in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             handles.push(runtime.handle().clone());
             let mut stop = stop.clone();
-            std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let _ = stop.changed().await;
-                    });
-                    // Connections saw the stop signal; give them a moment to finish.
-                    runtime.shutdown_timeout(Duration::from_secs(1));
-                })?;
+            let live = live.clone();
+            let drain_limit_ms = drain_limit_ms.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{index}"))
+                    .spawn(move || {
+                        runtime.block_on(async move {
+                            let _ = stop.changed().await;
+                            // Connections saw the stop signal: each finishes the batch it
+                            // is executing, flushes and returns. Wait for that, bounded.
+                            let limit = drain_limit_ms.load(Ordering::Relaxed);
+                            let drained = async {
+                                while live.load(Ordering::Acquire) > 0 {
+                                    tokio::time::sleep(DRAIN_POLL).await;
+                                }
+                            };
+                            let _ =
+                                tokio::time::timeout(Duration::from_millis(limit), drained).await;
+                        });
+                        // What is left (a client that does not read its replies) is dropped;
+                        // no task can execute a request once this returns.
+                        runtime.shutdown_timeout(Duration::ZERO);
+                    })?,
+            );
         }
         Ok(Workers {
             handles,
             next: AtomicU64::new(0),
+            live,
+            drain_limit_ms,
+            threads: Mutex::new(threads),
         })
+    }
+
+    /// How long stopping workers wait for their connections; set before the stop signal.
+    fn set_drain_limit(&self, limit: Duration) {
+        self.drain_limit_ms
+            .store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Waits until every worker thread has exited.
+    fn join(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("a worker thread panicked");
+            }
+        }
     }
 
     /// The worker for the next connection.
@@ -167,22 +286,36 @@ impl Workers {
 }
 
 /// `-o snapshot_interval`: a crash loses at most that many seconds of writes. The
-/// snapshot runs on a blocking thread and holds each shard's lock only to copy it.
+/// snapshot runs on a blocking thread and holds a shard's lock only for one bounded batch.
 async fn snapshot_periodically(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let every = Duration::from_secs(shared.settings.snapshot_interval);
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // Saves take as long as they take; the next one starts a full interval later.
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = interval.tick() => {
                 let shared = shared.clone();
                 let saved = tokio::task::spawn_blocking(move || {
-                    let path = shared.settings.memory_file.clone().unwrap_or_default();
-                    crate::store::snapshot::save(&shared.store, std::path::Path::new(&path))
+                    let started = std::time::Instant::now();
+                    shared
+                        .snapshots
+                        .as_ref()
+                        .map(|snapshots| (snapshots.save_periodic(&shared.store), started.elapsed()))
                 })
                 .await;
                 match saved {
-                    Ok(Ok(stats)) => tracing::debug!(items = stats.items, "periodic snapshot"),
-                    Ok(Err(error)) => tracing::error!(%error, "periodic snapshot failed"),
+                    Ok(Some((Ok(stats), took))) => tracing::debug!(
+                        items = stats.items,
+                        seconds = took.as_secs_f64(),
+                        longest_lock_hold_us = stats.longest_hold.as_micros() as u64,
+                        "periodic snapshot"
+                    ),
+                    Ok(Some((Err(SnapshotError::Abandoned), _))) => {
+                        tracing::debug!("periodic snapshot abandoned: stopping")
+                    }
+                    Ok(Some((Err(error), _))) => tracing::error!(%error, "periodic snapshot failed"),
+                    Ok(None) => return,
                     Err(error) => tracing::error!(%error, "periodic snapshot task failed"),
                 }
             }
@@ -278,11 +411,13 @@ async fn accept_loop(
             .fetch_max(current + 1, Ordering::Relaxed);
         let shared = shared.clone();
         let stop = stop.clone();
+        let live = LiveConnection::new(&workers.live);
         // The socket moves to the worker's reactor.
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
         let task = async move {
             let _admitted = shared.stats.admit(info.clone());
+            let _live = live;
             match socket {
                 Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
                     // On the heap: TLS state is large, and plain connections would

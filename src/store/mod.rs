@@ -13,8 +13,8 @@ pub mod snapshot;
 pub use clock::Clock;
 pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
 pub use shard::{
-    ArithOutcome, DumpedItem, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet,
-    MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
+    ArithOutcome, DumpedItem, ItemCursor, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome,
+    MetaGet, MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
 };
 
 use foldhash::fast::RandomState;
@@ -80,6 +80,7 @@ pub struct Store {
     oldest_live: AtomicU32,
     sizes: SizeClasses,
     cas_enabled: bool,
+    evictions_enabled: bool,
     budget: Arc<Budget>,
     /// When a delayed flush_all comes due, the crawler sweeps every shard.
     pending_sweep: Mutex<Option<u32>>,
@@ -112,6 +113,7 @@ impl Store {
             oldest_live: AtomicU32::new(0),
             sizes,
             cas_enabled: config.cas_enabled,
+            evictions_enabled: config.evictions_enabled,
             budget,
             pending_sweep: Mutex::new(None),
         }
@@ -135,6 +137,12 @@ impl Store {
     /// Slab class sizes.
     pub fn size_classes(&self) -> &SizeClasses {
         &self.sizes
+    }
+
+    /// Not `-M`: a full store evicts instead of refusing (a snapshot restore relies on
+    /// it to keep the most recent items).
+    pub fn evictions_enabled(&self) -> bool {
+        self.evictions_enabled
     }
 
     /// Number of shards.
@@ -255,14 +263,23 @@ impl Store {
         self.lock(shard).meta_arith(key, hash, now, request)
     }
 
-    /// Stores a snapshot item with its CAS and absolute (server-time) expiry.
-    pub fn restore(&self, key: &[u8], flags: u32, expiry: u32, cas: u64, value: &[u8]) {
+    /// Stores a snapshot item with its CAS, absolute (server-time) expiry and last
+    /// access time.
+    pub fn restore(
+        &self,
+        key: &[u8],
+        flags: u32,
+        expiry: u32,
+        cas: u64,
+        accessed: u32,
+        value: &[u8],
+    ) {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         // A snapshot larger than -m keeps what fits; the rest is dropped like evictions.
         let _ = self
             .lock(shard)
-            .restore(key, hash, flags, expiry, cas, value, now);
+            .restore(key, hash, flags, expiry, cas, accessed, value, now);
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).

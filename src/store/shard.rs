@@ -197,6 +197,24 @@ enum Lookup {
     Flushed,
 }
 
+/// Where a batched copy of a shard's items ([`Shard::copy_items`]) stands: lets a
+/// snapshot release the shard lock between batches.
+#[derive(Debug, Default)]
+pub struct ItemCursor {
+    /// Page being walked; past the last page, the large items.
+    position: usize,
+    /// Last handle visited in that page or among the large items.
+    after: Option<Handle>,
+    done: bool,
+}
+
+impl ItemCursor {
+    /// True once every item has been visited.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
 /// A shard: index, memory and counters.
 pub struct Shard {
     index: HashTable<Handle>,
@@ -888,8 +906,7 @@ impl Shard {
         self.for_each_item(now, |key, header, class, _| visit(key, header, class));
     }
 
-    /// Visits every live item with its value, oldest first within each class, so a
-    /// snapshot restored in file order rebuilds the same LRU order.
+    /// Visits every live item with its value, oldest first within each class.
     pub fn for_each_item(&self, now: Now, mut visit: impl FnMut(&[u8], &Header, usize, &[u8])) {
         for class in 0..self.memory.classes.len() {
             let mut handle = self.memory.classes[class].tail;
@@ -904,7 +921,48 @@ impl Shard {
         }
     }
 
-    /// Stores an item from a snapshot, keeping its CAS value (warm restart).
+    /// Copies the next bounded batch of live items (snapshots): at most `max_items`
+    /// items and, past the first item, at most `max_bytes` of keys and values, so the
+    /// caller holds the shard lock for a bounded time whatever the shard's size. The
+    /// walk goes page by page, then over large items; `cursor` remembers where it
+    /// stopped. Items stored or moved between batches may be seen twice or not at all
+    /// (a later copy of a key is newer), which a periodic snapshot accepts; the final
+    /// snapshot runs when nothing writes.
+    pub fn copy_items(
+        &self,
+        now: Now,
+        cursor: &mut ItemCursor,
+        max_items: usize,
+        max_bytes: usize,
+        mut visit: impl FnMut(&[u8], &Header, &[u8]),
+    ) {
+        let (handles, next_position) = self.memory.live_handles_from(cursor.position, 1);
+        let mut items = 0;
+        let mut bytes = 0;
+        for handle in handles {
+            if cursor.after.is_some_and(|after| handle <= after) {
+                continue;
+            }
+            if items >= max_items || (items > 0 && bytes >= max_bytes) {
+                return;
+            }
+            let header = self.memory.header(handle);
+            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                let value = self.memory.value(handle);
+                visit(self.memory.key(handle), header, value.as_slice());
+                bytes += usize::from(header.key_len) + header.value_len as usize;
+            }
+            items += 1;
+            cursor.after = Some(handle);
+        }
+        // live_handles_from wraps to 0 after the large items: the walk is complete.
+        cursor.done = next_position == 0;
+        cursor.position = next_position;
+        cursor.after = None;
+    }
+
+    /// Stores an item from a snapshot, keeping its CAS value and last access time (warm
+    /// restart; the access time orders eviction if the snapshot does not fit).
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
@@ -913,15 +971,18 @@ impl Shard {
         flags: u32,
         expiry: u32,
         cas: u64,
+        accessed: u32,
         value: &[u8],
         now: Now,
     ) -> Result<(), OutOfMemory> {
         self.put(key, hash, flags, expiry, &[value], now, 0)?;
-        if self.cas_enabled
-            && let Some(handle) = self.find(key, hash)
-        {
-            self.memory.header_mut(handle).cas = cas;
-            self.next_cas = self.next_cas.max(cas + 1);
+        if let Some(handle) = self.find(key, hash) {
+            let header = self.memory.header_mut(handle);
+            header.atime = accessed.min(now.now);
+            if self.cas_enabled {
+                header.cas = cas;
+                self.next_cas = self.next_cas.max(cas + 1);
+            }
         }
         Ok(())
     }

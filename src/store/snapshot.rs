@@ -1,32 +1,61 @@
-//! Warm restart (`-e <path>`): every live item — key, value, flags, absolute expiry, CAS —
-//! written to a file atomically (temporary file, fsync, rename) and loaded before the
-//! listeners open. A checksum guards against truncation and corruption; a version number
-//! against files from an incompatible build.
+//! Warm restart (`-e <path>`): every live item — key, value, flags, absolute expiry, CAS,
+//! last access — written to a file and loaded before the listeners open.
+//!
+//! Durability rules (STYLE lesson 14):
+//! - one writer at a time: [`Snapshots`] serializes the periodic and the final save, and
+//!   the final save tells a running periodic save to give up instead of racing it;
+//! - each save writes a unique temporary file (mode 0600: it holds users' sessions) in the
+//!   target's directory, fsyncs it, renames it over the target and fsyncs the directory,
+//!   so SIGKILL or power loss at any moment leaves the previous complete snapshot;
+//! - the checksum is verified before any other field is trusted, so one flipped bit —
+//!   even in the version — reads as "corrupt" (set aside, start empty), never as a reason
+//!   to refuse starting;
+//! - items are copied in bounded batches, so no request waits for a whole shard;
+//! - records carry the last-access time and load oldest first, so a restore into a
+//!   smaller `-m` evicts the least recently used items and keeps the most recent.
 //!
 //! Format (integers little-endian):
-//! `FERROSNP` · version u32 · 0u32 · records · `END!` · record count u64 · FNV-1a 64 of
-//! everything before the trailer. A record: key length u8 · flags u32 · expiry as Unix
-//! seconds i64 (0 = never) · CAS u64 · value length u32 · key · value.
+//! `FERROSNP` · version u32 · 0u32 · records · `END!` · record count u64 · CRC-32 of
+//! everything before it. A record: key length u8 · flags u32 · expiry as Unix seconds i64
+//! (0 = never) · CAS u64 · last access as Unix seconds i64 · value length u32 · key ·
+//! value. The trailer layout and the checksum are the same for every version, so another
+//! build's intact file is recognised as such.
 
-use super::Store;
+use super::{ItemCursor, Now, Store};
 use std::fs::File;
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"FERROSNP";
 /// Bumped whenever the record layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const TRAILER: &[u8; 4] = b"END!";
+const HEADER_LEN: usize = 16;
+/// `END!`, the record count and the CRC.
+const TRAILER_LEN: usize = 4 + 8 + 4;
+/// Fixed part of a record before its key and value.
+const RECORD_FIXED: usize = 1 + 4 + 8 + 8 + 8 + 4;
+/// Items copied per shard lock hold: a few hundred microseconds at most.
+const BATCH_ITEMS: usize = 1000;
+/// Bytes copied per shard lock hold (a batch always takes at least one item).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Temporary files are named `.<target name>.<random>.partial`.
+const TEMPORARY_SUFFIX: &str = ".partial";
 
-/// Why a snapshot could not be used.
+/// Why a snapshot could not be written or used.
 #[derive(Debug)]
 pub enum SnapshotError {
-    /// Reading or writing failed.
+    /// Reading or writing failed (permissions, a directory in the way, a full disk).
     Io(io::Error),
-    /// Truncated, corrupted, or not a snapshot at all.
-    Corrupt(String),
-    /// Written by an incompatible format version.
+    /// Truncated, corrupted, or not a snapshot at all (the checksum does not match).
+    Corrupt(&'static str),
+    /// An intact file written by a build with another format version.
     Version(u32),
+    /// A periodic save gave up because the server is stopping; the final save follows.
+    Abandoned,
 }
 
 impl std::fmt::Display for SnapshotError {
@@ -38,9 +67,12 @@ impl std::fmt::Display for SnapshotError {
                 f,
                 "snapshot format version {version} is not supported (this build reads version {FORMAT_VERSION})"
             ),
+            SnapshotError::Abandoned => f.write_str("snapshot abandoned: the server is stopping"),
         }
     }
 }
+
+impl std::error::Error for SnapshotError {}
 
 impl From<io::Error> for SnapshotError {
     fn from(error: io::Error) -> Self {
@@ -48,152 +80,376 @@ impl From<io::Error> for SnapshotError {
     }
 }
 
-/// FNV-1a 64: cheap, streaming, and enough to notice torn or flipped bytes.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn update(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
-
-/// How many items a snapshot held.
+/// What a save or a load did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotStats {
-    /// Records written or read.
+    /// Records written or loaded.
     pub items: u64,
     /// Records skipped on load because they had expired meanwhile.
     pub expired: u64,
+    /// Longest time one shard lock was held while copying (save only): what the
+    /// snapshot can add to a request's latency.
+    pub longest_hold: Duration,
 }
 
-/// Writes every live item to `path` atomically. Each shard is copied into memory under
-/// its lock (a memcpy, so requests barely wait) and written after the lock is released.
-pub fn save(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {
-    let temporary = path.with_extension("tmp");
-    let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&temporary)?);
-    let mut checksum = Fnv::new();
-    let mut header = Vec::with_capacity(16);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    checksum.update(&header);
-    file.write_all(&header)?;
+/// The `-e` file of one server: serializes writers, so a periodic save and the final
+/// save can never interleave or finish in the wrong order.
+pub struct Snapshots {
+    path: PathBuf,
+    /// Held for the whole of a save.
+    writer: Mutex<()>,
+    /// Set by the final save: a running periodic save stops at its next batch.
+    stopping: AtomicBool,
+}
+
+impl Snapshots {
+    /// Snapshots written to (and loaded from) `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Snapshots {
+            path: path.into(),
+            writer: Mutex::new(()),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The target file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A background save (`-o snapshot_interval`); gives up with
+    /// [`SnapshotError::Abandoned`] once the final save has begun.
+    pub fn save_periodic(&self, store: &Store) -> Result<SnapshotStats, SnapshotError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        save(store, &self.path, Some(&self.stopping))
+    }
+
+    /// The server is stopping: a running periodic save gives up at its next batch, and
+    /// no new one starts.
+    pub fn stop_periodic(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// The save at an orderly stop: waits for (and cuts short) a running periodic save,
+    /// then writes everything. Call it once no worker executes requests any more.
+    pub fn save_final(&self, store: &Store) -> Result<SnapshotStats, SnapshotError> {
+        self.stop_periodic();
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        save(store, &self.path, None)
+    }
+
+    /// Removes temporary files a killed save left behind (only ours: hidden, named after
+    /// the target, with our suffix). Call before serving, when no save can be running.
+    pub fn remove_leftovers(&self) -> io::Result<()> {
+        let prefix = temporary_prefix(&self.path);
+        for entry in std::fs::read_dir(directory_of(&self.path))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(TEMPORARY_SUFFIX) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The directory a snapshot and its temporary files live in.
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(directory) if !directory.as_os_str().is_empty() => directory,
+        _ => Path::new("."),
+    }
+}
+
+fn temporary_prefix(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{name}.")
+}
+
+/// A writer that checksums everything passing through it.
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.crc.update(&bytes[..written]);
+        Ok(written)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes every live item to a unique temporary file beside `path`, then makes it the
+/// snapshot atomically. `cancel` set → the temporary file is removed and nothing changes.
+fn save(
+    store: &Store,
+    path: &Path,
+    cancel: Option<&AtomicBool>,
+) -> Result<SnapshotStats, SnapshotError> {
+    let directory = directory_of(path);
+    // tempfile creates the file 0600 and removes it if we return early.
+    let temporary = tempfile::Builder::new()
+        .prefix(&temporary_prefix(path))
+        .suffix(TEMPORARY_SUFFIX)
+        .tempfile_in(directory)?;
+    let mut out = Checksummed {
+        inner: BufWriter::with_capacity(1 << 20, temporary.as_file().try_clone()?),
+        crc: crc32fast::Hasher::new(),
+    };
+    out.write_all(MAGIC)?;
+    out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    out.write_all(&0u32.to_le_bytes())?;
     let started = store.clock().process_started();
-    let now = store.now();
-    let mut items = 0u64;
+    let unix = |server_time: u32| started + i64::from(server_time);
+    let mut stats = SnapshotStats {
+        items: 0,
+        expired: 0,
+        longest_hold: Duration::ZERO,
+    };
+    let mut records = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
     for shard in 0..store.shard_count() {
-        let mut records = Vec::new();
-        store
-            .lock(shard)
-            .for_each_item(now, |key, header, _, value| {
-                let expiry = if header.exptime == 0 {
-                    0
-                } else {
-                    started + i64::from(header.exptime)
-                };
-                records.push(key.len() as u8);
-                records.extend_from_slice(&header.flags.to_le_bytes());
-                records.extend_from_slice(&expiry.to_le_bytes());
-                records.extend_from_slice(&header.cas.to_le_bytes());
-                records.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                records.extend_from_slice(key);
-                records.extend_from_slice(value);
-                items += 1;
-            });
-        checksum.update(&records);
-        file.write_all(&records)?;
+        let mut cursor = ItemCursor::default();
+        while !cursor.is_done() {
+            if cancel.is_some_and(|cancel| cancel.load(Ordering::Relaxed)) {
+                return Err(SnapshotError::Abandoned);
+            }
+            records.clear();
+            let now: Now = store.now();
+            let guard = store.lock(shard);
+            let held = Instant::now();
+            guard.copy_items(
+                now,
+                &mut cursor,
+                BATCH_ITEMS,
+                BATCH_BYTES,
+                |key, header, value| {
+                    let expiry = if header.exptime == 0 {
+                        0
+                    } else {
+                        unix(header.exptime)
+                    };
+                    records.push(key.len() as u8);
+                    records.extend_from_slice(&header.flags.to_le_bytes());
+                    records.extend_from_slice(&expiry.to_le_bytes());
+                    records.extend_from_slice(&header.cas.to_le_bytes());
+                    records.extend_from_slice(&unix(header.atime).to_le_bytes());
+                    records.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                    records.extend_from_slice(key);
+                    records.extend_from_slice(value);
+                    stats.items += 1;
+                },
+            );
+            drop(guard);
+            stats.longest_hold = stats.longest_hold.max(held.elapsed());
+            out.write_all(&records)?;
+            // Give the CPU up between batches rather than be preempted holding a lock.
+            std::thread::yield_now();
+        }
     }
-    file.write_all(TRAILER)?;
-    file.write_all(&items.to_le_bytes())?;
-    file.write_all(&checksum.0.to_le_bytes())?;
-    let file = file.into_inner().map_err(|error| error.into_error())?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(directory)?.sync_all()?;
-    }
-    Ok(SnapshotStats { items, expired: 0 })
+    out.write_all(TRAILER)?;
+    out.write_all(&stats.items.to_le_bytes())?;
+    let crc = out.crc.finalize();
+    let mut inner = out.inner;
+    inner.write_all(&crc.to_le_bytes())?;
+    inner.into_inner().map_err(|error| error.into_error())?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|error| error.error)?;
+    File::open(directory)?.sync_all()?;
+    Ok(stats)
 }
 
-/// Checks a snapshot completely before anything is stored, then loads it. A bad file
-/// leaves the store empty, never half-loaded.
-pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {
-    let bytes = std::fs::read(path)?;
-    let corrupt = |why: &str| SnapshotError::Corrupt(why.to_string());
-    if bytes.len() < 16 + 20 || &bytes[..8] != MAGIC {
+/// One framed record of a verified file.
+struct Record {
+    key: (usize, usize),
+    value_end: usize,
+    flags: u32,
+    expiry: i64,
+    cas: u64,
+    accessed: i64,
+}
+
+fn le<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    bytes[at..at + N]
+        .try_into()
+        .expect("length checked by the caller")
+}
+
+/// Verifies the checksum, then the header and every record; nothing is stored unless
+/// the whole file is sound.
+fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
+    let corrupt = SnapshotError::Corrupt;
+    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+        return Err(corrupt("truncated"));
+    }
+    let sum_at = bytes.len() - 4;
+    if crc32fast::hash(&bytes[..sum_at]) != u32::from_le_bytes(le(bytes, sum_at)) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    if &bytes[..8] != MAGIC {
         return Err(corrupt("not a ferrocached snapshot"));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let version = u32::from_le_bytes(le(bytes, 8));
     if version != FORMAT_VERSION {
         return Err(SnapshotError::Version(version));
     }
-    let body_end = bytes.len() - 20;
+    let body_end = bytes.len() - TRAILER_LEN;
     if &bytes[body_end..body_end + 4] != TRAILER {
-        return Err(corrupt("truncated (no trailer)"));
+        return Err(corrupt("no trailer"));
     }
-    let count = u64::from_le_bytes(bytes[body_end + 4..body_end + 12].try_into().expect("8"));
-    let stored_sum = u64::from_le_bytes(bytes[body_end + 12..].try_into().expect("8"));
-    let mut checksum = Fnv::new();
-    checksum.update(&bytes[..body_end]);
-    if checksum.0 != stored_sum {
-        return Err(corrupt("checksum mismatch"));
-    }
-    // First pass: frame every record, so a malformed one is found before storing.
+    let count = u64::from_le_bytes(le(bytes, body_end + 4));
     let mut records = Vec::new();
-    let mut at = 16;
+    let mut at = HEADER_LEN;
     while at < body_end {
-        let fixed = 1 + 4 + 8 + 8 + 4;
-        if at + fixed > body_end {
+        if at + RECORD_FIXED > body_end {
             return Err(corrupt("truncated record"));
         }
         let key_len = usize::from(bytes[at]);
-        let flags = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().expect("4"));
-        let expiry = i64::from_le_bytes(bytes[at + 5..at + 13].try_into().expect("8"));
-        let cas = u64::from_le_bytes(bytes[at + 13..at + 21].try_into().expect("8"));
-        let value_len = u32::from_le_bytes(bytes[at + 21..at + 25].try_into().expect("4")) as usize;
-        let key_start = at + fixed;
-        let value_start = key_start + key_len;
-        let end = value_start + value_len;
-        if key_len == 0 || key_len > 250 || end > body_end {
+        let value_len = u32::from_le_bytes(le(bytes, at + 29)) as usize;
+        let key_start = at + RECORD_FIXED;
+        let value_end = key_start + key_len + value_len;
+        if key_len == 0 || key_len > 250 || value_end > body_end {
             return Err(corrupt("malformed record"));
         }
-        records.push((key_start, value_start, end, flags, expiry, cas));
-        at = end;
+        records.push(Record {
+            key: (key_start, key_start + key_len),
+            value_end,
+            flags: u32::from_le_bytes(le(bytes, at + 1)),
+            expiry: i64::from_le_bytes(le(bytes, at + 5)),
+            cas: u64::from_le_bytes(le(bytes, at + 13)),
+            accessed: i64::from_le_bytes(le(bytes, at + 21)),
+        });
+        at = value_end;
     }
     if records.len() as u64 != count {
         return Err(corrupt("record count mismatch"));
     }
+    Ok(records)
+}
+
+/// Checks a snapshot completely before anything is stored, then loads it, least
+/// recently used first: if it does not fit, eviction drops the oldest items, and the LRU
+/// order is rebuilt. Under `-M` (no eviction) the most recent are loaded first instead,
+/// so what does not fit is the oldest. A bad file leaves the store empty, never
+/// half-loaded.
+pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {
+    let bytes = std::fs::read(path)?;
+    let mut records = parse(&bytes)?;
+    // Stable: items accessed in the same second keep their file order.
+    records.sort_by_key(|record| record.accessed);
+    if !store.evictions_enabled() {
+        records.reverse();
+    }
     let now_unix = store.clock().unix_now();
     let started = store.clock().process_started();
+    // Absolute Unix times become this process's server time; the past becomes 0.
+    let server_time = |unix: i64| (unix - started).clamp(0, i64::from(u32::MAX)) as u32;
     let mut stats = SnapshotStats {
         items: 0,
         expired: 0,
+        longest_hold: Duration::ZERO,
     };
-    for (key_start, value_start, end, flags, expiry, cas) in records {
-        if expiry != 0 && expiry <= now_unix {
+    for record in records {
+        if record.expiry != 0 && record.expiry <= now_unix {
             stats.expired += 1;
             continue;
         }
-        // Absolute Unix expiry becomes this process's relative time.
-        let relative = if expiry == 0 {
+        let expiry = if record.expiry == 0 {
             0
         } else {
-            (expiry - started).clamp(1, i64::from(u32::MAX)) as u32
+            server_time(record.expiry).max(1)
         };
+        let (key_start, key_end) = record.key;
         store.restore(
-            &bytes[key_start..value_start],
-            flags,
-            relative,
-            cas,
-            &bytes[value_start..end],
+            &bytes[key_start..key_end],
+            record.flags,
+            expiry,
+            record.cas,
+            server_time(record.accessed),
+            &bytes[key_end..record.value_end],
         );
         stats.items += 1;
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Clock, StoreConfig, StoreMode};
+    use std::sync::Arc;
+
+    fn store(memory_limit: usize) -> Store {
+        let config = StoreConfig {
+            memory_limit,
+            ..StoreConfig::default()
+        };
+        Store::new(&config, Arc::new(Clock::new()))
+    }
+
+    #[test]
+    fn snapshot_round_trips_many_batches() {
+        let source = store(64 << 20);
+        for index in 0..20_000 {
+            let key = format!("key{index}");
+            source.store(StoreMode::Set, key.as_bytes(), index, 0, key.as_bytes());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        let saved = Snapshots::new(&path).save_final(&source).unwrap();
+        assert_eq!(saved.items, 20_000);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let target = store(64 << 20);
+        assert_eq!(load(&target, &path).unwrap().items, 20_000);
+        let mut seen = None;
+        target.fetch(b"key12345", None, |item| {
+            seen = Some((item.flags, item.value.as_slice().to_vec()))
+        });
+        assert_eq!(seen, Some((12345, b"key12345".to_vec())));
+        // Only the snapshot remains in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn snapshot_any_flipped_bit_is_corruption() {
+        let source = store(64 << 20);
+        source.store(StoreMode::Set, b"a", 1, 0, b"one");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        Snapshots::new(&path).save_final(&source).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0x10;
+            assert!(
+                matches!(parse(&bad), Err(SnapshotError::Corrupt(_))),
+                "byte {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn snapshot_abandoned_save_leaves_the_previous_file() {
+        let source = store(64 << 20);
+        source.store(StoreMode::Set, b"a", 1, 0, b"one");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        let snapshots = Snapshots::new(&path);
+        snapshots.save_periodic(&source).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        source.store(StoreMode::Set, b"b", 1, 0, b"two");
+        snapshots.stop_periodic();
+        assert!(matches!(
+            snapshots.save_periodic(&source),
+            Err(SnapshotError::Abandoned)
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
