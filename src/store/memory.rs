@@ -586,6 +586,11 @@ impl Memory {
         (handle & LARGE_BIT == 0).then_some(handle >> CHUNK_BITS)
     }
 
+    /// True when no live item is left in the page.
+    pub fn page_unused(&self, page: u32) -> bool {
+        self.pages[page as usize].used == 0
+    }
+
     /// Takes an emptied page away from its class so another class can use it.
     pub fn detach_page(&mut self, page: u32) {
         let class = self.pages[page as usize].class;
