@@ -524,6 +524,13 @@ impl Memory {
         }
     }
 
+    /// Drops every page and large item and returns their bytes to the budget (a shard
+    /// rebuilt after a panic).
+    pub fn clear(&mut self, sizes: &SizeClasses) {
+        self.budget.give_back(self.used);
+        *self = Memory::new(sizes, self.budget.clone());
+    }
+
     /// The shared budget.
     pub fn budget(&self) -> &Budget {
         &self.budget

@@ -20,7 +20,7 @@ pub use shard::{
 use foldhash::fast::RandomState;
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Largest number of shards; more only adds per-shard page overhead.
@@ -88,6 +88,8 @@ pub struct Store {
     budget: Arc<Budget>,
     /// When a delayed flush_all comes due, the crawler sweeps every shard.
     pending_sweep: Mutex<Option<u32>>,
+    /// Shards emptied because a panic poisoned their lock.
+    shards_rebuilt: AtomicU64,
 }
 
 impl Store {
@@ -119,6 +121,7 @@ impl Store {
             cas_enabled: config.cas_enabled,
             budget,
             pending_sweep: Mutex::new(None),
+            shards_rebuilt: AtomicU64::new(0),
         }
     }
 
@@ -163,13 +166,31 @@ impl Store {
         (hash, ((hash >> 32) & self.shard_mask) as usize)
     }
 
-    /// Locks one shard. A poisoned lock means a panic mid-operation; the shard's data is
-    /// still structurally valid, so serving continues.
+    /// Locks one shard. A poisoned lock means a panic interrupted an operation halfway
+    /// (an LRU link or the index may be half written), so the shard is emptied before
+    /// anyone uses it again: its items are lost like evictions, the rest of the cache
+    /// keeps serving. Counted in `shards_rebuilt` and logged as an error.
     #[inline]
     pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        match self.shards[shard].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                guard.rebuild();
+                self.shards[shard].clear_poison();
+                self.shards_rebuilt.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    shard,
+                    "a panic interrupted a store operation; shard emptied"
+                );
+                guard
+            }
+        }
+    }
+
+    /// Shards emptied after a panic since the start (see `lock`).
+    pub fn shards_rebuilt(&self) -> u64 {
+        self.shards_rebuilt.load(Ordering::Relaxed)
     }
 
     /// Reads an item (`get`), or reads it and sets a new expiry (`gat`).
@@ -488,6 +509,36 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_poisoned_by_a_panic_is_emptied_before_use() {
+        let store = store_of(64, true);
+        store.store(StoreMode::Set, b"kept?", 0, 0, b"value");
+        let (_, shard) = store.locate(b"kept?");
+        let held_before = store.memory_used();
+        assert!(held_before > 0);
+        let poisoner = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _guard = store.lock(shard);
+                    panic!("a bug in the middle of an operation");
+                })
+                .join()
+        });
+        assert!(poisoner.is_err());
+        assert!(
+            !store.fetch(b"kept?", None, |_| {}),
+            "the shard was emptied"
+        );
+        assert_eq!(store.shards_rebuilt(), 1);
+        assert!(store.memory_used() < held_before, "its memory went back");
+        assert!(matches!(
+            store.store(StoreMode::Set, b"kept?", 0, 0, b"again"),
+            StoreOutcome::Stored(_)
+        ));
+        assert!(store.fetch(b"kept?", None, |_| {}));
+        assert_eq!(store.shards_rebuilt(), 1, "the lock is healthy again");
+    }
+
+    #[test]
     fn a_lowered_limit_evicts_down_to_it() {
         let store = store_of(64, true);
         let value = vec![b'v'; 10_000];
@@ -503,7 +554,10 @@ mod tests {
             "{before} -> {after}"
         );
         for i in 5900..6000 {
-            assert!(store.fetch(format!("k{i}").as_bytes(), None, |_| {}), "k{i} survives");
+            assert!(
+                store.fetch(format!("k{i}").as_bytes(), None, |_| {}),
+                "k{i} survives"
+            );
         }
     }
 }

@@ -262,6 +262,22 @@ impl Shard {
         }
     }
 
+    /// Empties the shard after a panic interrupted an operation on it: an LRU list or
+    /// the index may be half updated, so nothing in it is trusted. Memory goes back to
+    /// the budget; CAS values keep counting up so no old CAS can match a new item.
+    pub fn rebuild(&mut self) {
+        self.memory.clear(&self.sizes);
+        self.memory.budget().give_back(self.index_charge);
+        self.index = HashTable::new();
+        self.index_charge = 0;
+        self.crawl_cursor = 0;
+        self.expiring = 0;
+        self.sweep_requested = false;
+        self.room_wanted = None;
+        self.counters.curr_items = 0;
+        self.counters.bytes = 0;
+    }
+
     /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
     pub fn index_bytes(&self) -> usize {
         // hashbrown keeps a control byte per bucket; capacity is 7/8 of the buckets.
