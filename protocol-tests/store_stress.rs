@@ -200,3 +200,58 @@ fn total_malloced(c: &mut Client) -> u64 {
         .and_then(|(_, value)| value.parse().ok())
         .unwrap_or_else(|| panic!("[{}] no total_malloced", c.label))
 }
+
+/// Slab flags memcached refuses are refused with its message and exit status; the
+/// extremes it accepts start and serve.
+#[test]
+fn slab_flags_are_refused_or_served_like_memcached() {
+    use crate::support::{Kind, command_for, free_port, memcached_available, start};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let kinds: &[Kind] = if memcached_available() {
+        &[Kind::Ferrocached, Kind::Memcached]
+    } else {
+        &[Kind::Ferrocached]
+    };
+    for flags in [
+        &["-n", "0"][..],
+        &["-n", "abc"],
+        &["-f", "1.0"],
+        &["-f", "abc"],
+    ] {
+        let mut outcomes = Vec::new();
+        for &kind in kinds {
+            let mut child = command_for(kind, free_port(), flags)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break status;
+                }
+                assert!(Instant::now() < deadline, "{kind:?} {flags:?} kept running");
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut message = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut message).unwrap();
+            outcomes.push((status.code(), message.trim().to_string()));
+        }
+        assert_ne!(outcomes[0].0, Some(0), "{flags:?} refused");
+        assert!(
+            outcomes.windows(2).all(|pair| pair[0] == pair[1]),
+            "{flags:?}: {outcomes:?}"
+        );
+    }
+    for flags in [&["-n", "1048576"][..], &["-f", "1.001"], &["-f", "100"]] {
+        for kind in kinds {
+            let server = start(*kind, flags);
+            let mut c = server.connect();
+            for size in [0, 100, 20_000, 500_000] {
+                let reply = store(&mut c, "set", "x", size, b'x');
+                assert_eq!(reply, "STORED\r\n", "[{}] {flags:?} {size}", c.label);
+                assert_eq!(get(&mut c, "x").map(|v| v.len()), Some(size));
+            }
+        }
+    }
+}
