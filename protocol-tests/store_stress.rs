@@ -54,6 +54,28 @@ fn large_sets_in_a_row_all_fit_after_eviction() {
     }
 }
 
+/// The same from four connections at once, mixing large and small values, so shards
+/// free memory for each other while they are busy themselves.
+#[test]
+fn concurrent_mixed_sets_never_run_out_of_memory() {
+    for server in servers(&["-m", "16", "-t", "4"]) {
+        std::thread::scope(|scope| {
+            for worker in 0..4usize {
+                let server = &server;
+                scope.spawn(move || {
+                    let mut c = server.connect();
+                    for i in 0..60 {
+                        let len = [1_000_000, 300_000, 5_000, 100][(i + worker) % 4];
+                        let key = format!("w{worker}_{i}");
+                        let reply = store(&mut c, "set", &key, len, b'c');
+                        assert_eq!(reply, "STORED\r\n", "[{}] {key} {len}", c.label);
+                    }
+                });
+            }
+        });
+    }
+}
+
 /// Issue #10: values grown to about 630 KB by alternating append and prepend, many keys
 /// in turn, so memory is full of chains and each step needs room for the old and the new
 /// value at once. An evicted chain answers `NOT_STORED` and starts again; no step may

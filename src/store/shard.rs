@@ -621,7 +621,6 @@ impl Shard {
                 }
                 state |= STALE;
             }
-            self.counters.cas_hits += 1;
         }
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
@@ -651,7 +650,14 @@ impl Shard {
             (None, _) => [value, &[]],
         };
         match self.put(key, hash, flags, exptime, &parts, now, state) {
-            Ok(cas) => StoreOutcome::Stored(cas),
+            Ok(cas) => {
+                // Counted once stored, as memcached (which allocates before comparing),
+                // and so a store retried for memory counts once.
+                if compare.is_some() {
+                    self.counters.cas_hits += 1;
+                }
+                StoreOutcome::Stored(cas)
+            }
             Err(OutOfMemory) => {
                 self.counters.store_no_memory += 1;
                 StoreOutcome::OutOfMemory
