@@ -357,14 +357,14 @@ impl Store {
     /// down to it at once, oldest items first across shards.
     pub fn set_memory_limit(&self, bytes: usize) {
         self.budget.set_limit(bytes);
-        self.free_room(None, 0);
+        self.free_room(0);
     }
 
-    /// Runs an operation that may allocate in `shard`. When the shard found no memory of
-    /// its own while others hold some, memory is freed in the other shards (never two
-    /// shard locks held at once) and the operation runs again. A retried operation
-    /// changed nothing the first time: an allocation fails before anything is unlinked
-    /// or written.
+    /// Runs an operation that may allocate in `shard`. When the shard found no room while
+    /// other shards hold part of the budget, its lock is released, memory is freed by
+    /// age across all shards (never two shard locks held at once) and the operation runs
+    /// again. A failed attempt may have evicted items but wrote nothing, so running it
+    /// again is safe.
     fn with_room<T>(&self, shard: usize, mut operation: impl FnMut(&mut Shard) -> T) -> T {
         let mut attempts = 0;
         loop {
@@ -375,21 +375,20 @@ impl Store {
             };
             drop(guard);
             attempts += 1;
-            if attempts == ROOM_ATTEMPTS || !self.free_room(Some(shard), wanted.bytes) {
+            if attempts == ROOM_ATTEMPTS || !self.free_room(wanted.bytes) {
                 self.lock(shard).count_out_of_memory(wanted.class);
                 return result;
             }
         }
     }
 
-    /// Frees memory in every shard but `except` until `bytes` more fit under the limit:
-    /// first pages without live items, then the oldest data of the shard whose least
-    /// recently used item is oldest. One shard lock at a time. False if that much could
-    /// not be freed.
-    fn free_room(&self, except: Option<usize>, bytes: usize) -> bool {
+    /// Frees memory until `bytes` more fit under the limit: first pages without live
+    /// items in any shard, then the oldest data of the shard whose least recently used
+    /// item is oldest. One shard lock at a time. False if that much could not be freed.
+    fn free_room(&self, bytes: usize) -> bool {
         let fits = || self.budget.used() + bytes <= self.budget.limit();
-        let others = || (0..self.shards.len()).filter(move |&shard| Some(shard) != except);
-        for shard in others() {
+        let all = || 0..self.shards.len();
+        for shard in all() {
             if fits() {
                 return true;
             }
@@ -398,7 +397,7 @@ impl Store {
         while !fits() {
             // Ages are whole seconds; within a tie the shard holding most gives back
             // first, so all shards shrink alike and the newest items everywhere stay.
-            let oldest = others()
+            let oldest = all()
                 .filter_map(|shard| {
                     let guard = self.lock(shard);
                     let age = guard.oldest_access()?;

@@ -29,8 +29,8 @@ pub struct Now {
 pub struct OutOfMemory;
 
 /// What a failed allocation needed while other shards held part of the shared budget:
-/// the store frees that much elsewhere and retries, so a shard with nothing of its own
-/// to evict never fails while the memory could be evicted (issue #10).
+/// the store frees that much by age across all shards and retries, so a shard never
+/// fails while memory elsewhere could be evicted (issue #10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomWanted {
     /// Bytes that must fit under the limit: a page, or a large item's footprint.
@@ -382,12 +382,16 @@ impl Shard {
         self.memory.classes[class].out_of_memory += 1;
     }
 
+    /// True when part of the shared budget is held by other shards.
+    fn others_hold_memory(&self) -> bool {
+        self.memory.budget().used() > self.memory.used + self.index_charge
+    }
+
     /// An allocation of `class` needing `bytes` found no room in this shard: final if
     /// this shard holds the whole budget, otherwise a note for the store to free
     /// memory in other shards and try again.
     fn no_room(&mut self, class: usize, bytes: usize) -> OutOfMemory {
-        let own = self.memory.used + self.index_charge;
-        if self.memory.budget().used() > own {
+        if self.others_hold_memory() {
             self.room_wanted = Some(RoomWanted { bytes, class });
         } else {
             self.count_out_of_memory(class);
@@ -779,7 +783,10 @@ impl Shard {
             self.memory.detach_page(page);
             return Ok(());
         }
-        if !self.evictions_enabled {
+        // A large item needs much room at once. While other shards hold memory, the store
+        // evicts by age across all shards (this one included) instead of this shard
+        // evicting its own items, which may be the youngest in the cache.
+        if !self.evictions_enabled || self.others_hold_memory() {
             return Err(self.no_room(large, footprint));
         }
         match self.oldest_tail_class(large) {
