@@ -22,6 +22,7 @@ mod restart;
 mod sasl;
 mod sessions;
 mod startup;
+mod store_stress;
 mod tls;
 mod twemproxy;
 mod udp;

@@ -72,16 +72,18 @@ pub struct Args {
     )]
     pub max_reqs_per_event: i64,
     /// Growth factor between slab classes.
-    #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
-    pub slab_growth_factor: f64,
+    /// Read like memcached's `atof`: text that is no number is 0 and refused with its
+    /// message, not with a parser error.
+    #[arg(short = 'f', long = "slab-growth-factor", default_value = "1.25")]
+    pub slab_growth_factor: String,
     /// Minimum space for key, value and flags in the smallest class.
     #[arg(
         short = 'n',
         long = "slab-min-size",
-        default_value_t = 48,
-        allow_negative_numbers = true
+        default_value = "48",
+        allow_hyphen_values = true
     )]
-    pub slab_min_size: i64,
+    pub slab_min_size: String,
     /// Prefix delimiter for `stats detail` (memcached's -D).
     #[arg(short = 'D', default_value = ":")]
     pub prefix_delimiter: String,
@@ -134,18 +136,47 @@ pub struct Args {
 
 /// Why the server refuses to start; printed and turned into a non-zero exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    /// memcached's message for the same refusal.
+    pub message: String,
+    /// memcached's exit status for it, so supervisors and scripts see the same code.
+    pub exit_status: u8,
+}
+
+/// memcached's exit status for most refused command lines (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// memcached's exit status for a number out of range while it parses options
+/// (`-c`, `-t`, `-R`, `-f`, `-n`).
+const EXIT_OUT_OF_RANGE: u8 = 1;
+
+impl ConfigError {
+    /// A refusal with memcached's usage exit status (64).
+    pub fn usage(message: impl Into<String>) -> Self {
+        ConfigError {
+            message: message.into(),
+            exit_status: EXIT_USAGE,
+        }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for ConfigError {}
 
 fn refuse<T>(message: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(message.into()))
+    Err(ConfigError::usage(message))
+}
+
+/// A refusal memcached makes while parsing options, exiting 1 rather than 64.
+fn refuse_out_of_range<T>(message: &str) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        message: message.into(),
+        exit_status: EXIT_OUT_OF_RANGE,
+    })
 }
 
 /// TLS options (`-Z` with `-o ssl_chain_cert=...,ssl_key=...`), memcached's names.
@@ -308,6 +339,16 @@ const TUNING_OPTIONS: &[&str] = &[
     "memory_file",
 ];
 
+/// The longest leading number of `text`, or 0, as C's `atoi`/`atof` read it.
+fn leading_number<T: std::str::FromStr + Default>(text: &str) -> T {
+    let text = text.trim_start();
+    (1..=text.len())
+        .rev()
+        .filter(|&end| text.is_char_boundary(end))
+        .find_map(|end| text[..end].parse().ok())
+        .unwrap_or_default()
+}
+
 /// Parses a size with an optional k/m/g suffix; `unit` scales a bare number.
 fn parse_size(text: &str, unit: usize) -> Option<usize> {
     let text = text.trim();
@@ -324,19 +365,23 @@ impl Settings {
     /// Validates the arguments the way memcached does at startup.
     pub fn from_args(args: &Args) -> Result<Settings, ConfigError> {
         if args.conn_limit <= 0 {
-            return refuse("Maximum connections must be greater than 0");
+            return refuse_out_of_range("Maximum connections must be greater than 0");
         }
         if args.threads <= 0 {
-            return refuse("Number of threads must be greater than 0");
+            return refuse_out_of_range("Number of threads must be greater than 0");
         }
         if args.max_reqs_per_event <= 0 {
-            return refuse("Number of requests per event must be greater than 0");
+            return refuse_out_of_range("Number of requests per event must be greater than 0");
         }
-        if args.slab_growth_factor <= 1.0 || !args.slab_growth_factor.is_finite() {
-            return refuse("Factor must be greater than 1");
+        let growth_factor = leading_number::<f64>(&args.slab_growth_factor);
+        if !(growth_factor > 1.0 && growth_factor.is_finite()) {
+            return refuse_out_of_range("Factor must be greater than 1");
         }
-        if args.slab_min_size <= 0 {
-            return refuse("Chunk size must be greater than 0");
+        // memcached takes any non-zero `-n`, but a negative one gives chunks too small
+        // for an item header (and `-n -48` crashes it): refused here.
+        let slab_min_size = leading_number::<i64>(&args.slab_min_size);
+        if slab_min_size <= 0 {
+            return refuse_out_of_range("Chunk size must be greater than 0");
         }
         let Some(memory_limit) = parse_size(&args.memory_limit, 1024 * 1024) else {
             return refuse(format!("Invalid memory limit: {}", args.memory_limit));
@@ -390,8 +435,8 @@ impl Settings {
             verbosity: args.verbose,
             backlog: args.listen_backlog.max(1),
             reqs_per_event: args.max_reqs_per_event as usize,
-            growth_factor: args.slab_growth_factor,
-            slab_min_size: args.slab_min_size as usize,
+            growth_factor,
+            slab_min_size: slab_min_size as usize,
             prefix_delimiter,
             auth: match &args.auth_file {
                 None => None,
@@ -548,7 +593,7 @@ mod tests {
 
     fn settings(line: &[&str]) -> Result<Settings, ConfigError> {
         let args = Args::try_parse_from(std::iter::once("ferrocached").chain(line.iter().copied()))
-            .map_err(|error| ConfigError(error.to_string()))?;
+            .map_err(|error| ConfigError::usage(error.to_string()))?;
         Settings::from_args(&args)
     }
 
@@ -575,11 +620,24 @@ mod tests {
             &["-B", "http"],
             &["-f", "1.0"],
             &["-n", "0"],
+            &["-n", "abc"],
+            &["-f", "abc"],
             &["-R", "0"],
             &["-o", "bogus"],
             &["-Q"],
         ] {
             assert!(settings(line).is_err(), "{line:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn slab_numbers_read_like_atoi_and_atof() {
+        let s = settings(&["-n", "1", "-f", "1.5x"]).unwrap();
+        assert_eq!((s.slab_min_size, s.growth_factor), (1, 1.5));
+        let s = settings(&["-n", "1048576", "-f", "100"]).unwrap();
+        assert_eq!((s.slab_min_size, s.growth_factor), (1 << 20, 100.0));
+        for (line, status) in [(&["-n", "0"], 1), (&["-f", "1"], 1), (&["-I", "1000"], 64)] {
+            assert_eq!(settings(line).unwrap_err().exit_status, status, "{line:?}");
         }
     }
 

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("{error}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(error.exit_status);
         }
     };
     let _pid_file = match ferrocached::process::prepare(&settings) {

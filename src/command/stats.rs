@@ -215,7 +215,7 @@ fn settings(ctx: &mut Context<'_>, out: &mut ReplyBuffer) {
     out.stat("tail_repair_time", 0);
     out.stat("flush_enabled", yes_no(s.flush_enabled));
     out.stat("dump_enabled", "yes");
-    out.stat("hash_algorithm", "foldhash");
+    out.stat("hash_algorithm", "siphash13");
     out.stat("lru_maintainer_thread", "no");
     out.stat("lru_segmented", "no");
     out.stat("hot_lru_pct", 20);

@@ -79,11 +79,15 @@ pub const PAGE_SIZE: usize = 256 * 1024;
 /// Items larger than this live in their own allocation and are sent without a copy.
 pub const SLAB_CHUNK_MAX: usize = 16 * 1024;
 
-/// Bits of a handle that index a chunk inside its page.
-const CHUNK_BITS: u32 = 12;
+/// Bits of a handle that index a chunk inside its page: enough for the smallest possible
+/// chunk (`HEADER_SIZE + 8` bytes, `-n 1`) to use a whole page.
+const CHUNK_BITS: u32 = 13;
 const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
 /// Handles with this bit set name a large item.
 const LARGE_BIT: u32 = 1 << 31;
+/// Pages one shard can address: the bits below `LARGE_BIT` left for the page index
+/// (64 GiB per shard).
+const MAX_PAGES: usize = (LARGE_BIT >> CHUNK_BITS) as usize;
 /// Class of a page that no class owns (free or returned).
 const NO_CLASS: usize = usize::MAX;
 
@@ -409,13 +413,18 @@ impl Memory {
         self.pages[page].used += 1;
     }
 
+    /// Chunks a page of `class` is cut into; never more than a handle can index.
+    fn chunks_per_page(&self, class: usize) -> u32 {
+        ((PAGE_SIZE / self.classes[class].chunk_size) as u32).min(1 << CHUNK_BITS)
+    }
+
     /// Takes a chunk of `class` without allocating a new page, if one is free.
     pub fn take_chunk(&mut self, class: usize) -> Option<Handle> {
         if let Some(handle) = self.classes[class].free.pop() {
             return Some(handle);
         }
         let (page, next) = self.classes[class].carving?;
-        let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+        let per_page = self.chunks_per_page(class);
         self.classes[class].carving = if next + 1 < per_page {
             Some((page, next + 1))
         } else {
@@ -426,9 +435,10 @@ impl Memory {
 
     /// Gives `class` a page: a free one, or a new one if the limit allows. False if neither.
     pub fn grow_class(&mut self, class: usize) -> bool {
+        let addressable = !self.dropped_pages.is_empty() || self.pages.len() < MAX_PAGES;
         let page = match self.free_pages.pop() {
             Some(page) => page,
-            None if self.budget.try_take(PAGE_SIZE) => {
+            None if addressable && self.budget.try_take(PAGE_SIZE) => {
                 let Some(memory) = PageMemory::map() else {
                     self.budget.give_back(PAGE_SIZE);
                     return false;
@@ -457,7 +467,7 @@ impl Memory {
         self.classes[class].pages += 1;
         // A class cuts one page at a time; a half-cut page's rest goes to the free list.
         if let Some((old, next)) = self.classes[class].carving.take() {
-            let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+            let per_page = self.chunks_per_page(class);
             self.classes[class]
                 .free
                 .extend((next..per_page).map(|chunk| old << CHUNK_BITS | chunk));
@@ -514,6 +524,13 @@ impl Memory {
         }
     }
 
+    /// Drops every page and large item and returns their bytes to the budget (a shard
+    /// rebuilt after a panic).
+    pub fn clear(&mut self, sizes: &SizeClasses) {
+        self.budget.give_back(self.used);
+        *self = Memory::new(sizes, self.budget.clone());
+    }
+
     /// The shared budget.
     pub fn budget(&self) -> &Budget {
         &self.budget
@@ -560,7 +577,7 @@ impl Memory {
     /// Live items in one page (the page mover evicts them all).
     pub fn live_in_page(&self, page: u32) -> Vec<Handle> {
         let class = self.pages[page as usize].class;
-        let per_page = (PAGE_SIZE / self.classes[class].chunk_size) as u32;
+        let per_page = self.chunks_per_page(class);
         let carved = match self.classes[class].carving {
             Some((carving, next)) if carving == page => next,
             _ => per_page,
@@ -574,6 +591,11 @@ impl Memory {
     /// Page of a paged item.
     pub fn page_of(handle: Handle) -> Option<u32> {
         (handle & LARGE_BIT == 0).then_some(handle >> CHUNK_BITS)
+    }
+
+    /// True when no live item is left in the page.
+    pub fn page_unused(&self, page: u32) -> bool {
+        self.pages[page as usize].used == 0
     }
 
     /// Takes an emptied page away from its class so another class can use it.

@@ -17,13 +17,18 @@ pub use shard::{
     MetaGet, MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
 };
 
-use foldhash::fast::RandomState;
+use std::cmp::Reverse;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::hash::RandomState;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Largest number of shards; more only adds per-shard page overhead.
 const MAX_SHARDS: usize = 64;
+
+/// How often one request frees memory in other shards and retries its allocation before
+/// it answers out of memory (other requests may take the freed room in between).
+const ROOM_ATTEMPTS: usize = 8;
 
 /// How the store is set up; filled from the command line.
 #[derive(Debug, Clone)]
@@ -84,6 +89,8 @@ pub struct Store {
     budget: Arc<Budget>,
     /// When a delayed flush_all comes due, the crawler sweeps every shard.
     pending_sweep: Mutex<Option<u32>>,
+    /// Shards emptied because a panic poisoned their lock.
+    shards_rebuilt: AtomicU64,
 }
 
 impl Store {
@@ -116,6 +123,7 @@ impl Store {
             evictions_enabled: config.evictions_enabled,
             budget,
             pending_sweep: Mutex::new(None),
+            shards_rebuilt: AtomicU64::new(0),
         }
     }
 
@@ -166,13 +174,31 @@ impl Store {
         (hash, ((hash >> 32) & self.shard_mask) as usize)
     }
 
-    /// Locks one shard. A poisoned lock means a panic mid-operation; the shard's data is
-    /// still structurally valid, so serving continues.
+    /// Locks one shard. A poisoned lock means a panic interrupted an operation halfway
+    /// (an LRU link or the index may be half written), so the shard is emptied before
+    /// anyone uses it again: its items are lost like evictions, the rest of the cache
+    /// keeps serving. Counted in `shards_rebuilt` and logged as an error.
     #[inline]
     pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
-        self.shards[shard]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        match self.shards[shard].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                let mut guard = poisoned.into_inner();
+                guard.rebuild();
+                self.shards[shard].clear_poison();
+                self.shards_rebuilt.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    shard,
+                    "a panic interrupted a store operation; shard emptied"
+                );
+                guard
+            }
+        }
+    }
+
+    /// Shards emptied after a panic since the start (see `lock`).
+    pub fn shards_rebuilt(&self) -> u64 {
+        self.shards_rebuilt.load(Ordering::Relaxed)
     }
 
     /// Reads an item (`get`), or reads it and sets a new expiry (`gat`).
@@ -213,7 +239,16 @@ impl Store {
     pub fn meta_get(&self, key: &[u8], options: MetaGet, visit: impl FnOnce(MetaView<'_>)) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
-        self.lock(shard).meta_get(key, hash, now, options, visit)
+        // A get that vivifies allocates; a failed allocation never calls `visit`, so a
+        // retry still has it.
+        let mut visit = Some(visit);
+        self.with_room(shard, |shard| {
+            shard.meta_get(key, hash, now, options, |view| {
+                if let Some(visit) = visit.take() {
+                    visit(view);
+                }
+            })
+        })
     }
 
     /// Meta set (`ms`): a store with an optional CAS check and invalidation.
@@ -237,8 +272,9 @@ impl Store {
             exptime: self.expiry(exptime),
             value,
         };
-        self.lock(shard)
-            .store_conditionally(mode, compare, invalidate, write, now)
+        self.with_room(shard, |shard| {
+            shard.store_conditionally(mode, compare, invalidate, write, now)
+        })
     }
 
     /// Meta delete (`md`).
@@ -260,7 +296,7 @@ impl Store {
     pub fn meta_arith(&self, key: &[u8], request: MetaArith) -> MetaArithOutcome {
         let (hash, shard) = self.locate(key);
         let now = self.now();
-        self.lock(shard).meta_arith(key, hash, now, request)
+        self.with_room(shard, |shard| shard.meta_arith(key, hash, now, request))
     }
 
     /// Stores a snapshot item with its CAS, absolute (server-time) expiry and last
@@ -277,9 +313,9 @@ impl Store {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         // A snapshot larger than -m keeps what fits; the rest is dropped like evictions.
-        let _ = self
-            .lock(shard)
-            .restore(key, hash, flags, expiry, cas, accessed, value, now);
+        let _ = self.with_room(shard, |shard| {
+            shard.restore(key, hash, flags, expiry, cas, accessed, value, now)
+        });
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).
@@ -306,7 +342,7 @@ impl Store {
     pub fn arith(&self, key: &[u8], incr: bool, delta: u64) -> ArithOutcome {
         let (hash, shard) = self.locate(key);
         let now = self.now();
-        self.lock(shard).arith(key, hash, now, incr, delta)
+        self.with_room(shard, |shard| shard.arith(key, hash, now, incr, delta))
     }
 
     /// flush_all: with no delay (or <= 0) everything stored so far disappears now; with a
@@ -334,9 +370,65 @@ impl Store {
         }
     }
 
-    /// Changes `-m` at runtime (`cache_memlimit`).
+    /// Changes `-m` at runtime (`cache_memlimit`). A limit below what is held evicts
+    /// down to it at once, oldest items first across shards.
     pub fn set_memory_limit(&self, bytes: usize) {
         self.budget.set_limit(bytes);
+        self.free_room(0);
+    }
+
+    /// Runs an operation that may allocate in `shard`. When the shard found no room while
+    /// other shards hold part of the budget, its lock is released, memory is freed by
+    /// age across all shards (never two shard locks held at once) and the operation runs
+    /// again. A failed attempt may have evicted items but wrote nothing, so running it
+    /// again is safe.
+    fn with_room<T>(&self, shard: usize, mut operation: impl FnMut(&mut Shard) -> T) -> T {
+        let mut attempts = 0;
+        loop {
+            let mut guard = self.lock(shard);
+            let result = operation(&mut guard);
+            let Some(wanted) = guard.take_room_wanted() else {
+                return result;
+            };
+            drop(guard);
+            attempts += 1;
+            if attempts == ROOM_ATTEMPTS || !self.free_room(wanted.bytes) {
+                self.lock(shard).count_out_of_memory(wanted.class);
+                return result;
+            }
+        }
+    }
+
+    /// Frees memory until `bytes` more fit under the limit: first pages without live
+    /// items in any shard, then the oldest data of the shard whose least recently used
+    /// item is oldest. One shard lock at a time. False if that much could not be freed.
+    fn free_room(&self, bytes: usize) -> bool {
+        let fits = || self.budget.used() + bytes <= self.budget.limit();
+        let all = || 0..self.shards.len();
+        for shard in all() {
+            if fits() {
+                return true;
+            }
+            self.lock(shard).give_back_free_pages();
+        }
+        while !fits() {
+            // Ages are whole seconds; within a tie the shard holding most gives back
+            // first, so all shards shrink alike and the newest items everywhere stay.
+            let oldest = all()
+                .filter_map(|shard| {
+                    let guard = self.lock(shard);
+                    let age = guard.oldest_access()?;
+                    Some((age, Reverse(guard.memory.used), shard))
+                })
+                .min();
+            let Some((_, _, victim)) = oldest else {
+                return false;
+            };
+            if !self.lock(victim).give_back_memory() {
+                return false;
+            }
+        }
+        true
     }
 
     /// One crawler pass step over every shard: frees dead items a few pages at a time.
@@ -386,5 +478,108 @@ impl Store {
         for shard in 0..self.shards.len() {
             visit(&self.lock(shard));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn store_of(megabytes: usize, evictions_enabled: bool) -> Store {
+        let config = StoreConfig {
+            memory_limit: megabytes * MIB,
+            threads: 4,
+            evictions_enabled,
+            ..StoreConfig::default()
+        };
+        Store::new(&config, Arc::new(Clock::new()))
+    }
+
+    #[test]
+    fn a_shard_without_old_items_gets_room_from_the_others() {
+        let store = store_of(16, true);
+        assert!(store.shard_count() > 1);
+        let value = vec![b'v'; 1_000_000];
+        for i in 0..60 {
+            let outcome = store.store(StoreMode::Set, format!("big{i}").as_bytes(), 0, 0, &value);
+            assert!(
+                matches!(outcome, StoreOutcome::Stored(_)),
+                "set {i}: {outcome:?}"
+            );
+        }
+        assert!(store.memory_used() <= store.memory_limit());
+        assert!(store.counters().evictions > 0);
+    }
+
+    #[test]
+    fn disabled_evictions_still_fail_when_full() {
+        let store = store_of(16, false);
+        let value = vec![b'v'; 1_000_000];
+        let outcomes: Vec<_> = (0..30)
+            .map(|i| store.store(StoreMode::Set, format!("big{i}").as_bytes(), 0, 0, &value))
+            .collect();
+        assert!(outcomes.contains(&StoreOutcome::OutOfMemory));
+        assert_eq!(store.counters().evictions, 0);
+    }
+
+    #[test]
+    fn a_shard_poisoned_by_a_panic_is_emptied_before_use() {
+        let store = store_of(64, true);
+        store.store(StoreMode::Set, b"kept?", 0, 0, b"value");
+        let (_, shard) = store.locate(b"kept?");
+        let held_before = store.memory_used();
+        assert!(held_before > 0);
+        let poisoner = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _guard = store.lock(shard);
+                    panic!("a bug in the middle of an operation");
+                })
+                .join()
+        });
+        assert!(poisoner.is_err());
+        assert!(
+            !store.fetch(b"kept?", None, |_| {}),
+            "the shard was emptied"
+        );
+        assert_eq!(store.shards_rebuilt(), 1);
+        assert!(store.memory_used() < held_before, "its memory went back");
+        assert!(matches!(
+            store.store(StoreMode::Set, b"kept?", 0, 0, b"again"),
+            StoreOutcome::Stored(_)
+        ));
+        assert!(store.fetch(b"kept?", None, |_| {}));
+        assert_eq!(store.shards_rebuilt(), 1, "the lock is healthy again");
+    }
+
+    #[test]
+    fn a_lowered_limit_evicts_down_to_it() {
+        let store = store_of(64, true);
+        let value = vec![b'v'; 10_000];
+        for i in 0..6000 {
+            store.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &value);
+        }
+        let before = store.counters().curr_items;
+        store.set_memory_limit(8 * MIB);
+        assert!(store.memory_used() <= 8 * MIB, "{}", store.memory_used());
+        let after = store.counters().curr_items;
+        assert!(
+            after < before && after as usize * 10_000 <= 8 * MIB,
+            "{before} -> {after}"
+        );
+        // Oldest first: the newest items stay, apart from a few that reused a chunk in
+        // an old page which a page mover emptied (as memcached's slab mover would).
+        let present = |range: std::ops::Range<usize>| {
+            range
+                .filter(|i| store.fetch(format!("k{i}").as_bytes(), None, |_| {}))
+                .count()
+        };
+        let (oldest, newest) = (present(0..100), present(5900..6000));
+        assert!(
+            oldest == 0 && newest >= 75,
+            "oldest {oldest}, newest {newest} of 100"
+        );
     }
 }

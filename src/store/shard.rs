@@ -5,11 +5,11 @@
 use super::item::{
     ACTIVE, FETCHED, Handle, Header, LIVE, NIL, STALE, item_size, memcached_item_size,
 };
-use super::memory::{Budget, Memory, SizeClasses, ValueRef};
+use super::memory::{Budget, Memory, PAGE_SIZE, SizeClasses, ValueRef};
 use bytes::{Bytes, BytesMut};
-use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
+use std::hash::RandomState;
 use std::sync::Arc;
 
 /// How many LRU-tail items get a second chance before one is evicted regardless.
@@ -27,6 +27,17 @@ pub struct Now {
 /// The memory could not hold the item (evictions disabled, or nothing left to evict).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfMemory;
+
+/// What a failed allocation needed while other shards held part of the shared budget:
+/// the store frees that much by age across all shards and retries, so a shard never
+/// fails while memory elsewhere could be evicted (issue #10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomWanted {
+    /// Bytes that must fit under the limit: a page, or a large item's footprint.
+    pub bytes: usize,
+    /// The class that ran out (its `outofmemory` counts a final failure).
+    pub class: usize,
+}
 
 /// How a storage command treats an existing item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,6 +245,8 @@ pub struct Shard {
     expiring: u64,
     /// A flush_all happened: the crawler sweeps the whole shard once.
     sweep_requested: bool,
+    /// Set by the last allocation when it failed although other shards hold memory.
+    room_wanted: Option<RoomWanted>,
     /// Counters reported by `stats`.
     pub counters: ShardCounters,
 }
@@ -262,8 +275,25 @@ impl Shard {
             index_charge: 0,
             expiring: 0,
             sweep_requested: false,
+            room_wanted: None,
             counters: ShardCounters::default(),
         }
+    }
+
+    /// Empties the shard after a panic interrupted an operation on it: an LRU list or
+    /// the index may be half updated, so nothing in it is trusted. Memory goes back to
+    /// the budget; CAS values keep counting up so no old CAS can match a new item.
+    pub fn rebuild(&mut self) {
+        self.memory.clear(&self.sizes);
+        self.memory.budget().give_back(self.index_charge);
+        self.index = HashTable::new();
+        self.index_charge = 0;
+        self.crawl_cursor = 0;
+        self.expiring = 0;
+        self.sweep_requested = false;
+        self.room_wanted = None;
+        self.counters.curr_items = 0;
+        self.counters.bytes = 0;
     }
 
     /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
@@ -288,26 +318,103 @@ impl Shard {
         self.index_charge = now;
     }
 
-    /// Returns whole pages to the budget while it is overdrawn (after the index grew or
-    /// the limit shrank). False if nothing more can be given back.
+    /// Returns whole pages to the budget while it is overdrawn (after the index grew).
     fn repay_budget(&mut self) {
-        while self.memory.budget().overdrawn() {
+        while self.memory.budget().overdrawn() && self.give_back_memory() {}
+    }
+
+    /// Returns every page that holds no live item to the budget; evicts nothing.
+    /// Returns the bytes given back.
+    pub fn give_back_free_pages(&mut self) -> usize {
+        let mut freed = 0;
+        loop {
             if self.memory.drop_free_page() {
+                freed += PAGE_SIZE;
                 continue;
             }
-            if let Some(page) = self.memory.empty_page_outside(usize::MAX) {
-                self.memory.detach_page(page);
-                continue;
-            }
-            if !self.evictions_enabled {
-                return;
-            }
-            match self.oldest_tail_class(self.memory.large_class()) {
-                Some(victim) if victim == self.memory.large_class() => self.evict_tail(victim),
-                Some(victim) => self.move_page_from(victim),
-                None => return,
+            match self.memory.empty_page_outside(usize::MAX) {
+                Some(page) => self.memory.detach_page(page),
+                None => return freed,
             }
         }
+    }
+
+    /// Gives one piece of memory back to the shared budget: a free page, or (with
+    /// evictions on) the oldest large item or the page holding the oldest small item.
+    /// False if nothing could be given back.
+    pub fn give_back_memory(&mut self) -> bool {
+        if self.give_back_free_pages() > 0 {
+            return true;
+        }
+        if !self.evictions_enabled {
+            return false;
+        }
+        let large = self.memory.large_class();
+        match self.oldest_tail_class(large) {
+            Some(victim) if victim == large => {
+                self.evict_tail(victim);
+            }
+            Some(victim) => self.free_page_of(victim),
+            None => return false,
+        }
+        true
+    }
+
+    /// Frees one page of a slab class for the budget: evicts from the LRU tail, oldest
+    /// first, until a page empties; if a page's worth of evictions emptied none (items
+    /// of all ages share pages), the page of the tail is emptied outright.
+    fn free_page_of(&mut self, class: usize) {
+        for _ in 0..PAGE_SIZE / self.memory.classes[class].chunk_size {
+            if self.memory.classes[class].tail == NIL {
+                return;
+            }
+            let evicted = self.evict_tail(class);
+            if let Some(page) = Memory::page_of(evicted)
+                && self.memory.page_unused(page)
+            {
+                self.memory.detach_page(page);
+                self.memory.drop_free_page();
+                return;
+            }
+        }
+        if self.memory.classes[class].tail != NIL {
+            self.move_page_from(class);
+            self.memory.drop_free_page();
+        }
+    }
+
+    /// Last access time of the shard's least recently used item: the store evicts from
+    /// the shard whose oldest item is oldest.
+    pub fn oldest_access(&self) -> Option<u32> {
+        let class = self.oldest_tail_class(self.memory.large_class())?;
+        Some(self.memory.header(self.memory.classes[class].tail).atime)
+    }
+
+    /// Takes the note left by an allocation that failed while other shards hold memory.
+    pub fn take_room_wanted(&mut self) -> Option<RoomWanted> {
+        self.room_wanted.take()
+    }
+
+    /// Counts a final allocation failure of `class` (`outofmemory` in `stats slabs`).
+    pub fn count_out_of_memory(&mut self, class: usize) {
+        self.memory.classes[class].out_of_memory += 1;
+    }
+
+    /// True when part of the shared budget is held by other shards.
+    fn others_hold_memory(&self) -> bool {
+        self.memory.budget().used() > self.memory.used + self.index_charge
+    }
+
+    /// An allocation of `class` needing `bytes` found no room in this shard: final if
+    /// this shard holds the whole budget, otherwise a note for the store to free
+    /// memory in other shards and try again.
+    fn no_room(&mut self, class: usize, bytes: usize) -> OutOfMemory {
+        if self.others_hold_memory() {
+            self.room_wanted = Some(RoomWanted { bytes, class });
+        } else {
+            self.count_out_of_memory(class);
+        }
+        OutOfMemory
     }
 
     fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
@@ -536,7 +643,6 @@ impl Shard {
                 }
                 state |= STALE;
             }
-            self.counters.cas_hits += 1;
         }
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
@@ -566,7 +672,14 @@ impl Shard {
             (None, _) => [value, &[]],
         };
         match self.put(key, hash, flags, exptime, &parts, now, state) {
-            Ok(cas) => StoreOutcome::Stored(cas),
+            Ok(cas) => {
+                // Counted once stored, as memcached (which allocates before comparing),
+                // and so a store retried for memory counts once.
+                if compare.is_some() {
+                    self.counters.cas_hits += 1;
+                }
+                StoreOutcome::Stored(cas)
+            }
             Err(OutOfMemory) => {
                 self.counters.store_no_memory += 1;
                 StoreOutcome::OutOfMemory
@@ -586,6 +699,7 @@ impl Shard {
         now: Now,
         extra_state: u8,
     ) -> Result<u64, OutOfMemory> {
+        self.room_wanted = None;
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
         let total = item_size(key.len(), value_len);
         let cas = self.new_cas();
@@ -617,7 +731,8 @@ impl Shard {
                     if let Some(handle) = self.memory.insert_large(header, key, value.clone()) {
                         break handle;
                     }
-                    self.make_room_for_large(now)?;
+                    let footprint = super::memory::large_footprint(key.len(), value_len);
+                    self.make_room_for_large(footprint, now)?;
                 }
             }
         };
@@ -660,24 +775,24 @@ impl Shard {
                 continue;
             }
             if !self.evictions_enabled {
-                self.memory.classes[class].out_of_memory += 1;
-                return Err(OutOfMemory);
+                return Err(self.no_room(class, PAGE_SIZE));
             }
             match self.oldest_tail_class(class) {
-                Some(victim) if victim == class => self.evict_tail(class),
-                Some(victim) if victim == self.memory.large_class() => self.evict_tail(victim),
-                Some(victim) => self.move_page_from(victim),
-                None => {
-                    self.memory.classes[class].out_of_memory += 1;
-                    return Err(OutOfMemory);
+                Some(victim) if victim == class => {
+                    self.evict_tail(class);
                 }
+                Some(victim) if victim == self.memory.large_class() => {
+                    self.evict_tail(victim);
+                }
+                Some(victim) => self.move_page_from(victim),
+                None => return Err(self.no_room(class, PAGE_SIZE)),
             }
         }
     }
 
-    /// Gives one piece of memory back to the budget so a large item may fit: a free page,
-    /// a dead item, or else the oldest data.
-    fn make_room_for_large(&mut self, now: Now) -> Result<(), OutOfMemory> {
+    /// Gives one piece of memory back to the budget so a large item of `footprint`
+    /// bytes may fit: a free page, a dead item, or else the oldest data.
+    fn make_room_for_large(&mut self, footprint: usize, now: Now) -> Result<(), OutOfMemory> {
         let large = self.memory.large_class();
         if self.memory.drop_free_page() || self.reclaim_dead_tail(large, now) {
             return Ok(());
@@ -686,17 +801,18 @@ impl Shard {
             self.memory.detach_page(page);
             return Ok(());
         }
-        if !self.evictions_enabled {
-            self.memory.classes[large].out_of_memory += 1;
-            return Err(OutOfMemory);
+        // A large item needs much room at once. While other shards hold memory, the store
+        // evicts by age across all shards (this one included) instead of this shard
+        // evicting its own items, which may be the youngest in the cache.
+        if !self.evictions_enabled || self.others_hold_memory() {
+            return Err(self.no_room(large, footprint));
         }
         match self.oldest_tail_class(large) {
-            Some(victim) if victim == large => self.evict_tail(large),
-            Some(victim) => self.move_page_from(victim),
-            None => {
-                self.memory.classes[large].out_of_memory += 1;
-                return Err(OutOfMemory);
+            Some(victim) if victim == large => {
+                self.evict_tail(large);
             }
+            Some(victim) => self.move_page_from(victim),
+            None => return Err(self.no_room(large, footprint)),
         }
         Ok(())
     }
@@ -746,7 +862,8 @@ impl Shard {
     }
 
     /// Evicts the LRU tail of a class, giving recently read items a second chance.
-    fn evict_tail(&mut self, class: usize) {
+    /// Returns the evicted item's (now free) handle.
+    fn evict_tail(&mut self, class: usize) -> Handle {
         for _ in 0..SECOND_CHANCES {
             let tail = self.memory.classes[class].tail;
             if self.memory.header(tail).state & ACTIVE == 0 {
@@ -758,6 +875,7 @@ impl Shard {
         }
         let victim = self.memory.classes[class].tail;
         self.evict(victim);
+        victim
     }
 
     fn evict(&mut self, handle: Handle) {

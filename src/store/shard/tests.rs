@@ -326,3 +326,35 @@ fn cachedump_lists_live_items() {
     assert_eq!(items[0].key, b"b");
     assert_eq!((items[0].size, items[0].exptime), (2, 50));
 }
+
+#[test]
+fn the_smallest_chunks_fill_whole_pages_without_overflowing_handles() {
+    // `-n 1`: 56-byte chunks, 4,681 to a 256 KiB page (more than 12 handle bits held).
+    let mut shard = Shard::new(
+        SizeClasses::new(1, 1.25),
+        Arc::new(Budget::new(64 * MIB)),
+        RandomState::default(),
+        true,
+        true,
+        MIB,
+    );
+    let hasher = shard.hasher.clone();
+    let count = 3 * PAGE_SIZE / 56;
+    for i in 0..count {
+        let key = format!("{i}");
+        let hash = hasher.hash_one(key.as_bytes());
+        let outcome = shard.store(StoreMode::Set, key.as_bytes(), hash, 0, 0, b"", at(10));
+        assert!(matches!(outcome, StoreOutcome::Stored(_)), "set {i}");
+    }
+    for i in 0..count {
+        let key = format!("{i}");
+        let hash = hasher.hash_one(key.as_bytes());
+        let mut seen = None;
+        shard.fetch(key.as_bytes(), hash, at(10), None, |item| {
+            seen = Some(item.key.to_vec());
+        });
+        assert_eq!(seen.as_deref(), Some(key.as_bytes()), "get {i}");
+    }
+    assert_eq!(shard.counters.curr_items, count as u64);
+    assert_eq!(shard.counters.evictions, 0);
+}
