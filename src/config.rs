@@ -539,7 +539,7 @@ impl Settings {
             "read_buf_mem_limit" if value.is_empty() => {
                 return refuse("Missing read_buf_mem_limit argument");
             }
-            "read_buf_mem_limit" => match crate::protocol::numbers::strtoul32(value.as_bytes()) {
+            "read_buf_mem_limit" => match crate::numbers::strtoul32(value.as_bytes()) {
                 Some(megabytes) => self.read_buf_mem_limit = megabytes as usize * 1024 * 1024,
                 None => return refuse("could not parse argument to read_buf_mem_limit"),
             },

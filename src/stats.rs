@@ -1,6 +1,14 @@
 //! Server-wide counters. Item counters live in the shards (they change under the shard
-//! lock anyway); connection-level counters are collected per connection and folded into
-//! these atomics once per batch, so the hot path touches no shared cache line per request.
+//! lock anyway); connection-level counters are plain integers of each connection, folded
+//! into these shared atomics once per batch (after the batch's replies are written), so
+//! a pipelined batch costs a few atomic adds whatever its length. A connection sending
+//! one request per batch still pays those adds (one per non-zero counter: typically
+//! `cmd_*`, `bytes_read`, `bytes_written`) per request.
+//!
+//! [`snapshot::Snapshot`] reads all of them, with the store's figures, into one typed
+//! value that `stats`, binary STAT and `/metrics` render.
+
+pub mod snapshot;
 
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -216,16 +224,19 @@ pub fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
-/// CPU time of the process as (user, system) `seconds.microseconds` strings.
-pub fn rusage() -> (String, String) {
+/// CPU time of the process as (user, system).
+pub fn rusage() -> (snapshot::CpuTime, snapshot::CpuTime) {
     // SAFETY: getrusage fills the zeroed struct; RUSAGE_SELF is always valid.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
     };
-    let format = |time: libc::timeval| format!("{}.{:06}", time.tv_sec, time.tv_usec);
-    (format(usage.ru_utime), format(usage.ru_stime))
+    let cpu = |time: libc::timeval| snapshot::CpuTime {
+        seconds: time.tv_sec,
+        micros: time.tv_usec,
+    };
+    (cpu(usage.ru_utime), cpu(usage.ru_stime))
 }
 
 #[cfg(test)]

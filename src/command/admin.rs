@@ -82,39 +82,32 @@ pub fn cache_memlimit(
 /// `lru_crawler metadump`: one line per live item, as memcached-tool's `dump` and
 /// `keys` read it; keys are percent-encoded like memcached's.
 pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
-    let now = ctx.store.now();
     let started = ctx.store.clock().process_started();
-    ctx.store.for_each_shard(|shard| {
-        shard.for_each_live(now, |key, header, class| {
-            out.push(b"key=");
-            for &byte in key {
-                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                    out.push(&[byte]);
-                } else {
-                    out.push(format!("%{byte:02X}").as_bytes());
-                }
-            }
-            let expires = if header.exptime == 0 {
-                -1
+    ctx.store.for_each_live(|item| {
+        out.push(b"key=");
+        for &byte in item.key {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                out.push(&[byte]);
             } else {
-                i64::from(header.exptime) + started
-            };
-            let size =
-                crate::store::item::item_size(header.key_len as usize, header.value_len as usize);
-            out.push(
-                format!(
-                    " exp={expires} la={} cas={} fetch={} cls={class} size={size}\n",
-                    i64::from(header.atime) + started,
-                    header.cas,
-                    if header.state & crate::store::item::FETCHED != 0 {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                )
-                .as_bytes(),
-            );
-        });
+                out.push(format!("%{byte:02X}").as_bytes());
+            }
+        }
+        let expires = if item.exptime == 0 {
+            -1
+        } else {
+            i64::from(item.exptime) + started
+        };
+        out.push(
+            format!(
+                " exp={expires} la={} cas={} fetch={} cls={} size={}\n",
+                i64::from(item.accessed) + started,
+                item.cas,
+                if item.fetched { "yes" } else { "no" },
+                item.class,
+                item.size,
+            )
+            .as_bytes(),
+        );
     });
     out.reply(Reply::End);
     Flow::Continue

@@ -7,7 +7,7 @@ pub mod binary;
 mod delete;
 mod meta;
 mod retrieval;
-mod stats;
+pub mod stats;
 mod storage;
 mod touch;
 
@@ -130,8 +130,8 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
     }
 }
 
-/// A `stats` group as (name, value) pairs: the binary protocol's STAT and the Prometheus
-/// exporter read the very lines the text protocol prints. `None` for an unknown group.
+/// A `stats` group as (name, value) pairs for the binary protocol's STAT, rendered from
+/// the same typed figures as the text lines. `None` for a group that answers otherwise.
 pub fn stats_pairs(
     store: &Store,
     settings: &Settings,
@@ -139,30 +139,7 @@ pub fn stats_pairs(
     tls: Option<&crate::server::tls::TlsState>,
     group: crate::protocol::StatsGroup<'_>,
 ) -> Option<Vec<(String, String)>> {
-    let mut counters = ConnCounters::default();
-    let mut ctx = Context {
-        store,
-        settings,
-        stats,
-        counters: &mut counters,
-        tls,
-        reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
-    };
-    let mut text = ReplyBuffer::new();
-    stats::stats(&mut ctx, &mut text, group);
-    let text = String::from_utf8_lossy(&text.to_vec()).into_owned();
-    let mut pairs = Vec::new();
-    for line in text.split("\r\n").filter(|line| !line.is_empty()) {
-        match line.strip_prefix("STAT ") {
-            Some(rest) => {
-                let (name, value) = rest.split_once(' ').unwrap_or((rest, ""));
-                pairs.push((name.to_string(), value.to_string()));
-            }
-            None if line == "END" || line == "RESET" || line == "OK" => {}
-            None => return None,
-        }
-    }
-    Some(pairs)
+    stats::pairs(store, settings, stats, tls, group)
 }
 
 /// Appends an error unless `noreply` was given (memcached suppresses errors too).

@@ -3,10 +3,10 @@
 //! flags per command with memcached 1.6.18's exact error strings; execution lives in
 //! `command/meta.rs`.
 
-use super::numbers::{strtol32, strtoul32, strtoull};
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::ProtocolError;
 use super::request::Request;
+use crate::numbers::{strtol32, strtoul32, strtoull};
 use std::borrow::Cow;
 
 /// memcached's token limit per line.

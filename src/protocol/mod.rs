@@ -3,7 +3,6 @@
 
 pub mod binary;
 pub mod meta;
-pub mod numbers;
 pub mod parse;
 pub mod reply;
 pub mod request;

@@ -4,10 +4,10 @@
 //! dropped), tokens are separated by spaces, the token count picks `ERROR` versus
 //! `CLIENT_ERROR`, and `noreply` is recognised only as the last token.
 
-use super::numbers::{strtol32, strtoul32, strtoull};
 use super::reply::ProtocolError;
 use super::request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
-use crate::store::item::memcached_item_size;
+use crate::limits::memcached_item_size;
+use crate::numbers::{strtol32, strtoul32, strtoull};
 
 /// Longest key memcached accepts.
 pub const KEY_MAX_LENGTH: usize = 250;

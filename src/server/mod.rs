@@ -160,11 +160,17 @@ pub async fn run(
         tasks.spawn(snapshot_periodically(shared.clone(), stop.clone()));
     }
     if let Some(listener) = metrics_listener {
-        tasks.spawn(crate::metrics::serve(
-            shared.clone(),
-            listener,
-            stop.clone(),
-        ));
+        let source = shared.clone();
+        let source: crate::metrics::SnapshotSource = Arc::new(move || {
+            let shared = &source;
+            crate::command::stats::snapshot(
+                &shared.store,
+                &shared.settings,
+                &shared.stats,
+                shared.tls.as_ref(),
+            )
+        });
+        tasks.spawn(crate::metrics::serve(listener, stop.clone(), source));
     }
     for socket in udp_sockets {
         tasks.spawn(udp::serve(shared.clone(), socket, stop.clone()));

@@ -55,13 +55,6 @@ pub fn item_size(key_len: usize, value_len: usize) -> usize {
     HEADER_SIZE + key_len + value_len
 }
 
-/// Size memcached charges an item against `-I` (its `item_size_ok`): a 48-byte header,
-/// 8 more with CAS, the key and its NUL, the value and its CRLF. Using the same formula
-/// makes the largest storable value identical to memcached's.
-pub fn memcached_item_size(key_len: usize, value_len: usize, cas_enabled: bool) -> usize {
-    48 + if cas_enabled { 8 } else { 0 } + key_len + 1 + value_len + 2
-}
-
 impl Header {
     /// True when the item's exptime has passed at server time `now`.
     #[inline]

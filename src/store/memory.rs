@@ -1,11 +1,12 @@
-//! Slab memory of one shard: 1 MiB pages cut into fixed-size chunks by size class, plus
-//! large items in allocations of their own, and one LRU list per class.
+//! Slab memory of one shard: 256 KiB pages (`PAGE_SIZE`) cut into fixed-size chunks by
+//! size class, plus large items in allocations of their own, and one LRU list per class.
 //!
 //! This is memcached's slab allocator in miniature. Every byte a shard holds is a page or
 //! a large item, both taken from one budget shared by all shards (`-m`), so the process
-//! size follows the limit while a shard with few items never starves for pages. Pages move between classes when another class holds older data
-//! (see `Shard::make_room`), so a change in value sizes never starves a class
-//! ("slab calcification").
+//! size follows the limit while a shard with few items never starves for pages. Pages
+//! move between classes when another class holds older data (the page mover in
+//! `shard/eviction.rs`, reached from `Shard::chunk_for`), so a change in value sizes never
+//! starves a class ("slab calcification").
 
 use super::item::{FETCHED, HEADER_SIZE, Handle, Header, NIL};
 use bytes::Bytes;
@@ -229,10 +230,15 @@ pub enum ValueRef<'a> {
     Shared(&'a Bytes),
 }
 
-impl ValueRef<'_> {
+impl<'a> ValueRef<'a> {
     /// The value's bytes.
     pub fn as_slice(&self) -> &[u8] {
-        match self {
+        self.bytes()
+    }
+
+    /// The value's bytes, for as long as the item is borrowed.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        match *self {
             ValueRef::Inline(bytes) => bytes,
             ValueRef::Shared(bytes) => bytes,
         }
@@ -246,9 +252,9 @@ pub struct Memory {
     dropped_pages: Vec<u32>,
     large: Slab<LargeItem>,
     /// Slab classes followed by the large-item class.
-    pub classes: Vec<ClassState>,
+    classes: Vec<ClassState>,
     /// Bytes this shard holds in pages and large items.
-    pub used: usize,
+    used: usize,
     budget: Arc<Budget>,
 }
 
@@ -279,6 +285,30 @@ impl Memory {
             used: 0,
             budget,
         }
+    }
+
+    /// One class's state (0-based; the last is the large-item class).
+    #[inline]
+    pub fn class(&self, class: usize) -> &ClassState {
+        &self.classes[class]
+    }
+
+    /// One class's state, for the shard to count evictions and reclaims in.
+    #[inline]
+    pub fn class_mut(&mut self, class: usize) -> &mut ClassState {
+        &mut self.classes[class]
+    }
+
+    /// Number of classes, the large-item class included.
+    #[inline]
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Bytes this shard holds in pages and large items (`total_malloced`).
+    #[inline]
+    pub fn held(&self) -> usize {
+        self.used
     }
 
     /// Index of the large-item class.

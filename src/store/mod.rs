@@ -3,19 +3,25 @@
 //! seed, so clients cannot aim all their keys at one shard.
 //!
 //! The store speaks in items and outcomes; it never formats wire text and never parses.
+//! Its internals (shards, slab memory, item headers) are private: what operators see
+//! comes out as the store's own types (`ShardCounters`, `ClassStats`, `DumpedItem`,
+//! `LiveItem`).
 
 pub mod clock;
-pub mod item;
-pub mod memory;
-pub mod shard;
+mod item;
+mod memory;
+mod shard;
 pub mod snapshot;
 
 pub use clock::Clock;
-pub use memory::{Budget, PAGE_SIZE, SizeClasses, ValueRef};
+pub use memory::{PAGE_SIZE, SLAB_CHUNK_MAX, ValueRef};
 pub use shard::{
-    ArithOutcome, DumpedItem, ItemCursor, ItemView, MetaArith, MetaArithOutcome, MetaDeleteOutcome,
-    MetaGet, MetaView, Now, OutOfMemory, Shard, ShardCounters, StoreMode, StoreOutcome, Write,
+    ArithOutcome, ClassStats, DumpedItem, ItemView, LiveItem, MetaArith, MetaArithOutcome,
+    MetaDeleteOutcome, MetaGet, MetaView, Now, ShardCounters, StoreMode, StoreOutcome,
 };
+
+use memory::{Budget, SizeClasses};
+use shard::{ItemCursor, Shard, Write};
 
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
@@ -142,11 +148,6 @@ impl Store {
         self.budget.used()
     }
 
-    /// Slab class sizes.
-    pub fn size_classes(&self) -> &SizeClasses {
-        &self.sizes
-    }
-
     /// Not `-M`: a full store evicts instead of refusing (a snapshot restore relies on
     /// it to keep the most recent items).
     pub fn evictions_enabled(&self) -> bool {
@@ -179,7 +180,7 @@ impl Store {
     /// anyone uses it again: its items are lost like evictions, the rest of the cache
     /// keeps serving. Counted in `shards_rebuilt` and logged as an error.
     #[inline]
-    pub fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         match self.shards[shard].lock() {
             Ok(guard) => guard,
             Err(poisoned) => {
@@ -418,7 +419,7 @@ impl Store {
                 .filter_map(|shard| {
                     let guard = self.lock(shard);
                     let age = guard.oldest_access()?;
-                    Some((age, Reverse(guard.memory.used), shard))
+                    Some((age, Reverse(guard.memory_held()), shard))
                 })
                 .min();
             let Some((_, _, victim)) = oldest else {
@@ -453,7 +454,7 @@ impl Store {
     /// Requests a full crawler sweep of every shard.
     pub fn sweep_all(&self) {
         for shard in 0..self.shards.len() {
-            self.lock(shard).sweep_now();
+            self.lock(shard).request_sweep();
         }
     }
 
@@ -461,7 +462,7 @@ impl Store {
     pub fn counters(&self) -> ShardCounters {
         let mut total = ShardCounters::default();
         for shard in 0..self.shards.len() {
-            total.add(&self.lock(shard).counters);
+            total.add(self.lock(shard).counters());
         }
         total
     }
@@ -469,14 +470,70 @@ impl Store {
     /// Zeroes the counters (`stats reset`).
     pub fn reset_counters(&self) {
         for shard in 0..self.shards.len() {
-            self.lock(shard).counters.reset();
+            self.lock(shard).reset_counters();
         }
     }
 
-    /// Runs `visit` on each shard in turn, under its lock (stats, cachedump).
-    pub fn for_each_shard(&self, mut visit: impl FnMut(&Shard)) {
+    /// Bytes of all shards' indexes (`hash_bytes`; charged against `-m`).
+    pub fn index_bytes(&self) -> usize {
+        (0..self.shards.len())
+            .map(|shard| self.lock(shard).index_bytes())
+            .sum()
+    }
+
+    /// Bytes all shards hold in pages and large items (`total_malloced`).
+    pub fn memory_held(&self) -> usize {
+        (0..self.shards.len())
+            .map(|shard| self.lock(shard).memory_held())
+            .sum()
+    }
+
+    /// Per-class figures summed over all shards: one entry per slab class, smallest
+    /// first, then the large-item class (chunk size 0).
+    pub fn class_stats(&self) -> Vec<ClassStats> {
+        let mut totals: Vec<ClassStats> = self
+            .sizes
+            .sizes()
+            .iter()
+            .chain(std::iter::once(&0))
+            .map(|&chunk_size| ClassStats {
+                chunk_size,
+                ..ClassStats::default()
+            })
+            .collect();
+        let now = self.clock.now();
         for shard in 0..self.shards.len() {
-            visit(&self.lock(shard));
+            self.lock(shard).add_class_stats(now, &mut totals);
+        }
+        totals
+    }
+
+    /// Number of classes `class_stats` reports (slab classes plus the large class);
+    /// class ids on the wire run from 1 to this.
+    pub fn class_count(&self) -> usize {
+        self.sizes.sizes().len() + 1
+    }
+
+    /// `stats cachedump`: live items of one class (1-based id) from each shard's most
+    /// recently stored end, up to `limit` items (0 = all). Empty for an unknown class.
+    pub fn cachedump(&self, class: usize, limit: usize) -> Vec<DumpedItem> {
+        let mut items = Vec::new();
+        if !(1..=self.class_count()).contains(&class) {
+            return items;
+        }
+        let now = self.now();
+        for shard in 0..self.shards.len() {
+            self.lock(shard)
+                .dump_class(class - 1, limit, now, &mut items);
+        }
+        items
+    }
+
+    /// Visits every live item (`lru_crawler metadump`), one shard lock at a time.
+    pub fn for_each_live(&self, mut visit: impl FnMut(LiveItem<'_>)) {
+        let now = self.now();
+        for shard in 0..self.shards.len() {
+            self.lock(shard).for_each_live(now, &mut visit);
         }
     }
 }

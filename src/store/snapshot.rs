@@ -222,28 +222,22 @@ fn save(
             let now: Now = store.now();
             let guard = store.lock(shard);
             let held = Instant::now();
-            guard.copy_items(
-                now,
-                &mut cursor,
-                BATCH_ITEMS,
-                BATCH_BYTES,
-                |key, header, value| {
-                    let expiry = if header.exptime == 0 {
-                        0
-                    } else {
-                        unix(header.exptime)
-                    };
-                    records.push(key.len() as u8);
-                    records.extend_from_slice(&header.flags.to_le_bytes());
-                    records.extend_from_slice(&expiry.to_le_bytes());
-                    records.extend_from_slice(&header.cas.to_le_bytes());
-                    records.extend_from_slice(&unix(header.atime).to_le_bytes());
-                    records.extend_from_slice(&(value.len() as u32).to_le_bytes());
-                    records.extend_from_slice(key);
-                    records.extend_from_slice(value);
-                    stats.items += 1;
-                },
-            );
+            guard.copy_items(now, &mut cursor, BATCH_ITEMS, BATCH_BYTES, |item| {
+                let expiry = if item.exptime == 0 {
+                    0
+                } else {
+                    unix(item.exptime)
+                };
+                records.push(item.key.len() as u8);
+                records.extend_from_slice(&item.flags.to_le_bytes());
+                records.extend_from_slice(&expiry.to_le_bytes());
+                records.extend_from_slice(&item.cas.to_le_bytes());
+                records.extend_from_slice(&unix(item.accessed).to_le_bytes());
+                records.extend_from_slice(&(item.value.len() as u32).to_le_bytes());
+                records.extend_from_slice(item.key);
+                records.extend_from_slice(item.value);
+                stats.items += 1;
+            });
             drop(guard);
             stats.longest_hold = stats.longest_hold.max(held.elapsed());
             out.write_all(&records)?;

@@ -1,4 +1,9 @@
-//! Number parsing with the exact acceptance rules of memcached's `safe_strto*` helpers,
+//! Decimal numbers as memcached reads and writes them, shared by the protocol (request
+//! fields), the store (incr/decr read and rewrite stored values) and configuration.
+//! A leaf module: it imports nothing from the crate, so neither layer depends on the other
+//! for it.
+//!
+//! Parsing follows the exact acceptance rules of memcached's `safe_strto*` helpers,
 //! including their quirks (flags wrap to 32 bits, exptime and length truncate to 32 bits),
 //! because clients and tests observe those rules on the wire.
 
@@ -85,6 +90,36 @@ pub fn strtol32(text: &[u8]) -> Option<i32> {
     Some(value as i32)
 }
 
+/// A u64 as decimal digits on the stack: incr/decr write the new number into a stored
+/// value under the shard lock, where an allocation per request would be wasted.
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    buffer: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// Formats `value` (at most 20 digits).
+    pub fn new(mut value: u64) -> Self {
+        let mut buffer = [0u8; 20];
+        let mut start = 20;
+        loop {
+            start -= 1;
+            buffer[start] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        Decimal { buffer, start }
+    }
+
+    /// The digits, most significant first.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +135,13 @@ mod tests {
         assert_eq!(strtoull(b"12x"), None);
         assert_eq!(strtoull(b""), None);
         assert_eq!(strtoull(b"x"), None);
+    }
+
+    #[test]
+    fn decimal_formats_like_display() {
+        for value in [0, 7, 10, 999, 1 << 40, u64::MAX] {
+            assert_eq!(Decimal::new(value).as_bytes(), value.to_string().as_bytes());
+        }
     }
 
     #[test]

@@ -1,0 +1,498 @@
+//! One typed snapshot of what `stats`, `stats items` and `stats slabs` report, taken
+//! from the store and the server counters at one moment. It is rendered three ways
+//! without any figure passing through text on the way: as `STAT` lines (text protocol),
+//! as binary STAT pairs (both from [`Snapshot::general`], [`Snapshot::items`] and
+//! [`Snapshot::slabs`], in memcached 1.6.18's names and order), and as Prometheus series
+//! (`crate::metrics`, which reads the typed fields).
+
+use super::{ServerStats, read};
+use crate::buffers::BufferStats;
+use crate::store::{ClassStats, ShardCounters, Store};
+use std::borrow::Cow;
+use std::fmt;
+
+/// A stat's value, printed as memcached prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatValue {
+    /// A count or size.
+    Count(u64),
+    /// A signed number (times, differences).
+    Signed(i64),
+    /// CPU time, printed `seconds.microseconds`.
+    Cpu(CpuTime),
+    /// Anything else (names, yes/no, formatted settings).
+    Text(Cow<'static, str>),
+}
+
+impl fmt::Display for StatValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatValue::Count(value) => value.fmt(f),
+            StatValue::Signed(value) => value.fmt(f),
+            StatValue::Cpu(time) => time.fmt(f),
+            StatValue::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+impl From<u64> for StatValue {
+    fn from(value: u64) -> Self {
+        StatValue::Count(value)
+    }
+}
+
+impl From<u32> for StatValue {
+    fn from(value: u32) -> Self {
+        StatValue::Count(value.into())
+    }
+}
+
+impl From<usize> for StatValue {
+    fn from(value: usize) -> Self {
+        StatValue::Count(value as u64)
+    }
+}
+
+impl From<i64> for StatValue {
+    fn from(value: i64) -> Self {
+        StatValue::Signed(value)
+    }
+}
+
+impl From<&'static str> for StatValue {
+    fn from(text: &'static str) -> Self {
+        StatValue::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for StatValue {
+    fn from(text: String) -> Self {
+        StatValue::Text(Cow::Owned(text))
+    }
+}
+
+/// Named stats in the order they are sent.
+pub type StatLines = Vec<(Cow<'static, str>, StatValue)>;
+
+/// CPU seconds as `getrusage` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTime {
+    /// Whole seconds.
+    pub seconds: i64,
+    /// Microseconds past them.
+    pub micros: i64,
+}
+
+impl CpuTime {
+    /// As fractional seconds (Prometheus).
+    pub fn as_secs_f64(&self) -> f64 {
+        self.seconds as f64 + self.micros as f64 / 1e6
+    }
+}
+
+impl fmt::Display for CpuTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.seconds, self.micros)
+    }
+}
+
+/// What the server knows that neither the store nor the counters do.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    /// The version string (`version`).
+    pub version: &'static str,
+    /// `-c`.
+    pub max_connections: usize,
+    /// `-t`.
+    pub threads: usize,
+    /// Seconds since the TLS certificates were loaded, when TLS is on.
+    pub since_cert_refresh: Option<i64>,
+    /// A UDP port is open (`udp_replies_dropped` is reported only then).
+    pub udp_enabled: bool,
+}
+
+/// The server-wide counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct ServerCounters {
+    pub curr_connections: u64,
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    pub connection_structures: u64,
+    pub cmd_get: u64,
+    pub cmd_set: u64,
+    pub cmd_flush: u64,
+    pub cmd_touch: u64,
+    pub cmd_meta: u64,
+    pub store_too_large: u64,
+    pub store_no_memory: u64,
+    pub auth_cmds: u64,
+    pub auth_errors: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub ssl_handshake_errors: u64,
+    pub udp_replies_dropped: u64,
+}
+
+impl ServerCounters {
+    /// Reads every counter of `stats` once.
+    pub fn read(stats: &ServerStats) -> Self {
+        ServerCounters {
+            curr_connections: read(&stats.curr_connections),
+            total_connections: read(&stats.total_connections),
+            rejected_connections: read(&stats.rejected_connections),
+            connection_structures: read(&stats.connection_structures),
+            cmd_get: read(&stats.cmd_get),
+            cmd_set: read(&stats.cmd_set),
+            cmd_flush: read(&stats.cmd_flush),
+            cmd_touch: read(&stats.cmd_touch),
+            cmd_meta: read(&stats.cmd_meta),
+            store_too_large: read(&stats.store_too_large),
+            store_no_memory: read(&stats.store_no_memory),
+            auth_cmds: read(&stats.auth_cmds),
+            auth_errors: read(&stats.auth_errors),
+            bytes_read: read(&stats.bytes_read),
+            bytes_written: read(&stats.bytes_written),
+            ssl_handshake_errors: read(&stats.ssl_handshake_errors),
+            udp_replies_dropped: read(&stats.udp_replies_dropped),
+        }
+    }
+}
+
+/// Every figure of `stats`, `stats items` and `stats slabs` at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Process id.
+    pub pid: u32,
+    /// Seconds since start.
+    pub uptime: u32,
+    /// Unix time now.
+    pub time: i64,
+    /// CPU time in user mode.
+    pub rusage_user: CpuTime,
+    /// CPU time in the kernel.
+    pub rusage_system: CpuTime,
+    /// What the server knows of itself.
+    pub facts: ServerFacts,
+    /// Connection and command counters.
+    pub server: ServerCounters,
+    /// Read buffers and reply windows.
+    pub buffers: BufferStats,
+    /// Item counters summed over the shards.
+    pub items: ShardCounters,
+    /// `-m` now (`limit_maxbytes`).
+    pub limit_maxbytes: usize,
+    /// Bytes of the index (`hash_bytes`).
+    pub hash_bytes: usize,
+    /// Per-class figures, the large-item class last.
+    pub classes: Vec<ClassStats>,
+    /// Bytes held in pages and large items (`total_malloced`).
+    pub malloced: usize,
+}
+
+/// Stats memcached reports that ferrocached has no mechanism for: always 0.
+const GENERAL_ZEROES_SLAB: [&str; 7] = [
+    "slab_reassign_rescues",
+    "slab_reassign_chunk_rescues",
+    "slab_reassign_evictions_nomem",
+    "slab_reassign_inline_reclaim",
+    "slab_reassign_busy_items",
+    "slab_reassign_busy_deletes",
+    "slab_reassign_running",
+];
+
+/// As above, reported after `malloc_fails`.
+const GENERAL_ZEROES_LOG: [&str; 7] = [
+    "log_worker_dropped",
+    "log_worker_written",
+    "log_watcher_skipped",
+    "log_watcher_sent",
+    "log_watchers",
+    "unexpected_napi_ids",
+    "round_robin_fallback",
+];
+
+/// As above, reported after `crawler_items_checked`.
+const GENERAL_ZEROES_LRU: [&str; 6] = [
+    "lrutail_reflocked",
+    "moves_to_cold",
+    "moves_to_warm",
+    "moves_within_lru",
+    "direct_reclaims",
+    "lru_bumps_dropped",
+];
+
+impl Snapshot {
+    /// Reads the store and the server counters. Each shard is locked once per kind of
+    /// figure, never two at a time.
+    pub fn collect(store: &Store, stats: &ServerStats, facts: ServerFacts) -> Self {
+        let clock = store.clock();
+        let (rusage_user, rusage_system) = super::rusage();
+        Snapshot {
+            pid: std::process::id(),
+            uptime: clock.now().saturating_sub(2),
+            time: clock.unix_now(),
+            rusage_user,
+            rusage_system,
+            facts,
+            server: ServerCounters::read(stats),
+            buffers: stats.buffers.stats(),
+            items: store.counters(),
+            limit_maxbytes: store.memory_limit(),
+            hash_bytes: store.index_bytes(),
+            classes: store.class_stats(),
+            malloced: store.memory_held(),
+        }
+    }
+
+    /// `hash_power_level`: the power of two memcached's table would have for this index.
+    fn hash_power(&self) -> u32 {
+        (self.hash_bytes.max(1) as f64 / 5.0)
+            .log2()
+            .ceil()
+            .max(16.0) as u32
+    }
+
+    /// `stats`, in memcached's order.
+    pub fn general(&self) -> StatLines {
+        let mut lines = StatLines::with_capacity(110);
+        let mut stat = |name: &'static str, value: StatValue| lines.push((name.into(), value));
+        let (server, items, buffers) = (&self.server, &self.items, &self.buffers);
+        stat("pid", self.pid.into());
+        stat("uptime", self.uptime.into());
+        stat("time", self.time.into());
+        stat("version", self.facts.version.into());
+        stat("libevent", "tokio".into());
+        stat("pointer_size", usize::BITS.into());
+        stat("rusage_user", StatValue::Cpu(self.rusage_user));
+        stat("rusage_system", StatValue::Cpu(self.rusage_system));
+        stat("max_connections", self.facts.max_connections.into());
+        stat("curr_connections", server.curr_connections.into());
+        stat("total_connections", server.total_connections.into());
+        stat("rejected_connections", server.rejected_connections.into());
+        stat("connection_structures", server.connection_structures.into());
+        stat("response_obj_oom", buffers.response_oom.into());
+        stat("response_obj_count", buffers.windows.into());
+        stat("response_obj_bytes", buffers.window_bytes.into());
+        stat("read_buf_count", buffers.read_buffers.into());
+        stat("read_buf_bytes", buffers.read_bytes.into());
+        stat("read_buf_bytes_free", buffers.read_bytes_free.into());
+        stat("read_buf_oom", buffers.read_oom.into());
+        stat("reserved_fds", 0u64.into());
+        stat("cmd_get", server.cmd_get.into());
+        stat("cmd_set", server.cmd_set.into());
+        stat("cmd_flush", server.cmd_flush.into());
+        stat("cmd_touch", server.cmd_touch.into());
+        stat("cmd_meta", server.cmd_meta.into());
+        stat("get_hits", items.get_hits.into());
+        stat("get_misses", items.get_misses.into());
+        stat("get_expired", items.get_expired.into());
+        stat("get_flushed", items.get_flushed.into());
+        stat("delete_misses", items.delete_misses.into());
+        stat("delete_hits", items.delete_hits.into());
+        stat("incr_misses", items.incr_misses.into());
+        stat("incr_hits", items.incr_hits.into());
+        stat("decr_misses", items.decr_misses.into());
+        stat("decr_hits", items.decr_hits.into());
+        stat("cas_misses", items.cas_misses.into());
+        stat("cas_hits", items.cas_hits.into());
+        stat("cas_badval", items.cas_badval.into());
+        stat("touch_hits", items.touch_hits.into());
+        stat("touch_misses", items.touch_misses.into());
+        stat("store_too_large", server.store_too_large.into());
+        stat("store_no_memory", server.store_no_memory.into());
+        stat("auth_cmds", server.auth_cmds.into());
+        stat("auth_errors", server.auth_errors.into());
+        stat("bytes_read", server.bytes_read.into());
+        stat("bytes_written", server.bytes_written.into());
+        stat("limit_maxbytes", self.limit_maxbytes.into());
+        stat("accepting_conns", 1u64.into());
+        stat("listen_disabled_num", 0u64.into());
+        stat("time_in_listen_disabled_us", 0u64.into());
+        stat("threads", self.facts.threads.into());
+        stat("conn_yields", 0u64.into());
+        stat("hash_power_level", self.hash_power().into());
+        stat("hash_bytes", self.hash_bytes.into());
+        stat("hash_is_expanding", 0u64.into());
+        for name in GENERAL_ZEROES_SLAB {
+            stat(name, 0u64.into());
+        }
+        stat("slabs_moved", items.slabs_moved.into());
+        stat("lru_crawler_running", 0u64.into());
+        stat("lru_crawler_starts", 0u64.into());
+        stat("lru_maintainer_juggles", 0u64.into());
+        stat("malloc_fails", 0u64.into());
+        for name in GENERAL_ZEROES_LOG {
+            stat(name, 0u64.into());
+        }
+        if let Some(since) = self.facts.since_cert_refresh {
+            stat("ssl_handshake_errors", server.ssl_handshake_errors.into());
+            stat("time_since_server_cert_refresh", since.into());
+        }
+        stat("bytes", items.bytes.into());
+        stat("curr_items", items.curr_items.into());
+        stat("total_items", items.total_items.into());
+        stat("slab_global_page_pool", 0u64.into());
+        stat("expired_unfetched", items.expired_unfetched.into());
+        stat("evicted_unfetched", items.evicted_unfetched.into());
+        stat("evicted_active", 0u64.into());
+        stat("evictions", items.evictions.into());
+        stat("reclaimed", items.reclaimed.into());
+        stat("crawler_reclaimed", items.crawler_reclaimed.into());
+        stat("crawler_items_checked", items.crawler_items_checked.into());
+        for name in GENERAL_ZEROES_LRU {
+            stat(name, 0u64.into());
+        }
+        if self.facts.udp_enabled {
+            stat("udp_replies_dropped", server.udp_replies_dropped.into());
+        }
+        lines
+    }
+
+    /// Classes that hold items, with their 1-based ids (`stats items`).
+    pub fn classes_with_items(&self) -> impl Iterator<Item = (usize, &ClassStats)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(_, class)| class.items > 0)
+            .map(|(index, class)| (index + 1, class))
+    }
+
+    /// Slab classes that own pages, with their 1-based ids (`stats slabs`; the
+    /// large-item class has no pages).
+    pub fn classes_with_pages(&self) -> impl Iterator<Item = (usize, &ClassStats)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(_, class)| class.pages > 0 && class.chunk_size > 0)
+            .map(|(index, class)| (index + 1, class))
+    }
+
+    /// `stats items`: per class with items, in memcached's field order.
+    pub fn items(&self) -> StatLines {
+        let mut lines = StatLines::new();
+        for (id, class) in self.classes_with_items() {
+            let mut stat = |name: &str, value: u64| {
+                lines.push((format!("items:{id}:{name}").into(), value.into()));
+            };
+            stat("number", class.items);
+            stat("number_hot", 0);
+            stat("number_warm", 0);
+            stat("number_cold", class.items);
+            stat("age_hot", 0);
+            stat("age_warm", 0);
+            stat("age", u64::from(class.age));
+            stat("mem_requested", class.requested);
+            stat("evicted", class.evicted);
+            stat("evicted_nonzero", 0);
+            stat("evicted_time", 0);
+            stat("outofmemory", class.out_of_memory);
+            stat("tailrepairs", 0);
+            stat("reclaimed", class.reclaimed);
+            stat("expired_unfetched", class.expired_unfetched);
+            stat("evicted_unfetched", class.evicted_unfetched);
+            stat("evicted_active", 0);
+            stat("crawler_reclaimed", class.crawler_reclaimed);
+            for name in [
+                "crawler_items_checked",
+                "lrutail_reflocked",
+                "moves_to_cold",
+                "moves_to_warm",
+                "moves_within_lru",
+                "direct_reclaims",
+                "hits_to_hot",
+                "hits_to_warm",
+                "hits_to_cold",
+                "hits_to_temp",
+            ] {
+                stat(name, 0);
+            }
+        }
+        lines
+    }
+
+    /// `stats slabs`: per slab class with pages, then the totals.
+    pub fn slabs(&self) -> StatLines {
+        let mut lines = StatLines::new();
+        let mut active = 0u64;
+        for (id, class) in self.classes_with_pages() {
+            active += 1;
+            let mut stat = |name: &str, value: u64| {
+                lines.push((format!("{id}:{name}").into(), value.into()));
+            };
+            let total_chunks = class.total_chunks();
+            stat("chunk_size", class.chunk_size as u64);
+            stat("chunks_per_page", class.chunks_per_page());
+            stat("total_pages", class.pages);
+            stat("total_chunks", total_chunks);
+            stat("used_chunks", class.items);
+            stat("free_chunks", total_chunks - class.items);
+            stat("free_chunks_end", 0);
+            for name in [
+                "get_hits",
+                "cmd_set",
+                "delete_hits",
+                "incr_hits",
+                "decr_hits",
+                "cas_hits",
+                "cas_badval",
+                "touch_hits",
+            ] {
+                stat(name, 0);
+            }
+        }
+        lines.push(("active_slabs".into(), active.into()));
+        lines.push(("total_malloced".into(), self.malloced.into()));
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Clock, StoreConfig, StoreMode};
+    use std::sync::Arc;
+
+    fn facts() -> ServerFacts {
+        ServerFacts {
+            version: "test",
+            max_connections: 1024,
+            threads: 4,
+            since_cert_refresh: None,
+            udp_enabled: false,
+        }
+    }
+
+    #[test]
+    fn names_are_unique_within_each_group() {
+        let store = Store::new(&StoreConfig::default(), Arc::new(Clock::new()));
+        store.store(StoreMode::Set, b"k", 0, 0, b"v");
+        let snapshot = Snapshot::collect(&store, &ServerStats::default(), facts());
+        for lines in [snapshot.general(), snapshot.items(), snapshot.slabs()] {
+            let mut names: Vec<_> = lines.iter().map(|(name, _)| name.clone()).collect();
+            let count = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), count);
+        }
+    }
+
+    #[test]
+    fn the_large_class_shows_in_items_but_not_in_slabs() {
+        let store = Store::new(&StoreConfig::default(), Arc::new(Clock::new()));
+        store.store(StoreMode::Set, b"big", 0, 0, &vec![b'v'; 100_000]);
+        let snapshot = Snapshot::collect(&store, &ServerStats::default(), facts());
+        assert_eq!(snapshot.classes_with_items().count(), 1);
+        assert_eq!(snapshot.classes_with_pages().count(), 0);
+        assert_eq!(snapshot.items.curr_items, 1);
+    }
+
+    #[test]
+    fn cpu_time_prints_six_fraction_digits() {
+        let time = CpuTime {
+            seconds: 3,
+            micros: 42,
+        };
+        assert_eq!(StatValue::Cpu(time).to_string(), "3.000042");
+    }
+}

@@ -1,0 +1,239 @@
+//! What operators and snapshots see of a shard, in types of the store's own so no caller
+//! reads item headers or class internals: per-class figures (`stats items`/`slabs`,
+//! `/metrics`), cachedump entries, live-item iteration (metadump, snapshots) and restore.
+
+use super::{Now, OutOfMemory, Shard};
+use crate::store::item::{FETCHED, Handle, Header, NIL, item_size};
+
+/// One line of `stats cachedump`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpedItem {
+    /// The key.
+    pub key: Vec<u8>,
+    /// Value length.
+    pub size: usize,
+    /// Relative expiry time (0 = never).
+    pub exptime: u32,
+}
+
+/// Where a batched copy of a shard's items ([`Shard::copy_items`]) stands: lets a
+/// snapshot release the shard lock between batches.
+#[derive(Debug, Default)]
+pub struct ItemCursor {
+    /// Page being walked; past the last page, the large items.
+    position: usize,
+    /// Last handle visited in that page or among the large items.
+    after: Option<Handle>,
+    done: bool,
+}
+
+impl ItemCursor {
+    /// True once every item has been visited.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// One live item as readers outside the store see it: a metadump line or a snapshot
+/// record. Times are server time (seconds since the process started).
+#[derive(Debug, Clone, Copy)]
+pub struct LiveItem<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// Client flags.
+    pub flags: u32,
+    /// Absolute expiry; 0 = never.
+    pub exptime: u32,
+    /// CAS value (0 with `-C`).
+    pub cas: u64,
+    /// Last access.
+    pub accessed: u32,
+    /// Read at least once since stored.
+    pub fetched: bool,
+    /// 1-based slab class id, as memcached numbers classes.
+    pub class: usize,
+    /// Bytes the item occupies in its chunk.
+    pub size: usize,
+}
+
+/// One slab class's figures summed over all shards: `stats items`, `stats slabs` and the
+/// `memcached_slab_*` series of `/metrics`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Chunk size in bytes; 0 for the large-item class.
+    pub chunk_size: usize,
+    /// Pages owned by the class.
+    pub pages: u64,
+    /// Items linked in the class (`number`, `used_chunks`).
+    pub items: u64,
+    /// Bytes requested by those items (`mem_requested`).
+    pub requested: u64,
+    /// Items evicted.
+    pub evicted: u64,
+    /// Items evicted without ever being read.
+    pub evicted_unfetched: u64,
+    /// Allocations that failed for good (`outofmemory`).
+    pub out_of_memory: u64,
+    /// Expired items reclaimed by readers or allocations.
+    pub reclaimed: u64,
+    /// Expired items never read.
+    pub expired_unfetched: u64,
+    /// Expired items removed by the crawler.
+    pub crawler_reclaimed: u64,
+    /// Seconds since the oldest item's last access (`age`).
+    pub age: u32,
+}
+
+impl ClassStats {
+    /// Chunks one page of this class holds (0 for the large-item class).
+    pub fn chunks_per_page(&self) -> u64 {
+        crate::store::PAGE_SIZE
+            .checked_div(self.chunk_size)
+            .unwrap_or(0) as u64
+    }
+
+    /// Chunks in all pages of this class.
+    pub fn total_chunks(&self) -> u64 {
+        self.chunks_per_page() * self.pages
+    }
+}
+
+impl Shard {
+    /// Visits every live item (`lru_crawler metadump`), oldest first within each class.
+    pub fn for_each_live(&self, now: Now, mut visit: impl FnMut(LiveItem<'_>)) {
+        for class in 0..self.memory.class_count() {
+            let mut handle = self.memory.class(class).tail;
+            while handle != NIL {
+                let header = self.memory.header(handle);
+                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                    visit(self.live_item(handle, header));
+                }
+                handle = header.prev;
+            }
+        }
+    }
+
+    /// The outside view of a live item.
+    fn live_item<'a>(&'a self, handle: Handle, header: &Header) -> LiveItem<'a> {
+        LiveItem {
+            key: self.memory.key(handle),
+            value: self.memory.value(handle).bytes(),
+            flags: header.flags,
+            exptime: header.exptime,
+            cas: header.cas,
+            accessed: header.atime,
+            fetched: header.state & FETCHED != 0,
+            class: self.memory.class_of(handle) + 1,
+            size: item_size(header.key_len as usize, header.value_len as usize),
+        }
+    }
+
+    /// Adds this shard's per-class figures into `totals` (one entry per class, the
+    /// large-item class last); `now` dates the oldest item's age.
+    pub fn add_class_stats(&self, now: u32, totals: &mut [ClassStats]) {
+        for (class, total) in totals
+            .iter_mut()
+            .enumerate()
+            .take(self.memory.class_count())
+        {
+            let state = self.memory.class(class);
+            total.pages += u64::from(state.pages);
+            total.items += state.items;
+            total.requested += state.requested;
+            total.evicted += state.evicted;
+            total.evicted_unfetched += state.evicted_unfetched;
+            total.out_of_memory += state.out_of_memory;
+            total.reclaimed += state.reclaimed;
+            total.expired_unfetched += state.expired_unfetched;
+            total.crawler_reclaimed += state.crawler_reclaimed;
+            if state.tail != NIL {
+                let age = now.saturating_sub(self.memory.header(state.tail).atime);
+                total.age = total.age.max(age);
+            }
+        }
+    }
+
+    /// Copies the next bounded batch of live items (snapshots): at most `max_items`
+    /// items and, past the first item, at most `max_bytes` of keys and values, so the
+    /// caller holds the shard lock for a bounded time whatever the shard's size. The
+    /// walk goes page by page, then over large items; `cursor` remembers where it
+    /// stopped. Items stored or moved between batches may be seen twice or not at all
+    /// (a later copy of a key is newer), which a periodic snapshot accepts; the final
+    /// snapshot runs when nothing writes.
+    pub fn copy_items(
+        &self,
+        now: Now,
+        cursor: &mut ItemCursor,
+        max_items: usize,
+        max_bytes: usize,
+        mut visit: impl FnMut(LiveItem<'_>),
+    ) {
+        let (handles, next_position) = self.memory.live_handles_from(cursor.position, 1);
+        let mut items = 0;
+        let mut bytes = 0;
+        for handle in handles {
+            if cursor.after.is_some_and(|after| handle <= after) {
+                continue;
+            }
+            if items >= max_items || (items > 0 && bytes >= max_bytes) {
+                return;
+            }
+            let header = self.memory.header(handle);
+            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                visit(self.live_item(handle, header));
+                bytes += usize::from(header.key_len) + header.value_len as usize;
+            }
+            items += 1;
+            cursor.after = Some(handle);
+        }
+        // live_handles_from wraps to 0 after the large items: the walk is complete.
+        cursor.done = next_position == 0;
+        cursor.position = next_position;
+        cursor.after = None;
+    }
+
+    /// Stores an item from a snapshot, keeping its CAS value and last access time (warm
+    /// restart; the access time orders eviction if the snapshot does not fit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        expiry: u32,
+        cas: u64,
+        accessed: u32,
+        value: &[u8],
+        now: Now,
+    ) -> Result<(), OutOfMemory> {
+        self.put(key, hash, flags, expiry, &[value], now, 0)?;
+        if let Some(handle) = self.find(key, hash) {
+            let header = self.memory.header_mut(handle);
+            header.atime = accessed.min(now.now);
+            if self.cas_enabled {
+                header.cas = cas;
+                self.next_cas = self.next_cas.max(cas + 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Items of one class from the LRU head, for `stats cachedump`, until `out` holds
+    /// `limit` items (0 = all).
+    pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
+        let mut handle = self.memory.class(class).head;
+        while handle != NIL && (limit == 0 || out.len() < limit) {
+            let header = self.memory.header(handle);
+            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                out.push(DumpedItem {
+                    key: self.memory.key(handle).to_vec(),
+                    size: header.value_len as usize,
+                    exptime: header.exptime,
+                });
+            }
+            handle = header.next;
+        }
+    }
+}

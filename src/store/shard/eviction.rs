@@ -1,0 +1,262 @@
+//! Making room: reclaiming dead items at the LRU tails, evicting the oldest data (with a
+//! second chance for recently read items), moving pages between classes, and giving
+//! memory back to the budget shared with the other shards.
+
+use super::{Now, OutOfMemory, RoomWanted, Shard};
+use crate::store::item::{ACTIVE, FETCHED, Handle, NIL};
+use crate::store::memory::{Memory, PAGE_SIZE};
+
+/// How many LRU-tail items get a second chance before one is evicted regardless.
+const SECOND_CHANCES: usize = 5;
+
+impl Shard {
+    /// Returns whole pages to the budget while it is overdrawn (after the index grew).
+    pub(super) fn repay_budget(&mut self) {
+        while self.memory.budget().overdrawn() && self.give_back_memory() {}
+    }
+
+    /// Returns every page that holds no live item to the budget; evicts nothing.
+    /// Returns the bytes given back.
+    pub fn give_back_free_pages(&mut self) -> usize {
+        let mut freed = 0;
+        loop {
+            if self.memory.drop_free_page() {
+                freed += PAGE_SIZE;
+                continue;
+            }
+            match self.memory.empty_page_outside(usize::MAX) {
+                Some(page) => self.memory.detach_page(page),
+                None => return freed,
+            }
+        }
+    }
+
+    /// Gives one piece of memory back to the shared budget: a free page, or (with
+    /// evictions on) the oldest large item or the page holding the oldest small item.
+    /// False if nothing could be given back.
+    pub fn give_back_memory(&mut self) -> bool {
+        if self.give_back_free_pages() > 0 {
+            return true;
+        }
+        if !self.evictions_enabled {
+            return false;
+        }
+        let large = self.memory.large_class();
+        match self.oldest_tail_class(large) {
+            Some(victim) if victim == large => {
+                self.evict_tail(victim);
+            }
+            Some(victim) => self.free_page_of(victim),
+            None => return false,
+        }
+        true
+    }
+
+    /// Frees one page of a slab class for the budget: evicts from the LRU tail, oldest
+    /// first, until a page empties; if a page's worth of evictions emptied none (items
+    /// of all ages share pages), the page of the tail is emptied outright.
+    pub(super) fn free_page_of(&mut self, class: usize) {
+        for _ in 0..PAGE_SIZE / self.memory.class(class).chunk_size {
+            if self.memory.class(class).tail == NIL {
+                return;
+            }
+            let evicted = self.evict_tail(class);
+            if let Some(page) = Memory::page_of(evicted)
+                && self.memory.page_unused(page)
+            {
+                self.memory.detach_page(page);
+                self.memory.drop_free_page();
+                return;
+            }
+        }
+        if self.memory.class(class).tail != NIL {
+            self.move_page_from(class);
+            self.memory.drop_free_page();
+        }
+    }
+
+    /// Last access time of the shard's least recently used item: the store evicts from
+    /// the shard whose oldest item is oldest.
+    pub fn oldest_access(&self) -> Option<u32> {
+        let class = self.oldest_tail_class(self.memory.large_class())?;
+        Some(self.memory.header(self.memory.class(class).tail).atime)
+    }
+
+    /// Takes the note left by an allocation that failed while other shards hold memory.
+    pub fn take_room_wanted(&mut self) -> Option<RoomWanted> {
+        self.room_wanted.take()
+    }
+
+    /// Counts a final allocation failure of `class` (`outofmemory` in `stats slabs`).
+    pub fn count_out_of_memory(&mut self, class: usize) {
+        self.memory.class_mut(class).out_of_memory += 1;
+    }
+
+    /// True when part of the shared budget is held by other shards.
+    pub(super) fn others_hold_memory(&self) -> bool {
+        self.memory.budget().used() > self.memory.held() + self.index_charge
+    }
+
+    /// An allocation of `class` needing `bytes` found no room in this shard: final if
+    /// this shard holds the whole budget, otherwise a note for the store to free
+    /// memory in other shards and try again.
+    pub(super) fn no_room(&mut self, class: usize, bytes: usize) -> OutOfMemory {
+        if self.others_hold_memory() {
+            self.room_wanted = Some(RoomWanted { bytes, class });
+        } else {
+            self.count_out_of_memory(class);
+        }
+        OutOfMemory
+    }
+
+    /// A free chunk of `class`, making room by expiry, page growth or eviction.
+    pub(super) fn chunk_for(&mut self, class: usize, now: Now) -> Result<Handle, OutOfMemory> {
+        self.repay_budget();
+        loop {
+            if let Some(handle) = self.memory.take_chunk(class) {
+                return Ok(handle);
+            }
+            if self.memory.grow_class(class) {
+                continue;
+            }
+            if self.reclaim_dead_tail(class, now) {
+                continue;
+            }
+            if let Some(page) = self.memory.empty_page_outside(class) {
+                self.memory.detach_page(page);
+                self.counters.slabs_moved += 1;
+                continue;
+            }
+            if !self.evictions_enabled {
+                return Err(self.no_room(class, PAGE_SIZE));
+            }
+            match self.oldest_tail_class(class) {
+                Some(victim) if victim == class => {
+                    self.evict_tail(class);
+                }
+                Some(victim) if victim == self.memory.large_class() => {
+                    self.evict_tail(victim);
+                }
+                Some(victim) => self.move_page_from(victim),
+                None => return Err(self.no_room(class, PAGE_SIZE)),
+            }
+        }
+    }
+
+    /// Gives one piece of memory back to the budget so a large item of `footprint`
+    /// bytes may fit: a free page, a dead item, or else the oldest data.
+    pub(super) fn make_room_for_large(
+        &mut self,
+        footprint: usize,
+        now: Now,
+    ) -> Result<(), OutOfMemory> {
+        let large = self.memory.large_class();
+        if self.memory.drop_free_page() || self.reclaim_dead_tail(large, now) {
+            return Ok(());
+        }
+        if let Some(page) = self.memory.empty_page_outside(large) {
+            self.memory.detach_page(page);
+            return Ok(());
+        }
+        // A large item needs much room at once. While other shards hold memory, the store
+        // evicts by age across all shards (this one included) instead of this shard
+        // evicting its own items, which may be the youngest in the cache.
+        if !self.evictions_enabled || self.others_hold_memory() {
+            return Err(self.no_room(large, footprint));
+        }
+        match self.oldest_tail_class(large) {
+            Some(victim) if victim == large => {
+                self.evict_tail(large);
+            }
+            Some(victim) => self.move_page_from(victim),
+            None => return Err(self.no_room(large, footprint)),
+        }
+        Ok(())
+    }
+
+    /// Frees the class's LRU tail if it is expired or flushed (memcached checks a few).
+    pub(super) fn reclaim_dead_tail(&mut self, class: usize, now: Now) -> bool {
+        let mut handle = self.memory.class(class).tail;
+        for _ in 0..SECOND_CHANCES {
+            if handle == NIL {
+                return false;
+            }
+            let header = *self.memory.header(handle);
+            if header.is_expired(now.now) || self.is_flushed(&header, now) {
+                let hash = self.hash_of(handle);
+                self.remove_dead(handle, hash);
+                return true;
+            }
+            handle = header.prev;
+        }
+        false
+    }
+
+    /// The class whose least recently used item is oldest; `preferred` wins ties. Ages
+    /// are whole seconds, so the store order (CAS) breaks ties within a second.
+    pub(super) fn oldest_tail_class(&self, preferred: usize) -> Option<usize> {
+        let age_of = |class: usize| {
+            let tail = self.memory.class(class).tail;
+            (tail != NIL).then(|| {
+                let header = self.memory.header(tail);
+                (header.atime, header.cas)
+            })
+        };
+        let mut best = age_of(preferred).map(|age| (preferred, age));
+        for class in 0..self.memory.class_count() {
+            if class == preferred
+                || self.memory.class(class).pages == 0 && class != self.memory.large_class()
+            {
+                continue;
+            }
+            if let Some(age) = age_of(class)
+                && best.is_none_or(|(_, best_age)| age < best_age)
+            {
+                best = Some((class, age));
+            }
+        }
+        best.map(|(class, _)| class)
+    }
+
+    /// Evicts the LRU tail of a class, giving recently read items a second chance.
+    /// Returns the evicted item's (now free) handle.
+    pub(super) fn evict_tail(&mut self, class: usize) -> Handle {
+        for _ in 0..SECOND_CHANCES {
+            let tail = self.memory.class(class).tail;
+            if self.memory.header(tail).state & ACTIVE == 0 {
+                break;
+            }
+            self.memory.header_mut(tail).state &= !ACTIVE;
+            self.memory.lru_unlink(tail);
+            self.memory.lru_push_head(tail);
+        }
+        let victim = self.memory.class(class).tail;
+        self.evict(victim);
+        victim
+    }
+
+    pub(super) fn evict(&mut self, handle: Handle) {
+        let class = self.memory.class_of(handle);
+        self.memory.class_mut(class).evicted += 1;
+        self.counters.evictions += 1;
+        if self.memory.header(handle).state & FETCHED == 0 {
+            self.memory.class_mut(class).evicted_unfetched += 1;
+            self.counters.evicted_unfetched += 1;
+        }
+        let hash = self.hash_of(handle);
+        self.unlink(handle, hash);
+    }
+
+    /// Empties the page holding `victim`'s LRU tail and hands it to the free page list.
+    pub(super) fn move_page_from(&mut self, victim: usize) {
+        let tail = self.memory.class(victim).tail;
+        let Some(page) = Memory::page_of(tail) else {
+            return self.evict(tail);
+        };
+        for handle in self.memory.live_in_page(page) {
+            self.evict(handle);
+        }
+        self.memory.detach_page(page);
+        self.counters.slabs_moved += 1;
+    }
+}

@@ -1,0 +1,114 @@
+//! The shard's index: finding a key, deciding whether what was found is still live
+//! (expiry, flush_all), and unlinking an item from the index, its LRU list and memory.
+//! The index's own memory is charged to the shared budget here.
+
+use super::{Now, Shard};
+use crate::store::item::{FETCHED, Handle, Header, item_size};
+use std::hash::BuildHasher;
+
+/// What a lookup found under a key.
+pub(super) enum Lookup {
+    Hit(Handle),
+    Miss,
+    Expired,
+    Flushed,
+}
+
+impl Shard {
+    /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
+    pub fn index_bytes(&self) -> usize {
+        // hashbrown keeps a control byte per bucket; capacity is 7/8 of the buckets.
+        let buckets = if self.index.capacity() == 0 {
+            0
+        } else {
+            (self.index.capacity() * 8 / 7).next_power_of_two()
+        };
+        buckets * (std::mem::size_of::<Handle>() + 1)
+    }
+
+    /// Charges index growth to the budget, so `-m` bounds items and index together.
+    pub(super) fn charge_index(&mut self) {
+        let now = self.index_bytes();
+        if now > self.index_charge {
+            self.memory.budget().take_anyway(now - self.index_charge);
+        } else if now < self.index_charge {
+            self.memory.budget().give_back(self.index_charge - now);
+        }
+        self.index_charge = now;
+    }
+
+    pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
+        let memory = &self.memory;
+        self.index
+            .find(hash, |&handle| memory.key(handle) == key)
+            .copied()
+    }
+
+    pub(super) fn is_flushed(&self, header: &Header, now: Now) -> bool {
+        now.oldest_live != 0
+            && now.oldest_live <= now.now
+            && (header.time <= now.oldest_live
+                || (self.oldest_cas != 0 && header.cas != 0 && header.cas < self.oldest_cas))
+    }
+
+    /// Finds a live item, removing it on the spot if it has expired or been flushed.
+    pub(super) fn lookup(&mut self, key: &[u8], hash: u64, now: Now) -> Lookup {
+        let Some(handle) = self.find(key, hash) else {
+            return Lookup::Miss;
+        };
+        let header = self.memory.header(handle);
+        if header.is_expired(now.now) {
+            self.remove_dead(handle, hash);
+            return Lookup::Expired;
+        }
+        if self.is_flushed(header, now) {
+            self.remove_dead(handle, hash);
+            return Lookup::Flushed;
+        }
+        Lookup::Hit(handle)
+    }
+
+    pub(super) fn lookup_live(&mut self, key: &[u8], hash: u64, now: Now) -> Option<Handle> {
+        match self.lookup(key, hash, now) {
+            Lookup::Hit(handle) => Some(handle),
+            _ => None,
+        }
+    }
+
+    /// Unlinks an expired or flushed item found by a reader.
+    pub(super) fn remove_dead(&mut self, handle: Handle, hash: u64) {
+        let class = self.memory.class_of(handle);
+        self.memory.class_mut(class).reclaimed += 1;
+        self.counters.reclaimed += 1;
+        if self.memory.header(handle).state & FETCHED == 0 {
+            self.memory.class_mut(class).expired_unfetched += 1;
+            self.counters.expired_unfetched += 1;
+        }
+        self.unlink(handle, hash);
+    }
+
+    /// Removes an item from the index, its LRU list and memory.
+    pub(super) fn unlink(&mut self, handle: Handle, hash: u64) {
+        if let Ok(entry) = self
+            .index
+            .find_entry(hash, |&candidate| candidate == handle)
+        {
+            entry.remove();
+        }
+        self.memory.lru_unlink(handle);
+        let header = *self.memory.header(handle);
+        let size = item_size(header.key_len as usize, header.value_len as usize) as u64;
+        let class = self.memory.class_of(handle);
+        self.memory.class_mut(class).requested -= size;
+        if header.exptime != 0 {
+            self.expiring -= 1;
+        }
+        self.counters.curr_items -= 1;
+        self.counters.bytes -= size;
+        self.memory.release(handle);
+    }
+
+    pub(super) fn hash_of(&self, handle: Handle) -> u64 {
+        self.hasher.hash_one(self.memory.key(handle))
+    }
+}

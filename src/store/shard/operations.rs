@@ -1,0 +1,328 @@
+//! What clients ask of a shard: read, store (all modes, CAS, append/prepend), delete,
+//! touch and incr/decr, with memcached's counting of hits and misses.
+
+use super::{
+    ArithOutcome, ItemView, Lookup, Now, OutOfMemory, Shard, StoreMode, StoreOutcome, Write,
+};
+use crate::limits::memcached_item_size;
+use crate::numbers::{Decimal, strtoull};
+use crate::store::item::{Handle, Header, LIVE, NIL, STALE, item_size};
+use crate::store::memory::large_footprint;
+use bytes::{Bytes, BytesMut};
+use std::hash::BuildHasher;
+
+impl Shard {
+    /// Counts a get that found nothing live (and why).
+    pub(super) fn count_get_miss(&mut self, miss: Lookup) {
+        self.counters.get_misses += 1;
+        match miss {
+            Lookup::Expired => self.counters.get_expired += 1,
+            Lookup::Flushed => self.counters.get_flushed += 1,
+            _ => {}
+        }
+    }
+
+    /// Reads an item, optionally setting a new expiry (gat), and lets `visit` copy what
+    /// it needs while the lock is held. Returns whether it was a hit.
+    pub fn fetch(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: Now,
+        new_expiry: Option<u32>,
+        visit: impl FnOnce(ItemView<'_>),
+    ) -> bool {
+        let handle = match self.lookup(key, hash, now) {
+            Lookup::Hit(handle) => handle,
+            miss => {
+                self.count_get_miss(miss);
+                if new_expiry.is_some() {
+                    self.counters.touch_misses += 1;
+                }
+                return false;
+            }
+        };
+        self.counters.get_hits += 1;
+        self.memory.mark_fetched(handle, now.now);
+        if let Some(exptime) = new_expiry {
+            self.counters.touch_hits += 1;
+            self.set_expiry(handle, exptime);
+        }
+        let header = self.memory.header(handle);
+        visit(ItemView {
+            key,
+            flags: header.flags,
+            cas: header.cas,
+            value: self.memory.value(handle),
+        });
+        true
+    }
+
+    /// Sets a new expiry on a live item (`touch`).
+    pub fn touch(&mut self, key: &[u8], hash: u64, now: Now, exptime: u32) -> bool {
+        match self.lookup_live(key, hash, now) {
+            Some(handle) => {
+                self.counters.touch_hits += 1;
+                self.memory.mark_fetched(handle, now.now);
+                self.set_expiry(handle, exptime);
+                true
+            }
+            None => {
+                self.counters.touch_misses += 1;
+                false
+            }
+        }
+    }
+
+    /// Deletes an item.
+    pub fn delete(&mut self, key: &[u8], hash: u64, now: Now) -> bool {
+        match self.lookup_live(key, hash, now) {
+            Some(handle) => {
+                self.counters.delete_hits += 1;
+                self.unlink(handle, hash);
+                true
+            }
+            None => {
+                self.counters.delete_misses += 1;
+                false
+            }
+        }
+    }
+
+    /// Removes an item without counting a delete (a failed `set` clears the old value).
+    pub fn discard(&mut self, key: &[u8], hash: u64) {
+        if let Some(handle) = self.find(key, hash) {
+            self.unlink(handle, hash);
+        }
+    }
+
+    pub(super) fn new_cas(&mut self) -> u64 {
+        if !self.cas_enabled {
+            return 0;
+        }
+        let cas = self.next_cas;
+        self.next_cas += 1;
+        cas
+    }
+
+    /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
+    /// accepted and the new item is marked stale (meta `ms I`).
+    pub fn store_conditionally(
+        &mut self,
+        mode: StoreMode,
+        compare: Option<u64>,
+        invalidate: bool,
+        write: Write<'_>,
+        now: Now,
+    ) -> StoreOutcome {
+        let Write {
+            key,
+            hash,
+            flags,
+            exptime,
+            value,
+        } = write;
+        let existing = self.lookup_live(key, hash, now);
+        let mut state = 0;
+        if let Some(expected) = compare {
+            let Some(handle) = existing else {
+                self.counters.cas_misses += 1;
+                return StoreOutcome::NotFound;
+            };
+            let current = self.memory.header(handle).cas;
+            if current != expected {
+                if !(invalidate && expected < current) {
+                    self.counters.cas_badval += 1;
+                    return StoreOutcome::Exists;
+                }
+                state |= STALE;
+            }
+        }
+        let (flags, exptime, old_value) = match (mode, existing) {
+            (StoreMode::Add, Some(handle)) => {
+                // memcached refreshes the LRU position of the item an add collided with.
+                self.memory.mark_fetched(handle, now.now);
+                return StoreOutcome::NotStored;
+            }
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                return StoreOutcome::NotStored;
+            }
+            (StoreMode::Append | StoreMode::Prepend, Some(handle)) => {
+                let header = self.memory.header(handle);
+                let old_len = header.value_len as usize;
+                if memcached_item_size(key.len(), old_len + value.len(), self.cas_enabled)
+                    > self.item_size_max
+                {
+                    return StoreOutcome::NotStored;
+                }
+                let old = self.memory.value(handle).as_slice().to_vec();
+                (header.flags, header.exptime, Some(old))
+            }
+            _ => (flags, exptime, None),
+        };
+        let parts: [&[u8]; 2] = match (&old_value, mode) {
+            (Some(old), StoreMode::Append) => [old, value],
+            (Some(old), _) => [value, old],
+            (None, _) => [value, &[]],
+        };
+        match self.put(key, hash, flags, exptime, &parts, now, state) {
+            Ok(cas) => {
+                // Counted once stored, as memcached (which allocates before comparing),
+                // and so a store retried for memory counts once.
+                if compare.is_some() {
+                    self.counters.cas_hits += 1;
+                }
+                StoreOutcome::Stored(cas)
+            }
+            Err(OutOfMemory) => {
+                self.counters.store_no_memory += 1;
+                StoreOutcome::OutOfMemory
+            }
+        }
+    }
+
+    /// Allocates, writes and links a new item, replacing any item under the same key.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        exptime: u32,
+        parts: &[&[u8]],
+        now: Now,
+        extra_state: u8,
+    ) -> Result<u64, OutOfMemory> {
+        self.room_wanted = None;
+        let value_len: usize = parts.iter().map(|part| part.len()).sum();
+        let total = item_size(key.len(), value_len);
+        let cas = self.new_cas();
+        let header = Header {
+            cas,
+            prev: NIL,
+            next: NIL,
+            time: now.now,
+            exptime,
+            atime: now.now,
+            flags,
+            value_len: value_len as u32,
+            key_len: key.len() as u8,
+            state: LIVE | extra_state,
+        };
+        let handle = match self.sizes.class_for(total) {
+            Some(class) => {
+                let handle = self.chunk_for(class, now)?;
+                self.memory.write_item(handle, header, key, parts);
+                handle
+            }
+            None => {
+                let mut value = BytesMut::with_capacity(value_len);
+                for part in parts {
+                    value.extend_from_slice(part);
+                }
+                let value: Bytes = value.freeze();
+                loop {
+                    if let Some(handle) = self.memory.insert_large(header, key, value.clone()) {
+                        break handle;
+                    }
+                    let footprint = large_footprint(key.len(), value_len);
+                    self.make_room_for_large(footprint, now)?;
+                }
+            }
+        };
+        if let Some(old) = self.find(key, hash) {
+            self.unlink(old, hash);
+        }
+        let memory = &self.memory;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, handle, |&other| hasher.hash_one(memory.key(other)));
+        self.charge_index();
+        if exptime != 0 {
+            self.expiring += 1;
+        }
+        self.memory.lru_push_head(handle);
+        let class = self.memory.class_of(handle);
+        self.memory.class_mut(class).requested += total as u64;
+        self.counters.curr_items += 1;
+        self.counters.total_items += 1;
+        self.counters.bytes += total as u64;
+        Ok(cas)
+    }
+
+    pub(super) fn set_expiry(&mut self, handle: Handle, exptime: u32) {
+        let header = self.memory.header_mut(handle);
+        match (header.exptime != 0, exptime != 0) {
+            (false, true) => self.expiring += 1,
+            (true, false) => self.expiring -= 1,
+            _ => {}
+        }
+        self.memory.header_mut(handle).exptime = exptime;
+    }
+
+    /// incr/decr with memcached's rules: 64-bit wrap on incr, floor at 0 on decr, in place
+    /// (space padded) when the new number is not longer than the old text.
+    pub fn arith(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: Now,
+        incr: bool,
+        delta: u64,
+    ) -> ArithOutcome {
+        match self.lookup_live(key, hash, now) {
+            Some(handle) => self.apply_delta(handle, key, hash, incr, delta, now),
+            None => {
+                if incr {
+                    self.counters.incr_misses += 1;
+                } else {
+                    self.counters.decr_misses += 1;
+                }
+                ArithOutcome::NotFound
+            }
+        }
+    }
+
+    pub(super) fn apply_delta(
+        &mut self,
+        handle: Handle,
+        key: &[u8],
+        hash: u64,
+        incr: bool,
+        delta: u64,
+        now: Now,
+    ) -> ArithOutcome {
+        let Some(current) = strtoull(self.memory.value(handle).as_slice()) else {
+            return ArithOutcome::NonNumeric;
+        };
+        if incr {
+            self.counters.incr_hits += 1;
+        } else {
+            self.counters.decr_hits += 1;
+        }
+        let result = if incr {
+            current.wrapping_add(delta)
+        } else {
+            current.saturating_sub(delta)
+        };
+        let digits = Decimal::new(result);
+        let text = digits.as_bytes();
+        let cas = self.new_cas();
+        if let Some(stored) = self.memory.inline_value_mut(handle)
+            && text.len() <= stored.len()
+        {
+            stored[..text.len()].copy_from_slice(text);
+            stored[text.len()..].fill(b' ');
+            let header = self.memory.header_mut(handle);
+            header.cas = cas;
+            header.time = now.now;
+            self.memory.mark_fetched(handle, now.now);
+            return ArithOutcome::Value(result);
+        }
+        let header = *self.memory.header(handle);
+        match self.put(key, hash, header.flags, header.exptime, &[text], now, 0) {
+            Ok(_) => ArithOutcome::Value(result),
+            Err(OutOfMemory) => ArithOutcome::OutOfMemory,
+        }
+    }
+}
