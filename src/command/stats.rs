@@ -283,3 +283,73 @@ fn cachedump(ctx: &mut Context<'_>, out: &mut ReplyBuffer, class: u32, limit: u3
     }
     out.reply(Reply::End);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Clock, StoreConfig, StoreMode};
+    use std::sync::Arc;
+
+    /// The binary protocol's STAT pairs are the text lines, name for name and value for
+    /// value, without going through the text.
+    #[test]
+    fn binary_pairs_match_the_text_lines() {
+        let store = Store::new(&StoreConfig::default(), Arc::new(Clock::new()));
+        store.store(StoreMode::Set, b"small", 0, 0, b"v");
+        store.store(StoreMode::Set, b"large", 0, 0, &vec![b'v'; 100_000]);
+        let settings = Settings::default();
+        let server = ServerStats::default();
+        for group in [
+            StatsGroup::General,
+            StatsGroup::Items,
+            StatsGroup::Slabs,
+            StatsGroup::Settings,
+        ] {
+            let pairs = pairs(&store, &settings, &server, None, group).expect("pairs");
+            let mut counters = ConnCounters::default();
+            let mut ctx = Context {
+                store: &store,
+                settings: &settings,
+                stats: &server,
+                counters: &mut counters,
+                tls: None,
+                reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
+            };
+            let mut out = ReplyBuffer::new();
+            stats(&mut ctx, &mut out, group);
+            let mut expected = String::new();
+            for (name, value) in &pairs {
+                // rusage moves between the two readings; compare its shape only.
+                if name.starts_with("rusage_") {
+                    expected.push_str(&format!("STAT {name} "));
+                    continue;
+                }
+                expected.push_str(&format!("STAT {name} {value}\r\n"));
+            }
+            let text = String::from_utf8(out.to_vec()).unwrap();
+            let text: String = text
+                .split_inclusive("\r\n")
+                .map(|line| match line.strip_prefix("STAT rusage_") {
+                    Some(rest) => format!("STAT rusage_{} ", rest.split(' ').next().unwrap()),
+                    None => line.to_string(),
+                })
+                .collect();
+            assert_eq!(text, expected + "END\r\n", "{group:?}");
+        }
+    }
+
+    #[test]
+    fn status_only_groups_give_no_pairs_and_others_none() {
+        let store = Store::new(&StoreConfig::default(), Arc::new(Clock::new()));
+        let (settings, server) = (Settings::default(), ServerStats::default());
+        let pairs = |group| pairs(&store, &settings, &server, None, group);
+        assert_eq!(pairs(StatsGroup::Reset), Some(Vec::new()));
+        assert_eq!(
+            pairs(StatsGroup::CacheDump { class: 1, limit: 0 }),
+            Some(Vec::new())
+        );
+        assert_eq!(pairs(StatsGroup::Unknown), None);
+        store.store(StoreMode::Set, b"k", 0, 0, b"v");
+        assert_eq!(pairs(StatsGroup::CacheDump { class: 1, limit: 0 }), None);
+    }
+}

@@ -639,4 +639,30 @@ mod tests {
             "oldest {oldest}, newest {newest} of 100"
         );
     }
+
+    #[test]
+    fn operator_views_sum_every_shard() {
+        let store = store_of(64, true);
+        for i in 0..100 {
+            store.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
+        }
+        let classes = store.class_stats();
+        assert_eq!(classes.len(), store.class_count());
+        assert_eq!(classes.iter().map(|class| class.items).sum::<u64>(), 100);
+        assert_eq!(classes.last().map(|class| class.chunk_size), Some(0));
+        assert_eq!(store.cachedump(1, 0).len(), 100);
+        assert_eq!(
+            store.cachedump(1, 10).len(),
+            10,
+            "the limit holds across shards"
+        );
+        assert!(store.cachedump(0, 0).is_empty());
+        assert!(store.cachedump(store.class_count() + 1, 0).is_empty());
+        let mut live = 0;
+        store.for_each_live(|item| {
+            assert_eq!((item.class, item.value), (1, &b"v"[..]));
+            live += 1;
+        });
+        assert_eq!(live, 100);
+    }
 }

@@ -3,6 +3,7 @@
 //! that auto-creates.
 
 use super::{ArithOutcome, Lookup, Now, OutOfMemory, Shard};
+use crate::numbers::Decimal;
 use crate::store::item::{FETCHED, Handle, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::ValueRef;
 
@@ -221,7 +222,7 @@ impl Shard {
                 }
                 return MetaArithOutcome::NotFound;
             };
-            let text = initial.to_string();
+            let text = Decimal::new(initial);
             return match self.put(key, hash, 0, expiry, &[text.as_bytes()], now, 0) {
                 Ok(cas) => MetaArithOutcome::Value {
                     value: initial,
