@@ -1,7 +1,7 @@
 //! The Debian drop-in: Debian's own systemd wrapper starts ferrocached from a
 //! memcached.conf; root without -u is refused; -P, -u and -d behave as memcached's.
 
-use crate::support::{ferrocached_binary, free_port, memcached_available};
+use crate::support::{ferrocached_binary, free_port, memcached_available, skip};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -47,6 +47,7 @@ fn process_uid(pid: u32) -> Option<u32> {
 #[test]
 fn root_without_dash_u_is_refused() {
     if !root() {
+        skip("needs root");
         return;
     }
     let status = Command::new(ferrocached_binary())
@@ -63,7 +64,9 @@ fn root_without_dash_u_is_refused() {
 #[test]
 fn debian_wrapper_starts_ferrocached_from_memcached_conf() {
     if !root() || !memcached_available() || !std::path::Path::new(WRAPPER).exists() {
-        eprintln!("skipped: needs root and Debian's memcached package");
+        skip(format!(
+            "needs root and Debian's memcached package ({WRAPPER})"
+        ));
         return;
     }
     let user = if user_id("memcache").is_some() {

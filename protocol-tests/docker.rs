@@ -1,6 +1,7 @@
 //! What can be checked of docker/ without a Docker engine: the entrypoint's behaviour,
 //! that compose.yml parses and names files that exist, and the Dockerfile's promises.
 
+use crate::support::skip;
 use std::path::Path;
 use std::process::Command;
 
@@ -62,10 +63,7 @@ print("ok")
         .output()
         .expect("python3 runs");
     if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") {
-        assert!(
-            std::env::var("REQUIRE_MEMCACHED").as_deref() != Ok("1"),
-            "PyYAML is missing"
-        );
+        skip("the Python module yaml (PyYAML) is not installed");
         return;
     }
     assert!(

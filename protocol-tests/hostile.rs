@@ -1,7 +1,7 @@
 //! Hostile and broken clients: each leaves the server alive, serving others, with bounded
 //! memory and every stored item intact. Bounds are generous liveness checks, not timings.
 
-use crate::support::{Kind, Server, servers, start};
+use crate::support::{Kind, Server, servers, skip, start};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -261,7 +261,7 @@ fn a_multiget_of_one_key_repeated_costs_what_memcached_pays() {
     let Some(&(_, memcached_one, memcached_twenty)) =
         growth.iter().find(|(kind, ..)| *kind == Kind::Memcached)
     else {
-        eprintln!("SKIPPED: no memcached to compare multiget memory with");
+        skip("no memcached to compare multiget memory with");
         return;
     };
     let (_, one, twenty) = growth[0];
@@ -331,7 +331,9 @@ fn raise_fd_limit(wanted: u64) -> u64 {
 fn idle_connections_cost_about_what_memcached_pays() {
     let count = 2000usize;
     if raise_fd_limit(2 * count as u64 + 256) < 2 * count as u64 + 256 {
-        eprintln!("SKIPPED: cannot raise the open-file limit for {count} connections");
+        skip(format!(
+            "cannot raise the open-file limit for {count} connections"
+        ));
         return;
     }
     let mut per_connection = Vec::new();
@@ -364,7 +366,7 @@ fn idle_connections_cost_about_what_memcached_pays() {
         .iter()
         .find(|(kind, _)| *kind == Kind::Memcached)
     else {
-        eprintln!("SKIPPED: no memcached to compare idle connections with");
+        skip("no memcached to compare idle connections with");
         return;
     };
     // Before buffers were released when idle, a connection cost 10x memcached's.

@@ -1,7 +1,7 @@
 //! `/metrics` in memcached_exporter's names, checked by promtool and scraped by a real
 //! Prometheus (Debian's `prometheus` package).
 
-use crate::support::{Kind, free_port, start, tool};
+use crate::support::{Kind, external_target, free_port, start, tool};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Stdio;
@@ -38,7 +38,7 @@ fn query(prometheus: &str, expression: &str) -> Option<String> {
 
 #[test]
 fn metrics_page_passes_promtool_and_real_prometheus_scrapes_it() {
-    if std::env::var("PROTOCOL_TARGET").is_ok() {
+    if external_target() {
         return;
     }
     let metrics_port = free_port();

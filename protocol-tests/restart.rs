@@ -25,7 +25,7 @@ fn scratch() -> tempfile::TempDir {
 }
 
 fn skip() -> bool {
-    std::env::var("PROTOCOL_TARGET").is_ok()
+    crate::support::external_target()
 }
 
 /// A ferrocached process whose exit status the test checks.

@@ -3,11 +3,11 @@
 //! setup, so these expectations follow memcached's protocol documentation.
 
 use crate::binary::{request, response};
-use crate::support::{Kind, start};
+use crate::support::{Kind, external_target, start};
 
 #[test]
 fn sasl_plain_gates_the_binary_protocol() {
-    if std::env::var("PROTOCOL_TARGET").is_ok() {
+    if external_target() {
         return;
     }
     let file = std::env::temp_dir().join(format!("ferrocached-sasl-{}", std::process::id()));

@@ -6,10 +6,16 @@
 //! - `PROTOCOL_TARGET=host:port`: run only against that already running server (tests
 //!   that need particular flags are skipped then).
 //! - `MEMCACHED_BIN`: reference server binary (default `/usr/bin/memcached`).
-//! - `REQUIRE_MEMCACHED=1`: fail instead of skipping the reference when it is missing.
+//! - `REQUIRE_MEMCACHED=1`: every reference, tool and client is mandatory: what would be
+//!   skipped fails instead. `scripts/test` sets it.
+//!
+//! A part of a test that cannot run here calls [`skip`], which prints
+//! `SKIPPED: <test>: <why>` past the test harness's capture, so a skip shows in the
+//! default `cargo test` output instead of passing silently.
 
 #![allow(dead_code)]
 
+use std::fmt::Display;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -54,6 +60,33 @@ pub fn free_port() -> u16 {
         .expect("an ephemeral port")
 }
 
+/// True under `REQUIRE_MEMCACHED=1`, when nothing may be skipped.
+pub fn required() -> bool {
+    std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1")
+}
+
+/// Reports that part of the current test did not run, and why. The line goes straight to
+/// the process's stderr (the harness captures only `eprintln!`), so it shows in the
+/// default output; under `REQUIRE_MEMCACHED=1` the skip fails the test instead.
+pub fn skip(why: impl Display) {
+    assert!(!required(), "REQUIRE_MEMCACHED=1 but {why}");
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("protocol test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+}
+
+/// True (after reporting the skip) when `PROTOCOL_TARGET` names an external server, for
+/// tests that must start servers of their own.
+pub fn external_target() -> bool {
+    let external = std::env::var("PROTOCOL_TARGET").is_ok();
+    if external {
+        skip("it starts its own servers, and PROTOCOL_TARGET is set");
+    }
+    external
+}
+
 /// True when the reference server is installed (and not replaced by PROTOCOL_TARGET).
 pub fn memcached_available() -> bool {
     std::env::var("PROTOCOL_TARGET").is_err() && memcached_binary().is_some()
@@ -66,9 +99,10 @@ fn memcached_binary() -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    if std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1") {
-        panic!("REQUIRE_MEMCACHED=1 but {} is missing", path.display());
-    }
+    skip(format!(
+        "the reference {} is missing; checked against ferrocached only",
+        path.display()
+    ));
     None
 }
 
@@ -127,7 +161,7 @@ pub fn start(kind: Kind, flags: &[&str]) -> Server {
 pub fn servers(flags: &[&str]) -> Vec<Server> {
     if let Ok(address) = std::env::var("PROTOCOL_TARGET") {
         if !flags.is_empty() {
-            eprintln!("skipped against PROTOCOL_TARGET: needs flags {flags:?}");
+            skip(format!("needs flags {flags:?}, and PROTOCOL_TARGET is set"));
             return Vec::new();
         }
         return vec![Server {
@@ -329,7 +363,7 @@ impl Server {
     }
 }
 
-/// Runs a command-line tool if installed; `None` (skip) when missing unless required.
+/// Runs a command-line tool if installed; `None` (reported by [`skip`]) when missing.
 pub fn tool(name: &str) -> Option<Command> {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).exists()))
@@ -337,9 +371,6 @@ pub fn tool(name: &str) -> Option<Command> {
     if found {
         return Some(Command::new(name));
     }
-    if std::env::var("REQUIRE_MEMCACHED").as_deref() == Ok("1") {
-        panic!("REQUIRE_MEMCACHED=1 but the tool {name} is missing");
-    }
-    eprintln!("skipped: {name} is not installed");
+    skip(format!("the tool {name} is not installed"));
     None
 }

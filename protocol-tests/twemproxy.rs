@@ -1,13 +1,13 @@
 //! Scale-out on an existing engine: three ferrocached nodes behind twemproxy (Debian's
 //! nutcracker) with ketama distribution, driven by a real client through the proxy.
 
-use crate::support::{Kind, free_port, start, tool};
+use crate::support::{Kind, external_target, free_port, start, tool};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
 fn three_nodes_behind_twemproxy_with_ketama() {
-    if std::env::var("PROTOCOL_TARGET").is_ok() {
+    if external_target() {
         return;
     }
     let Some(mut nutcracker) = tool("nutcracker") else {

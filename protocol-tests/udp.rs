@@ -1,7 +1,7 @@
 //! UDP (`-U`): framing, splitting at 1400 bytes, dropped multi-datagram requests, and
 //! ferrocached's reply-ratio cap against amplification.
 
-use crate::support::{Kind, Server, memcached_available, start};
+use crate::support::{Kind, Server, external_target, memcached_available, start};
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ fn udp_servers(extra: &[&str]) -> Vec<(Server, u16)> {
     if memcached_available() {
         kinds.push(Kind::Memcached);
     }
-    if std::env::var("PROTOCOL_TARGET").is_ok() {
+    if external_target() {
         return all;
     }
     for kind in kinds {

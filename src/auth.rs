@@ -3,19 +3,19 @@
 //! `user password`, and until then every command is refused. Passwords are compared in
 //! constant time.
 
+use subtle::ConstantTimeEq;
+
 /// The credentials of an auth file.
 #[derive(Debug, Clone, Default)]
 pub struct AuthFile {
     entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
+/// Compares two byte strings without revealing, through timing, where they first differ
+/// (`subtle` keeps the compiler from turning the comparison into an early exit). Only
+/// their lengths may show.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut difference = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for (index, &byte) in a.iter().enumerate() {
-        difference |= byte ^ b.get(index).copied().unwrap_or(!byte);
-    }
-    difference == 0
+    bool::from(a.ct_eq(b))
 }
 
 impl AuthFile {

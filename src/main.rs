@@ -1,7 +1,7 @@
 //! The `ferrocached` binary: parse memcached's command line, bind, serve until a signal.
 
 use clap::Parser;
-use ferrocached::config::{Args, Settings};
+use ferrocached::config::{Args, ConfigError, Settings};
 use ferrocached::server::{self, Shared, StopKind};
 use ferrocached::store::Clock;
 use ferrocached::store::snapshot::{self, Snapshots};
@@ -17,7 +17,16 @@ const EXIT_USAGE: u8 = 64;
 const EXIT_IO_ERROR: u8 = 74;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        // `-h` and `-V` print and exit 0.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            let error = ConfigError::unreadable(&error);
+            eprintln!("{error}");
+            return ExitCode::from(error.exit_status);
+        }
+    };
     let settings = match Settings::from_args(&args) {
         Ok(settings) => settings,
         Err(error) => {
@@ -56,6 +65,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
+        let stop = shutdown_signal(shared.clone());
         // A warm restart loads its items before any listener opens.
         if let Some(snapshots) = &shared.snapshots
             && let Err(code) = warm_start(&shared, snapshots)
@@ -82,7 +92,6 @@ fn main() -> ExitCode {
                 }
             },
         };
-        let stop = shutdown_signal(shared.clone());
         server::run(
             shared.clone(),
             listeners,
@@ -191,21 +200,25 @@ fn init_logging(verbosity: u8) {
 }
 
 /// Completes on SIGTERM, SIGINT, SIGUSR1 (graceful) or a `shutdown [graceful]` command.
-/// Like memcached, a graceful stop says "Gracefully stopping" on stderr.
-async fn shutdown_signal(shared: Arc<Shared>) -> StopKind {
+/// Like memcached, a graceful stop says "Gracefully stopping" on stderr. The handlers are
+/// installed when this is called, not when the future is first polled, so a signal that
+/// arrives as soon as the port accepts still stops the server in order.
+fn shutdown_signal(shared: Arc<Shared>) -> impl std::future::Future<Output = StopKind> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
     let mut graceful = signal(SignalKind::user_defined1()).expect("SIGUSR1 handler");
-    let kind = tokio::select! {
-        _ = terminate.recv() => StopKind::Immediate,
-        _ = interrupt.recv() => StopKind::Immediate,
-        _ = graceful.recv() => StopKind::Graceful,
-        kind = shared.shutdown_command() => kind,
-    };
-    if kind == StopKind::Graceful {
-        eprintln!("Gracefully stopping");
+    async move {
+        let kind = tokio::select! {
+            _ = terminate.recv() => StopKind::Immediate,
+            _ = interrupt.recv() => StopKind::Immediate,
+            _ = graceful.recv() => StopKind::Graceful,
+            kind = shared.shutdown_command() => kind,
+        };
+        if kind == StopKind::Graceful {
+            eprintln!("Gracefully stopping");
+        }
+        tracing::info!(?kind, "stopping");
+        kind
     }
-    tracing::info!(?kind, "stopping");
-    kind
 }

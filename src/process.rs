@@ -2,9 +2,14 @@
 //! units work unchanged: refuse root without `-u`, raise the descriptor limit for `-c`,
 //! daemonize for `-d`, write the `-P` pid file, then drop to the `-u` user. All of it runs
 //! before the runtime starts any thread.
+//!
+//! The system calls go through `nix`, whose safe wrappers copy the password entry out of
+//! libc's static storage and turn every failure into an `Errno`, so this file needs no
+//! `unsafe` of its own.
 
 use crate::config::Settings;
-use std::ffi::CString;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::unistd::{User, daemon, geteuid, getuid, setgid, setgroups, setuid};
 
 /// Descriptors kept beyond `-c` for listeners, logs and the like.
 const SPARE_DESCRIPTORS: u64 = 64;
@@ -31,8 +36,7 @@ impl Drop for PidFile {
 }
 
 fn running_as_root() -> bool {
-    // SAFETY: getuid/geteuid have no preconditions.
-    unsafe { libc::getuid() == 0 || libc::geteuid() == 0 }
+    getuid().is_root() || geteuid().is_root()
 }
 
 /// Prepares the process; call once, before any thread exists.
@@ -43,14 +47,11 @@ pub fn prepare(settings: &Settings) -> Result<PidFile, SetupError> {
     }
     raise_descriptor_limit(settings.max_connections as u64 + SPARE_DESCRIPTORS);
     if settings.daemonize {
-        let keep_output = i32::from(settings.verbosity > 0);
-        // SAFETY: no other thread exists yet; daemon(3) forks and detaches.
-        if unsafe { libc::daemon(0, keep_output) } != 0 {
-            return Err(SetupError(format!(
-                "failed to daemon() in order to daemonize: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        // daemon(3) forks and detaches; no other thread exists yet. Like memcached, keep
+        // stderr only when asked to be verbose.
+        daemon(false, settings.verbosity > 0).map_err(|error| {
+            SetupError(format!("failed to daemon() in order to daemonize: {error}"))
+        })?;
     }
     let pid_file = match &settings.pid_file {
         Some(path) => {
@@ -69,47 +70,26 @@ pub fn prepare(settings: &Settings) -> Result<PidFile, SetupError> {
 }
 
 fn raise_descriptor_limit(wanted: u64) {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
-            return;
-        }
-        limit.rlim_cur = wanted;
-        if limit.rlim_max < wanted {
-            limit.rlim_max = wanted;
-        }
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-            eprintln!("failed to set rlimit for open files to {wanted}; -c may not be reachable");
-        }
+    let Ok((current, maximum)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    if current >= wanted {
+        return;
+    }
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, maximum.max(wanted)).is_err() {
+        eprintln!("failed to set rlimit for open files to {wanted}; -c may not be reachable");
     }
 }
 
 fn drop_privileges(user: &str) -> Result<(), SetupError> {
-    let name = CString::new(user)
-        .map_err(|_| SetupError(format!("can't find the user {user} to switch to")))?;
-    // SAFETY: getpwnam returns a pointer into static storage or null; we copy the ids out
-    // before any other call that could overwrite it.
-    let (uid, gid) = unsafe {
-        let entry = libc::getpwnam(name.as_ptr());
-        if entry.is_null() {
-            return Err(SetupError(format!(
-                "can't find the user {user} to switch to"
-            )));
-        }
-        ((*entry).pw_uid, (*entry).pw_gid)
-    };
-    // SAFETY: plain system calls; group first, while we still may.
-    unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 && libc::getuid() == 0 {
-            // Not fatal: a container may forbid setgroups; setgid/setuid below decide.
-        }
-        if libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
-            return Err(SetupError(format!(
-                "failed to assume identity of user {user}: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-    }
-    Ok(())
+    let not_found = || SetupError(format!("can't find the user {user} to switch to"));
+    let entry = User::from_name(user)
+        .map_err(|_| not_found())?
+        .ok_or_else(not_found)?;
+    // Not fatal: a container may forbid setgroups; setgid/setuid below decide.
+    let _ = setgroups(&[]);
+    // Group first, while we still may.
+    setgid(entry.gid)
+        .and_then(|()| setuid(entry.uid))
+        .map_err(|error| SetupError(format!("failed to assume identity of user {user}: {error}")))
 }

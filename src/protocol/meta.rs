@@ -7,6 +7,7 @@ use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::ProtocolError;
 use super::request::Request;
 use crate::numbers::{strtol32, strtoul32, strtoull};
+use base64::Engine;
 use std::borrow::Cow;
 
 /// memcached's token limit per line.
@@ -124,56 +125,23 @@ fn error(error: ProtocolError, consumed: usize, swallow: usize) -> Frame<'static
     }
 }
 
+/// memcached's `b` alphabet: standard base64 with canonical padding. Like memcached's own
+/// decoder it ignores stray bits in the last character instead of refusing the key.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+);
+
 /// Decodes standard base64 (with padding), as memcached's `b` flag expects.
 pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    if text.is_empty() || !text.len().is_multiple_of(4) {
-        return None;
-    }
-    let value = |byte: u8| -> Option<u32> {
-        Some(match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for (index, quad) in text.chunks(4).enumerate() {
-        let last = index == text.len() / 4 - 1;
-        let padding = quad.iter().rev().take_while(|&&b| b == b'=').count();
-        if padding > 2 || (padding > 0 && !last) {
-            return None;
-        }
-        let mut bits = 0u32;
-        for &byte in &quad[..4 - padding] {
-            bits = bits << 6 | value(byte)?;
-        }
-        bits <<= 6 * padding as u32;
-        let bytes = [(bits >> 16) as u8, (bits >> 8) as u8, bits as u8];
-        out.extend_from_slice(&bytes[..3 - padding]);
-    }
-    Some(out)
+    BASE64.decode(text).ok()
 }
 
 /// Encodes standard base64 (keys returned by `k` under `b`).
 pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let bits = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for position in 0..4 {
-            if position <= chunk.len() {
-                out.push(ALPHABET[(bits >> (18 - 6 * position) & 63) as usize]);
-            } else {
-                out.push(b'=');
-            }
-        }
-    }
-    out
+    BASE64.encode(bytes).into_bytes()
 }
 
 /// Flags each command accepts (`P` and `L` are proxy hints, accepted and ignored).
@@ -383,6 +351,10 @@ mod tests {
         assert_eq!(base64_decode(b"Zm8=").unwrap(), b"fo");
         assert_eq!(base64_encode(b"fo"), b"Zm8=");
         assert_eq!(base64_decode(b"!!!"), None);
+        // As memcached 1.6.18: stray low bits are ignored, missing padding is refused.
+        assert_eq!(base64_decode(b"Zm9=").unwrap(), b"fo");
+        assert_eq!(base64_decode(b"Zm8"), None);
+        assert_eq!(base64_decode(b"Zm9v="), None);
     }
 
     #[test]

@@ -131,11 +131,15 @@ fn long_lines_close_unless_they_are_multigets() {
 
 #[test]
 fn parsed_keys_never_exceed_250_bytes() {
-    // Any storage line that parses to a request carries a key of at most 250 bytes.
+    // Any storage line that parses to a request carries a key of at most 250 bytes, and
+    // every key up to 250 bytes does parse (so the check cannot pass on nothing).
+    let mut parsed = Vec::new();
     for length in [1usize, 249, 250, 251, 300] {
         let line = [b"set ".as_slice(), &vec![b'k'; length], b" 0 0 1\r\nx\r\n"].concat();
         if let (Request::Store { key, .. }, _) = request_of(&line) {
             assert!(key.len() <= KEY_MAX_LENGTH);
+            parsed.push(key.len());
         }
     }
+    assert_eq!(parsed, [1, 249, 250]);
 }
