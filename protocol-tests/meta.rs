@@ -221,3 +221,34 @@ fn meta_errors() {
         }
     }
 }
+
+#[test]
+fn meta_get_with_a_new_ttl_counts_a_touch_hit() {
+    // memcached counts a hit of `mg <key> T<ttl>` as a touch: touch_hits and cmd_touch
+    // grow, get_hits does not.
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(b"set tk 0 0 1\r\nx\r\n", b"STORED\r\n");
+        let before = [
+            c.stat("get_hits"),
+            c.stat("touch_hits"),
+            c.stat("cmd_touch"),
+        ];
+        c.roundtrip(b"mg tk T30 v\r\n", b"VA 1\r\nx\r\n");
+        let after = [
+            c.stat("get_hits"),
+            c.stat("touch_hits"),
+            c.stat("cmd_touch"),
+        ];
+        assert_eq!(
+            [
+                after[0] - before[0],
+                after[1] - before[1],
+                after[2] - before[2]
+            ],
+            [0, 1, 1],
+            "[{}] get_hits, touch_hits, cmd_touch after mg T30",
+            c.label
+        );
+    }
+}

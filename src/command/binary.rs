@@ -3,10 +3,8 @@
 
 use super::{Context, Flow};
 use crate::protocol::binary::{BinaryRequest, Status, be_u32, be_u64, opcode, write_response};
-use crate::protocol::{Frame, ReplyBuffer, Request, parse};
-use crate::store::{
-    MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreMode, StoreOutcome, ValueRef,
-};
+use crate::protocol::{Frame, ReplyBuffer, Request, StoreMode, parse};
+use crate::store::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreOutcome, ValueRef};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
@@ -27,7 +25,9 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             let exptime = be_u32(request.extras, 0) as i32;
             ctx.counters.cmd_touch += 1;
             if op == TOUCH {
-                if ctx.store.touch(request.key, exptime) {
+                let hit = ctx.store.touch(request.key, exptime);
+                super::detail_get(ctx, request.key, hit);
+                if hit {
                     write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
                 } else {
                     reply(out, Status::NotFound);
@@ -43,6 +43,7 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             if !request.extras.is_empty() || request.key.is_empty() {
                 return invalid(out, op, request.opaque);
             }
+            super::detail_delete(ctx, request.key);
             let compare = (request.cas != 0).then_some(request.cas);
             match ctx.store.meta_delete(request.key, compare, false, None) {
                 MetaDeleteOutcome::Deleted if op == DELETEQ => {}
@@ -146,6 +147,7 @@ fn get(
             ValueRef::Shared(bytes) => out.push_shared(bytes),
         }
     });
+    super::detail_get(ctx, request.key, hit);
     if !hit {
         match op {
             GETQ | GETKQ | GATQ | GATKQ => {}
@@ -184,9 +186,10 @@ fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'
         (0, 0)
     };
     ctx.counters.cmd_set += 1;
+    super::detail_set(ctx, request.key);
     let compare = (request.cas != 0).then_some(request.cas);
     let outcome = ctx.store.meta_store(
-        mode,
+        super::storage::store_mode(mode),
         request.key,
         flags,
         exptime,

@@ -2,10 +2,10 @@
 //! return flags the client asked for, in the order it asked.
 
 use super::{Context, Flow};
-use crate::protocol::meta::{MetaCommand, MetaRequest, SetMode, base64_encode};
+use crate::protocol::meta::{MetaCommand, MetaRequest, base64_encode};
 use crate::protocol::{ProtocolError, ReplyBuffer};
 use crate::store::{
-    MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, StoreMode, StoreOutcome, ValueRef,
+    MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, StoreOutcome, ValueRef,
 };
 
 /// Executes one meta request.
@@ -140,15 +140,8 @@ fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
 
 fn set(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
     ctx.counters.cmd_set += 1;
-    let mode = match request.set_mode {
-        SetMode::Set => StoreMode::Set,
-        SetMode::Add => StoreMode::Add,
-        SetMode::Append => StoreMode::Append,
-        SetMode::Prepend => StoreMode::Prepend,
-        SetMode::Replace => StoreMode::Replace,
-    };
     let outcome = ctx.store.meta_store(
-        mode,
+        super::storage::store_mode(request.set_mode),
         &request.key,
         request.client_flags,
         request.ttl.unwrap_or(0),

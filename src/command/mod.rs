@@ -62,16 +62,30 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             with_cas,
         } => retrieval::get(ctx, out, keys, with_cas, Some(exptime)),
         Request::Store {
-            verb,
+            mode,
+            compare_cas,
             key,
             flags,
             exptime,
             data,
             noreply,
-        } => storage::store(ctx, out, verb, key, flags, exptime, data, noreply),
-        Request::StoreTooLarge { verb, key, noreply } => {
-            storage::too_large(ctx, out, verb, key, noreply)
-        }
+        } => storage::store(
+            ctx,
+            out,
+            mode,
+            compare_cas,
+            key,
+            flags,
+            exptime,
+            data,
+            noreply,
+        ),
+        Request::StoreTooLarge {
+            mode,
+            compare_cas,
+            key,
+            noreply,
+        } => storage::too_large(ctx, out, mode, compare_cas, key, noreply),
         Request::Touch {
             key,
             exptime,
@@ -163,6 +177,35 @@ pub fn stats_pairs(
         }
     }
     Some(pairs)
+}
+
+/// Counts a get of `key` for `stats detail`. Text and binary gets (touch included) are
+/// counted, meta commands are not: memcached 1.6.18 counts them the same way.
+fn detail_get(ctx: &Context<'_>, key: &[u8], hit: bool) {
+    ctx.stats
+        .detail
+        .record(key, ctx.settings.prefix_delimiter, |prefix| {
+            prefix.gets += 1;
+            prefix.hits += u64::from(hit);
+        });
+}
+
+/// Counts a store of `key` for `stats detail` (text and binary, as `detail_get`).
+fn detail_set(ctx: &Context<'_>, key: &[u8]) {
+    ctx.stats
+        .detail
+        .record(key, ctx.settings.prefix_delimiter, |prefix| {
+            prefix.sets += 1
+        });
+}
+
+/// Counts a delete of `key` for `stats detail` (text and binary, as `detail_get`).
+fn detail_delete(ctx: &Context<'_>, key: &[u8]) {
+    ctx.stats
+        .detail
+        .record(key, ctx.settings.prefix_delimiter, |prefix| {
+            prefix.deletes += 1
+        });
 }
 
 /// Appends an error unless `noreply` was given (memcached suppresses errors too).

@@ -55,12 +55,7 @@ pub fn get(
             }
             out.push(b"\r\n");
         });
-        ctx.stats
-            .detail
-            .record(key, ctx.settings.prefix_delimiter, |prefix| {
-                prefix.gets += 1;
-                prefix.hits += u64::from(hit);
-            });
+        super::detail_get(ctx, key, hit);
         if hit && no_room {
             return out_of_memory(ctx, out, start);
         }

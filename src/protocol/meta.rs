@@ -6,7 +6,7 @@
 use super::numbers::{strtol32, strtoul32, strtoull};
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::ProtocolError;
-use super::request::Request;
+use super::request::{Request, StoreMode};
 use std::borrow::Cow;
 
 /// memcached's token limit per line.
@@ -30,21 +30,6 @@ pub enum MetaCommand {
     Arithmetic,
     /// `me`: debug dump of an item.
     Debug,
-}
-
-/// `ms` modes (`M` flag).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetMode {
-    /// `MS` (default).
-    Set,
-    /// `ME`: add.
-    Add,
-    /// `MA`: append.
-    Append,
-    /// `MP`: prepend.
-    Prepend,
-    /// `MR`: replace.
-    Replace,
 }
 
 /// The flags of a meta request, in request order (return flags are echoed in order).
@@ -97,7 +82,7 @@ pub struct MetaRequest<'a> {
     /// `F`: client flags for ms.
     pub client_flags: u32,
     /// `M` for ms.
-    pub set_mode: SetMode,
+    pub set_mode: StoreMode,
     /// `M` for ma: incr (true) or decr.
     pub incr: bool,
     /// `D` for ma.
@@ -279,7 +264,7 @@ pub fn parse_meta<'a>(
         recache: None,
         compare_cas: None,
         client_flags: 0,
-        set_mode: SetMode::Set,
+        set_mode: StoreMode::Set,
         incr: true,
         delta: 1,
         initial: 0,
@@ -304,11 +289,11 @@ pub fn parse_meta<'a>(
                     return error(ProtocolError::MetaModeLength, consumed, swallow);
                 }
                 request.set_mode = match token[0] {
-                    b'S' | b's' => SetMode::Set,
-                    b'E' | b'e' => SetMode::Add,
-                    b'A' | b'a' => SetMode::Append,
-                    b'P' | b'p' => SetMode::Prepend,
-                    b'R' | b'r' => SetMode::Replace,
+                    b'S' | b's' => StoreMode::Set,
+                    b'E' | b'e' => StoreMode::Add,
+                    b'A' | b'a' => StoreMode::Append,
+                    b'P' | b'p' => StoreMode::Prepend,
+                    b'R' | b'r' => StoreMode::Replace,
                     _ => return error(ProtocolError::InvalidSetMode, consumed, swallow),
                 };
                 true

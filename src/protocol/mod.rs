@@ -10,4 +10,4 @@ pub mod request;
 
 pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
-pub use request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+pub use request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};

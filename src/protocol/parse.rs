@@ -6,7 +6,7 @@
 
 use super::numbers::{strtol32, strtoul32, strtoull};
 use super::reply::ProtocolError;
-use super::request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+use super::request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};
 use crate::store::item::memcached_item_size;
 
 /// Longest key memcached accepts.
@@ -307,14 +307,14 @@ fn parse_storage<'a>(
     ) else {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     };
-    let verb = match tokens.get(0) {
-        b"set" => StorageVerb::Set,
-        b"add" => StorageVerb::Add,
-        b"replace" => StorageVerb::Replace,
-        b"append" => StorageVerb::Append,
-        b"prepend" => StorageVerb::Prepend,
+    let (mode, compare_cas) = match tokens.get(0) {
+        b"set" => (StoreMode::Set, None),
+        b"add" => (StoreMode::Add, None),
+        b"replace" => (StoreMode::Replace, None),
+        b"append" => (StoreMode::Append, None),
+        b"prepend" => (StoreMode::Prepend, None),
         _ => match strtoull(tokens.get(5)) {
-            Some(cas) => StorageVerb::Cas(cas),
+            Some(cas) => (StoreMode::Set, Some(cas)),
             None => return invalid(ProtocolError::BadFormat, noreply, consumed),
         },
     };
@@ -324,7 +324,12 @@ fn parse_storage<'a>(
     let length = length as usize;
     if !limits.fits(key.len(), length) {
         return Frame::Request {
-            request: Request::StoreTooLarge { verb, key, noreply },
+            request: Request::StoreTooLarge {
+                mode,
+                compare_cas,
+                key,
+                noreply,
+            },
             consumed,
             swallow: length + 2,
         };
@@ -338,7 +343,8 @@ fn parse_storage<'a>(
     }
     request(
         Request::Store {
-            verb,
+            mode,
+            compare_cas,
             key,
             flags,
             exptime,

@@ -3,21 +3,21 @@
 
 use super::reply::ProtocolError;
 
-/// Which storage verb a storage request is.
+/// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
+/// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
+/// protocols can combine it with a mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageVerb {
-    /// `set`
+pub enum StoreMode {
+    /// `set`, `ms MS`, SET: store unconditionally.
     Set,
-    /// `add`
+    /// `add`, `ms ME`, ADD: only if the key is absent.
     Add,
-    /// `replace`
+    /// `replace`, `ms MR`, REPLACE: only if the key is present.
     Replace,
-    /// `append`
+    /// `append`, `ms MA`, APPEND: add bytes after the existing value.
     Append,
-    /// `prepend`
+    /// `prepend`, `ms MP`, PREPEND: add bytes before the existing value.
     Prepend,
-    /// `cas` with the client's CAS value.
-    Cas(u64),
 }
 
 /// The keys of a get-family line, iterated lazily (a multiget may name thousands).
@@ -103,8 +103,10 @@ pub enum Request<'a> {
     },
     /// set/add/replace/append/prepend/cas with its data block.
     Store {
-        /// The verb.
-        verb: StorageVerb,
+        /// The mode (`cas` is `Set` with `compare_cas`).
+        mode: StoreMode,
+        /// `cas`: store only if the item's CAS is still this one.
+        compare_cas: Option<u64>,
         /// Key (at most 250 bytes).
         key: &'a [u8],
         /// Client flags.
@@ -119,8 +121,10 @@ pub enum Request<'a> {
     /// A storage command whose value exceeds the item size limit. Its data is swallowed
     /// by the connection; a `set` also removes the old value.
     StoreTooLarge {
-        /// The verb.
-        verb: StorageVerb,
+        /// The mode.
+        mode: StoreMode,
+        /// `cas`: a failed `cas` leaves the old value alone.
+        compare_cas: Option<u64>,
         /// Key.
         key: &'a [u8],
         /// Suppress the reply.

@@ -15,7 +15,7 @@ use crate::command::binary::SaslStep;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::{
-    Frame, Keys, ProtocolError, Reply, ReplyBuffer, Request, StorageVerb, binary, parse,
+    Frame, Keys, ProtocolError, Reply, ReplyBuffer, Request, StoreMode, binary, parse,
 };
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
@@ -411,7 +411,8 @@ fn authenticate(
     if let (
         Some(auth),
         Request::Store {
-            verb: StorageVerb::Set,
+            mode: StoreMode::Set,
+            compare_cas: None,
             data,
             noreply,
             ..

@@ -243,11 +243,18 @@ impl Store {
         // retry still has it.
         let mut visit = Some(visit);
         self.with_room(shard, |shard| {
-            shard.meta_get(key, hash, now, options, |view| {
+            let hits = shard.counters.get_hits;
+            let found = shard.meta_get(key, hash, now, options, |view| {
                 if let Some(visit) = visit.take() {
                     visit(view);
                 }
-            })
+            });
+            // memcached counts a hit of `mg` with `T` as a touch hit, not a get hit.
+            if options.new_expiry.is_some() && shard.counters.get_hits > hits {
+                shard.counters.get_hits -= 1;
+                shard.counters.touch_hits += 1;
+            }
+            found
         })
     }
 

@@ -37,7 +37,8 @@ fn storage_waits_for_its_data_block() {
     assert_eq!(
         request,
         Request::Store {
-            verb: StorageVerb::Set,
+            mode: StoreMode::Set,
+            compare_cas: None,
             key: b"k",
             flags: 1,
             exptime: 2,
@@ -68,11 +69,20 @@ fn a_value_is_exactly_as_long_as_announced() {
 fn too_large_values_are_swallowed() {
     match parse_one(b"set k 0 0 2000000 noreply\r\n") {
         Frame::Request {
-            request: Request::StoreTooLarge { verb, key, noreply },
+            request:
+                Request::StoreTooLarge {
+                    mode,
+                    compare_cas,
+                    key,
+                    noreply,
+                },
             consumed,
             swallow,
         } => {
-            assert_eq!((verb, key, noreply), (StorageVerb::Set, &b"k"[..], true));
+            assert_eq!(
+                (mode, compare_cas, key, noreply),
+                (StoreMode::Set, None, &b"k"[..], true)
+            );
             assert_eq!(consumed, 27);
             assert_eq!(swallow, 2_000_002);
         }
