@@ -1,10 +1,13 @@
 //! Executes binary-protocol requests against the store, answering with memcached's
 //! status codes, quiet-variant rules and CAS behaviour.
 
+use super::core::{self, Origin};
 use super::{Context, Flow};
-use crate::protocol::binary::{BinaryRequest, Status, be_u32, be_u64, opcode, write_response};
+use crate::protocol::binary::{
+    BinaryRequest, Status, be_u32, be_u64, compose, compose_error, compose_hit, opcode, store_mode,
+    write_response,
+};
 use crate::protocol::{Frame, ReplyBuffer, Request, StoreMode, parse};
-use crate::store::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreOutcome, ValueRef};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
@@ -23,15 +26,9 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
                 return invalid(out, op, request.opaque);
             }
             let exptime = be_u32(request.extras, 0) as i32;
-            ctx.counters.cmd_touch += 1;
             if op == TOUCH {
-                let hit = ctx.store.touch(request.key, exptime);
-                super::detail_get(ctx, request.key, hit);
-                if hit {
-                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
-                } else {
-                    reply(out, Status::NotFound);
-                }
+                let response = core::touch(ctx, request.key, exptime, Origin::Binary);
+                compose(out, op, request.opaque, request.key, response);
                 return Flow::Continue;
             }
             get(ctx, out, request, Some(exptime))
@@ -43,16 +40,9 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             if !request.extras.is_empty() || request.key.is_empty() {
                 return invalid(out, op, request.opaque);
             }
-            super::detail_delete(ctx, request.key);
             let compare = (request.cas != 0).then_some(request.cas);
-            match ctx.store.meta_delete(request.key, compare, false, None) {
-                MetaDeleteOutcome::Deleted if op == DELETEQ => {}
-                MetaDeleteOutcome::Deleted => {
-                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0)
-                }
-                MetaDeleteOutcome::NotFound => reply(out, Status::NotFound),
-                MetaDeleteOutcome::Exists => reply(out, Status::Exists),
-            }
+            let response = core::delete(ctx, request.key, compare, false, None, Origin::Binary);
+            compose(out, op, request.opaque, request.key, response);
             Flow::Continue
         }
         INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => arithmetic(ctx, out, request),
@@ -107,9 +97,7 @@ fn version(out: &mut ReplyBuffer, op: u8, opaque: u32) {
 
 /// An error response carrying memcached's message as its body.
 pub fn error(out: &mut ReplyBuffer, op: u8, status: Status, opaque: u32) {
-    let message = status.message();
-    write_response(out, op, status, opaque, 0, &[], &[], message.len());
-    out.push(message);
+    compose_error(out, op, status, opaque);
 }
 
 /// A malformed request: "Invalid arguments", then the connection closes (as memcached).
@@ -124,58 +112,28 @@ fn get(
     request: &BinaryRequest<'_>,
     new_exptime: Option<i32>,
 ) -> Flow {
-    use opcode::*;
-    let op = request.opcode;
-    let with_key = matches!(op, GETK | GETKQ | GATK | GATKQ);
-    ctx.counters.cmd_get += 1;
-    let hit = ctx.store.fetch(request.key, new_exptime, |item| {
-        let key: &[u8] = if with_key { item.key } else { &[] };
-        let flags = item.flags.to_be_bytes();
-        let value = item.value.as_slice();
-        write_response(
+    let (op, opaque) = (request.opcode, request.opaque);
+    let hit = core::get(ctx, request.key, new_exptime, |hit| {
+        compose_hit(out, op, opaque, &hit)
+    });
+    if !hit {
+        compose(
             out,
             op,
-            Status::Ok,
-            request.opaque,
-            item.cas,
-            &flags,
-            key,
-            value.len(),
+            opaque,
+            request.key,
+            crate::protocol::Response::NotFound,
         );
-        match item.value {
-            ValueRef::Inline(bytes) => out.push(bytes),
-            ValueRef::Shared(bytes) => out.push_shared(bytes),
-        }
-    });
-    super::detail_get(ctx, request.key, hit);
-    if !hit {
-        match op {
-            GETQ | GETKQ | GATQ | GATKQ => {}
-            GETK | GATK => write_response(
-                out,
-                op,
-                Status::NotFound,
-                request.opaque,
-                0,
-                &[],
-                request.key,
-                0,
-            ),
-            _ => error(out, op, Status::NotFound, request.opaque),
-        }
     }
     Flow::Continue
 }
 
 fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    use opcode::*;
     let op = request.opcode;
-    let (mode, extras_len) = match op {
-        SET | SETQ => (StoreMode::Set, 8),
-        ADD | ADDQ => (StoreMode::Add, 8),
-        REPLACE | REPLACEQ => (StoreMode::Replace, 8),
-        APPEND | APPENDQ => (StoreMode::Append, 0),
-        _ => (StoreMode::Prepend, 0),
+    let mode = store_mode(op).unwrap_or(StoreMode::Set);
+    let extras_len = match mode {
+        StoreMode::Append | StoreMode::Prepend => 0,
+        _ => 8,
     };
     if request.extras.len() != extras_len || request.key.is_empty() {
         return invalid(out, op, request.opaque);
@@ -185,38 +143,17 @@ fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'
     } else {
         (0, 0)
     };
-    ctx.counters.cmd_set += 1;
-    super::detail_set(ctx, request.key);
-    let compare = (request.cas != 0).then_some(request.cas);
-    let outcome = ctx.store.meta_store(
-        super::storage::store_mode(mode),
-        request.key,
+    let store = core::Store {
+        mode,
+        key: request.key,
         flags,
         exptime,
-        request.value,
-        compare,
-        false,
-    );
-    let quiet = matches!(op, SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ);
-    let status = match outcome {
-        StoreOutcome::Stored(_) if quiet => return Flow::Continue,
-        StoreOutcome::Stored(cas) => {
-            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 0);
-            return Flow::Continue;
-        }
-        StoreOutcome::NotStored => match mode {
-            StoreMode::Add => Status::Exists,
-            StoreMode::Replace => Status::NotFound,
-            _ => Status::NotStored,
-        },
-        StoreOutcome::Exists => Status::Exists,
-        StoreOutcome::NotFound => Status::NotFound,
-        StoreOutcome::OutOfMemory => {
-            ctx.counters.store_no_memory += 1;
-            Status::OutOfMemory
-        }
+        data: request.value,
+        compare_cas: (request.cas != 0).then_some(request.cas),
+        invalidate: false,
     };
-    error(out, op, status, request.opaque);
+    let response = core::store(ctx, store, Origin::Binary);
+    compose(out, op, request.opaque, request.key, response);
     Flow::Continue
 }
 
@@ -226,36 +163,18 @@ fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequ
     if request.extras.len() != 20 || request.key.is_empty() || !request.value.is_empty() {
         return invalid(out, op, request.opaque);
     }
-    let delta = be_u64(request.extras, 0);
-    let initial = be_u64(request.extras, 8);
     let expiration = be_u32(request.extras, 16);
-    let outcome = ctx.store.meta_arith(
-        request.key,
-        MetaArith {
-            incr: matches!(op, INCREMENT | INCREMENTQ),
-            delta,
-            compare: (request.cas != 0).then_some(request.cas),
-            // An expiration of all ones means "do not create".
-            vivify: (expiration != u32::MAX)
-                .then(|| (ctx.store.expiry(expiration as i32), initial)),
-            new_expiry: None,
-        },
-    );
-    let status = match outcome {
-        MetaArithOutcome::Value { .. } if matches!(op, INCREMENTQ | DECREMENTQ) => {
-            return Flow::Continue;
-        }
-        MetaArithOutcome::Value { value, cas, .. } => {
-            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 8);
-            out.push(&value.to_be_bytes());
-            return Flow::Continue;
-        }
-        MetaArithOutcome::NotFound => Status::NotFound,
-        MetaArithOutcome::NonNumeric => Status::NonNumeric,
-        MetaArithOutcome::Exists => Status::Exists,
-        MetaArithOutcome::NotStored => Status::OutOfMemory,
+    let arith = core::Arith {
+        incr: matches!(op, INCREMENT | INCREMENTQ),
+        delta: be_u64(request.extras, 0),
+        compare_cas: (request.cas != 0).then_some(request.cas),
+        // An expiration of all ones means "do not create".
+        auto_create: (expiration != u32::MAX)
+            .then(|| (expiration as i32, be_u64(request.extras, 8))),
+        new_ttl: None,
     };
-    error(out, op, status, request.opaque);
+    let response = core::arith(ctx, request.key, arith);
+    compose(out, op, request.opaque, request.key, response);
     Flow::Continue
 }
 

@@ -2,17 +2,15 @@
 //! bytes. Each verb family has its own file; none of them touches a socket.
 
 mod admin;
-mod arithmetic;
 pub mod binary;
-mod delete;
+mod core;
 mod meta;
 mod retrieval;
 mod stats;
-mod storage;
-mod touch;
 
+use self::core::Origin;
 use crate::config::Settings;
-use crate::protocol::{ProtocolError, ReplyBuffer, Request};
+use crate::protocol::{ProtocolError, ReplyBuffer, Request, StoreMode};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::Store;
 
@@ -69,35 +67,56 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             exptime,
             data,
             noreply,
-        } => storage::store(
-            ctx,
-            out,
-            mode,
-            compare_cas,
-            key,
-            flags,
-            exptime,
-            data,
-            noreply,
-        ),
+        } => {
+            let request = core::Store {
+                mode,
+                key,
+                flags,
+                exptime,
+                data,
+                compare_cas,
+                invalidate: false,
+            };
+            core::store(ctx, request, Origin::Text).compose_text(out, noreply);
+            Flow::Continue
+        }
         Request::StoreTooLarge {
             mode,
             compare_cas,
             key,
             noreply,
-        } => storage::too_large(ctx, out, mode, compare_cas, key, noreply),
+        } => {
+            core::too_large(ctx, mode, compare_cas.is_some(), key).compose_text(out, noreply);
+            Flow::Continue
+        }
         Request::Touch {
             key,
             exptime,
             noreply,
-        } => touch::touch(ctx, out, key, exptime, noreply),
-        Request::Delete { key, noreply } => delete::delete(ctx, out, key, noreply),
+        } => {
+            core::touch(ctx, key, exptime, Origin::Text).compose_text(out, noreply);
+            Flow::Continue
+        }
+        Request::Delete { key, noreply } => {
+            core::delete(ctx, key, None, false, None, Origin::Text).compose_text(out, noreply);
+            Flow::Continue
+        }
         Request::Arithmetic {
             incr,
             key,
             delta,
             noreply,
-        } => arithmetic::arithmetic(ctx, out, incr, key, delta, noreply),
+        } => {
+            let request = core::Arith {
+                incr,
+                delta,
+                compare_cas: None,
+                auto_create: None,
+                new_ttl: None,
+            };
+            core::arith(ctx, key, request).compose_text(out, noreply);
+            Flow::Continue
+        }
         Request::FlushAll { delay, noreply } => admin::flush_all(ctx, out, delay, noreply),
         Request::Version => admin::version(out),
         Request::Verbosity { level, noreply } => admin::verbosity(ctx, out, level, noreply),
@@ -117,19 +136,10 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             opaque,
             key,
         } => {
-            ctx.counters.store_too_large += 1;
-            if matches!(
-                opcode,
-                crate::protocol::binary::opcode::SET | crate::protocol::binary::opcode::SETQ
-            ) {
-                ctx.store.discard(key);
-            }
-            binary::error(
-                out,
-                opcode,
-                crate::protocol::binary::Status::TooLarge,
-                opaque,
-            );
+            // Only storage opcodes are refused as too large.
+            let mode = crate::protocol::binary::store_mode(opcode).unwrap_or(StoreMode::Set);
+            let response = core::too_large(ctx, mode, false, key);
+            crate::protocol::binary::compose(out, opcode, opaque, key, response);
             Flow::Continue
         }
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
@@ -177,35 +187,6 @@ pub fn stats_pairs(
         }
     }
     Some(pairs)
-}
-
-/// Counts a get of `key` for `stats detail`. Text and binary gets (touch included) are
-/// counted, meta commands are not: memcached 1.6.18 counts them the same way.
-fn detail_get(ctx: &Context<'_>, key: &[u8], hit: bool) {
-    ctx.stats
-        .detail
-        .record(key, ctx.settings.prefix_delimiter, |prefix| {
-            prefix.gets += 1;
-            prefix.hits += u64::from(hit);
-        });
-}
-
-/// Counts a store of `key` for `stats detail` (text and binary, as `detail_get`).
-fn detail_set(ctx: &Context<'_>, key: &[u8]) {
-    ctx.stats
-        .detail
-        .record(key, ctx.settings.prefix_delimiter, |prefix| {
-            prefix.sets += 1
-        });
-}
-
-/// Counts a delete of `key` for `stats detail` (text and binary, as `detail_get`).
-fn detail_delete(ctx: &Context<'_>, key: &[u8]) {
-    ctx.stats
-        .detail
-        .record(key, ctx.settings.prefix_delimiter, |prefix| {
-            prefix.deletes += 1
-        });
 }
 
 /// Appends an error unless `noreply` was given (memcached suppresses errors too).

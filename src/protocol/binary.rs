@@ -3,7 +3,9 @@
 //! value. Parsing only frames and validates; `command/binary.rs` executes.
 
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
-use super::request::Request;
+use super::reply::{ProtocolError, ReplyBuffer};
+use super::request::{Request, StoreMode};
+use super::response::{Hit, Response};
 
 /// Size of a request or response header.
 pub const HEADER_SIZE: usize = 24;
@@ -127,11 +129,7 @@ pub fn be_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn is_storage(opcode: u8) -> bool {
-    use opcode::*;
-    matches!(
-        opcode,
-        SET | ADD | REPLACE | APPEND | PREPEND | SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ
-    )
+    store_mode(opcode).is_some()
 }
 
 /// Frames one binary request from the front of `buffer`.
@@ -203,7 +201,7 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
 /// Appends a response header and body pieces. The arguments mirror the header fields.
 #[allow(clippy::too_many_arguments)]
 pub fn write_response(
-    out: &mut super::ReplyBuffer,
+    out: &mut ReplyBuffer,
     opcode: u8,
     status: Status,
     opaque: u32,
@@ -225,6 +223,103 @@ pub fn write_response(
     out.push(&header);
     out.push(extras);
     out.push(key);
+}
+
+/// The store mode of a storage opcode (`None` for any other opcode).
+pub fn store_mode(opcode: u8) -> Option<StoreMode> {
+    use opcode::*;
+    Some(match opcode {
+        SET | SETQ => StoreMode::Set,
+        ADD | ADDQ => StoreMode::Add,
+        REPLACE | REPLACEQ => StoreMode::Replace,
+        APPEND | APPENDQ => StoreMode::Append,
+        PREPEND | PREPENDQ => StoreMode::Prepend,
+        _ => return None,
+    })
+}
+
+/// True for the quiet opcodes: they answer success (and a get's miss) with nothing.
+fn is_quiet(opcode: u8) -> bool {
+    use opcode::*;
+    matches!(
+        opcode,
+        GETQ | GETKQ
+            | SETQ
+            | ADDQ
+            | REPLACEQ
+            | DELETEQ
+            | INCREMENTQ
+            | DECREMENTQ
+            | QUITQ
+            | FLUSHQ
+            | APPENDQ
+            | PREPENDQ
+            | GATQ
+            | GATKQ
+    )
+}
+
+/// True for the gets that echo the key (GETK, GETKQ, GATK, GATKQ).
+fn returns_key(opcode: u8) -> bool {
+    use opcode::*;
+    matches!(opcode, GETK | GETKQ | GATK | GATKQ)
+}
+
+/// An error response carrying memcached's message as its body.
+pub fn compose_error(out: &mut ReplyBuffer, opcode: u8, status: Status, opaque: u32) {
+    let message = status.message();
+    write_response(out, opcode, status, opaque, 0, &[], &[], message.len());
+    out.push(message);
+}
+
+/// A get's hit: the flags as extras, the key for the K variants, the value.
+pub fn compose_hit(out: &mut ReplyBuffer, opcode: u8, opaque: u32, hit: &Hit<'_>) {
+    let key: &[u8] = if returns_key(opcode) { hit.key } else { &[] };
+    let flags = hit.flags.to_be_bytes();
+    let len = hit.value.len();
+    write_response(out, opcode, Status::Ok, opaque, hit.cas, &flags, key, len);
+    hit.value.push_to(out);
+}
+
+/// The binary protocol's answer to `opcode` (asked for `key`) that came to `response`,
+/// with memcached's status codes and quiet-variant rules.
+pub fn compose(out: &mut ReplyBuffer, opcode: u8, opaque: u32, key: &[u8], response: Response) {
+    use opcode::*;
+    let quiet = is_quiet(opcode);
+    let status = match response {
+        Response::Stored { cas } if !quiet => {
+            return write_response(out, opcode, Status::Ok, opaque, cas, &[], &[], 0);
+        }
+        Response::Deleted | Response::Touched if !quiet => {
+            return write_response(out, opcode, Status::Ok, opaque, 0, &[], &[], 0);
+        }
+        Response::Number { value, cas, .. } if !quiet => {
+            write_response(out, opcode, Status::Ok, opaque, cas, &[], &[], 8);
+            return out.push(&value.to_be_bytes());
+        }
+        Response::Stored { .. }
+        | Response::Deleted
+        | Response::Touched
+        | Response::Number { .. } => return,
+        Response::NotFound if matches!(opcode, GETQ | GETKQ | GATQ | GATKQ) => return,
+        Response::NotFound if returns_key(opcode) => {
+            return write_response(out, opcode, Status::NotFound, opaque, 0, &[], key, 0);
+        }
+        Response::NotFound => Status::NotFound,
+        Response::NotStored => match opcode {
+            ADD | ADDQ => Status::Exists,
+            REPLACE | REPLACEQ => Status::NotFound,
+            _ => Status::NotStored,
+        },
+        Response::Exists => Status::Exists,
+        Response::Error(ProtocolError::TooLarge) => Status::TooLarge,
+        Response::Error(ProtocolError::NonNumericValue) => Status::NonNumeric,
+        Response::Error(ProtocolError::OutOfMemory | ProtocolError::OutOfMemoryStoring) => {
+            Status::OutOfMemory
+        }
+        Response::Error(_) => Status::InvalidArguments,
+    };
+    compose_error(out, opcode, status, opaque);
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! flags per command with memcached 1.6.18's exact error strings; execution lives in
 //! `command/meta.rs`.
 
-use super::numbers::{strtol32, strtoul32, strtoull};
+use super::numbers::{U64_DIGITS, format_u64, strtol32, strtoul32, strtoull};
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
-use super::reply::ProtocolError;
+use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{Request, StoreMode};
+use super::response::{CRLF, Response};
 use std::borrow::Cow;
 
 /// memcached's token limit per line.
@@ -345,6 +346,114 @@ pub fn parse_meta<'a>(
         request: Request::Meta(Box::new(request)),
         consumed,
         swallow: 0,
+    }
+}
+
+/// Appends the return flags in request order: `k` (base64 again under `b`) and `O` here,
+/// the item flags through `item`; ` b` closes a base64 key.
+pub fn push_flags(
+    out: &mut ReplyBuffer,
+    request: &MetaRequest<'_>,
+    mut item: impl FnMut(&mut ReplyBuffer, u8),
+) {
+    for (flag, token) in request.flags.iter() {
+        match flag {
+            b'k' => {
+                out.push(b" k");
+                if request.flags.has(b'b') {
+                    out.push(&base64_encode(&request.key));
+                } else {
+                    out.push(request.raw_key);
+                }
+            }
+            b'O' => {
+                out.push(b" O");
+                out.push(token);
+            }
+            other => item(out, other),
+        }
+    }
+    if request.flags.has(b'b') && request.flags.has(b'k') {
+        out.push(b" b");
+    }
+}
+
+/// A status code with the flags every code echoes (`k`, `O`), e.g. `NF kfoo O1`.
+pub fn compose_status(out: &mut ReplyBuffer, code: &[u8], request: &MetaRequest<'_>) {
+    out.push(code);
+    push_flags(out, request, |_, _| {});
+    out.push(CRLF);
+}
+
+/// ` t<seconds>`, or ` t-1` for an item that never expires.
+pub fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
+    out.push(b" t");
+    if ttl < 0 {
+        out.push(b"-1");
+    } else {
+        out.number(ttl as u64);
+    }
+}
+
+/// The reply of `ms`, `md` or `ma` that came to `response`: a two-letter code, then the
+/// return flags asked for; `q` silences success.
+pub fn compose(out: &mut ReplyBuffer, request: &MetaRequest<'_>, response: Response) {
+    let code: &[u8] = match response {
+        Response::Stored { .. } | Response::Deleted if request.quiet() => return,
+        Response::Stored { cas } => {
+            out.push(b"HD");
+            if request.flags.has(b'c') {
+                out.push(b" c");
+                out.number(cas);
+            }
+            return compose_status(out, b"", request);
+        }
+        Response::Deleted | Response::Touched => b"HD",
+        Response::Number { created: false, .. } if request.quiet() && !request.flags.has(b'v') => {
+            return;
+        }
+        Response::Number {
+            value, cas, ttl, ..
+        } => return compose_number(out, request, value, cas, ttl),
+        Response::NotStored => b"NS",
+        Response::Exists => b"EX",
+        Response::NotFound => b"NF",
+        // `ma` reports a result that found no memory as not stored.
+        Response::Error(ProtocolError::OutOfMemory) => b"NS",
+        Response::Error(error) => return out.error(error),
+    };
+    compose_status(out, code, request);
+}
+
+/// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
+fn compose_number(
+    out: &mut ReplyBuffer,
+    request: &MetaRequest<'_>,
+    value: u64,
+    cas: u64,
+    ttl: i64,
+) {
+    let mut digits = [0u8; U64_DIGITS];
+    let digits = format_u64(value, &mut digits);
+    let with_value = request.flags.has(b'v');
+    if with_value {
+        out.push(b"VA ");
+        out.number(digits.len() as u64);
+    } else {
+        out.push(b"HD");
+    }
+    push_flags(out, request, |out, flag| match flag {
+        b't' => push_ttl(out, ttl),
+        b'c' => {
+            out.push(b" c");
+            out.number(cas);
+        }
+        _ => {}
+    });
+    out.push(CRLF);
+    if with_value {
+        out.push(digits);
+        out.push(CRLF);
     }
 }
 

@@ -7,7 +7,9 @@ pub mod numbers;
 pub mod parse;
 pub mod reply;
 pub mod request;
+pub mod response;
 
 pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
 pub use request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};
+pub use response::{CRLF, Hit, Response, Value};

@@ -85,6 +85,25 @@ pub fn strtol32(text: &[u8]) -> Option<i32> {
     Some(value as i32)
 }
 
+/// Room for the decimal digits of any `u64`.
+pub const U64_DIGITS: usize = 20;
+
+/// Writes `value` in decimal into the end of `digits` and returns those digits: the one
+/// integer formatter of the reply path (no allocation, unlike `to_string`).
+pub fn format_u64(value: u64, digits: &mut [u8; U64_DIGITS]) -> &[u8] {
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    &digits[start..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

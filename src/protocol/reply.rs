@@ -206,18 +206,8 @@ impl ReplyBuffer {
     /// Appends a decimal number.
     #[inline]
     pub fn number(&mut self, value: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        let mut rest = value;
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        self.push(&digits[start..]);
+        let mut digits = [0u8; super::numbers::U64_DIGITS];
+        self.push(super::numbers::format_u64(value, &mut digits));
     }
 
     /// Appends a shared value, by reference when that saves a real copy.
