@@ -27,9 +27,7 @@ pub fn flush_all(
 
 /// `version`.
 pub fn version(out: &mut ReplyBuffer) -> Flow {
-    out.push(b"VERSION ");
-    out.push(VERSION.as_bytes());
-    out.push(b"\r\n");
+    out.version(VERSION);
     Flow::Continue
 }
 
@@ -86,14 +84,6 @@ pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     let started = ctx.store.clock().process_started();
     ctx.store.for_each_shard(|shard| {
         shard.for_each_live(now, |key, header, class| {
-            out.push(b"key=");
-            for &byte in key {
-                if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                    out.push(&[byte]);
-                } else {
-                    out.push(format!("%{byte:02X}").as_bytes());
-                }
-            }
             let expires = if header.exptime == 0 {
                 -1
             } else {
@@ -101,18 +91,14 @@ pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
             };
             let size =
                 crate::store::item::item_size(header.key_len as usize, header.value_len as usize);
-            out.push(
-                format!(
-                    " exp={expires} la={} cas={} fetch={} cls={class} size={size}\n",
-                    i64::from(header.atime) + started,
-                    header.cas,
-                    if header.state & crate::store::item::FETCHED != 0 {
-                        "yes"
-                    } else {
-                        "no"
-                    },
-                )
-                .as_bytes(),
+            out.metadump_line(
+                key,
+                expires,
+                i64::from(header.atime) + started,
+                header.cas,
+                header.state & crate::store::item::FETCHED != 0,
+                class,
+                size,
             );
         });
     });
@@ -130,14 +116,10 @@ pub fn crawl_now(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
 /// `refresh_certs`: reloads the TLS certificates from their files.
 pub fn refresh_certs(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     match ctx.tls {
-        None => out.push(b"Error TLS not enabled\r\n"),
+        None => out.reply(Reply::TlsNotEnabled),
         Some(tls) => match tls.refresh(ctx.store.clock().unix_now()) {
             Ok(()) => out.reply(Reply::Ok),
-            Err(error) => {
-                out.push(b"ERROR ");
-                out.push(error.replace(['\r', '\n'], " ").as_bytes());
-                out.push(b"\r\n");
-            }
+            Err(error) => out.error_message(&error),
         },
     }
     Flow::Continue

@@ -4,8 +4,8 @@
 use super::core::{self, Origin};
 use super::{Context, Flow};
 use crate::protocol::binary::{
-    BinaryRequest, Status, be_u32, be_u64, compose, compose_error, compose_hit, opcode, store_mode,
-    write_response,
+    BinaryRequest, SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, be_u64, compose,
+    compose_error, compose_hit, opcode, store_mode, write_response,
 };
 use crate::protocol::{Frame, ReplyBuffer, Request, StoreMode, parse};
 
@@ -245,15 +245,16 @@ pub fn sasl(
     let op = request.opcode;
     match op {
         SASL_LIST_MECHS => {
-            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 5);
-            out.push(b"PLAIN");
+            let body = SASL_MECHANISMS;
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], body.len());
+            out.push(body);
             SaslStep::Answered
         }
         VERSION => {
             version(out, op, request.opaque);
             SaslStep::Answered
         }
-        SASL_AUTH if request.key == b"PLAIN" => {
+        SASL_AUTH if request.key == SASL_MECHANISMS => {
             // PLAIN: [authzid] NUL authcid NUL password.
             let mut parts = request.value.split(|&byte| byte == 0);
             let (_authzid, user, password) = (parts.next(), parts.next(), parts.next());
@@ -262,8 +263,9 @@ pub fn sasl(
                 _ => Vec::new(),
             };
             if !credentials.is_empty() && auth.check(&credentials) {
-                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 13);
-                out.push(b"Authenticated");
+                let body = SASL_AUTHENTICATED;
+                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], body.len());
+                out.push(body);
                 SaslStep::Authenticated
             } else {
                 error(out, op, Status::AuthError, request.opaque);

@@ -32,6 +32,14 @@ fn store_mode(mode: StoreMode) -> store::StoreMode {
     }
 }
 
+/// The protocol's handle on a stored value (copied or shared, as the store holds it).
+pub fn value<'a>(value: &ValueRef<'a>) -> Value<'a> {
+    match *value {
+        ValueRef::Inline(bytes) => Value::Inline(bytes),
+        ValueRef::Shared(bytes) => Value::Shared(bytes),
+    }
+}
+
 /// Reads one key, or reads it and sets a new expiry (`touch`, as gat/GAT); `visit` sees
 /// the hit while its shard is locked. Returns whether it was a hit.
 pub fn get(
@@ -49,10 +57,7 @@ pub fn get(
             key: item.key,
             flags: item.flags,
             cas: item.cas,
-            value: match item.value {
-                ValueRef::Inline(bytes) => Value::Inline(bytes),
-                ValueRef::Shared(bytes) => Value::Shared(bytes),
-            },
+            value: value(&item.value),
         })
     });
     detail(ctx, Origin::Text, key, |prefix| {

@@ -5,9 +5,9 @@ use super::core::{self, Origin};
 use super::{Context, Flow};
 use crate::protocol::ReplyBuffer;
 use crate::protocol::meta::{
-    MetaCommand, MetaRequest, compose, compose_status, push_flags, push_ttl,
+    MetaCommand, MetaHit, MetaRequest, compose, compose_debug, compose_hit, compose_miss,
 };
-use crate::store::{MetaGet, ValueRef};
+use crate::store::{MetaGet, MetaView};
 
 /// Executes one meta request.
 pub fn meta(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) -> Flow {
@@ -34,54 +34,27 @@ fn get(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) 
         ctx.counters.cmd_touch += 1;
     }
     let found = ctx.store.meta_get(&request.key, options, |item| {
-        let value = item.value.as_slice();
-        if request.flags.has(b'v') {
-            out.push(b"VA ");
-            out.number(value.len() as u64);
-        } else {
-            out.push(b"HD");
-        }
-        push_flags(out, request, |out, flag| match flag {
-            b'c' => {
-                out.push(b" c");
-                out.number(item.cas);
-            }
-            b'f' => {
-                out.push(b" f");
-                out.number(u64::from(item.flags));
-            }
-            b'h' => out.push(if item.fetched_before { b" h1" } else { b" h0" }),
-            b'l' => {
-                out.push(b" l");
-                out.number(u64::from(item.last_access));
-            }
-            b's' => {
-                out.push(b" s");
-                out.number(value.len() as u64);
-            }
-            b't' => push_ttl(out, item.ttl),
-            _ => {}
-        });
-        if item.token_taken {
-            out.push(b" Z");
-        }
-        if item.stale {
-            out.push(b" X");
-        }
-        if item.won {
-            out.push(b" W");
-        }
-        out.push(b"\r\n");
-        if request.flags.has(b'v') {
-            match item.value {
-                ValueRef::Inline(bytes) => out.push(bytes),
-                ValueRef::Shared(bytes) => out.push_shared(bytes),
-            }
-            out.push(b"\r\n");
-        }
+        compose_hit(out, request, &hit_of(&item));
     });
-    if !found && !request.quiet() {
-        compose_status(out, b"EN", request);
+    if !found {
+        compose_miss(out, request);
+    }
+}
+
+/// The protocol's view of what the store reports of an item.
+fn hit_of<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
+    MetaHit {
+        flags: item.flags,
+        cas: item.cas,
+        value: core::value(&item.value),
+        ttl: item.ttl,
+        last_access: item.last_access,
+        fetched_before: item.fetched_before,
+        stale: item.stale,
+        won: item.won,
+        token_taken: item.token_taken,
+        class: item.class,
+        size: item.size,
     }
 }
 
@@ -128,23 +101,12 @@ fn debug(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>
         bump: false,
         ..MetaGet::default()
     };
-    let found = ctx.store.meta_get(&request.key, options, |item| {
-        out.push(b"ME ");
-        out.push(request.raw_key);
-        let ttl = if item.ttl < 0 { -1 } else { item.ttl };
-        out.push(
-            format!(
-                " exp={ttl} la={} cas={} fetch={} cls={} size={}\r\n",
-                item.last_access,
-                item.cas,
-                if item.fetched_before { "yes" } else { "no" },
-                item.class,
-                item.size
-            )
-            .as_bytes(),
-        );
+    let mut answered = false;
+    ctx.store.meta_get(&request.key, options, |item| {
+        answered = true;
+        compose_debug(out, request, Some(&hit_of(&item)));
     });
-    if !found {
-        out.push(b"EN\r\n");
+    if !answered {
+        compose_debug(out, request, None);
     }
 }

@@ -144,7 +144,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         }
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {
-            out.push(b"MN\r\n");
+            crate::protocol::meta::compose_noop(out);
             Flow::Continue
         }
         Request::Invalid { error, noreply } => {

@@ -13,6 +13,10 @@ pub const HEADER_SIZE: usize = 24;
 pub const REQUEST_MAGIC: u8 = 0x80;
 /// First byte of every response.
 pub const RESPONSE_MAGIC: u8 = 0x81;
+/// The SASL mechanisms offered (SASL_LIST_MECHS), and the one accepted by SASL_AUTH.
+pub const SASL_MECHANISMS: &[u8] = b"PLAIN";
+/// The body of a successful SASL_AUTH.
+pub const SASL_AUTHENTICATED: &[u8] = b"Authenticated";
 /// Largest body of a request that carries no value.
 const MAX_PLAIN_BODY: usize = 64 * 1024;
 
@@ -360,6 +364,36 @@ mod tests {
             parse_binary(&bytes[..30], &Limits::default()),
             Frame::Incomplete { needed: 40 }
         ));
+    }
+
+    fn composed(opcode: u8, response: Response) -> Vec<u8> {
+        let mut out = ReplyBuffer::new();
+        compose(&mut out, opcode, 3, b"k", response);
+        out.to_vec()
+    }
+
+    #[test]
+    fn quiet_opcodes_answer_only_failures() {
+        assert!(composed(opcode::SETQ, Response::Stored { cas: 1 }).is_empty());
+        assert!(composed(opcode::GETQ, Response::NotFound).is_empty());
+        // A quiet delete of a missing key still reports it, as memcached does.
+        let reply = composed(opcode::DELETEQ, Response::NotFound);
+        assert_eq!(&reply[6..8], &(Status::NotFound as u16).to_be_bytes());
+        assert_eq!(&reply[HEADER_SIZE..], b"Not found");
+    }
+
+    #[test]
+    fn not_stored_reads_as_memcacheds_status_per_opcode() {
+        let status = |opcode| {
+            let reply = composed(opcode, Response::NotStored);
+            u16::from_be_bytes([reply[6], reply[7]])
+        };
+        assert_eq!(status(opcode::ADD), Status::Exists as u16);
+        assert_eq!(status(opcode::REPLACE), Status::NotFound as u16);
+        assert_eq!(status(opcode::APPEND), Status::NotStored as u16);
+        // GETK's miss carries the key and no message.
+        let reply = composed(opcode::GETK, Response::NotFound);
+        assert_eq!(&reply[HEADER_SIZE..], b"k");
     }
 
     #[test]

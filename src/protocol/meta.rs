@@ -7,7 +7,7 @@ use super::numbers::{U64_DIGITS, format_u64, strtol32, strtoul32, strtoull};
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{Request, StoreMode};
-use super::response::{CRLF, Response};
+use super::response::{CRLF, Response, Value};
 use std::borrow::Cow;
 
 /// memcached's token limit per line.
@@ -457,6 +457,122 @@ fn compose_number(
     }
 }
 
+/// What `mg` and `me` report of an item, taken from the store while its shard is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaHit<'a> {
+    /// Client flags.
+    pub flags: u32,
+    /// CAS value.
+    pub cas: u64,
+    /// The value.
+    pub value: Value<'a>,
+    /// Seconds of life left, -1 for none.
+    pub ttl: i64,
+    /// Seconds since the last access.
+    pub last_access: u32,
+    /// Fetched before this request.
+    pub fetched_before: bool,
+    /// Marked stale by an invalidation.
+    pub stale: bool,
+    /// This request won the right to recache.
+    pub won: bool,
+    /// Another client already holds the recache token.
+    pub token_taken: bool,
+    /// Slab class.
+    pub class: usize,
+    /// Item size as memcached counts it.
+    pub size: usize,
+}
+
+/// `mg`'s hit: `VA <len>` (with `v`) or `HD`, the return flags in request order, the
+/// win/stale/token markers, then the value under `v`.
+pub fn compose_hit(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: &MetaHit<'_>) {
+    let with_value = request.flags.has(b'v');
+    if with_value {
+        out.push(b"VA ");
+        out.number(hit.value.len() as u64);
+    } else {
+        out.push(b"HD");
+    }
+    push_flags(out, request, |out, flag| match flag {
+        b'c' => {
+            out.push(b" c");
+            out.number(hit.cas);
+        }
+        b'f' => {
+            out.push(b" f");
+            out.number(u64::from(hit.flags));
+        }
+        b'h' => out.push(if hit.fetched_before { b" h1" } else { b" h0" }),
+        b'l' => {
+            out.push(b" l");
+            out.number(u64::from(hit.last_access));
+        }
+        b's' => {
+            out.push(b" s");
+            out.number(hit.value.len() as u64);
+        }
+        b't' => push_ttl(out, hit.ttl),
+        _ => {}
+    });
+    if hit.token_taken {
+        out.push(b" Z");
+    }
+    if hit.stale {
+        out.push(b" X");
+    }
+    if hit.won {
+        out.push(b" W");
+    }
+    out.push(CRLF);
+    if with_value {
+        hit.value.push_to(out);
+        out.push(CRLF);
+    }
+}
+
+/// `mg`'s miss: `EN` with `k` and `O`, nothing under `q`.
+pub fn compose_miss(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+    if !request.quiet() {
+        compose_status(out, b"EN", request);
+    }
+}
+
+/// `me`'s answer: one line of the item's metadata, or `EN`.
+pub fn compose_debug(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: Option<&MetaHit<'_>>) {
+    let Some(hit) = hit else {
+        out.push(b"EN");
+        return out.push(CRLF);
+    };
+    out.push(b"ME ");
+    out.push(request.raw_key);
+    out.push(b" exp=");
+    if hit.ttl < 0 {
+        out.push(b"-1");
+    } else {
+        out.number(hit.ttl as u64);
+    }
+    out.push(b" la=");
+    out.number(u64::from(hit.last_access));
+    out.push(b" cas=");
+    out.number(hit.cas);
+    out.push(if hit.fetched_before {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls="
+    });
+    out.number(hit.class as u64);
+    out.push(b" size=");
+    out.number(hit.size as u64);
+    out.push(CRLF);
+}
+
+/// `mn`'s answer: the end of a pipeline of quiet meta requests.
+pub fn compose_noop(out: &mut ReplyBuffer) {
+    out.push(b"MN");
+    out.push(CRLF);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +585,38 @@ mod tests {
             newline + 1,
             &Limits::default(),
         )
+    }
+
+    fn composed(input: &[u8], response: Response) -> Vec<u8> {
+        let Frame::Request {
+            request: Request::Meta(request),
+            ..
+        } = parse_line(input)
+        else {
+            panic!()
+        };
+        let mut out = ReplyBuffer::new();
+        compose(&mut out, &request, response);
+        out.to_vec()
+    }
+
+    #[test]
+    fn meta_codes_echo_key_and_opaque_and_q_silences_success() {
+        assert_eq!(
+            composed(b"md foo q k O7\r\n", Response::NotFound),
+            b"NF kfoo O7\r\n"
+        );
+        assert_eq!(composed(b"md foo q\r\n", Response::Deleted), b"");
+        let number = Response::Number {
+            value: 12,
+            cas: 4,
+            ttl: -1,
+            created: false,
+        };
+        assert_eq!(
+            composed(b"ma foo v t c\r\n", number),
+            b"VA 2 t-1 c4\r\n12\r\n"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum Reply {
     End,
     /// stats reset.
     Reset,
+    /// refresh_certs without TLS.
+    TlsNotEnabled,
 }
 
 impl Reply {
@@ -39,6 +41,7 @@ impl Reply {
             Reply::Ok => b"OK\r\n",
             Reply::End => b"END\r\n",
             Reply::Reset => b"RESET\r\n",
+            Reply::TlsNotEnabled => b"Error TLS not enabled\r\n",
         }
     }
 }
@@ -201,6 +204,54 @@ impl ReplyBuffer {
     #[inline]
     pub fn error(&mut self, error: ProtocolError) {
         self.push(error.wire());
+    }
+
+    /// `VERSION <version>`.
+    pub fn version(&mut self, version: &str) {
+        self.push(b"VERSION ");
+        self.push(version.as_bytes());
+        self.push(b"\r\n");
+    }
+
+    /// `ERROR <message>` for a failure described in words (line breaks become spaces).
+    pub fn error_message(&mut self, message: &str) {
+        self.push(b"ERROR ");
+        self.push(message.replace(['\r', '\n'], " ").as_bytes());
+        self.push(b"\r\n");
+    }
+
+    /// One line of `lru_crawler metadump`: the key URI-encoded, then its metadata.
+    #[allow(clippy::too_many_arguments)]
+    pub fn metadump_line(
+        &mut self,
+        key: &[u8],
+        expires: i64,
+        accessed: i64,
+        cas: u64,
+        fetched: bool,
+        class: usize,
+        size: usize,
+    ) {
+        self.push(b"key=");
+        for &byte in key {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                self.push(&[byte]);
+            } else {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                self.push(&[
+                    b'%',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            }
+        }
+        let fetch = if fetched { "yes" } else { "no" };
+        self.push(
+            format!(
+                " exp={expires} la={accessed} cas={cas} fetch={fetch} cls={class} size={size}\n"
+            )
+            .as_bytes(),
+        );
     }
 
     /// Appends a decimal number.

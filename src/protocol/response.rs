@@ -122,3 +122,47 @@ pub fn compose_text_hit(out: &mut ReplyBuffer, hit: &Hit<'_>, with_cas: bool) {
     hit.value.push_to(out);
     out.push(CRLF);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(response: Response, noreply: bool) -> Vec<u8> {
+        let mut out = ReplyBuffer::new();
+        response.compose_text(&mut out, noreply);
+        out.to_vec()
+    }
+
+    #[test]
+    fn text_replies_are_memcacheds_lines_and_noreply_silences_all() {
+        assert_eq!(text(Response::Stored { cas: 9 }, false), b"STORED\r\n");
+        assert_eq!(text(Response::NotStored, false), b"NOT_STORED\r\n");
+        let number = Response::Number {
+            value: 42,
+            cas: 1,
+            ttl: -1,
+            created: false,
+        };
+        assert_eq!(text(number, false), b"42\r\n");
+        let error = Response::Error(ProtocolError::TooLarge);
+        assert_eq!(
+            text(error, false),
+            b"SERVER_ERROR object too large for cache\r\n"
+        );
+        assert_eq!(text(error, true), b"");
+        assert_eq!(text(Response::Deleted, true), b"");
+    }
+
+    #[test]
+    fn a_text_hit_is_a_value_block() {
+        let mut out = ReplyBuffer::new();
+        let hit = Hit {
+            key: b"k",
+            flags: 5,
+            cas: 7,
+            value: Value::Inline(b"hi"),
+        };
+        compose_text_hit(&mut out, &hit, true);
+        assert_eq!(out.to_vec(), b"VALUE k 5 2 7\r\nhi\r\n");
+    }
+}
