@@ -252,3 +252,24 @@ fn meta_get_with_a_new_ttl_counts_a_touch_hit() {
         );
     }
 }
+
+#[test]
+fn a_meta_set_too_large_removes_the_old_value_in_any_mode() {
+    // memcached refuses the value, swallows it, counts store_too_large and unlinks the
+    // old item whatever the mode (text does so only for a plain `set`).
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"set mk 0 0 1\r\nx\r\nset mj 0 0 1\r\nx\r\n",
+            b"STORED\r\nSTORED\r\n",
+        );
+        let before = c.stat("store_too_large");
+        let value = vec![b'y'; 2_000_000];
+        for line in [&b"ms mk 2000000\r\n"[..], b"ms mj 2000000 MA\r\n"] {
+            let request = [line, &value, b"\r\n"].concat();
+            c.roundtrip(&request, b"SERVER_ERROR object too large for cache\r\n");
+        }
+        c.roundtrip(b"mg mk v\r\nmg mj v\r\n", b"EN\r\nEN\r\n");
+        assert_eq!(c.stat("store_too_large") - before, 2, "[{}]", c.label);
+    }
+}

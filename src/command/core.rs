@@ -128,11 +128,18 @@ pub fn store(ctx: &mut Context<'_>, request: Store<'_>, origin: Origin) -> Respo
     }
 }
 
-/// A value over the item size limit, refused before its data was read. A failed plain
-/// set removes the old value so no stale data outlives the write.
-pub fn too_large(ctx: &mut Context<'_>, mode: StoreMode, cas: bool, key: &[u8]) -> Response {
+/// A value over the item size limit, refused before its data was read. The old value
+/// is removed so no stale data outlives the write, as memcached does: after a plain
+/// text `set` (not `cas`), a binary SET, and any `ms`.
+pub fn too_large(
+    ctx: &mut Context<'_>,
+    mode: StoreMode,
+    compare_cas: bool,
+    key: &[u8],
+    origin: Origin,
+) -> Response {
     ctx.counters.store_too_large += 1;
-    if mode == StoreMode::Set && !cas {
+    if origin == Origin::Meta || (mode == StoreMode::Set && !compare_cas) {
         ctx.store.discard(key);
     }
     Response::Error(ProtocolError::TooLarge)

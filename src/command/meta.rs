@@ -15,6 +15,11 @@ pub fn meta(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<
     match request.command {
         MetaCommand::Get => get(ctx, out, request),
         MetaCommand::Set => set(ctx, out, request),
+        MetaCommand::SetTooLarge => {
+            let response =
+                core::too_large(ctx, request.set_mode, false, &request.key, Origin::Meta);
+            compose(out, request, response);
+        }
         MetaCommand::Delete => delete(ctx, out, request),
         MetaCommand::Arithmetic => arithmetic(ctx, out, request),
         MetaCommand::Debug => debug(ctx, out, request),

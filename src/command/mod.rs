@@ -86,7 +86,8 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             key,
             noreply,
         } => {
-            core::too_large(ctx, mode, compare_cas.is_some(), key).compose_text(out, noreply);
+            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, Origin::Text);
+            response.compose_text(out, noreply);
             Flow::Continue
         }
         Request::Touch {
@@ -138,7 +139,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         } => {
             // Only storage opcodes are refused as too large.
             let mode = crate::protocol::binary::store_mode(opcode).unwrap_or(StoreMode::Set);
-            let response = core::too_large(ctx, mode, false, key);
+            let response = core::too_large(ctx, mode, false, key, Origin::Binary);
             crate::protocol::binary::compose(out, opcode, opaque, key, response);
             Flow::Continue
         }

@@ -25,6 +25,8 @@ pub enum MetaCommand {
     Get,
     /// `ms`: set (with modes).
     Set,
+    /// `ms` with a value over the item size limit (`-I`); its data is swallowed.
+    SetTooLarge,
     /// `md`: delete.
     Delete,
     /// `ma`: arithmetic.
@@ -166,7 +168,7 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
 fn allowed(command: MetaCommand) -> &'static [u8] {
     match command {
         MetaCommand::Get => b"bcfhklOqstuvNRTPL",
-        MetaCommand::Set => b"bcCFIkOqsTMPL",
+        MetaCommand::Set | MetaCommand::SetTooLarge => b"bcCFIkOqsTMPL",
         MetaCommand::Delete => b"bCIkOqTPL",
         MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
         MetaCommand::Debug => b"b",
@@ -326,7 +328,13 @@ pub fn parse_meta<'a>(
     }
     if command == MetaCommand::Set {
         if !limits.fits(request.key.len(), data_len) {
-            return error(ProtocolError::TooLarge, consumed, swallow);
+            // Refused before its data is buffered: the data is swallowed.
+            request.command = MetaCommand::SetTooLarge;
+            return Frame::Request {
+                request: Request::Meta(Box::new(request)),
+                consumed,
+                swallow,
+            };
         }
         let end = consumed + data_len + 2;
         if buffer.len() < end {
