@@ -8,10 +8,9 @@ use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{Request, StoreMode};
 use super::response::{CRLF, Response, Value};
+use super::tokens::{MAX_TOKENS, words};
 use std::borrow::Cow;
 
-/// memcached's token limit per line.
-const MAX_TOKENS: usize = 24;
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: tokens of a meta line, counting the command, the
 /// key and the terminator it adds.
 const MAX_META_TOKENS: usize = 20;
@@ -182,7 +181,7 @@ pub fn parse_meta<'a>(
     consumed: usize,
     limits: &Limits,
 ) -> Frame<'a> {
-    let mut tokens = line.split(|&byte| byte == b' ').filter(|t| !t.is_empty());
+    let mut tokens = words(line);
     let name = tokens.next().unwrap_or_default();
     let command = match name {
         b"mn" => {
@@ -208,10 +207,7 @@ pub fn parse_meta<'a>(
     if raw_key.len() > KEY_MAX_LENGTH {
         return error(ProtocolError::BadFormat, consumed, 0);
     }
-    let total_tokens = line
-        .split(|&byte| byte == b' ')
-        .filter(|t| !t.is_empty())
-        .count();
+    let total_tokens = words(line).count();
     let too_many = total_tokens + 1 > MAX_META_TOKENS;
     if too_many && command != MetaCommand::Set {
         let too_long = match command {

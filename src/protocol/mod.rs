@@ -8,6 +8,7 @@ pub mod parse;
 pub mod reply;
 pub mod request;
 pub mod response;
+mod tokens;
 
 pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};

@@ -7,6 +7,7 @@
 use super::numbers::{strtol32, strtoul32, strtoull};
 use super::reply::ProtocolError;
 use super::request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};
+use super::tokens::Tokens;
 use crate::store::item::memcached_item_size;
 
 /// Longest key memcached accepts.
@@ -15,9 +16,6 @@ pub const KEY_MAX_LENGTH: usize = 250;
 /// A partial line longer than this (no newline yet) closes the connection, unless it is
 /// a get; a long line whose newline has already arrived is parsed, as memcached does.
 pub const MAX_LINE_LENGTH: usize = 2048;
-
-/// memcached's token limit per line (the rest of a longer line is one last token).
-const MAX_TOKENS: usize = 24;
 
 /// Per-server parser limits, fixed at startup.
 #[derive(Debug, Clone, Copy)]
@@ -97,48 +95,6 @@ fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {
 
 fn is_get_line(line: &[u8]) -> bool {
     line.starts_with(b"get ") || line.starts_with(b"gets ")
-}
-
-/// Up to `MAX_TOKENS - 1` space-separated tokens of a line, without allocating.
-struct Tokens<'a> {
-    items: [&'a [u8]; MAX_TOKENS],
-    count: usize,
-}
-
-impl<'a> Tokens<'a> {
-    fn split(line: &'a [u8]) -> Self {
-        let mut items: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
-        let mut count = 0;
-        let mut at = 0;
-        while at < line.len() {
-            while at < line.len() && line[at] == b' ' {
-                at += 1;
-            }
-            if at == line.len() {
-                break;
-            }
-            if count == MAX_TOKENS - 2 {
-                // memcached keeps the rest of the line as one last token.
-                items[count] = &line[at..];
-                count += 1;
-                break;
-            }
-            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
-            items[count] = &line[at..end];
-            count += 1;
-            at = end;
-        }
-        Tokens { items, count }
-    }
-
-    fn get(&self, index: usize) -> &'a [u8] {
-        self.items[index]
-    }
-
-    /// memcached's `set_noreply_maybe`: the last token is exactly `noreply`.
-    fn noreply(&self) -> bool {
-        self.count > 0 && self.items[self.count - 1] == b"noreply"
-    }
 }
 
 fn request(request: Request<'_>, consumed: usize) -> Frame<'_> {

@@ -27,9 +27,7 @@ pub struct Keys<'a>(pub &'a [u8]);
 impl<'a> Keys<'a> {
     /// Iterates the space-separated keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.0
-            .split(|&byte| byte == b' ')
-            .filter(|key| !key.is_empty())
+        super::tokens::words(self.0)
     }
 
     /// Where `key` (one of this list's keys) starts, as a byte offset into the list:
