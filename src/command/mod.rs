@@ -1,5 +1,7 @@
 //! Command execution: one `match` from a parsed `Request` to the store and back to reply
-//! bytes. Each verb family has its own file; none of them touches a socket.
+//! bytes. What the data verbs mean (counters included) is in `core`, once for every
+//! protocol; `meta` and `binary` translate their requests into it and compose the typed
+//! response with their protocol's composer. Nothing here touches a socket.
 
 mod admin;
 pub mod binary;

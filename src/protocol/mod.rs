@@ -1,5 +1,7 @@
-//! memcached's text protocol: parsing requests from bytes and the reply vocabulary.
-//! This layer knows nothing of sockets or storage.
+//! memcached's text, meta and binary protocols: parsing requests from bytes, and
+//! composing typed responses (`response::Response`) into each protocol's reply bytes.
+//! Every wire string of a reply lives in this module (the `stats` groups aside, still
+//! rendered by `command/stats.rs`). This layer knows nothing of sockets or storage.
 
 pub mod binary;
 pub mod meta;

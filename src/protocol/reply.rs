@@ -1,5 +1,7 @@
-//! Every reply memcached's text protocol sends, defined once, and the buffer replies are
-//! composed into. Nothing else in the crate spells a wire string.
+//! The status lines and errors of memcached's text protocol, defined once, and the
+//! buffer replies are composed into. The meta and binary vocabularies live beside their
+//! parsers (`meta.rs`, `binary.rs`); outside `protocol` only `command/stats.rs` spells
+//! reply text.
 
 use bytes::{Bytes, BytesMut};
 
