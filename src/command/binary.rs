@@ -1,13 +1,13 @@
 //! Executes binary-protocol requests against the store, answering with memcached's
 //! status codes, quiet-variant rules and CAS behaviour.
 
-use super::core::{self, Origin};
+use super::core;
 use super::{Context, Flow};
 use crate::protocol::binary::{
-    BinaryRequest, SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, be_u64, compose,
-    compose_error, compose_hit, opcode, store_mode, write_response,
+    BinaryRequest, SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error,
+    compose_hit, opcode, write_response,
 };
-use crate::protocol::{Frame, ReplyBuffer, Request, StoreMode, parse};
+use crate::protocol::{Frame, ReplyBuffer, Request, parse};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
@@ -15,37 +15,12 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
     let op = request.opcode;
     let reply = |out: &mut ReplyBuffer, status: Status| error(out, op, status, request.opaque);
     match op {
-        GET | GETQ | GETK | GETKQ => {
-            if !request.extras.is_empty() || request.key.is_empty() || !request.value.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            get(ctx, out, request, None)
-        }
-        GAT | GATQ | GATK | GATKQ | TOUCH => {
-            if request.extras.len() != 4 || request.key.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            let exptime = be_u32(request.extras, 0) as i32;
-            if op == TOUCH {
-                let response = core::touch(ctx, request.key, exptime, Origin::Binary);
-                compose(out, op, request.opaque, request.key, response);
-                return Flow::Continue;
-            }
-            get(ctx, out, request, Some(exptime))
-        }
-        SET | SETQ | ADD | ADDQ | REPLACE | REPLACEQ | APPEND | APPENDQ | PREPEND | PREPENDQ => {
-            store(ctx, out, request)
-        }
-        DELETE | DELETEQ => {
-            if !request.extras.is_empty() || request.key.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            let compare = (request.cas != 0).then_some(request.cas);
-            let response = core::delete(ctx, request.key, compare, false, None, Origin::Binary);
-            compose(out, op, request.opaque, request.key, response);
-            Flow::Continue
-        }
-        INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => arithmetic(ctx, out, request),
+        // A well-formed data request was parsed into a protocol-neutral one and runs
+        // through `command::core`; one that reaches here has malformed extras, key or
+        // value.
+        GET | GETQ | GETK | GETKQ | GAT | GATQ | GATK | GATKQ | TOUCH | SET | SETQ | ADD | ADDQ
+        | REPLACE | REPLACEQ | APPEND | APPENDQ | PREPEND | PREPENDQ | DELETE | DELETEQ
+        | INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => invalid(out, op, request.opaque),
         QUIT => {
             write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
             Flow::Close
@@ -106,75 +81,19 @@ pub fn invalid(out: &mut ReplyBuffer, op: u8, opaque: u32) -> Flow {
     Flow::Close
 }
 
-fn get(
+/// A binary get of one key (GET, GETK, GAT, GATK and their quiet forms).
+pub fn get(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
-    request: &BinaryRequest<'_>,
-    new_exptime: Option<i32>,
+    key: &[u8],
+    touch: Option<i32>,
+    op: u8,
+    opaque: u32,
 ) -> Flow {
-    let (op, opaque) = (request.opcode, request.opaque);
-    let hit = core::get(ctx, request.key, new_exptime, |hit| {
-        compose_hit(out, op, opaque, &hit)
-    });
+    let hit = core::get(ctx, key, touch, |hit| compose_hit(out, op, opaque, &hit));
     if !hit {
-        compose(
-            out,
-            op,
-            opaque,
-            request.key,
-            crate::protocol::Response::NotFound,
-        );
+        compose(out, op, opaque, key, crate::protocol::Response::NotFound);
     }
-    Flow::Continue
-}
-
-fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    let op = request.opcode;
-    let mode = store_mode(op).unwrap_or(StoreMode::Set);
-    let extras_len = match mode {
-        StoreMode::Append | StoreMode::Prepend => 0,
-        _ => 8,
-    };
-    if request.extras.len() != extras_len || request.key.is_empty() {
-        return invalid(out, op, request.opaque);
-    }
-    let (flags, exptime) = if extras_len == 8 {
-        (be_u32(request.extras, 0), be_u32(request.extras, 4) as i32)
-    } else {
-        (0, 0)
-    };
-    let store = core::Store {
-        mode,
-        key: request.key,
-        flags,
-        exptime,
-        data: request.value,
-        compare_cas: (request.cas != 0).then_some(request.cas),
-        invalidate: false,
-    };
-    let response = core::store(ctx, store, Origin::Binary);
-    compose(out, op, request.opaque, request.key, response);
-    Flow::Continue
-}
-
-fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    use opcode::*;
-    let op = request.opcode;
-    if request.extras.len() != 20 || request.key.is_empty() || !request.value.is_empty() {
-        return invalid(out, op, request.opaque);
-    }
-    let expiration = be_u32(request.extras, 16);
-    let arith = core::Arith {
-        incr: matches!(op, INCREMENT | INCREMENTQ),
-        delta: be_u64(request.extras, 0),
-        compare_cas: (request.cas != 0).then_some(request.cas),
-        // An expiration of all ones means "do not create".
-        auto_create: (expiration != u32::MAX)
-            .then(|| (expiration as i32, be_u64(request.extras, 8))),
-        new_ttl: None,
-    };
-    let response = core::arith(ctx, request.key, arith);
-    compose(out, op, request.opaque, request.key, response);
     Flow::Continue
 }
 

@@ -12,7 +12,8 @@ mod stats;
 
 use self::core::Origin;
 use crate::config::Settings;
-use crate::protocol::{ProtocolError, ReplyBuffer, Request, StoreMode};
+use crate::protocol::compose::compose;
+use crate::protocol::{ProtocolError, ReplyBuffer, ReplyStyle, Request};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::Store;
 
@@ -61,6 +62,12 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             keys,
             with_cas,
         } => retrieval::get(ctx, out, keys, with_cas, Some(exptime)),
+        Request::GetKey {
+            key,
+            touch,
+            opcode,
+            opaque,
+        } => binary::get(ctx, out, key, touch, opcode, opaque),
         Request::Store {
             mode,
             compare_cas,
@@ -68,7 +75,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             flags,
             exptime,
             data,
-            noreply,
+            reply,
         } => {
             let request = core::Store {
                 mode,
@@ -79,45 +86,55 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
                 compare_cas,
                 invalidate: false,
             };
-            core::store(ctx, request, Origin::Text).compose_text(out, noreply);
+            let response = core::store(ctx, request, origin(reply));
+            compose(out, reply, key, response);
             Flow::Continue
         }
         Request::StoreTooLarge {
             mode,
             compare_cas,
             key,
-            noreply,
+            reply,
         } => {
-            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, Origin::Text);
-            response.compose_text(out, noreply);
+            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, origin(reply));
+            compose(out, reply, key, response);
             Flow::Continue
         }
         Request::Touch {
             key,
             exptime,
-            noreply,
+            reply,
         } => {
-            core::touch(ctx, key, exptime, Origin::Text).compose_text(out, noreply);
+            let response = core::touch(ctx, key, exptime, origin(reply));
+            compose(out, reply, key, response);
             Flow::Continue
         }
-        Request::Delete { key, noreply } => {
-            core::delete(ctx, key, None, false, None, Origin::Text).compose_text(out, noreply);
+        Request::Delete {
+            key,
+            compare_cas,
+            reply,
+        } => {
+            let response = core::delete(ctx, key, compare_cas, false, None, origin(reply));
+            compose(out, reply, key, response);
             Flow::Continue
         }
         Request::Arithmetic {
             incr,
             key,
             delta,
-            noreply,
+            compare_cas,
+            auto_create,
+            reply,
         } => {
             let request = core::Arith {
                 incr,
                 delta,
-                compare_cas: None,
-                auto_create: None,
+                compare_cas,
+                auto_create,
                 new_ttl: None,
             };
-            core::arith(ctx, key, request).compose_text(out, noreply);
+            let response = core::arith(ctx, key, request);
+            compose(out, reply, key, response);
             Flow::Continue
         }
         Request::FlushAll { delay, noreply } => admin::flush_all(ctx, out, delay, noreply),
@@ -134,17 +151,6 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::RefreshCerts => admin::refresh_certs(ctx, out),
         Request::Meta(ref request) => meta::meta(ctx, out, request),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
-        Request::BinaryTooLarge {
-            opcode,
-            opaque,
-            key,
-        } => {
-            // Only storage opcodes are refused as too large.
-            let mode = crate::protocol::binary::store_mode(opcode).unwrap_or(StoreMode::Set);
-            let response = core::too_large(ctx, mode, false, key, Origin::Binary);
-            crate::protocol::binary::compose(out, opcode, opaque, key, response);
-            Flow::Continue
-        }
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {
             crate::protocol::meta::compose_noop(out);
@@ -154,6 +160,14 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             reply_error(out, error, noreply);
             Flow::Continue
         }
+    }
+}
+
+/// Which protocol a reply style belongs to, for what memcached counts per protocol.
+fn origin(reply: ReplyStyle) -> Origin {
+    match reply {
+        ReplyStyle::Text { .. } => Origin::Text,
+        ReplyStyle::Binary { .. } => Origin::Binary,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
-use super::request::{Request, StoreMode};
+use super::request::{ReplyStyle, Request, StoreMode};
 use super::response::{Hit, Response};
 
 /// Size of a request or response header.
@@ -170,11 +170,14 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         if buffer.len() < head {
             return Frame::Incomplete { needed: head };
         }
+        let mode = store_mode(opcode).unwrap_or(StoreMode::Set);
         return Frame::Request {
-            request: Request::BinaryTooLarge {
-                opcode,
-                opaque,
+            request: Request::StoreTooLarge {
+                mode,
+                // A refused SET removes the old value whatever its CAS.
+                compare_cas: None,
                 key: &buffer[HEADER_SIZE + extras_len..head],
+                reply: ReplyStyle::Binary { opcode, opaque },
             },
             consumed: head,
             swallow: value_len,
@@ -188,18 +191,97 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         return Frame::Incomplete { needed: total };
     }
     let body = &buffer[HEADER_SIZE..total];
+    let request = BinaryRequest {
+        opcode,
+        extras: &body[..extras_len],
+        key: &body[extras_len..extras_len + key_len],
+        value: &body[extras_len + key_len..],
+        opaque,
+        cas,
+    };
     Frame::Request {
-        request: Request::Binary(BinaryRequest {
-            opcode,
-            extras: &body[..extras_len],
-            key: &body[extras_len..extras_len + key_len],
-            value: &body[extras_len + key_len..],
-            opaque,
-            cas,
-        }),
+        request: data_request(&request).unwrap_or(Request::Binary(request)),
         consumed: total,
         swallow: 0,
     }
+}
+
+/// The protocol-neutral request a well-formed data opcode means; `None` for other
+/// opcodes and for data requests whose extras, key or value are malformed (those are
+/// answered "Invalid arguments" by the binary executor).
+fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
+    use opcode::*;
+    let BinaryRequest {
+        opcode,
+        extras,
+        key,
+        value,
+        opaque,
+        cas,
+    } = *request;
+    let reply = ReplyStyle::Binary { opcode, opaque };
+    let compare_cas = (cas != 0).then_some(cas);
+    if key.is_empty() {
+        return None;
+    }
+    Some(match opcode {
+        GET | GETQ | GETK | GETKQ if extras.is_empty() && value.is_empty() => Request::GetKey {
+            key,
+            touch: None,
+            opcode,
+            opaque,
+        },
+        GAT | GATQ | GATK | GATKQ if extras.len() == 4 => Request::GetKey {
+            key,
+            touch: Some(be_u32(extras, 0) as i32),
+            opcode,
+            opaque,
+        },
+        TOUCH if extras.len() == 4 => Request::Touch {
+            key,
+            exptime: be_u32(extras, 0) as i32,
+            reply,
+        },
+        DELETE | DELETEQ if extras.is_empty() => Request::Delete {
+            key,
+            compare_cas,
+            reply,
+        },
+        INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ
+            if extras.len() == 20 && value.is_empty() =>
+        {
+            let expiration = be_u32(extras, 16);
+            Request::Arithmetic {
+                incr: matches!(opcode, INCREMENT | INCREMENTQ),
+                key,
+                delta: be_u64(extras, 0),
+                compare_cas,
+                // An expiration of all ones means "do not create".
+                auto_create: (expiration != u32::MAX)
+                    .then(|| (expiration as i32, be_u64(extras, 8))),
+                reply,
+            }
+        }
+        _ => {
+            let mode = store_mode(opcode)?;
+            let (flags, exptime) = match (mode, extras.len()) {
+                (StoreMode::Append | StoreMode::Prepend, 0) => (0, 0),
+                (StoreMode::Set | StoreMode::Add | StoreMode::Replace, 8) => {
+                    (be_u32(extras, 0), be_u32(extras, 4) as i32)
+                }
+                _ => return None,
+            };
+            Request::Store {
+                mode,
+                compare_cas,
+                key,
+                flags,
+                exptime,
+                data: value,
+                reply,
+            }
+        }
+    })
 }
 
 /// Appends a response header and body pieces. The arguments mirror the header fields.
@@ -348,17 +430,26 @@ mod tests {
     fn frames_a_set() {
         let bytes = header(opcode::SET, b"key", &[0; 8], b"value");
         let Frame::Request {
-            request: Request::Binary(request),
-            consumed,
-            ..
+            request, consumed, ..
         } = parse_binary(&bytes, &Limits::default())
         else {
             panic!()
         };
         assert_eq!(consumed, bytes.len());
         assert_eq!(
-            (request.key, request.value, request.opaque),
-            (&b"key"[..], &b"value"[..], 7)
+            request,
+            Request::Store {
+                mode: StoreMode::Set,
+                compare_cas: None,
+                key: b"key",
+                flags: 0,
+                exptime: 0,
+                data: b"value",
+                reply: ReplyStyle::Binary {
+                    opcode: opcode::SET,
+                    opaque: 7
+                },
+            }
         );
         assert!(matches!(
             parse_binary(&bytes[..30], &Limits::default()),

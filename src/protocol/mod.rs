@@ -4,6 +4,7 @@
 //! rendered by `command/stats.rs`). This layer knows nothing of sockets or storage.
 
 pub mod binary;
+pub mod compose;
 pub mod meta;
 pub mod numbers;
 pub mod parse;
@@ -14,5 +15,5 @@ mod tokens;
 
 pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
-pub use request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};
+pub use request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
 pub use response::{CRLF, Hit, Response, Value};

@@ -6,7 +6,7 @@
 
 use super::numbers::{strtol32, strtoul32, strtoull};
 use super::reply::ProtocolError;
-use super::request::{Keys, Request, ShutdownMode, StatsGroup, StoreMode};
+use super::request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
 use super::tokens::Tokens;
 use crate::store::item::memcached_item_size;
 
@@ -284,7 +284,7 @@ fn parse_storage<'a>(
                 mode,
                 compare_cas,
                 key,
-                noreply,
+                reply: ReplyStyle::Text { noreply },
             },
             consumed,
             swallow: length + 2,
@@ -305,7 +305,7 @@ fn parse_storage<'a>(
             flags,
             exptime,
             data: &buffer[consumed..end - 2],
-            noreply,
+            reply: ReplyStyle::Text { noreply },
         },
         end,
     )
@@ -322,7 +322,7 @@ fn parse_touch<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
             Request::Touch {
                 key,
                 exptime,
-                noreply,
+                reply: ReplyStyle::Text { noreply },
             },
             consumed,
         ),
@@ -344,7 +344,12 @@ fn parse_delete<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
     if key.len() > KEY_MAX_LENGTH {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     }
-    request(Request::Delete { key, noreply }, consumed)
+    let delete = Request::Delete {
+        key,
+        compare_cas: None,
+        reply: ReplyStyle::Text { noreply },
+    };
+    request(delete, consumed)
 }
 
 fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
@@ -359,7 +364,9 @@ fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
                 incr: tokens.get(0) == b"incr",
                 key,
                 delta,
-                noreply,
+                compare_cas: None,
+                auto_create: None,
+                reply: ReplyStyle::Text { noreply },
             },
             consumed,
         ),

@@ -8,7 +8,7 @@
 use ferrocached::buffers::ReplyWindow;
 use ferrocached::command::{Context, Flow, execute};
 use ferrocached::config::Settings;
-use ferrocached::protocol::{Frame, Keys, ReplyBuffer, Request, StoreMode, parse};
+use ferrocached::protocol::{Frame, Keys, ReplyBuffer, ReplyStyle, Request, StoreMode, parse};
 use ferrocached::stats::{ConnCounters, ServerStats};
 use ferrocached::store::{Clock, Store, StoreConfig};
 use libfuzzer_sys::fuzz_target;
@@ -98,7 +98,7 @@ fuzz_target!(|data: &[u8]| {
             compare_cas: None,
             key,
             data,
-            noreply: false,
+            reply: ReplyStyle::Text { noreply: false },
             ..
         } = &request
         {

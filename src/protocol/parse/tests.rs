@@ -43,7 +43,7 @@ fn storage_waits_for_its_data_block() {
             flags: 1,
             exptime: 2,
             data: b"hello",
-            noreply: false
+            reply: ReplyStyle::Text { noreply: false }
         }
     );
 }
@@ -74,7 +74,7 @@ fn too_large_values_are_swallowed() {
                     mode,
                     compare_cas,
                     key,
-                    noreply,
+                    reply: ReplyStyle::Text { noreply },
                 },
             consumed,
             swallow,
@@ -122,11 +122,18 @@ fn noreply_is_only_the_last_token() {
         request,
         Request::Delete {
             key: b"k",
-            noreply: true
+            compare_cas: None,
+            reply: ReplyStyle::Text { noreply: true }
         }
     );
     let (request, _) = request_of(b"set k 0 0 1 2\r\nx\r\n");
-    assert!(matches!(request, Request::Store { noreply: false, .. }));
+    assert!(matches!(
+        request,
+        Request::Store {
+            reply: ReplyStyle::Text { noreply: false },
+            ..
+        }
+    ));
 }
 
 #[test]
