@@ -1,5 +1,7 @@
-//! Executes binary-protocol requests against the store, answering with memcached's
-//! status codes, quiet-variant rules and CAS behaviour.
+//! The binary protocol's own opcodes (QUIT, FLUSH, NOOP, VERSION, VERBOSITY, STAT, SASL)
+//! and its single-key get. Its stores, deletes, incr/decr and TOUCH arrive parsed into
+//! protocol-neutral requests and run in `command::core` like the text protocol's; the
+//! status codes and quiet rules are composed in `protocol::binary`.
 
 use super::core;
 use super::{Context, Flow};
@@ -13,7 +15,8 @@ use crate::protocol::{Frame, ReplyBuffer, Request, parse};
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
     use opcode::*;
     let op = request.opcode;
-    let reply = |out: &mut ReplyBuffer, status: Status| error(out, op, status, request.opaque);
+    let reply =
+        |out: &mut ReplyBuffer, status: Status| compose_error(out, op, status, request.opaque);
     match op {
         // A well-formed data request was parsed into a protocol-neutral one and runs
         // through `command::core`; one that reaches here has malformed extras, key or
@@ -70,14 +73,9 @@ fn version(out: &mut ReplyBuffer, op: u8, opaque: u32) {
     out.push(version);
 }
 
-/// An error response carrying memcached's message as its body.
-pub fn error(out: &mut ReplyBuffer, op: u8, status: Status, opaque: u32) {
-    compose_error(out, op, status, opaque);
-}
-
 /// A malformed request: "Invalid arguments", then the connection closes (as memcached).
 pub fn invalid(out: &mut ReplyBuffer, op: u8, opaque: u32) -> Flow {
-    error(out, op, Status::InvalidArguments, opaque);
+    compose_error(out, op, Status::InvalidArguments, opaque);
     Flow::Close
 }
 
@@ -112,7 +110,7 @@ fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_
     // The caller's own counters belong in the figures it asks for.
     ctx.stats.absorb(ctx.counters);
     let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, ctx.tls, group) else {
-        error(out, request.opcode, Status::NotFound, request.opaque);
+        compose_error(out, request.opcode, Status::NotFound, request.opaque);
         return Flow::Continue;
     };
     for (name, value) in pairs {
@@ -187,12 +185,12 @@ pub fn sasl(
                 out.push(body);
                 SaslStep::Authenticated
             } else {
-                error(out, op, Status::AuthError, request.opaque);
+                compose_error(out, op, Status::AuthError, request.opaque);
                 SaslStep::Refused
             }
         }
         _ => {
-            error(out, op, Status::AuthError, request.opaque);
+            compose_error(out, op, Status::AuthError, request.opaque);
             SaslStep::Refused
         }
     }
