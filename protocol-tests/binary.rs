@@ -214,3 +214,32 @@ fn over_long_binary_keys_are_refused_and_closed() {
         assert!(c.is_closed());
     }
 }
+
+#[test]
+fn binary_requests_feed_stats_detail_and_meta_requests_do_not() {
+    for server in servers(&[]) {
+        let mut text = server.connect();
+        text.roundtrip(b"stats detail on\r\n", b"OK\r\n");
+        let mut c = server.connect();
+        let exptime = 100u32.to_be_bytes();
+        c.send(&request(0x01, b"c:1", &set_extras(0, 0), b"v", 1, 0)); // SET
+        c.send(&request(0x0e, b"c:1", &[], b"w", 2, 0)); // APPEND
+        c.send(&request(0x00, b"c:1", &[], &[], 3, 0)); // GET, a hit
+        c.send(&request(0x09, b"c:2", &[], &[], 4, 0)); // GETQ, a quiet miss
+        c.send(&request(0x1c, b"c:1", &exptime, &[], 5, 0)); // TOUCH, a hit
+        c.send(&request(0x04, b"c:1", &[], &[], 6, 0)); // DELETE
+        c.send(&request(0x1d, b"c:1", &exptime, &[], 7, 0)); // GAT, a miss
+        c.send(&request(0x0a, b"", &[], &[], 8, 0)); // NOOP
+        let opaques: Vec<u32> = (0..7).map(|_| response(&mut c).2).collect();
+        assert_eq!(opaques, [1, 2, 3, 5, 6, 7, 8], "[{}]", c.label);
+        // Meta commands are not counted by prefix.
+        text.roundtrip(
+            b"ms m:1 1\r\nx\r\nmg m:1 v\r\nmd m:1\r\n",
+            b"HD\r\nVA 1\r\nx\r\nHD\r\n",
+        );
+        text.roundtrip(
+            b"stats detail dump\r\n",
+            b"PREFIX c get 4 hit 2 set 2 del 1\r\nEND\r\n",
+        );
+    }
+}

@@ -221,3 +221,55 @@ fn meta_errors() {
         }
     }
 }
+
+#[test]
+fn meta_get_with_a_new_ttl_counts_a_touch_hit() {
+    // memcached counts a hit of `mg <key> T<ttl>` as a touch: touch_hits and cmd_touch
+    // grow, get_hits does not.
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(b"set tk 0 0 1\r\nx\r\n", b"STORED\r\n");
+        let before = [
+            c.stat("get_hits"),
+            c.stat("touch_hits"),
+            c.stat("cmd_touch"),
+        ];
+        c.roundtrip(b"mg tk T30 v\r\n", b"VA 1\r\nx\r\n");
+        let after = [
+            c.stat("get_hits"),
+            c.stat("touch_hits"),
+            c.stat("cmd_touch"),
+        ];
+        assert_eq!(
+            [
+                after[0] - before[0],
+                after[1] - before[1],
+                after[2] - before[2]
+            ],
+            [0, 1, 1],
+            "[{}] get_hits, touch_hits, cmd_touch after mg T30",
+            c.label
+        );
+    }
+}
+
+#[test]
+fn a_meta_set_too_large_removes_the_old_value_in_any_mode() {
+    // memcached refuses the value, swallows it, counts store_too_large and unlinks the
+    // old item whatever the mode (text does so only for a plain `set`).
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"set mk 0 0 1\r\nx\r\nset mj 0 0 1\r\nx\r\n",
+            b"STORED\r\nSTORED\r\n",
+        );
+        let before = c.stat("store_too_large");
+        let value = vec![b'y'; 2_000_000];
+        for line in [&b"ms mk 2000000\r\n"[..], b"ms mj 2000000 MA\r\n"] {
+            let request = [line, &value, b"\r\n"].concat();
+            c.roundtrip(&request, b"SERVER_ERROR object too large for cache\r\n");
+        }
+        c.roundtrip(b"mg mk v\r\nmg mj v\r\n", b"EN\r\nEN\r\n");
+        assert_eq!(c.stat("store_too_large") - before, 2, "[{}]", c.label);
+    }
+}

@@ -196,3 +196,33 @@ fn a_udp_get_larger_than_a_reply_window_answers_out_of_memory() {
         assert_eq!(tcp.stat("response_obj_oom"), 1);
     }
 }
+
+#[test]
+fn a_refused_value_in_a_datagram_is_swallowed_not_executed() {
+    // The bytes after a too-large storage line are its value: they must not run as
+    // requests. ferrocached's behaviour: memcached swallows them too, but it sends no
+    // reply for such a datagram and, depending on timing, goes on swallowing the next
+    // datagram as the rest of the value, so it cannot be compared here.
+    for (server, port) in udp_servers(&[]) {
+        if server.kind != Kind::Ferrocached {
+            continue;
+        }
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(("127.0.0.1", port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let refused = b"set big 0 0 2000000\r\nset u 0 0 1\r\nx\r\n";
+        socket.send(&request(1, 0, 1, refused)).unwrap();
+        assert_eq!(
+            receive(&socket, 1).unwrap().0,
+            b"SERVER_ERROR object too large for cache\r\n"
+        );
+        socket.send(&request(2, 0, 1, b"get u\r\n")).unwrap();
+        assert_eq!(
+            receive(&socket, 2).unwrap().0,
+            b"END\r\n",
+            "the swallowed value ran as a set"
+        );
+    }
+}

@@ -4,13 +4,17 @@
 //!  accept loop ──spawns──> connection task (one per client, on -t worker threads)
 //!                            │ owns: read BytesMut, ReplyBuffer, local counters
 //!                            │
-//!        bytes ──protocol::parse──> Request<'buf> (borrows the read buffer)
+//!        bytes ──protocol::{parse, meta, binary}──> Request<'buf> (borrows the read buffer)
 //!                            │
-//!                 command::execute ──> Store::{fetch,store,...}
+//!                 command::execute (one match) ──> command::core::{get,store,delete,..}
+//!                            │        (one meaning per verb for text, meta and binary)
+//!                            │             │ Store::{fetch,meta_store,...}
 //!                            │             │ hash(key, per-process seed) -> shard i
 //!                            │             └─ Mutex<Shard i>: index + slab pages + LRU
 //!                            │                (one lock per request, never two)
-//!        ReplyBuffer <───────┘  replies of a batch, written with one vectored write
+//!                 protocol::Response ──composed as text, meta or binary bytes──┐
+//!        ReplyBuffer <─────────────────────────────────────────────────────────┘
+//!                    replies of a batch, written with one vectored write
 //!
 //!  background: clock tick (1 s resolution, like memcached), expiry crawler,
 //!              periodic snapshot (copies ≤1,000 items per shard lock hold)

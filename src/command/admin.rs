@@ -27,9 +27,7 @@ pub fn flush_all(
 
 /// `version`.
 pub fn version(out: &mut ReplyBuffer) -> Flow {
-    out.push(b"VERSION ");
-    out.push(VERSION.as_bytes());
-    out.push(b"\r\n");
+    out.version(VERSION);
     Flow::Continue
 }
 
@@ -84,29 +82,19 @@ pub fn cache_memlimit(
 pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     let started = ctx.store.clock().process_started();
     ctx.store.for_each_live(|item| {
-        out.push(b"key=");
-        for &byte in item.key {
-            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-                out.push(&[byte]);
-            } else {
-                out.push(format!("%{byte:02X}").as_bytes());
-            }
-        }
         let expires = if item.exptime == 0 {
             -1
         } else {
             i64::from(item.exptime) + started
         };
-        out.push(
-            format!(
-                " exp={expires} la={} cas={} fetch={} cls={} size={}\n",
-                i64::from(item.accessed) + started,
-                item.cas,
-                if item.fetched { "yes" } else { "no" },
-                item.class,
-                item.size,
-            )
-            .as_bytes(),
+        out.metadump_line(
+            item.key,
+            expires,
+            i64::from(item.accessed) + started,
+            item.cas,
+            item.fetched,
+            item.class,
+            item.size,
         );
     });
     out.reply(Reply::End);
@@ -123,14 +111,10 @@ pub fn crawl_now(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
 /// `refresh_certs`: reloads the TLS certificates from their files.
 pub fn refresh_certs(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     match ctx.tls {
-        None => out.push(b"Error TLS not enabled\r\n"),
+        None => out.reply(Reply::TlsNotEnabled),
         Some(tls) => match tls.refresh(ctx.store.clock().unix_now()) {
             Ok(()) => out.reply(Reply::Ok),
-            Err(error) => {
-                out.push(b"ERROR ");
-                out.push(error.replace(['\r', '\n'], " ").as_bytes());
-                out.push(b"\r\n");
-            }
+            Err(error) => out.error_message(&error),
         },
     }
     Flow::Continue

@@ -1,60 +1,29 @@
-//! Executes binary-protocol requests against the store, answering with memcached's
-//! status codes, quiet-variant rules and CAS behaviour.
+//! The binary protocol's own opcodes (QUIT, FLUSH, NOOP, VERSION, VERBOSITY, STAT, SASL)
+//! and its single-key get. Its stores, deletes, incr/decr and TOUCH arrive parsed into
+//! protocol-neutral requests and run in `command::core` like the text protocol's; the
+//! status codes and quiet rules are composed in `protocol::binary`.
 
+use super::core;
 use super::{Context, Flow};
-use crate::protocol::binary::{BinaryRequest, Status, be_u32, be_u64, opcode, write_response};
-use crate::protocol::{Frame, ReplyBuffer, Request, parse};
-use crate::store::{
-    MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreMode, StoreOutcome, ValueRef,
+use crate::protocol::binary::{
+    BinaryRequest, SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error,
+    compose_hit, opcode, write_response,
 };
+use crate::protocol::{Frame, ReplyBuffer, Request, parse};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
     use opcode::*;
     let op = request.opcode;
-    let reply = |out: &mut ReplyBuffer, status: Status| error(out, op, status, request.opaque);
+    let reply =
+        |out: &mut ReplyBuffer, status: Status| compose_error(out, op, status, request.opaque);
     match op {
-        GET | GETQ | GETK | GETKQ => {
-            if !request.extras.is_empty() || request.key.is_empty() || !request.value.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            get(ctx, out, request, None)
-        }
-        GAT | GATQ | GATK | GATKQ | TOUCH => {
-            if request.extras.len() != 4 || request.key.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            let exptime = be_u32(request.extras, 0) as i32;
-            ctx.counters.cmd_touch += 1;
-            if op == TOUCH {
-                if ctx.store.touch(request.key, exptime) {
-                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
-                } else {
-                    reply(out, Status::NotFound);
-                }
-                return Flow::Continue;
-            }
-            get(ctx, out, request, Some(exptime))
-        }
-        SET | SETQ | ADD | ADDQ | REPLACE | REPLACEQ | APPEND | APPENDQ | PREPEND | PREPENDQ => {
-            store(ctx, out, request)
-        }
-        DELETE | DELETEQ => {
-            if !request.extras.is_empty() || request.key.is_empty() {
-                return invalid(out, op, request.opaque);
-            }
-            let compare = (request.cas != 0).then_some(request.cas);
-            match ctx.store.meta_delete(request.key, compare, false, None) {
-                MetaDeleteOutcome::Deleted if op == DELETEQ => {}
-                MetaDeleteOutcome::Deleted => {
-                    write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0)
-                }
-                MetaDeleteOutcome::NotFound => reply(out, Status::NotFound),
-                MetaDeleteOutcome::Exists => reply(out, Status::Exists),
-            }
-            Flow::Continue
-        }
-        INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => arithmetic(ctx, out, request),
+        // A well-formed data request was parsed into a protocol-neutral one and runs
+        // through `command::core`; one that reaches here has malformed extras, key or
+        // value.
+        GET | GETQ | GETK | GETKQ | GAT | GATQ | GATK | GATKQ | TOUCH | SET | SETQ | ADD | ADDQ
+        | REPLACE | REPLACEQ | APPEND | APPENDQ | PREPEND | PREPENDQ | DELETE | DELETEQ
+        | INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ => invalid(out, op, request.opaque),
         QUIT => {
             write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
             Flow::Close
@@ -104,155 +73,25 @@ fn version(out: &mut ReplyBuffer, op: u8, opaque: u32) {
     out.push(version);
 }
 
-/// An error response carrying memcached's message as its body.
-pub fn error(out: &mut ReplyBuffer, op: u8, status: Status, opaque: u32) {
-    let message = status.message();
-    write_response(out, op, status, opaque, 0, &[], &[], message.len());
-    out.push(message);
-}
-
 /// A malformed request: "Invalid arguments", then the connection closes (as memcached).
 pub fn invalid(out: &mut ReplyBuffer, op: u8, opaque: u32) -> Flow {
-    error(out, op, Status::InvalidArguments, opaque);
+    compose_error(out, op, Status::InvalidArguments, opaque);
     Flow::Close
 }
 
-fn get(
+/// A binary get of one key (GET, GETK, GAT, GATK and their quiet forms).
+pub fn get(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
-    request: &BinaryRequest<'_>,
-    new_exptime: Option<i32>,
+    key: &[u8],
+    touch: Option<i32>,
+    op: u8,
+    opaque: u32,
 ) -> Flow {
-    use opcode::*;
-    let op = request.opcode;
-    let with_key = matches!(op, GETK | GETKQ | GATK | GATKQ);
-    ctx.counters.cmd_get += 1;
-    let hit = ctx.store.fetch(request.key, new_exptime, |item| {
-        let key: &[u8] = if with_key { item.key } else { &[] };
-        let flags = item.flags.to_be_bytes();
-        let value = item.value.as_slice();
-        write_response(
-            out,
-            op,
-            Status::Ok,
-            request.opaque,
-            item.cas,
-            &flags,
-            key,
-            value.len(),
-        );
-        match item.value {
-            ValueRef::Inline(bytes) => out.push(bytes),
-            ValueRef::Shared(bytes) => out.push_shared(bytes),
-        }
-    });
+    let hit = core::get(ctx, key, touch, |hit| compose_hit(out, op, opaque, &hit));
     if !hit {
-        match op {
-            GETQ | GETKQ | GATQ | GATKQ => {}
-            GETK | GATK => write_response(
-                out,
-                op,
-                Status::NotFound,
-                request.opaque,
-                0,
-                &[],
-                request.key,
-                0,
-            ),
-            _ => error(out, op, Status::NotFound, request.opaque),
-        }
+        compose(out, op, opaque, key, crate::protocol::Response::NotFound);
     }
-    Flow::Continue
-}
-
-fn store(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    use opcode::*;
-    let op = request.opcode;
-    let (mode, extras_len) = match op {
-        SET | SETQ => (StoreMode::Set, 8),
-        ADD | ADDQ => (StoreMode::Add, 8),
-        REPLACE | REPLACEQ => (StoreMode::Replace, 8),
-        APPEND | APPENDQ => (StoreMode::Append, 0),
-        _ => (StoreMode::Prepend, 0),
-    };
-    if request.extras.len() != extras_len || request.key.is_empty() {
-        return invalid(out, op, request.opaque);
-    }
-    let (flags, exptime) = if extras_len == 8 {
-        (be_u32(request.extras, 0), be_u32(request.extras, 4) as i32)
-    } else {
-        (0, 0)
-    };
-    ctx.counters.cmd_set += 1;
-    let compare = (request.cas != 0).then_some(request.cas);
-    let outcome = ctx.store.meta_store(
-        mode,
-        request.key,
-        flags,
-        exptime,
-        request.value,
-        compare,
-        false,
-    );
-    let quiet = matches!(op, SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ);
-    let status = match outcome {
-        StoreOutcome::Stored(_) if quiet => return Flow::Continue,
-        StoreOutcome::Stored(cas) => {
-            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 0);
-            return Flow::Continue;
-        }
-        StoreOutcome::NotStored => match mode {
-            StoreMode::Add => Status::Exists,
-            StoreMode::Replace => Status::NotFound,
-            _ => Status::NotStored,
-        },
-        StoreOutcome::Exists => Status::Exists,
-        StoreOutcome::NotFound => Status::NotFound,
-        StoreOutcome::OutOfMemory => {
-            ctx.counters.store_no_memory += 1;
-            Status::OutOfMemory
-        }
-    };
-    error(out, op, status, request.opaque);
-    Flow::Continue
-}
-
-fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    use opcode::*;
-    let op = request.opcode;
-    if request.extras.len() != 20 || request.key.is_empty() || !request.value.is_empty() {
-        return invalid(out, op, request.opaque);
-    }
-    let delta = be_u64(request.extras, 0);
-    let initial = be_u64(request.extras, 8);
-    let expiration = be_u32(request.extras, 16);
-    let outcome = ctx.store.meta_arith(
-        request.key,
-        MetaArith {
-            incr: matches!(op, INCREMENT | INCREMENTQ),
-            delta,
-            compare: (request.cas != 0).then_some(request.cas),
-            // An expiration of all ones means "do not create".
-            vivify: (expiration != u32::MAX)
-                .then(|| (ctx.store.expiry(expiration as i32), initial)),
-            new_expiry: None,
-        },
-    );
-    let status = match outcome {
-        MetaArithOutcome::Value { .. } if matches!(op, INCREMENTQ | DECREMENTQ) => {
-            return Flow::Continue;
-        }
-        MetaArithOutcome::Value { value, cas, .. } => {
-            write_response(out, op, Status::Ok, request.opaque, cas, &[], &[], 8);
-            out.push(&value.to_be_bytes());
-            return Flow::Continue;
-        }
-        MetaArithOutcome::NotFound => Status::NotFound,
-        MetaArithOutcome::NonNumeric => Status::NonNumeric,
-        MetaArithOutcome::Exists => Status::Exists,
-        MetaArithOutcome::NotStored => Status::OutOfMemory,
-    };
-    error(out, op, status, request.opaque);
     Flow::Continue
 }
 
@@ -271,7 +110,7 @@ fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_
     // The caller's own counters belong in the figures it asks for.
     ctx.stats.absorb(ctx.counters);
     let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, ctx.tls, group) else {
-        error(out, request.opcode, Status::NotFound, request.opaque);
+        compose_error(out, request.opcode, Status::NotFound, request.opaque);
         return Flow::Continue;
     };
     for (name, value) in pairs {
@@ -323,15 +162,16 @@ pub fn sasl(
     let op = request.opcode;
     match op {
         SASL_LIST_MECHS => {
-            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 5);
-            out.push(b"PLAIN");
+            let body = SASL_MECHANISMS;
+            write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], body.len());
+            out.push(body);
             SaslStep::Answered
         }
         VERSION => {
             version(out, op, request.opaque);
             SaslStep::Answered
         }
-        SASL_AUTH if request.key == b"PLAIN" => {
+        SASL_AUTH if request.key == SASL_MECHANISMS => {
             // PLAIN: [authzid] NUL authcid NUL password.
             let mut parts = request.value.split(|&byte| byte == 0);
             let (_authzid, user, password) = (parts.next(), parts.next(), parts.next());
@@ -340,16 +180,17 @@ pub fn sasl(
                 _ => Vec::new(),
             };
             if !credentials.is_empty() && auth.check(&credentials) {
-                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 13);
-                out.push(b"Authenticated");
+                let body = SASL_AUTHENTICATED;
+                write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], body.len());
+                out.push(body);
                 SaslStep::Authenticated
             } else {
-                error(out, op, Status::AuthError, request.opaque);
+                compose_error(out, op, Status::AuthError, request.opaque);
                 SaslStep::Refused
             }
         }
         _ => {
-            error(out, op, Status::AuthError, request.opaque);
+            compose_error(out, op, Status::AuthError, request.opaque);
             SaslStep::Refused
         }
     }

@@ -1,18 +1,19 @@
 //! Command execution: one `match` from a parsed `Request` to the store and back to reply
-//! bytes. Each verb family has its own file; none of them touches a socket.
+//! bytes. What the data verbs mean (counters included) is in `core`, once for every
+//! protocol; `meta` and `binary` translate their requests into it and compose the typed
+//! response with their protocol's composer. Nothing here touches a socket.
 
 mod admin;
-mod arithmetic;
 pub mod binary;
-mod delete;
+mod core;
 mod meta;
 mod retrieval;
 pub mod stats;
-mod storage;
-mod touch;
 
+use self::core::Origin;
 use crate::config::Settings;
-use crate::protocol::{ProtocolError, ReplyBuffer, Request};
+use crate::protocol::compose::compose;
+use crate::protocol::{ProtocolError, ReplyBuffer, ReplyStyle, Request};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::Store;
 
@@ -61,29 +62,81 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             keys,
             with_cas,
         } => retrieval::get(ctx, out, keys, with_cas, Some(exptime)),
+        Request::GetKey {
+            key,
+            touch,
+            opcode,
+            opaque,
+        } => binary::get(ctx, out, key, touch, opcode, opaque),
         Request::Store {
-            verb,
+            mode,
+            compare_cas,
             key,
             flags,
             exptime,
             data,
-            noreply,
-        } => storage::store(ctx, out, verb, key, flags, exptime, data, noreply),
-        Request::StoreTooLarge { verb, key, noreply } => {
-            storage::too_large(ctx, out, verb, key, noreply)
+            reply,
+        } => {
+            let request = core::Store {
+                mode,
+                key,
+                flags,
+                exptime,
+                data,
+                compare_cas,
+                invalidate: false,
+            };
+            let response = core::store(ctx, request, origin(reply));
+            compose(out, reply, key, response);
+            Flow::Continue
+        }
+        Request::StoreTooLarge {
+            mode,
+            compare_cas,
+            key,
+            reply,
+        } => {
+            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, origin(reply));
+            compose(out, reply, key, response);
+            Flow::Continue
         }
         Request::Touch {
             key,
             exptime,
-            noreply,
-        } => touch::touch(ctx, out, key, exptime, noreply),
-        Request::Delete { key, noreply } => delete::delete(ctx, out, key, noreply),
+            reply,
+        } => {
+            let response = core::touch(ctx, key, exptime, origin(reply));
+            compose(out, reply, key, response);
+            Flow::Continue
+        }
+        Request::Delete {
+            key,
+            compare_cas,
+            reply,
+        } => {
+            let response = core::delete(ctx, key, compare_cas, false, None, origin(reply));
+            compose(out, reply, key, response);
+            Flow::Continue
+        }
         Request::Arithmetic {
             incr,
             key,
             delta,
-            noreply,
-        } => arithmetic::arithmetic(ctx, out, incr, key, delta, noreply),
+            compare_cas,
+            auto_create,
+            reply,
+        } => {
+            let request = core::Arith {
+                incr,
+                delta,
+                compare_cas,
+                auto_create,
+                new_ttl: None,
+            };
+            let response = core::arith(ctx, key, request);
+            compose(out, reply, key, response);
+            Flow::Continue
+        }
         Request::FlushAll { delay, noreply } => admin::flush_all(ctx, out, delay, noreply),
         Request::Version => admin::version(out),
         Request::Verbosity { level, noreply } => admin::verbosity(ctx, out, level, noreply),
@@ -98,35 +151,23 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::RefreshCerts => admin::refresh_certs(ctx, out),
         Request::Meta(ref request) => meta::meta(ctx, out, request),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
-        Request::BinaryTooLarge {
-            opcode,
-            opaque,
-            key,
-        } => {
-            ctx.counters.store_too_large += 1;
-            if matches!(
-                opcode,
-                crate::protocol::binary::opcode::SET | crate::protocol::binary::opcode::SETQ
-            ) {
-                ctx.store.discard(key);
-            }
-            binary::error(
-                out,
-                opcode,
-                crate::protocol::binary::Status::TooLarge,
-                opaque,
-            );
-            Flow::Continue
-        }
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {
-            out.push(b"MN\r\n");
+            crate::protocol::meta::compose_noop(out);
             Flow::Continue
         }
         Request::Invalid { error, noreply } => {
             reply_error(out, error, noreply);
             Flow::Continue
         }
+    }
+}
+
+/// Which protocol a reply style belongs to, for what memcached counts per protocol.
+fn origin(reply: ReplyStyle) -> Origin {
+    match reply {
+        ReplyStyle::Text { .. } => Origin::Text,
+        ReplyStyle::Binary { .. } => Origin::Binary,
     }
 }
 

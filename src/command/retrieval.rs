@@ -1,8 +1,7 @@
 //! `get`, `gets`, `gat`, `gats`.
 
-use super::{Context, Flow};
-use crate::protocol::{Keys, ProtocolError, Reply, ReplyBuffer};
-use crate::store::ValueRef;
+use super::{Context, Flow, core};
+use crate::protocol::{Keys, ProtocolError, Reply, ReplyBuffer, response::compose_text_hit};
 
 /// Answers a get-family request: one `VALUE` block per hit, then `END`.
 ///
@@ -32,35 +31,13 @@ pub fn get(
             return out_of_memory(ctx, out, start);
         }
         answered_any = true;
-        ctx.counters.cmd_get += 1;
-        if new_exptime.is_some() {
-            ctx.counters.cmd_touch += 1;
-        }
         // With no window at all (the limit is spent) a hit cannot be answered.
         let no_room = window.bytes == 0 && out.is_empty();
-        let hit = ctx.store.fetch(key, new_exptime, |item| {
-            if no_room {
-                return;
+        let hit = core::get(ctx, key, new_exptime, |hit| {
+            if !no_room {
+                compose_text_hit(out, &hit, with_cas);
             }
-            let value = item.value.as_slice();
-            out.value_header(
-                item.key,
-                item.flags,
-                value.len(),
-                with_cas.then_some(item.cas),
-            );
-            match item.value {
-                ValueRef::Inline(bytes) => out.push(bytes),
-                ValueRef::Shared(bytes) => out.push_shared(bytes),
-            }
-            out.push(b"\r\n");
         });
-        ctx.stats
-            .detail
-            .record(key, ctx.settings.prefix_delimiter, |prefix| {
-                prefix.gets += 1;
-                prefix.hits += u64::from(hit);
-            });
         if hit && no_room {
             return out_of_memory(ctx, out, start);
         }

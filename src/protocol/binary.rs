@@ -3,7 +3,9 @@
 //! value. Parsing only frames and validates; `command/binary.rs` executes.
 
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
-use super::request::Request;
+use super::reply::{ProtocolError, ReplyBuffer};
+use super::request::{ReplyStyle, Request, StoreMode};
+use super::response::{Hit, Response};
 
 /// Size of a request or response header.
 pub const HEADER_SIZE: usize = 24;
@@ -11,6 +13,10 @@ pub const HEADER_SIZE: usize = 24;
 pub const REQUEST_MAGIC: u8 = 0x80;
 /// First byte of every response.
 pub const RESPONSE_MAGIC: u8 = 0x81;
+/// The SASL mechanisms offered (SASL_LIST_MECHS), and the one accepted by SASL_AUTH.
+pub const SASL_MECHANISMS: &[u8] = b"PLAIN";
+/// The body of a successful SASL_AUTH.
+pub const SASL_AUTHENTICATED: &[u8] = b"Authenticated";
 /// Largest body of a request that carries no value.
 const MAX_PLAIN_BODY: usize = 64 * 1024;
 
@@ -127,11 +133,7 @@ pub fn be_u64(bytes: &[u8], at: usize) -> u64 {
 }
 
 fn is_storage(opcode: u8) -> bool {
-    use opcode::*;
-    matches!(
-        opcode,
-        SET | ADD | REPLACE | APPEND | PREPEND | SETQ | ADDQ | REPLACEQ | APPENDQ | PREPENDQ
-    )
+    store_mode(opcode).is_some()
 }
 
 /// Frames one binary request from the front of `buffer`.
@@ -168,11 +170,14 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         if buffer.len() < head {
             return Frame::Incomplete { needed: head };
         }
+        let mode = store_mode(opcode).unwrap_or(StoreMode::Set);
         return Frame::Request {
-            request: Request::BinaryTooLarge {
-                opcode,
-                opaque,
+            request: Request::StoreTooLarge {
+                mode,
+                // A refused SET removes the old value whatever its CAS.
+                compare_cas: None,
                 key: &buffer[HEADER_SIZE + extras_len..head],
+                reply: ReplyStyle::Binary { opcode, opaque },
             },
             consumed: head,
             swallow: value_len,
@@ -186,24 +191,103 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         return Frame::Incomplete { needed: total };
     }
     let body = &buffer[HEADER_SIZE..total];
+    let request = BinaryRequest {
+        opcode,
+        extras: &body[..extras_len],
+        key: &body[extras_len..extras_len + key_len],
+        value: &body[extras_len + key_len..],
+        opaque,
+        cas,
+    };
     Frame::Request {
-        request: Request::Binary(BinaryRequest {
-            opcode,
-            extras: &body[..extras_len],
-            key: &body[extras_len..extras_len + key_len],
-            value: &body[extras_len + key_len..],
-            opaque,
-            cas,
-        }),
+        request: data_request(&request).unwrap_or(Request::Binary(request)),
         consumed: total,
         swallow: 0,
     }
 }
 
+/// The protocol-neutral request a well-formed data opcode means; `None` for other
+/// opcodes and for data requests whose extras, key or value are malformed (those are
+/// answered "Invalid arguments" by the binary executor).
+fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
+    use opcode::*;
+    let BinaryRequest {
+        opcode,
+        extras,
+        key,
+        value,
+        opaque,
+        cas,
+    } = *request;
+    let reply = ReplyStyle::Binary { opcode, opaque };
+    let compare_cas = (cas != 0).then_some(cas);
+    if key.is_empty() {
+        return None;
+    }
+    Some(match opcode {
+        GET | GETQ | GETK | GETKQ if extras.is_empty() && value.is_empty() => Request::GetKey {
+            key,
+            touch: None,
+            opcode,
+            opaque,
+        },
+        GAT | GATQ | GATK | GATKQ if extras.len() == 4 => Request::GetKey {
+            key,
+            touch: Some(be_u32(extras, 0) as i32),
+            opcode,
+            opaque,
+        },
+        TOUCH if extras.len() == 4 => Request::Touch {
+            key,
+            exptime: be_u32(extras, 0) as i32,
+            reply,
+        },
+        DELETE | DELETEQ if extras.is_empty() => Request::Delete {
+            key,
+            compare_cas,
+            reply,
+        },
+        INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ
+            if extras.len() == 20 && value.is_empty() =>
+        {
+            let expiration = be_u32(extras, 16);
+            Request::Arithmetic {
+                incr: matches!(opcode, INCREMENT | INCREMENTQ),
+                key,
+                delta: be_u64(extras, 0),
+                compare_cas,
+                // An expiration of all ones means "do not create".
+                auto_create: (expiration != u32::MAX)
+                    .then(|| (expiration as i32, be_u64(extras, 8))),
+                reply,
+            }
+        }
+        _ => {
+            let mode = store_mode(opcode)?;
+            let (flags, exptime) = match (mode, extras.len()) {
+                (StoreMode::Append | StoreMode::Prepend, 0) => (0, 0),
+                (StoreMode::Set | StoreMode::Add | StoreMode::Replace, 8) => {
+                    (be_u32(extras, 0), be_u32(extras, 4) as i32)
+                }
+                _ => return None,
+            };
+            Request::Store {
+                mode,
+                compare_cas,
+                key,
+                flags,
+                exptime,
+                data: value,
+                reply,
+            }
+        }
+    })
+}
+
 /// Appends a response header and body pieces. The arguments mirror the header fields.
 #[allow(clippy::too_many_arguments)]
 pub fn write_response(
-    out: &mut super::ReplyBuffer,
+    out: &mut ReplyBuffer,
     opcode: u8,
     status: Status,
     opaque: u32,
@@ -225,6 +309,103 @@ pub fn write_response(
     out.push(&header);
     out.push(extras);
     out.push(key);
+}
+
+/// The store mode of a storage opcode (`None` for any other opcode).
+pub fn store_mode(opcode: u8) -> Option<StoreMode> {
+    use opcode::*;
+    Some(match opcode {
+        SET | SETQ => StoreMode::Set,
+        ADD | ADDQ => StoreMode::Add,
+        REPLACE | REPLACEQ => StoreMode::Replace,
+        APPEND | APPENDQ => StoreMode::Append,
+        PREPEND | PREPENDQ => StoreMode::Prepend,
+        _ => return None,
+    })
+}
+
+/// True for the quiet opcodes: they answer success (and a get's miss) with nothing.
+fn is_quiet(opcode: u8) -> bool {
+    use opcode::*;
+    matches!(
+        opcode,
+        GETQ | GETKQ
+            | SETQ
+            | ADDQ
+            | REPLACEQ
+            | DELETEQ
+            | INCREMENTQ
+            | DECREMENTQ
+            | QUITQ
+            | FLUSHQ
+            | APPENDQ
+            | PREPENDQ
+            | GATQ
+            | GATKQ
+    )
+}
+
+/// True for the gets that echo the key (GETK, GETKQ, GATK, GATKQ).
+fn returns_key(opcode: u8) -> bool {
+    use opcode::*;
+    matches!(opcode, GETK | GETKQ | GATK | GATKQ)
+}
+
+/// An error response carrying memcached's message as its body.
+pub fn compose_error(out: &mut ReplyBuffer, opcode: u8, status: Status, opaque: u32) {
+    let message = status.message();
+    write_response(out, opcode, status, opaque, 0, &[], &[], message.len());
+    out.push(message);
+}
+
+/// A get's hit: the flags as extras, the key for the K variants, the value.
+pub fn compose_hit(out: &mut ReplyBuffer, opcode: u8, opaque: u32, hit: &Hit<'_>) {
+    let key: &[u8] = if returns_key(opcode) { hit.key } else { &[] };
+    let flags = hit.flags.to_be_bytes();
+    let len = hit.value.len();
+    write_response(out, opcode, Status::Ok, opaque, hit.cas, &flags, key, len);
+    hit.value.push_to(out);
+}
+
+/// The binary protocol's answer to `opcode` (asked for `key`) that came to `response`,
+/// with memcached's status codes and quiet-variant rules.
+pub fn compose(out: &mut ReplyBuffer, opcode: u8, opaque: u32, key: &[u8], response: Response) {
+    use opcode::*;
+    let quiet = is_quiet(opcode);
+    let status = match response {
+        Response::Stored { cas } if !quiet => {
+            return write_response(out, opcode, Status::Ok, opaque, cas, &[], &[], 0);
+        }
+        Response::Deleted | Response::Touched if !quiet => {
+            return write_response(out, opcode, Status::Ok, opaque, 0, &[], &[], 0);
+        }
+        Response::Number { value, cas, .. } if !quiet => {
+            write_response(out, opcode, Status::Ok, opaque, cas, &[], &[], 8);
+            return out.push(&value.to_be_bytes());
+        }
+        Response::Stored { .. }
+        | Response::Deleted
+        | Response::Touched
+        | Response::Number { .. } => return,
+        Response::NotFound if matches!(opcode, GETQ | GETKQ | GATQ | GATKQ) => return,
+        Response::NotFound if returns_key(opcode) => {
+            return write_response(out, opcode, Status::NotFound, opaque, 0, &[], key, 0);
+        }
+        Response::NotFound => Status::NotFound,
+        Response::NotStored => match opcode {
+            ADD | ADDQ => Status::Exists,
+            REPLACE | REPLACEQ => Status::NotFound,
+            _ => Status::NotStored,
+        },
+        Response::Exists => Status::Exists,
+        Response::Error(ProtocolError::TooLarge) => Status::TooLarge,
+        Response::Error(ProtocolError::NonNumericValue) => Status::NonNumeric,
+        Response::Error(ProtocolError::OutOfMemory | ProtocolError::OutOfMemoryStoring) => {
+            Status::OutOfMemory
+        }
+        Response::Error(_) => Status::InvalidArguments,
+    };
+    compose_error(out, opcode, status, opaque);
 }
 
 #[cfg(test)]
@@ -249,22 +430,61 @@ mod tests {
     fn frames_a_set() {
         let bytes = header(opcode::SET, b"key", &[0; 8], b"value");
         let Frame::Request {
-            request: Request::Binary(request),
-            consumed,
-            ..
+            request, consumed, ..
         } = parse_binary(&bytes, &Limits::default())
         else {
             panic!()
         };
         assert_eq!(consumed, bytes.len());
         assert_eq!(
-            (request.key, request.value, request.opaque),
-            (&b"key"[..], &b"value"[..], 7)
+            request,
+            Request::Store {
+                mode: StoreMode::Set,
+                compare_cas: None,
+                key: b"key",
+                flags: 0,
+                exptime: 0,
+                data: b"value",
+                reply: ReplyStyle::Binary {
+                    opcode: opcode::SET,
+                    opaque: 7
+                },
+            }
         );
         assert!(matches!(
             parse_binary(&bytes[..30], &Limits::default()),
             Frame::Incomplete { needed: 40 }
         ));
+    }
+
+    fn composed(opcode: u8, response: Response) -> Vec<u8> {
+        let mut out = ReplyBuffer::new();
+        compose(&mut out, opcode, 3, b"k", response);
+        out.to_vec()
+    }
+
+    #[test]
+    fn quiet_opcodes_answer_only_failures() {
+        assert!(composed(opcode::SETQ, Response::Stored { cas: 1 }).is_empty());
+        assert!(composed(opcode::GETQ, Response::NotFound).is_empty());
+        // A quiet delete of a missing key still reports it, as memcached does.
+        let reply = composed(opcode::DELETEQ, Response::NotFound);
+        assert_eq!(&reply[6..8], &(Status::NotFound as u16).to_be_bytes());
+        assert_eq!(&reply[HEADER_SIZE..], b"Not found");
+    }
+
+    #[test]
+    fn not_stored_reads_as_memcacheds_status_per_opcode() {
+        let status = |opcode| {
+            let reply = composed(opcode, Response::NotStored);
+            u16::from_be_bytes([reply[6], reply[7]])
+        };
+        assert_eq!(status(opcode::ADD), Status::Exists as u16);
+        assert_eq!(status(opcode::REPLACE), Status::NotFound as u16);
+        assert_eq!(status(opcode::APPEND), Status::NotStored as u16);
+        // GETK's miss carries the key and no message.
+        let reply = composed(opcode::GETK, Response::NotFound);
+        assert_eq!(&reply[HEADER_SIZE..], b"k");
     }
 
     #[test]

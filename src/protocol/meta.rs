@@ -4,14 +4,14 @@
 //! `command/meta.rs`.
 
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
-use super::reply::ProtocolError;
-use super::request::Request;
-use crate::numbers::{strtol32, strtoul32, strtoull};
+use super::reply::{ProtocolError, ReplyBuffer};
+use super::request::{Request, StoreMode};
+use super::response::{CRLF, Response, Value};
+use super::tokens::{MAX_TOKENS, words};
+use crate::numbers::{Decimal, strtol32, strtoul32, strtoull};
 use base64::Engine;
 use std::borrow::Cow;
 
-/// memcached's token limit per line.
-const MAX_TOKENS: usize = 24;
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: tokens of a meta line, counting the command, the
 /// key and the terminator it adds.
 const MAX_META_TOKENS: usize = 20;
@@ -25,27 +25,14 @@ pub enum MetaCommand {
     Get,
     /// `ms`: set (with modes).
     Set,
+    /// `ms` with a value over the item size limit (`-I`); its data is swallowed.
+    SetTooLarge,
     /// `md`: delete.
     Delete,
     /// `ma`: arithmetic.
     Arithmetic,
     /// `me`: debug dump of an item.
     Debug,
-}
-
-/// `ms` modes (`M` flag).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetMode {
-    /// `MS` (default).
-    Set,
-    /// `ME`: add.
-    Add,
-    /// `MA`: append.
-    Append,
-    /// `MP`: prepend.
-    Prepend,
-    /// `MR`: replace.
-    Replace,
 }
 
 /// The flags of a meta request, in request order (return flags are echoed in order).
@@ -98,7 +85,7 @@ pub struct MetaRequest<'a> {
     /// `F`: client flags for ms.
     pub client_flags: u32,
     /// `M` for ms.
-    pub set_mode: SetMode,
+    pub set_mode: StoreMode,
     /// `M` for ma: incr (true) or decr.
     pub incr: bool,
     /// `D` for ma.
@@ -148,7 +135,7 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
 fn allowed(command: MetaCommand) -> &'static [u8] {
     match command {
         MetaCommand::Get => b"bcfhklOqstuvNRTPL",
-        MetaCommand::Set => b"bcCFIkOqsTMPL",
+        MetaCommand::Set | MetaCommand::SetTooLarge => b"bcCFIkOqsTMPL",
         MetaCommand::Delete => b"bCIkOqTPL",
         MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
         MetaCommand::Debug => b"b",
@@ -162,7 +149,7 @@ pub fn parse_meta<'a>(
     consumed: usize,
     limits: &Limits,
 ) -> Frame<'a> {
-    let mut tokens = line.split(|&byte| byte == b' ').filter(|t| !t.is_empty());
+    let mut tokens = words(line);
     let name = tokens.next().unwrap_or_default();
     let command = match name {
         b"mn" => {
@@ -188,10 +175,7 @@ pub fn parse_meta<'a>(
     if raw_key.len() > KEY_MAX_LENGTH {
         return error(ProtocolError::BadFormat, consumed, 0);
     }
-    let total_tokens = line
-        .split(|&byte| byte == b' ')
-        .filter(|t| !t.is_empty())
-        .count();
+    let total_tokens = words(line).count();
     let too_many = total_tokens + 1 > MAX_META_TOKENS;
     if too_many && command != MetaCommand::Set {
         let too_long = match command {
@@ -247,7 +231,7 @@ pub fn parse_meta<'a>(
         recache: None,
         compare_cas: None,
         client_flags: 0,
-        set_mode: SetMode::Set,
+        set_mode: StoreMode::Set,
         incr: true,
         delta: 1,
         initial: 0,
@@ -272,11 +256,11 @@ pub fn parse_meta<'a>(
                     return error(ProtocolError::MetaModeLength, consumed, swallow);
                 }
                 request.set_mode = match token[0] {
-                    b'S' | b's' => SetMode::Set,
-                    b'E' | b'e' => SetMode::Add,
-                    b'A' | b'a' => SetMode::Append,
-                    b'P' | b'p' => SetMode::Prepend,
-                    b'R' | b'r' => SetMode::Replace,
+                    b'S' | b's' => StoreMode::Set,
+                    b'E' | b'e' => StoreMode::Add,
+                    b'A' | b'a' => StoreMode::Append,
+                    b'P' | b'p' => StoreMode::Prepend,
+                    b'R' | b'r' => StoreMode::Replace,
                     _ => return error(ProtocolError::InvalidSetMode, consumed, swallow),
                 };
                 true
@@ -308,7 +292,13 @@ pub fn parse_meta<'a>(
     }
     if command == MetaCommand::Set {
         if !limits.fits(request.key.len(), data_len) {
-            return error(ProtocolError::TooLarge, consumed, swallow);
+            // Refused before its data is buffered: the data is swallowed.
+            request.command = MetaCommand::SetTooLarge;
+            return Frame::Request {
+                request: Request::Meta(Box::new(request)),
+                consumed,
+                swallow,
+            };
         }
         let end = consumed + data_len + 2;
         if buffer.len() < end {
@@ -331,6 +321,230 @@ pub fn parse_meta<'a>(
     }
 }
 
+/// Appends the return flags in request order: `k` (base64 again under `b`) and `O` here,
+/// the item flags through `item`; ` b` closes a base64 key.
+pub fn push_flags(
+    out: &mut ReplyBuffer,
+    request: &MetaRequest<'_>,
+    mut item: impl FnMut(&mut ReplyBuffer, u8),
+) {
+    for (flag, token) in request.flags.iter() {
+        match flag {
+            b'k' => {
+                out.push(b" k");
+                if request.flags.has(b'b') {
+                    out.push(&base64_encode(&request.key));
+                } else {
+                    out.push(request.raw_key);
+                }
+            }
+            b'O' => {
+                out.push(b" O");
+                out.push(token);
+            }
+            other => item(out, other),
+        }
+    }
+    if request.flags.has(b'b') && request.flags.has(b'k') {
+        out.push(b" b");
+    }
+}
+
+/// A status code with the flags every code echoes (`k`, `O`), e.g. `NF kfoo O1`.
+pub fn compose_status(out: &mut ReplyBuffer, code: &[u8], request: &MetaRequest<'_>) {
+    out.push(code);
+    push_flags(out, request, |_, _| {});
+    out.push(CRLF);
+}
+
+/// ` t<seconds>`, or ` t-1` for an item that never expires.
+pub fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
+    out.push(b" t");
+    if ttl < 0 {
+        out.push(b"-1");
+    } else {
+        out.number(ttl as u64);
+    }
+}
+
+/// The reply of `ms`, `md` or `ma` that came to `response`: a two-letter code, then the
+/// return flags asked for; `q` silences success.
+pub fn compose(out: &mut ReplyBuffer, request: &MetaRequest<'_>, response: Response) {
+    let code: &[u8] = match response {
+        Response::Stored { .. } | Response::Deleted if request.quiet() => return,
+        Response::Stored { cas } => {
+            out.push(b"HD");
+            if request.flags.has(b'c') {
+                out.push(b" c");
+                out.number(cas);
+            }
+            return compose_status(out, b"", request);
+        }
+        Response::Deleted | Response::Touched => b"HD",
+        Response::Number { created: false, .. } if request.quiet() && !request.flags.has(b'v') => {
+            return;
+        }
+        Response::Number {
+            value, cas, ttl, ..
+        } => return compose_number(out, request, value, cas, ttl),
+        Response::NotStored => b"NS",
+        Response::Exists => b"EX",
+        Response::NotFound => b"NF",
+        // `ma` reports a result that found no memory as not stored.
+        Response::Error(ProtocolError::OutOfMemory) => b"NS",
+        Response::Error(error) => return out.error(error),
+    };
+    compose_status(out, code, request);
+}
+
+/// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
+fn compose_number(
+    out: &mut ReplyBuffer,
+    request: &MetaRequest<'_>,
+    value: u64,
+    cas: u64,
+    ttl: i64,
+) {
+    let digits = Decimal::new(value);
+    let digits = digits.as_bytes();
+    let with_value = request.flags.has(b'v');
+    if with_value {
+        out.push(b"VA ");
+        out.number(digits.len() as u64);
+    } else {
+        out.push(b"HD");
+    }
+    push_flags(out, request, |out, flag| match flag {
+        b't' => push_ttl(out, ttl),
+        b'c' => {
+            out.push(b" c");
+            out.number(cas);
+        }
+        _ => {}
+    });
+    out.push(CRLF);
+    if with_value {
+        out.push(digits);
+        out.push(CRLF);
+    }
+}
+
+/// What `mg` and `me` report of an item, taken from the store while its shard is locked.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaHit<'a> {
+    /// Client flags.
+    pub flags: u32,
+    /// CAS value.
+    pub cas: u64,
+    /// The value.
+    pub value: Value<'a>,
+    /// Seconds of life left, -1 for none.
+    pub ttl: i64,
+    /// Seconds since the last access.
+    pub last_access: u32,
+    /// Fetched before this request.
+    pub fetched_before: bool,
+    /// Marked stale by an invalidation.
+    pub stale: bool,
+    /// This request won the right to recache.
+    pub won: bool,
+    /// Another client already holds the recache token.
+    pub token_taken: bool,
+    /// Slab class.
+    pub class: usize,
+    /// Item size as memcached counts it.
+    pub size: usize,
+}
+
+/// `mg`'s hit: `VA <len>` (with `v`) or `HD`, the return flags in request order, the
+/// win/stale/token markers, then the value under `v`.
+pub fn compose_hit(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: &MetaHit<'_>) {
+    let with_value = request.flags.has(b'v');
+    if with_value {
+        out.push(b"VA ");
+        out.number(hit.value.len() as u64);
+    } else {
+        out.push(b"HD");
+    }
+    push_flags(out, request, |out, flag| match flag {
+        b'c' => {
+            out.push(b" c");
+            out.number(hit.cas);
+        }
+        b'f' => {
+            out.push(b" f");
+            out.number(u64::from(hit.flags));
+        }
+        b'h' => out.push(if hit.fetched_before { b" h1" } else { b" h0" }),
+        b'l' => {
+            out.push(b" l");
+            out.number(u64::from(hit.last_access));
+        }
+        b's' => {
+            out.push(b" s");
+            out.number(hit.value.len() as u64);
+        }
+        b't' => push_ttl(out, hit.ttl),
+        _ => {}
+    });
+    if hit.token_taken {
+        out.push(b" Z");
+    }
+    if hit.stale {
+        out.push(b" X");
+    }
+    if hit.won {
+        out.push(b" W");
+    }
+    out.push(CRLF);
+    if with_value {
+        hit.value.push_to(out);
+        out.push(CRLF);
+    }
+}
+
+/// `mg`'s miss: `EN` with `k` and `O`, nothing under `q`.
+pub fn compose_miss(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+    if !request.quiet() {
+        compose_status(out, b"EN", request);
+    }
+}
+
+/// `me`'s answer: one line of the item's metadata, or `EN`.
+pub fn compose_debug(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: Option<&MetaHit<'_>>) {
+    let Some(hit) = hit else {
+        out.push(b"EN");
+        return out.push(CRLF);
+    };
+    out.push(b"ME ");
+    out.push(request.raw_key);
+    out.push(b" exp=");
+    if hit.ttl < 0 {
+        out.push(b"-1");
+    } else {
+        out.number(hit.ttl as u64);
+    }
+    out.push(b" la=");
+    out.number(u64::from(hit.last_access));
+    out.push(b" cas=");
+    out.number(hit.cas);
+    out.push(if hit.fetched_before {
+        b" fetch=yes cls=".as_slice()
+    } else {
+        b" fetch=no cls="
+    });
+    out.number(hit.class as u64);
+    out.push(b" size=");
+    out.number(hit.size as u64);
+    out.push(CRLF);
+}
+
+/// `mn`'s answer: the end of a pipeline of quiet meta requests.
+pub fn compose_noop(out: &mut ReplyBuffer) {
+    out.push(b"MN");
+    out.push(CRLF);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +557,38 @@ mod tests {
             newline + 1,
             &Limits::default(),
         )
+    }
+
+    fn composed(input: &[u8], response: Response) -> Vec<u8> {
+        let Frame::Request {
+            request: Request::Meta(request),
+            ..
+        } = parse_line(input)
+        else {
+            panic!()
+        };
+        let mut out = ReplyBuffer::new();
+        compose(&mut out, &request, response);
+        out.to_vec()
+    }
+
+    #[test]
+    fn meta_codes_echo_key_and_opaque_and_q_silences_success() {
+        assert_eq!(
+            composed(b"md foo q k O7\r\n", Response::NotFound),
+            b"NF kfoo O7\r\n"
+        );
+        assert_eq!(composed(b"md foo q\r\n", Response::Deleted), b"");
+        let number = Response::Number {
+            value: 12,
+            cas: 4,
+            ttl: -1,
+            created: false,
+        };
+        assert_eq!(
+            composed(b"ma foo v t c\r\n", number),
+            b"VA 2 t-1 c4\r\n12\r\n"
+        );
     }
 
     #[test]

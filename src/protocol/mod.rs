@@ -1,12 +1,18 @@
-//! memcached's text protocol: parsing requests from bytes and the reply vocabulary.
-//! This layer knows nothing of sockets or storage.
+//! memcached's text, meta and binary protocols: parsing requests from bytes, and
+//! composing typed responses (`response::Response`) into each protocol's reply bytes.
+//! Every wire string of a reply lives in this module (the `stats` groups aside, still
+//! rendered by `command/stats.rs`). This layer knows nothing of sockets or storage.
 
 pub mod binary;
+pub mod compose;
 pub mod meta;
 pub mod parse;
 pub mod reply;
 pub mod request;
+pub mod response;
+mod tokens;
 
 pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
-pub use request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+pub use request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
+pub use response::{CRLF, Hit, Response, Value};

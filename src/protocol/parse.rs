@@ -5,7 +5,8 @@
 //! `CLIENT_ERROR`, and `noreply` is recognised only as the last token.
 
 use super::reply::ProtocolError;
-use super::request::{Keys, Request, ShutdownMode, StatsGroup, StorageVerb};
+use super::request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
+use super::tokens::Tokens;
 use crate::limits::memcached_item_size;
 use crate::numbers::{strtol32, strtoul32, strtoull};
 
@@ -15,9 +16,6 @@ pub const KEY_MAX_LENGTH: usize = 250;
 /// A partial line longer than this (no newline yet) closes the connection, unless it is
 /// a get; a long line whose newline has already arrived is parsed, as memcached does.
 pub const MAX_LINE_LENGTH: usize = 2048;
-
-/// memcached's token limit per line (the rest of a longer line is one last token).
-const MAX_TOKENS: usize = 24;
 
 /// Per-server parser limits, fixed at startup.
 #[derive(Debug, Clone, Copy)]
@@ -97,48 +95,6 @@ fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {
 
 fn is_get_line(line: &[u8]) -> bool {
     line.starts_with(b"get ") || line.starts_with(b"gets ")
-}
-
-/// Up to `MAX_TOKENS - 1` space-separated tokens of a line, without allocating.
-struct Tokens<'a> {
-    items: [&'a [u8]; MAX_TOKENS],
-    count: usize,
-}
-
-impl<'a> Tokens<'a> {
-    fn split(line: &'a [u8]) -> Self {
-        let mut items: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
-        let mut count = 0;
-        let mut at = 0;
-        while at < line.len() {
-            while at < line.len() && line[at] == b' ' {
-                at += 1;
-            }
-            if at == line.len() {
-                break;
-            }
-            if count == MAX_TOKENS - 2 {
-                // memcached keeps the rest of the line as one last token.
-                items[count] = &line[at..];
-                count += 1;
-                break;
-            }
-            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
-            items[count] = &line[at..end];
-            count += 1;
-            at = end;
-        }
-        Tokens { items, count }
-    }
-
-    fn get(&self, index: usize) -> &'a [u8] {
-        self.items[index]
-    }
-
-    /// memcached's `set_noreply_maybe`: the last token is exactly `noreply`.
-    fn noreply(&self) -> bool {
-        self.count > 0 && self.items[self.count - 1] == b"noreply"
-    }
 }
 
 fn request(request: Request<'_>, consumed: usize) -> Frame<'_> {
@@ -307,14 +263,14 @@ fn parse_storage<'a>(
     ) else {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     };
-    let verb = match tokens.get(0) {
-        b"set" => StorageVerb::Set,
-        b"add" => StorageVerb::Add,
-        b"replace" => StorageVerb::Replace,
-        b"append" => StorageVerb::Append,
-        b"prepend" => StorageVerb::Prepend,
+    let (mode, compare_cas) = match tokens.get(0) {
+        b"set" => (StoreMode::Set, None),
+        b"add" => (StoreMode::Add, None),
+        b"replace" => (StoreMode::Replace, None),
+        b"append" => (StoreMode::Append, None),
+        b"prepend" => (StoreMode::Prepend, None),
         _ => match strtoull(tokens.get(5)) {
-            Some(cas) => StorageVerb::Cas(cas),
+            Some(cas) => (StoreMode::Set, Some(cas)),
             None => return invalid(ProtocolError::BadFormat, noreply, consumed),
         },
     };
@@ -324,7 +280,12 @@ fn parse_storage<'a>(
     let length = length as usize;
     if !limits.fits(key.len(), length) {
         return Frame::Request {
-            request: Request::StoreTooLarge { verb, key, noreply },
+            request: Request::StoreTooLarge {
+                mode,
+                compare_cas,
+                key,
+                reply: ReplyStyle::Text { noreply },
+            },
             consumed,
             swallow: length + 2,
         };
@@ -338,12 +299,13 @@ fn parse_storage<'a>(
     }
     request(
         Request::Store {
-            verb,
+            mode,
+            compare_cas,
             key,
             flags,
             exptime,
             data: &buffer[consumed..end - 2],
-            noreply,
+            reply: ReplyStyle::Text { noreply },
         },
         end,
     )
@@ -360,7 +322,7 @@ fn parse_touch<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
             Request::Touch {
                 key,
                 exptime,
-                noreply,
+                reply: ReplyStyle::Text { noreply },
             },
             consumed,
         ),
@@ -382,7 +344,12 @@ fn parse_delete<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
     if key.len() > KEY_MAX_LENGTH {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     }
-    request(Request::Delete { key, noreply }, consumed)
+    let delete = Request::Delete {
+        key,
+        compare_cas: None,
+        reply: ReplyStyle::Text { noreply },
+    };
+    request(delete, consumed)
 }
 
 fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
@@ -397,7 +364,9 @@ fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
                 incr: tokens.get(0) == b"incr",
                 key,
                 delta,
-                noreply,
+                compare_cas: None,
+                auto_create: None,
+                reply: ReplyStyle::Text { noreply },
             },
             consumed,
         ),

@@ -1,5 +1,7 @@
-//! Every reply memcached's text protocol sends, defined once, and the buffer replies are
-//! composed into. Nothing else in the crate spells a wire string.
+//! The status lines and errors of memcached's text protocol, defined once, and the
+//! buffer replies are composed into. The meta and binary vocabularies live beside their
+//! parsers (`meta.rs`, `binary.rs`); outside `protocol` only `command/stats.rs` spells
+//! reply text.
 
 use bytes::{Bytes, BytesMut};
 
@@ -24,6 +26,8 @@ pub enum Reply {
     End,
     /// stats reset.
     Reset,
+    /// refresh_certs without TLS.
+    TlsNotEnabled,
 }
 
 impl Reply {
@@ -39,6 +43,7 @@ impl Reply {
             Reply::Ok => b"OK\r\n",
             Reply::End => b"END\r\n",
             Reply::Reset => b"RESET\r\n",
+            Reply::TlsNotEnabled => b"Error TLS not enabled\r\n",
         }
     }
 }
@@ -203,21 +208,58 @@ impl ReplyBuffer {
         self.push(error.wire());
     }
 
+    /// `VERSION <version>`.
+    pub fn version(&mut self, version: &str) {
+        self.push(b"VERSION ");
+        self.push(version.as_bytes());
+        self.push(b"\r\n");
+    }
+
+    /// `ERROR <message>` for a failure described in words (line breaks become spaces).
+    pub fn error_message(&mut self, message: &str) {
+        self.push(b"ERROR ");
+        self.push(message.replace(['\r', '\n'], " ").as_bytes());
+        self.push(b"\r\n");
+    }
+
+    /// One line of `lru_crawler metadump`: the key URI-encoded, then its metadata.
+    #[allow(clippy::too_many_arguments)]
+    pub fn metadump_line(
+        &mut self,
+        key: &[u8],
+        expires: i64,
+        accessed: i64,
+        cas: u64,
+        fetched: bool,
+        class: usize,
+        size: usize,
+    ) {
+        self.push(b"key=");
+        for &byte in key {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                self.push(&[byte]);
+            } else {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                self.push(&[
+                    b'%',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]);
+            }
+        }
+        let fetch = if fetched { "yes" } else { "no" };
+        self.push(
+            format!(
+                " exp={expires} la={accessed} cas={cas} fetch={fetch} cls={class} size={size}\n"
+            )
+            .as_bytes(),
+        );
+    }
+
     /// Appends a decimal number.
     #[inline]
     pub fn number(&mut self, value: u64) {
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        let mut rest = value;
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        self.push(&digits[start..]);
+        self.push(crate::numbers::Decimal::new(value).as_bytes());
     }
 
     /// Appends a shared value, by reference when that saves a real copy.

@@ -3,21 +3,40 @@
 
 use super::reply::ProtocolError;
 
-/// Which storage verb a storage request is.
+/// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
+/// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
+/// protocols can combine it with a mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StorageVerb {
-    /// `set`
+pub enum StoreMode {
+    /// `set`, `ms MS`, SET: store unconditionally.
     Set,
-    /// `add`
+    /// `add`, `ms ME`, ADD: only if the key is absent.
     Add,
-    /// `replace`
+    /// `replace`, `ms MR`, REPLACE: only if the key is present.
     Replace,
-    /// `append`
+    /// `append`, `ms MA`, APPEND: add bytes after the existing value.
     Append,
-    /// `prepend`
+    /// `prepend`, `ms MP`, PREPEND: add bytes before the existing value.
     Prepend,
-    /// `cas` with the client's CAS value.
-    Cas(u64),
+}
+
+/// How the answer to a data request is composed: the one thing about a store, delete,
+/// incr/decr or touch that depends on the protocol that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStyle {
+    /// The text protocol; `noreply` silences every reply, errors included.
+    Text {
+        /// Suppress the reply.
+        noreply: bool,
+    },
+    /// The binary protocol: the opcode (which also says quiet and key-returning) and
+    /// the opaque echoed in the response.
+    Binary {
+        /// Request opcode.
+        opcode: u8,
+        /// Echoed.
+        opaque: u32,
+    },
 }
 
 /// The keys of a get-family line, iterated lazily (a multiget may name thousands).
@@ -27,9 +46,7 @@ pub struct Keys<'a>(pub &'a [u8]);
 impl<'a> Keys<'a> {
     /// Iterates the space-separated keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.0
-            .split(|&byte| byte == b' ')
-            .filter(|key| !key.is_empty())
+        super::tokens::words(self.0)
     }
 
     /// Where `key` (one of this list's keys) starts, as a byte offset into the list:
@@ -82,7 +99,8 @@ pub enum ShutdownMode {
     Invalid,
 }
 
-/// One request of the text protocol.
+/// One parsed request. The data requests (stores, gets, touch, delete, incr/decr) are
+/// protocol-neutral whether text or binary asked, with the `ReplyStyle` to answer in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// `get`/`gets`
@@ -101,10 +119,13 @@ pub enum Request<'a> {
         /// `gats`: include CAS values.
         with_cas: bool,
     },
-    /// set/add/replace/append/prepend/cas with its data block.
+    /// A store with its value: text set/add/replace/append/prepend/cas, binary
+    /// SET/ADD/REPLACE/APPEND/PREPEND (and their quiet forms).
     Store {
-        /// The verb.
-        verb: StorageVerb,
+        /// The mode (`cas` is `Set` with `compare_cas`).
+        mode: StoreMode,
+        /// `cas`: store only if the item's CAS is still this one.
+        compare_cas: Option<u64>,
         /// Key (at most 250 bytes).
         key: &'a [u8],
         /// Client flags.
@@ -113,36 +134,52 @@ pub enum Request<'a> {
         exptime: i32,
         /// The value, exactly as long as announced.
         data: &'a [u8],
-        /// Suppress the reply.
-        noreply: bool,
+        /// How to answer.
+        reply: ReplyStyle,
     },
-    /// A storage command whose value exceeds the item size limit. Its data is swallowed
-    /// by the connection; a `set` also removes the old value.
+    /// A store whose value exceeds the item size limit (text or binary). Its data is
+    /// swallowed by the connection; a plain set also removes the old value.
     StoreTooLarge {
-        /// The verb.
-        verb: StorageVerb,
+        /// The mode.
+        mode: StoreMode,
+        /// `cas`: a failed `cas` leaves the old value alone.
+        compare_cas: Option<u64>,
         /// Key.
         key: &'a [u8],
-        /// Suppress the reply.
-        noreply: bool,
+        /// How to answer.
+        reply: ReplyStyle,
     },
-    /// `touch`
+    /// A get of one key, optionally setting a new exptime: binary GET/GETK/GAT/GATK
+    /// (and their quiet forms). Text gets name key lists (`Get`).
+    GetKey {
+        /// Key.
+        key: &'a [u8],
+        /// GAT: the new client exptime.
+        touch: Option<i32>,
+        /// Request opcode (says quiet and key-returning).
+        opcode: u8,
+        /// Echoed.
+        opaque: u32,
+    },
+    /// `touch`, binary TOUCH.
     Touch {
         /// Key.
         key: &'a [u8],
         /// Client exptime.
         exptime: i32,
-        /// Suppress the reply.
-        noreply: bool,
+        /// How to answer.
+        reply: ReplyStyle,
     },
-    /// `delete`
+    /// `delete`, binary DELETE.
     Delete {
         /// Key.
         key: &'a [u8],
-        /// Suppress the reply.
-        noreply: bool,
+        /// Only if the item's CAS is still this one (binary).
+        compare_cas: Option<u64>,
+        /// How to answer.
+        reply: ReplyStyle,
     },
-    /// `incr`/`decr`
+    /// `incr`/`decr`, binary INCREMENT/DECREMENT.
     Arithmetic {
         /// incr (true) or decr.
         incr: bool,
@@ -150,8 +187,12 @@ pub enum Request<'a> {
         key: &'a [u8],
         /// Unsigned delta.
         delta: u64,
-        /// Suppress the reply.
-        noreply: bool,
+        /// Only if the item's CAS is still this one (binary).
+        compare_cas: Option<u64>,
+        /// Create a missing item with this (client exptime, initial value) (binary).
+        auto_create: Option<(i32, u64)>,
+        /// How to answer.
+        reply: ReplyStyle,
     },
     /// `flush_all [delay]`
     FlushAll {
@@ -192,17 +233,9 @@ pub enum Request<'a> {
     Meta(Box<super::meta::MetaRequest<'a>>),
     /// `mn`: answered with `MN`.
     MetaNoop,
-    /// A binary-protocol request.
+    /// A binary request that is not a data request (STAT, FLUSH, SASL, ...), or a data
+    /// request whose extras, key or value are malformed.
     Binary(super::binary::BinaryRequest<'a>),
-    /// A binary storage request whose value exceeds `-I` (its value is swallowed).
-    BinaryTooLarge {
-        /// Opcode.
-        opcode: u8,
-        /// Echoed.
-        opaque: u32,
-        /// Key (a failed set removes the old value).
-        key: &'a [u8],
-    },
     /// A malformed binary header: answered with "Invalid arguments", then closed.
     BinaryInvalid {
         /// Opcode.
@@ -217,4 +250,31 @@ pub enum Request<'a> {
         /// Whether `noreply` was seen (memcached then answers nothing).
         noreply: bool,
     },
+}
+
+impl Request<'_> {
+    /// The opcode and opaque of a binary data request: before SASL authentication it
+    /// is refused with "Auth failure." like any other framed binary request.
+    pub fn binary_data(&self) -> Option<(u8, u32)> {
+        match *self {
+            Request::GetKey { opcode, opaque, .. }
+            | Request::Store {
+                reply: ReplyStyle::Binary { opcode, opaque },
+                ..
+            }
+            | Request::Touch {
+                reply: ReplyStyle::Binary { opcode, opaque },
+                ..
+            }
+            | Request::Delete {
+                reply: ReplyStyle::Binary { opcode, opaque },
+                ..
+            }
+            | Request::Arithmetic {
+                reply: ReplyStyle::Binary { opcode, opaque },
+                ..
+            } => Some((opcode, opaque)),
+            _ => None,
+        }
+    }
 }

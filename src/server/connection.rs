@@ -15,7 +15,7 @@ use crate::command::binary::SaslStep;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::{
-    Frame, Keys, ProtocolError, Reply, ReplyBuffer, Request, StorageVerb, binary, parse,
+    Frame, Keys, ProtocolError, Reply, ReplyBuffer, ReplyStyle, Request, StoreMode, binary, parse,
 };
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
@@ -317,6 +317,19 @@ impl Connection {
                                 Flow::Close
                             }
                         }
+                    } else if let (Some(_), Some((opcode, opaque))) =
+                        (&shared.settings.sasl, request.binary_data())
+                    {
+                        // A binary data request before SASL: "Auth failure.", then close.
+                        shared.stats.auth_cmds.fetch_add(1, Ordering::Relaxed);
+                        shared.stats.auth_errors.fetch_add(1, Ordering::Relaxed);
+                        binary::compose_error(
+                            &mut self.replies,
+                            opcode,
+                            binary::Status::AuthError,
+                            opaque,
+                        );
+                        Flow::Close
                     } else if shared.settings.sasl.is_some() {
                         // Under -S a request that is not binary is refused and closed.
                         Flow::Close
@@ -411,9 +424,10 @@ fn authenticate(
     if let (
         Some(auth),
         Request::Store {
-            verb: StorageVerb::Set,
+            mode: StoreMode::Set,
+            compare_cas: None,
             data,
-            noreply,
+            reply: ReplyStyle::Text { noreply },
             ..
         },
     ) = (&shared.settings.auth, request)

@@ -88,7 +88,9 @@ pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCoun
             parse(rest, &shared.limits)
         };
         let Frame::Request {
-            request, consumed, ..
+            request,
+            consumed,
+            swallow,
         } = frame
         else {
             break;
@@ -107,7 +109,9 @@ pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCoun
         };
         // quit and shutdown mean nothing without a connection.
         let _ = command::execute(&request, &mut ctx, &mut replies);
-        rest = &rest[consumed..];
+        // A refused value is skipped, never parsed as requests; a part of it the
+        // datagram does not hold is simply not there.
+        rest = &rest[(consumed + swallow).min(rest.len())..];
     }
     replies.to_vec()
 }

@@ -8,7 +8,7 @@
 use ferrocached::buffers::ReplyWindow;
 use ferrocached::command::{Context, Flow, execute};
 use ferrocached::config::Settings;
-use ferrocached::protocol::{Frame, Keys, ReplyBuffer, Request, StorageVerb, parse};
+use ferrocached::protocol::{Frame, Keys, ReplyBuffer, ReplyStyle, Request, StoreMode, parse};
 use ferrocached::stats::{ConnCounters, ServerStats};
 use ferrocached::store::{Clock, Store, StoreConfig};
 use libfuzzer_sys::fuzz_target;
@@ -94,10 +94,11 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(reply.is_empty() || reply.ends_with(b"\r\n"));
         if let Request::Store {
-            verb: StorageVerb::Set,
+            mode: StoreMode::Set,
+            compare_cas: None,
             key,
             data,
-            noreply: false,
+            reply: ReplyStyle::Text { noreply: false },
             ..
         } = &request
         {

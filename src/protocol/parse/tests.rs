@@ -37,12 +37,13 @@ fn storage_waits_for_its_data_block() {
     assert_eq!(
         request,
         Request::Store {
-            verb: StorageVerb::Set,
+            mode: StoreMode::Set,
+            compare_cas: None,
             key: b"k",
             flags: 1,
             exptime: 2,
             data: b"hello",
-            noreply: false
+            reply: ReplyStyle::Text { noreply: false }
         }
     );
 }
@@ -68,11 +69,20 @@ fn a_value_is_exactly_as_long_as_announced() {
 fn too_large_values_are_swallowed() {
     match parse_one(b"set k 0 0 2000000 noreply\r\n") {
         Frame::Request {
-            request: Request::StoreTooLarge { verb, key, noreply },
+            request:
+                Request::StoreTooLarge {
+                    mode,
+                    compare_cas,
+                    key,
+                    reply: ReplyStyle::Text { noreply },
+                },
             consumed,
             swallow,
         } => {
-            assert_eq!((verb, key, noreply), (StorageVerb::Set, &b"k"[..], true));
+            assert_eq!(
+                (mode, compare_cas, key, noreply),
+                (StoreMode::Set, None, &b"k"[..], true)
+            );
             assert_eq!(consumed, 27);
             assert_eq!(swallow, 2_000_002);
         }
@@ -112,11 +122,18 @@ fn noreply_is_only_the_last_token() {
         request,
         Request::Delete {
             key: b"k",
-            noreply: true
+            compare_cas: None,
+            reply: ReplyStyle::Text { noreply: true }
         }
     );
     let (request, _) = request_of(b"set k 0 0 1 2\r\nx\r\n");
-    assert!(matches!(request, Request::Store { noreply: false, .. }));
+    assert!(matches!(
+        request,
+        Request::Store {
+            reply: ReplyStyle::Text { noreply: false },
+            ..
+        }
+    ));
 }
 
 #[test]

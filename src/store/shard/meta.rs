@@ -152,10 +152,13 @@ impl Shard {
                 return true;
             }
         };
-        self.counters.get_hits += 1;
         let before = *self.memory.header(handle);
+        // memcached counts a hit of `mg` with `T` as a touch hit, not a get hit.
         if let Some(expiry) = options.new_expiry {
+            self.counters.touch_hits += 1;
             self.set_expiry(handle, expiry);
+        } else {
+            self.counters.get_hits += 1;
         }
         let exptime = self.memory.header(handle).exptime;
         let token_sent = before.state & TOKEN_SENT != 0;

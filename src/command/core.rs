@@ -1,0 +1,227 @@
+//! The execution core: what get, touch, store, delete and incr/decr mean, once for the
+//! text, meta and binary protocols. Each function runs one request against the store,
+//! keeps the counters (`stats`, `stats detail`) and returns a typed `Response`; the
+//! protocols differ only in how they compose it (see `crate::protocol::response`).
+
+use super::Context;
+use crate::protocol::{Hit, ProtocolError, Response, StoreMode, Value};
+use crate::store::{self, MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreOutcome, ValueRef};
+
+/// Which protocol asked, where memcached 1.6.18 counts differently: text and binary
+/// feed the `stats detail` prefixes, meta commands do not; a binary TOUCH counts as a
+/// get of its prefix, a text `touch` not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The text protocol.
+    Text,
+    /// The binary protocol.
+    Binary,
+    /// Meta commands.
+    Meta,
+}
+
+/// The store's mode for a protocol's mode: the only place the two vocabularies meet
+/// (the store knows no protocol).
+fn store_mode(mode: StoreMode) -> store::StoreMode {
+    match mode {
+        StoreMode::Set => store::StoreMode::Set,
+        StoreMode::Add => store::StoreMode::Add,
+        StoreMode::Replace => store::StoreMode::Replace,
+        StoreMode::Append => store::StoreMode::Append,
+        StoreMode::Prepend => store::StoreMode::Prepend,
+    }
+}
+
+/// The protocol's handle on a stored value (copied or shared, as the store holds it).
+pub fn value<'a>(value: &ValueRef<'a>) -> Value<'a> {
+    match *value {
+        ValueRef::Inline(bytes) => Value::Inline(bytes),
+        ValueRef::Shared(bytes) => Value::Shared(bytes),
+    }
+}
+
+/// Reads one key, or reads it and sets a new expiry (`touch`, as gat/GAT); `visit` sees
+/// the hit while its shard is locked. Returns whether it was a hit.
+pub fn get(
+    ctx: &mut Context<'_>,
+    key: &[u8],
+    touch: Option<i32>,
+    visit: impl FnOnce(Hit<'_>),
+) -> bool {
+    ctx.counters.cmd_get += 1;
+    if touch.is_some() {
+        ctx.counters.cmd_touch += 1;
+    }
+    let hit = ctx.store.fetch(key, touch, |item| {
+        visit(Hit {
+            key: item.key,
+            flags: item.flags,
+            cas: item.cas,
+            value: value(&item.value),
+        })
+    });
+    detail(ctx, Origin::Text, key, |prefix| {
+        prefix.gets += 1;
+        prefix.hits += u64::from(hit);
+    });
+    hit
+}
+
+/// Sets a new expiry on an item (`touch`, TOUCH).
+pub fn touch(ctx: &mut Context<'_>, key: &[u8], exptime: i32, origin: Origin) -> Response {
+    ctx.counters.cmd_touch += 1;
+    let hit = ctx.store.touch(key, exptime);
+    if origin == Origin::Binary {
+        detail(ctx, origin, key, |prefix| {
+            prefix.gets += 1;
+            prefix.hits += u64::from(hit);
+        });
+    }
+    if hit {
+        Response::Touched
+    } else {
+        Response::NotFound
+    }
+}
+
+/// The parameters of a store, as every protocol can express them.
+#[derive(Debug, Clone, Copy)]
+pub struct Store<'a> {
+    /// How an existing item is treated.
+    pub mode: StoreMode,
+    /// The key.
+    pub key: &'a [u8],
+    /// Client flags.
+    pub flags: u32,
+    /// Client exptime.
+    pub exptime: i32,
+    /// The value.
+    pub data: &'a [u8],
+    /// Store only if the item's CAS is still this one.
+    pub compare_cas: Option<u64>,
+    /// Meta `I`: an older CAS is accepted and the new item is marked stale.
+    pub invalidate: bool,
+}
+
+/// set/add/replace/append/prepend/cas, `ms`, SET/ADD/REPLACE/APPEND/PREPEND.
+pub fn store(ctx: &mut Context<'_>, request: Store<'_>, origin: Origin) -> Response {
+    ctx.counters.cmd_set += 1;
+    detail(ctx, origin, request.key, |prefix| prefix.sets += 1);
+    let outcome = ctx.store.meta_store(
+        store_mode(request.mode),
+        request.key,
+        request.flags,
+        request.exptime,
+        request.data,
+        request.compare_cas,
+        request.invalidate,
+    );
+    match outcome {
+        StoreOutcome::Stored(cas) => Response::Stored { cas },
+        StoreOutcome::NotStored => Response::NotStored,
+        StoreOutcome::Exists => Response::Exists,
+        StoreOutcome::NotFound => Response::NotFound,
+        StoreOutcome::OutOfMemory => {
+            ctx.counters.store_no_memory += 1;
+            Response::Error(ProtocolError::OutOfMemoryStoring)
+        }
+    }
+}
+
+/// A value over the item size limit, refused before its data was read. The old value
+/// is removed so no stale data outlives the write, as memcached does: after a plain
+/// text `set` (not `cas`), a binary SET, and any `ms`.
+pub fn too_large(
+    ctx: &mut Context<'_>,
+    mode: StoreMode,
+    compare_cas: bool,
+    key: &[u8],
+    origin: Origin,
+) -> Response {
+    ctx.counters.store_too_large += 1;
+    if origin == Origin::Meta || (mode == StoreMode::Set && !compare_cas) {
+        ctx.store.discard(key);
+    }
+    Response::Error(ProtocolError::TooLarge)
+}
+
+/// delete, `md`, DELETE: with a CAS, only if it matches; with `invalidate`, the item
+/// is marked stale (and given `new_ttl`) instead of removed.
+pub fn delete(
+    ctx: &mut Context<'_>,
+    key: &[u8],
+    compare_cas: Option<u64>,
+    invalidate: bool,
+    new_ttl: Option<i32>,
+    origin: Origin,
+) -> Response {
+    detail(ctx, origin, key, |prefix| prefix.deletes += 1);
+    match ctx.store.meta_delete(key, compare_cas, invalidate, new_ttl) {
+        MetaDeleteOutcome::Deleted => Response::Deleted,
+        MetaDeleteOutcome::NotFound => Response::NotFound,
+        MetaDeleteOutcome::Exists => Response::Exists,
+    }
+}
+
+/// The parameters of incr/decr, as every protocol can express them.
+#[derive(Debug, Clone, Copy)]
+pub struct Arith {
+    /// Increment (or decrement).
+    pub incr: bool,
+    /// The unsigned delta.
+    pub delta: u64,
+    /// Only if the item's CAS is still this one.
+    pub compare_cas: Option<u64>,
+    /// Create a missing item with this (client exptime, initial value).
+    pub auto_create: Option<(i32, u64)>,
+    /// Set this new client exptime.
+    pub new_ttl: Option<i32>,
+}
+
+/// incr/decr, `ma`, INCREMENT/DECREMENT.
+pub fn arith(ctx: &mut Context<'_>, key: &[u8], request: Arith) -> Response {
+    let outcome = ctx.store.meta_arith(
+        key,
+        MetaArith {
+            incr: request.incr,
+            delta: request.delta,
+            compare: request.compare_cas,
+            vivify: request
+                .auto_create
+                .map(|(exptime, initial)| (ctx.store.expiry(exptime), initial)),
+            new_expiry: request.new_ttl.map(|exptime| ctx.store.expiry(exptime)),
+        },
+    );
+    match outcome {
+        MetaArithOutcome::Value {
+            value,
+            cas,
+            ttl,
+            created,
+        } => Response::Number {
+            value,
+            cas,
+            ttl,
+            created,
+        },
+        MetaArithOutcome::NotFound => Response::NotFound,
+        MetaArithOutcome::Exists => Response::Exists,
+        MetaArithOutcome::NonNumeric => Response::Error(ProtocolError::NonNumericValue),
+        // The store answers "not stored" only when the new value found no memory.
+        MetaArithOutcome::NotStored => Response::Error(ProtocolError::OutOfMemory),
+    }
+}
+
+/// Counts a request for `stats detail` unless memcached leaves it out.
+fn detail(
+    ctx: &Context<'_>,
+    origin: Origin,
+    key: &[u8],
+    update: impl FnOnce(&mut crate::stats::PrefixCounters),
+) {
+    if origin != Origin::Meta {
+        ctx.stats
+            .detail
+            .record(key, ctx.settings.prefix_delimiter, update);
+    }
+}

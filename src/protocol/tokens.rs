@@ -1,0 +1,54 @@
+//! Splitting a request line into tokens as memcached's `tokenize_command` does: the
+//! one tokenizer of the text and meta parsers and of multiget key lists.
+
+/// memcached's token limit per line (the rest of a longer line is one last token); a
+/// meta request holds at most this many flags.
+pub(super) const MAX_TOKENS: usize = 24;
+
+/// The space-separated words of a line, lazily (a multiget may name thousands of keys).
+pub(super) fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&byte| byte == b' ')
+        .filter(|word| !word.is_empty())
+}
+
+/// Up to `MAX_TOKENS - 1` space-separated tokens of a line, without allocating.
+pub(super) struct Tokens<'a> {
+    items: [&'a [u8]; MAX_TOKENS],
+    pub(super) count: usize,
+}
+
+impl<'a> Tokens<'a> {
+    pub(super) fn split(line: &'a [u8]) -> Self {
+        let mut items: [&'a [u8]; MAX_TOKENS] = [&[]; MAX_TOKENS];
+        let mut count = 0;
+        let mut at = 0;
+        while at < line.len() {
+            while at < line.len() && line[at] == b' ' {
+                at += 1;
+            }
+            if at == line.len() {
+                break;
+            }
+            if count == MAX_TOKENS - 2 {
+                // memcached keeps the rest of the line as one last token.
+                items[count] = &line[at..];
+                count += 1;
+                break;
+            }
+            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
+            items[count] = &line[at..end];
+            count += 1;
+            at = end;
+        }
+        Tokens { items, count }
+    }
+
+    pub(super) fn get(&self, index: usize) -> &'a [u8] {
+        self.items[index]
+    }
+
+    /// memcached's `set_noreply_maybe`: the last token is exactly `noreply`.
+    pub(super) fn noreply(&self) -> bool {
+        self.count > 0 && self.items[self.count - 1] == b"noreply"
+    }
+}
