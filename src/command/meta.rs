@@ -1,49 +1,59 @@
-//! Meta commands `mg ms md ma mn me`: responses are two-letter codes followed by the
-//! return flags the client asked for, in the order it asked.
+//! What only the meta protocol has: `mg` (vivify, recache, stale markers and the item's
+//! metadata as return flags) and `me`. Its stores, deletes and arithmetic arrive as
+//! protocol-neutral requests and run in `command::core`.
 
-use super::core::{self, Origin};
+use super::core;
 use super::{Context, Flow};
-use crate::protocol::ReplyBuffer;
-use crate::protocol::meta::{
-    MetaCommand, MetaHit, MetaRequest, compose, compose_debug, compose_hit, compose_miss,
-};
+use crate::protocol::meta::{Echo, MetaHit, compose_debug, compose_hit, compose_miss};
+use crate::protocol::{ReplyBuffer, ReplyStyle};
 use crate::store::{MetaGet, MetaView};
 
-/// Executes one meta request.
-pub fn meta(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) -> Flow {
-    ctx.counters.cmd_meta += 1;
-    match request.command {
-        MetaCommand::Get => get(ctx, out, request),
-        MetaCommand::Set => set(ctx, out, request),
-        MetaCommand::SetTooLarge => {
-            let response =
-                core::too_large(ctx, request.set_mode, false, &request.key, Origin::Meta);
-            compose(out, request, response);
-        }
-        MetaCommand::Delete => delete(ctx, out, request),
-        MetaCommand::Arithmetic => arithmetic(ctx, out, request),
-        MetaCommand::Debug => debug(ctx, out, request),
-    }
-    Flow::Continue
+/// What `mg` asks of the store beyond a plain get.
+#[derive(Debug, Clone, Copy)]
+pub struct Get {
+    /// `T`: new client exptime.
+    pub touch: Option<i32>,
+    /// `N`: create a missing item with this client exptime.
+    pub vivify: Option<i32>,
+    /// `R`: win the recache right below this remaining TTL.
+    pub recache: Option<i32>,
+    /// False under `u`.
+    pub bump: bool,
 }
 
-fn get(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+/// `mg`: a hit is `VA`/`HD` with the return flags asked for, a miss `EN`.
+pub fn get(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    key: &[u8],
+    request: Get,
+    reply: ReplyStyle<'_>,
+) -> Flow {
+    let ReplyStyle::Meta { flags, raw_key } = reply else {
+        unreachable!("only mg parses into MetaGet")
+    };
+    let echo = Echo {
+        flags,
+        raw_key,
+        key,
+    };
     ctx.counters.cmd_get += 1;
     let options = MetaGet {
-        new_expiry: request.ttl.map(|ttl| ctx.store.expiry(ttl)),
+        new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl)),
         vivify: request.vivify.map(|ttl| ctx.store.expiry(ttl)),
         recache_below: request.recache.map(i64::from),
-        bump: !request.flags.has(b'u'),
+        bump: request.bump,
     };
-    if request.ttl.is_some() {
+    if request.touch.is_some() {
         ctx.counters.cmd_touch += 1;
     }
-    let found = ctx.store.meta_get(&request.key, options, |item| {
-        compose_hit(out, request, &hit_of(&item));
+    let found = ctx.store.meta_get(key, options, |item| {
+        compose_hit(out, &echo, &hit_of(&item));
     });
     if !found {
-        compose_miss(out, request);
+        compose_miss(out, &echo);
     }
+    Flow::Continue
 }
 
 /// The protocol's view of what the store reports of an item.
@@ -63,55 +73,19 @@ fn hit_of<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
     }
 }
 
-fn set(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
-    let store = core::Store {
-        mode: request.set_mode,
-        key: &request.key,
-        flags: request.client_flags,
-        exptime: request.ttl.unwrap_or(0),
-        data: request.data,
-        compare_cas: request.compare_cas,
-        invalidate: request.flags.has(b'I'),
-    };
-    let response = core::store(ctx, store, Origin::Meta);
-    compose(out, request, response);
-}
-
-fn delete(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
-    let response = core::delete(
-        ctx,
-        &request.key,
-        request.compare_cas,
-        request.flags.has(b'I'),
-        request.ttl,
-        Origin::Meta,
-    );
-    compose(out, request, response);
-}
-
-fn arithmetic(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
-    let arith = core::Arith {
-        incr: request.incr,
-        delta: request.delta,
-        compare_cas: request.compare_cas,
-        auto_create: request.vivify.map(|ttl| (ttl, request.initial)),
-        new_ttl: request.ttl,
-    };
-    let response = core::arith(ctx, &request.key, arith);
-    compose(out, request, response);
-}
-
-fn debug(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+/// `me`: the item's metadata without touching it.
+pub fn debug(ctx: &mut Context<'_>, out: &mut ReplyBuffer, key: &[u8], raw_key: &[u8]) -> Flow {
     let options = MetaGet {
         bump: false,
         ..MetaGet::default()
     };
     let mut answered = false;
-    ctx.store.meta_get(&request.key, options, |item| {
+    ctx.store.meta_get(key, options, |item| {
         answered = true;
-        compose_debug(out, request, Some(&hit_of(&item)));
+        compose_debug(out, raw_key, Some(&hit_of(&item)));
     });
     if !answered {
-        compose_debug(out, request, None);
+        compose_debug(out, raw_key, None);
     }
+    Flow::Continue
 }

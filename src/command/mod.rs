@@ -1,7 +1,8 @@
 //! Command execution: one `match` from a parsed `Request` to the store and back to reply
 //! bytes. What the data verbs mean (counters included) is in `core`, once for every
-//! protocol; `meta` and `binary` translate their requests into it and compose the typed
-//! response with their protocol's composer. Nothing here touches a socket.
+//! protocol; the typed response is composed in the request's `ReplyStyle`. `meta` and
+//! `binary` hold what only their protocol has (`mg`/`me`, binary's own opcodes). Nothing
+//! here touches a socket.
 
 mod admin;
 pub mod binary;
@@ -71,10 +72,11 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::Store {
             mode,
             compare_cas,
-            key,
+            ref key,
             flags,
             exptime,
             data,
+            invalidate,
             reply,
         } => {
             let request = core::Store {
@@ -84,19 +86,21 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
                 exptime,
                 data,
                 compare_cas,
-                invalidate: false,
+                invalidate,
             };
-            let response = core::store(ctx, request, origin(reply));
+            let origin = origin(ctx, reply);
+            let response = core::store(ctx, request, origin);
             compose(out, reply, key, response);
             Flow::Continue
         }
         Request::StoreTooLarge {
             mode,
             compare_cas,
-            key,
+            ref key,
             reply,
         } => {
-            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, origin(reply));
+            let origin = origin(ctx, reply);
+            let response = core::too_large(ctx, mode, compare_cas.is_some(), key, origin);
             compose(out, reply, key, response);
             Flow::Continue
         }
@@ -105,37 +109,64 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             exptime,
             reply,
         } => {
-            let response = core::touch(ctx, key, exptime, origin(reply));
+            let origin = origin(ctx, reply);
+            let response = core::touch(ctx, key, exptime, origin);
             compose(out, reply, key, response);
             Flow::Continue
         }
         Request::Delete {
-            key,
+            ref key,
             compare_cas,
+            invalidate,
+            new_ttl,
             reply,
         } => {
-            let response = core::delete(ctx, key, compare_cas, false, None, origin(reply));
+            let origin = origin(ctx, reply);
+            let response = core::delete(ctx, key, compare_cas, invalidate, new_ttl, origin);
             compose(out, reply, key, response);
             Flow::Continue
         }
         Request::Arithmetic {
             incr,
-            key,
+            ref key,
             delta,
             compare_cas,
             auto_create,
+            new_ttl,
             reply,
         } => {
+            origin(ctx, reply);
             let request = core::Arith {
                 incr,
                 delta,
                 compare_cas,
                 auto_create,
-                new_ttl: None,
+                new_ttl,
             };
             let response = core::arith(ctx, key, request);
             compose(out, reply, key, response);
             Flow::Continue
+        }
+        Request::MetaGet {
+            ref key,
+            touch,
+            vivify,
+            recache,
+            bump,
+            reply,
+        } => {
+            origin(ctx, reply);
+            let request = meta::Get {
+                touch,
+                vivify,
+                recache,
+                bump,
+            };
+            meta::get(ctx, out, key, request, reply)
+        }
+        Request::MetaDebug { ref key, raw_key } => {
+            ctx.counters.cmd_meta += 1;
+            meta::debug(ctx, out, key, raw_key)
         }
         Request::FlushAll { delay, noreply } => admin::flush_all(ctx, out, delay, noreply),
         Request::Version => admin::version(out),
@@ -149,7 +180,6 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::LruMetadump => admin::metadump(ctx, out),
         Request::LruCrawl => admin::crawl_now(ctx, out),
         Request::RefreshCerts => admin::refresh_certs(ctx, out),
-        Request::Meta(ref request) => meta::meta(ctx, out, request),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {
@@ -163,11 +193,16 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
     }
 }
 
-/// Which protocol a reply style belongs to, for what memcached counts per protocol.
-fn origin(reply: ReplyStyle) -> Origin {
+/// Which protocol a reply style belongs to, for what memcached counts per protocol;
+/// a meta command is counted (`cmd_meta`) here, once.
+fn origin(ctx: &mut Context<'_>, reply: ReplyStyle<'_>) -> Origin {
     match reply {
         ReplyStyle::Text { .. } => Origin::Text,
         ReplyStyle::Binary { .. } => Origin::Binary,
+        ReplyStyle::Meta { .. } => {
+            ctx.counters.cmd_meta += 1;
+            Origin::Meta
+        }
     }
 }
 

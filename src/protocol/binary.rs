@@ -6,6 +6,7 @@ use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{ReplyStyle, Request, StoreMode};
 use super::response::{Hit, Response};
+use std::borrow::Cow;
 
 /// Size of a request or response header.
 pub const HEADER_SIZE: usize = 24;
@@ -176,7 +177,7 @@ pub fn parse_binary<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
                 mode,
                 // A refused SET removes the old value whatever its CAS.
                 compare_cas: None,
-                key: &buffer[HEADER_SIZE + extras_len..head],
+                key: Cow::Borrowed(&buffer[HEADER_SIZE + extras_len..head]),
                 reply: ReplyStyle::Binary { opcode, opaque },
             },
             consumed: head,
@@ -243,8 +244,10 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
             reply,
         },
         DELETE | DELETEQ if extras.is_empty() => Request::Delete {
-            key,
+            key: Cow::Borrowed(key),
             compare_cas,
+            invalidate: false,
+            new_ttl: None,
             reply,
         },
         INCREMENT | INCREMENTQ | DECREMENT | DECREMENTQ
@@ -253,12 +256,13 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
             let expiration = be_u32(extras, 16);
             Request::Arithmetic {
                 incr: matches!(opcode, INCREMENT | INCREMENTQ),
-                key,
+                key: Cow::Borrowed(key),
                 delta: be_u64(extras, 0),
                 compare_cas,
                 // An expiration of all ones means "do not create".
                 auto_create: (expiration != u32::MAX)
                     .then(|| (expiration as i32, be_u64(extras, 8))),
+                new_ttl: None,
                 reply,
             }
         }
@@ -274,10 +278,11 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
             Request::Store {
                 mode,
                 compare_cas,
-                key,
+                key: Cow::Borrowed(key),
                 flags,
                 exptime,
                 data: value,
+                invalidate: false,
                 reply,
             }
         }
@@ -441,10 +446,11 @@ mod tests {
             Request::Store {
                 mode: StoreMode::Set,
                 compare_cas: None,
-                key: b"key",
+                key: Cow::Borrowed(b"key"),
                 flags: 0,
                 exptime: 0,
                 data: b"value",
+                invalidate: false,
                 reply: ReplyStyle::Binary {
                     opcode: opcode::SET,
                     opaque: 7

@@ -1,13 +1,15 @@
 //! The meta protocol of memcached 1.6 (`mg ms md ma mn me`): a two-letter command, a key,
 //! then single-letter flags, some with a token glued on (`T30`, `Oabc`). Parsing checks
-//! flags per command with memcached 1.6.18's exact error strings; execution lives in
-//! `command/meta.rs`.
+//! flags per command with memcached 1.6.18's exact error strings and produces the
+//! protocol-neutral requests (`ms` a `Store`, `md` a `Delete`, `ma` an `Arithmetic`)
+//! with a `ReplyStyle::Meta` that keeps the flags as a slice of the line; the replies are
+//! composed here from it. `mg` and `me` run in `command/meta.rs`.
 
 use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
-use super::request::{Request, StoreMode};
+use super::request::{MetaFlags, ReplyStyle, Request, StoreMode};
 use super::response::{CRLF, Response, Value};
-use super::tokens::{MAX_TOKENS, words};
+use super::tokens::{after_words, words};
 use crate::numbers::{Decimal, strtol32, strtoul32, strtoull};
 use base64::Engine;
 use std::borrow::Cow;
@@ -20,13 +22,11 @@ const MAX_OPAQUE: usize = 32;
 
 /// Which meta command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaCommand {
+enum MetaCommand {
     /// `mg`: get.
     Get,
     /// `ms`: set (with modes).
     Set,
-    /// `ms` with a value over the item size limit (`-I`); its data is swallowed.
-    SetTooLarge,
     /// `md`: delete.
     Delete,
     /// `ma`: arithmetic.
@@ -35,68 +35,22 @@ pub enum MetaCommand {
     Debug,
 }
 
-/// The flags of a meta request, in request order (return flags are echoed in order).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaFlags<'a> {
-    items: [(u8, &'a [u8]); MAX_TOKENS],
-    count: usize,
-}
-
-impl<'a> MetaFlags<'a> {
-    /// Flags in request order with their tokens.
-    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + '_ {
-        self.items[..self.count].iter().copied()
-    }
-
-    /// True if the flag was given.
-    pub fn has(&self, flag: u8) -> bool {
-        self.iter().any(|(f, _)| f == flag)
-    }
-
-    /// The token of a flag, if given.
-    pub fn token(&self, flag: u8) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(f, _)| *f == flag)
-            .map(|(_, token)| token)
-    }
-}
-
-/// A parsed meta request. Numbers are validated here, so execution cannot fail on them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaRequest<'a> {
-    /// The command.
-    pub command: MetaCommand,
-    /// The key, base64-decoded when `b` was given.
-    pub key: Cow<'a, [u8]>,
-    /// The key exactly as sent (echoed by `k`).
-    pub raw_key: &'a [u8],
-    /// All flags.
+/// What a meta reply echoes: the flags as sent, the key as sent and as used. Built from
+/// the request's `ReplyStyle::Meta` and its key when the reply is composed, so the
+/// request itself carries no copy of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Echo<'a> {
+    /// The request's flags.
     pub flags: MetaFlags<'a>,
-    /// `ms` data block.
-    pub data: &'a [u8],
-    /// `T`: new TTL (client exptime).
-    pub ttl: Option<i32>,
-    /// `N`: vivify / auto-create with this TTL.
-    pub vivify: Option<i32>,
-    /// `R`: win the recache right when the remaining TTL is below this.
-    pub recache: Option<i32>,
-    /// `C`: compare CAS.
-    pub compare_cas: Option<u64>,
-    /// `F`: client flags for ms.
-    pub client_flags: u32,
-    /// `M` for ms.
-    pub set_mode: StoreMode,
-    /// `M` for ma: incr (true) or decr.
-    pub incr: bool,
-    /// `D` for ma.
-    pub delta: u64,
-    /// `J` for ma.
-    pub initial: u64,
+    /// The key as sent.
+    pub raw_key: &'a [u8],
+    /// The key as used (base64-decoded under `b`).
+    pub key: &'a [u8],
 }
 
-impl MetaRequest<'_> {
+impl Echo<'_> {
     /// `q`: quiet mode.
-    pub fn quiet(&self) -> bool {
+    fn quiet(&self) -> bool {
         self.flags.has(b'q')
     }
 }
@@ -135,7 +89,7 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
 fn allowed(command: MetaCommand) -> &'static [u8] {
     match command {
         MetaCommand::Get => b"bcfhklOqstuvNRTPL",
-        MetaCommand::Set | MetaCommand::SetTooLarge => b"bcCFIkOqsTMPL",
+        MetaCommand::Set => b"bcCFIkOqsTMPL",
         MetaCommand::Delete => b"bCIkOqTPL",
         MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
         MetaCommand::Debug => b"b",
@@ -197,10 +151,10 @@ pub fn parse_meta<'a>(
             return error(ProtocolError::FlagsTooLong, consumed, swallow);
         }
     }
-    let mut flags = MetaFlags {
-        items: [(0, &[]); MAX_TOKENS],
-        count: 0,
-    };
+    let flags = MetaFlags(after_words(
+        line,
+        if command == MetaCommand::Set { 3 } else { 2 },
+    ));
     let per_flag_error = matches!(command, MetaCommand::Delete | MetaCommand::Arithmetic);
     let flag_error = |plain: ProtocolError| {
         if per_flag_error {
@@ -209,45 +163,36 @@ pub fn parse_meta<'a>(
             plain
         }
     };
-    for token in tokens {
-        let flag = token[0];
+    // Every flag is an ASCII letter once it is allowed: one bit each.
+    let mut seen = 0u128;
+    for (flag, _) in flags.iter() {
         if !allowed(command).contains(&flag) {
             return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
         }
-        if flags.has(flag) {
+        if seen & (1 << flag) != 0 {
             return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
         }
-        flags.items[flags.count] = (flag, &token[1..]);
-        flags.count += 1;
+        seen |= 1 << flag;
     }
-    let mut request = MetaRequest {
-        command,
-        key: Cow::Borrowed(raw_key),
-        raw_key,
-        flags,
-        data: &[],
-        ttl: None,
-        vivify: None,
-        recache: None,
-        compare_cas: None,
-        client_flags: 0,
-        set_mode: StoreMode::Set,
-        incr: true,
-        delta: 1,
-        initial: 0,
-    };
+    let mut ttl = None;
+    let mut vivify = None;
+    let mut recache = None;
+    let mut compare_cas = None;
+    let mut client_flags = 0;
+    let mut delta = 1;
+    let mut initial = 0;
+    let mut set_mode = StoreMode::Set;
+    let mut incr = true;
     let bad_token = flag_error(ProtocolError::BadToken);
-    for (flag, token) in request.flags.clone().iter() {
+    for (flag, token) in flags.iter() {
         let ok = match flag {
-            b'T' => strtol32(token).map(|v| request.ttl = Some(v)).is_some(),
-            b'N' => strtol32(token).map(|v| request.vivify = Some(v)).is_some(),
-            b'R' => strtol32(token).map(|v| request.recache = Some(v)).is_some(),
-            b'C' => strtoull(token)
-                .map(|v| request.compare_cas = Some(v))
-                .is_some(),
-            b'F' => strtoul32(token).map(|v| request.client_flags = v).is_some(),
-            b'D' => strtoull(token).map(|v| request.delta = v).is_some(),
-            b'J' => strtoull(token).map(|v| request.initial = v).is_some(),
+            b'T' => strtol32(token).map(|v| ttl = Some(v)).is_some(),
+            b'N' => strtol32(token).map(|v| vivify = Some(v)).is_some(),
+            b'R' => strtol32(token).map(|v| recache = Some(v)).is_some(),
+            b'C' => strtoull(token).map(|v| compare_cas = Some(v)).is_some(),
+            b'F' => strtoul32(token).map(|v| client_flags = v).is_some(),
+            b'D' => strtoull(token).map(|v| delta = v).is_some(),
+            b'J' => strtoull(token).map(|v| initial = v).is_some(),
             b'O' if token.len() > MAX_OPAQUE => {
                 return error(ProtocolError::OpaqueTooLong, consumed, swallow);
             }
@@ -255,7 +200,7 @@ pub fn parse_meta<'a>(
                 if token.len() != 1 {
                     return error(ProtocolError::MetaModeLength, consumed, swallow);
                 }
-                request.set_mode = match token[0] {
+                set_mode = match token[0] {
                     b'S' | b's' => StoreMode::Set,
                     b'E' | b'e' => StoreMode::Add,
                     b'A' | b'a' => StoreMode::Append,
@@ -269,7 +214,7 @@ pub fn parse_meta<'a>(
                 if token.len() != 1 {
                     return error(ProtocolError::MetaModeLength, consumed, swallow);
                 }
-                request.incr = match token[0] {
+                incr = match token[0] {
                     b'I' | b'i' | b'+' => true,
                     b'D' | b'd' | b'-' => false,
                     _ => return error(ProtocolError::InvalidArithmeticMode, consumed, swallow),
@@ -282,40 +227,83 @@ pub fn parse_meta<'a>(
             return error(bad_token, consumed, swallow);
         }
     }
-    if request.flags.has(b'b') {
+    let mut key = Cow::Borrowed(raw_key);
+    if flags.has(b'b') {
         match base64_decode(raw_key) {
-            Some(key) if !key.is_empty() && key.len() <= KEY_MAX_LENGTH => {
-                request.key = Cow::Owned(key)
+            Some(decoded) if !decoded.is_empty() && decoded.len() <= KEY_MAX_LENGTH => {
+                key = Cow::Owned(decoded)
             }
             _ => return error(ProtocolError::KeyDecode, consumed, swallow),
         }
     }
-    if command == MetaCommand::Set {
-        if !limits.fits(request.key.len(), data_len) {
-            // Refused before its data is buffered: the data is swallowed.
-            request.command = MetaCommand::SetTooLarge;
+    let reply = ReplyStyle::Meta { flags, raw_key };
+    let request = match command {
+        MetaCommand::Set => {
+            if !limits.fits(key.len(), data_len) {
+                // Refused before its data is buffered: the data is swallowed.
+                let request = Request::StoreTooLarge {
+                    mode: set_mode,
+                    compare_cas,
+                    key,
+                    reply,
+                };
+                return Frame::Request {
+                    request,
+                    consumed,
+                    swallow,
+                };
+            }
+            let end = consumed + data_len + 2;
+            if buffer.len() < end {
+                return Frame::Incomplete { needed: end };
+            }
+            if &buffer[end - 2..end] != b"\r\n" {
+                return error(ProtocolError::BadDataChunk, end, 0);
+            }
+            let request = Request::Store {
+                mode: set_mode,
+                compare_cas,
+                key,
+                flags: client_flags,
+                exptime: ttl.unwrap_or(0),
+                data: &buffer[consumed..end - 2],
+                invalidate: flags.has(b'I'),
+                reply,
+            };
             return Frame::Request {
-                request: Request::Meta(Box::new(request)),
-                consumed,
-                swallow,
+                request,
+                consumed: end,
+                swallow: 0,
             };
         }
-        let end = consumed + data_len + 2;
-        if buffer.len() < end {
-            return Frame::Incomplete { needed: end };
-        }
-        if &buffer[end - 2..end] != b"\r\n" {
-            return error(ProtocolError::BadDataChunk, end, 0);
-        }
-        request.data = &buffer[consumed..end - 2];
-        return Frame::Request {
-            request: Request::Meta(Box::new(request)),
-            consumed: end,
-            swallow: 0,
-        };
-    }
+        MetaCommand::Get => Request::MetaGet {
+            key,
+            touch: ttl,
+            vivify,
+            recache,
+            bump: !flags.has(b'u'),
+            reply,
+        },
+        MetaCommand::Delete => Request::Delete {
+            key,
+            compare_cas,
+            invalidate: flags.has(b'I'),
+            new_ttl: ttl,
+            reply,
+        },
+        MetaCommand::Arithmetic => Request::Arithmetic {
+            incr,
+            key,
+            delta,
+            compare_cas,
+            auto_create: vivify.map(|exptime| (exptime, initial)),
+            new_ttl: ttl,
+            reply,
+        },
+        MetaCommand::Debug => Request::MetaDebug { key, raw_key },
+    };
     Frame::Request {
-        request: Request::Meta(Box::new(request)),
+        request,
         consumed,
         swallow: 0,
     }
@@ -325,7 +313,7 @@ pub fn parse_meta<'a>(
 /// the item flags through `item`; ` b` closes a base64 key.
 pub fn push_flags(
     out: &mut ReplyBuffer,
-    request: &MetaRequest<'_>,
+    request: &Echo<'_>,
     mut item: impl FnMut(&mut ReplyBuffer, u8),
 ) {
     for (flag, token) in request.flags.iter() {
@@ -333,7 +321,7 @@ pub fn push_flags(
             b'k' => {
                 out.push(b" k");
                 if request.flags.has(b'b') {
-                    out.push(&base64_encode(&request.key));
+                    out.push(&base64_encode(request.key));
                 } else {
                     out.push(request.raw_key);
                 }
@@ -351,7 +339,7 @@ pub fn push_flags(
 }
 
 /// A status code with the flags every code echoes (`k`, `O`), e.g. `NF kfoo O1`.
-pub fn compose_status(out: &mut ReplyBuffer, code: &[u8], request: &MetaRequest<'_>) {
+pub fn compose_status(out: &mut ReplyBuffer, code: &[u8], request: &Echo<'_>) {
     out.push(code);
     push_flags(out, request, |_, _| {});
     out.push(CRLF);
@@ -369,7 +357,7 @@ pub fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
 
 /// The reply of `ms`, `md` or `ma` that came to `response`: a two-letter code, then the
 /// return flags asked for; `q` silences success.
-pub fn compose(out: &mut ReplyBuffer, request: &MetaRequest<'_>, response: Response) {
+pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
     let code: &[u8] = match response {
         Response::Stored { .. } | Response::Deleted if request.quiet() => return,
         Response::Stored { cas } => {
@@ -398,13 +386,7 @@ pub fn compose(out: &mut ReplyBuffer, request: &MetaRequest<'_>, response: Respo
 }
 
 /// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
-fn compose_number(
-    out: &mut ReplyBuffer,
-    request: &MetaRequest<'_>,
-    value: u64,
-    cas: u64,
-    ttl: i64,
-) {
+fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u64, ttl: i64) {
     let digits = Decimal::new(value);
     let digits = digits.as_bytes();
     let with_value = request.flags.has(b'v');
@@ -458,7 +440,7 @@ pub struct MetaHit<'a> {
 
 /// `mg`'s hit: `VA <len>` (with `v`) or `HD`, the return flags in request order, the
 /// win/stale/token markers, then the value under `v`.
-pub fn compose_hit(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: &MetaHit<'_>) {
+pub fn compose_hit(out: &mut ReplyBuffer, request: &Echo<'_>, hit: &MetaHit<'_>) {
     let with_value = request.flags.has(b'v');
     if with_value {
         out.push(b"VA ");
@@ -504,20 +486,20 @@ pub fn compose_hit(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: &MetaH
 }
 
 /// `mg`'s miss: `EN` with `k` and `O`, nothing under `q`.
-pub fn compose_miss(out: &mut ReplyBuffer, request: &MetaRequest<'_>) {
+pub fn compose_miss(out: &mut ReplyBuffer, request: &Echo<'_>) {
     if !request.quiet() {
         compose_status(out, b"EN", request);
     }
 }
 
 /// `me`'s answer: one line of the item's metadata, or `EN`.
-pub fn compose_debug(out: &mut ReplyBuffer, request: &MetaRequest<'_>, hit: Option<&MetaHit<'_>>) {
+pub fn compose_debug(out: &mut ReplyBuffer, raw_key: &[u8], hit: Option<&MetaHit<'_>>) {
     let Some(hit) = hit else {
         out.push(b"EN");
         return out.push(CRLF);
     };
     out.push(b"ME ");
-    out.push(request.raw_key);
+    out.push(raw_key);
     out.push(b" exp=");
     if hit.ttl < 0 {
         out.push(b"-1");
@@ -561,14 +543,22 @@ mod tests {
 
     fn composed(input: &[u8], response: Response) -> Vec<u8> {
         let Frame::Request {
-            request: Request::Meta(request),
+            request: Request::Delete { key, reply, .. } | Request::Arithmetic { key, reply, .. },
             ..
         } = parse_line(input)
         else {
             panic!()
         };
+        let ReplyStyle::Meta { flags, raw_key } = reply else {
+            panic!()
+        };
         let mut out = ReplyBuffer::new();
-        compose(&mut out, &request, response);
+        let echo = Echo {
+            flags,
+            raw_key,
+            key: &key,
+        };
+        compose(&mut out, &echo, response);
         out.to_vec()
     }
 
@@ -606,16 +596,21 @@ mod tests {
     #[test]
     fn flags_keep_request_order_and_tokens() {
         let Frame::Request {
-            request: Request::Meta(request),
+            request:
+                Request::MetaGet {
+                    touch,
+                    reply: ReplyStyle::Meta { flags, .. },
+                    ..
+                },
             ..
         } = parse_line(b"mg key s v T30 Oab\r\n")
         else {
             panic!()
         };
-        let flags: Vec<u8> = request.flags.iter().map(|(flag, _)| flag).collect();
-        assert_eq!(flags, b"svTO");
-        assert_eq!(request.ttl, Some(30));
-        assert_eq!(request.flags.token(b'O'), Some(&b"ab"[..]));
+        let letters: Vec<u8> = flags.iter().map(|(flag, _)| flag).collect();
+        assert_eq!(letters, b"svTO");
+        assert_eq!(touch, Some(30));
+        assert!(flags.iter().any(|flag| flag == (b'O', &b"ab"[..])));
     }
 
     #[test]

@@ -6,9 +6,10 @@
 
 use super::reply::ProtocolError;
 use super::request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
-use super::tokens::Tokens;
+use super::tokens::{Tokens, after_words};
 use crate::limits::memcached_item_size;
 use crate::numbers::{strtol32, strtoul32, strtoull};
+use std::borrow::Cow;
 
 /// Longest key memcached accepts.
 pub const KEY_MAX_LENGTH: usize = 250;
@@ -125,7 +126,7 @@ fn parse_line<'a>(
     if command.len() == 2 && command[0] == b'm' {
         return super::meta::parse_meta(line, buffer, consumed, limits);
     }
-    let keys_after = |skip: usize| Keys(rest_after_tokens(line, skip));
+    let keys_after = |skip: usize| Keys(after_words(line, skip));
     match command {
         b"get" | b"gets" if words >= 2 => match valid_keys(keys_after(1)) {
             Some(keys) => request(
@@ -221,7 +222,6 @@ fn parse_line<'a>(
     }
 }
 
-/// The part of a line after its first `skip` tokens (a multiget's key list).
 /// The keys of a get-family line, or `None` when one is too long. memcached drops the
 /// hits it queued when a later key is too long, so one check of the whole line up front
 /// gives the same bytes, and the keys need no second look when a long reply is
@@ -230,19 +230,6 @@ fn valid_keys(keys: Keys<'_>) -> Option<Keys<'_>> {
     keys.iter()
         .all(|key| key.len() <= KEY_MAX_LENGTH)
         .then_some(keys)
-}
-
-fn rest_after_tokens(line: &[u8], skip: usize) -> &[u8] {
-    let mut at = 0;
-    for _ in 0..skip {
-        while at < line.len() && line[at] == b' ' {
-            at += 1;
-        }
-        while at < line.len() && line[at] != b' ' {
-            at += 1;
-        }
-    }
-    &line[at..]
 }
 
 fn parse_storage<'a>(
@@ -283,7 +270,7 @@ fn parse_storage<'a>(
             request: Request::StoreTooLarge {
                 mode,
                 compare_cas,
-                key,
+                key: Cow::Borrowed(key),
                 reply: ReplyStyle::Text { noreply },
             },
             consumed,
@@ -301,10 +288,11 @@ fn parse_storage<'a>(
         Request::Store {
             mode,
             compare_cas,
-            key,
+            key: Cow::Borrowed(key),
             flags,
             exptime,
             data: &buffer[consumed..end - 2],
+            invalidate: false,
             reply: ReplyStyle::Text { noreply },
         },
         end,
@@ -345,8 +333,10 @@ fn parse_delete<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     }
     let delete = Request::Delete {
-        key,
+        key: Cow::Borrowed(key),
         compare_cas: None,
+        invalidate: false,
+        new_ttl: None,
         reply: ReplyStyle::Text { noreply },
     };
     request(delete, consumed)
@@ -362,10 +352,11 @@ fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
         Some(delta) => request(
             Request::Arithmetic {
                 incr: tokens.get(0) == b"incr",
-                key,
+                key: Cow::Borrowed(key),
                 delta,
                 compare_cas: None,
                 auto_create: None,
+                new_ttl: None,
                 reply: ReplyStyle::Text { noreply },
             },
             consumed,

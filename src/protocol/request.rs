@@ -1,7 +1,9 @@
 //! Parsed requests. They borrow keys and values from the connection's read buffer, so
-//! parsing allocates nothing.
+//! parsing allocates nothing (a meta key sent in base64 is the one owned exception).
 
 use super::reply::ProtocolError;
+use super::tokens::words;
+use std::borrow::Cow;
 
 /// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
 /// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
@@ -20,10 +22,28 @@ pub enum StoreMode {
     Prepend,
 }
 
+/// The flags of a meta request exactly as sent (the part of the line after the key, or
+/// after an `ms` data length). Kept as a slice of the line, so a reply style stays two
+/// words to copy; the return flags are echoed in request order by walking it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaFlags<'a>(pub &'a [u8]);
+
+impl<'a> MetaFlags<'a> {
+    /// Flags in request order, each with the token glued to it (`T30` gives `30`).
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
+        words(self.0).map(|word| (word[0], &word[1..]))
+    }
+
+    /// True if the flag was given.
+    pub fn has(&self, flag: u8) -> bool {
+        self.iter().any(|(f, _)| f == flag)
+    }
+}
+
 /// How the answer to a data request is composed: the one thing about a store, delete,
 /// incr/decr or touch that depends on the protocol that asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplyStyle {
+pub enum ReplyStyle<'a> {
     /// The text protocol; `noreply` silences every reply, errors included.
     Text {
         /// Suppress the reply.
@@ -36,6 +56,14 @@ pub enum ReplyStyle {
         opcode: u8,
         /// Echoed.
         opaque: u32,
+    },
+    /// A meta command: its flags say which return flags to echo (`k`, `O`, `c`, `t`,
+    /// `v`, ...) and whether `q` silences success.
+    Meta {
+        /// The flags as sent.
+        flags: MetaFlags<'a>,
+        /// The key exactly as sent (echoed by `k`, and by `me`, before base64 decoding).
+        raw_key: &'a [u8],
     },
 }
 
@@ -100,7 +128,8 @@ pub enum ShutdownMode {
 }
 
 /// One parsed request. The data requests (stores, gets, touch, delete, incr/decr) are
-/// protocol-neutral whether text or binary asked, with the `ReplyStyle` to answer in.
+/// protocol-neutral whether text, meta or binary asked, with the `ReplyStyle` to answer
+/// in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
     /// `get`/`gets`
@@ -119,35 +148,38 @@ pub enum Request<'a> {
         /// `gats`: include CAS values.
         with_cas: bool,
     },
-    /// A store with its value: text set/add/replace/append/prepend/cas, binary
+    /// A store with its value: text set/add/replace/append/prepend/cas, `ms`, binary
     /// SET/ADD/REPLACE/APPEND/PREPEND (and their quiet forms).
     Store {
         /// The mode (`cas` is `Set` with `compare_cas`).
         mode: StoreMode,
-        /// `cas`: store only if the item's CAS is still this one.
+        /// `cas`, `ms C`: store only if the item's CAS is still this one.
         compare_cas: Option<u64>,
-        /// Key (at most 250 bytes).
-        key: &'a [u8],
+        /// Key (at most 250 bytes); owned only when `ms b` sent it in base64.
+        key: Cow<'a, [u8]>,
         /// Client flags.
         flags: u32,
         /// Client exptime.
         exptime: i32,
         /// The value, exactly as long as announced.
         data: &'a [u8],
+        /// `ms I`: an older CAS is accepted and the new item is marked stale.
+        invalidate: bool,
         /// How to answer.
-        reply: ReplyStyle,
+        reply: ReplyStyle<'a>,
     },
-    /// A store whose value exceeds the item size limit (text or binary). Its data is
-    /// swallowed by the connection; a plain set also removes the old value.
+    /// A store whose value exceeds the item size limit (text, meta or binary). Its data
+    /// is swallowed by the connection; a plain set (and any `ms`) also removes the old
+    /// value.
     StoreTooLarge {
         /// The mode.
         mode: StoreMode,
         /// `cas`: a failed `cas` leaves the old value alone.
         compare_cas: Option<u64>,
         /// Key.
-        key: &'a [u8],
+        key: Cow<'a, [u8]>,
         /// How to answer.
-        reply: ReplyStyle,
+        reply: ReplyStyle<'a>,
     },
     /// A get of one key, optionally setting a new exptime: binary GET/GETK/GAT/GATK
     /// (and their quiet forms). Text gets name key lists (`Get`).
@@ -168,31 +200,60 @@ pub enum Request<'a> {
         /// Client exptime.
         exptime: i32,
         /// How to answer.
-        reply: ReplyStyle,
+        reply: ReplyStyle<'a>,
     },
-    /// `delete`, binary DELETE.
+    /// `delete`, `md`, binary DELETE.
     Delete {
         /// Key.
-        key: &'a [u8],
-        /// Only if the item's CAS is still this one (binary).
+        key: Cow<'a, [u8]>,
+        /// Only if the item's CAS is still this one (binary, `md C`).
         compare_cas: Option<u64>,
+        /// `md I`: mark the item stale instead of removing it.
+        invalidate: bool,
+        /// `md T`: the stale item's new client exptime (with `invalidate`).
+        new_ttl: Option<i32>,
         /// How to answer.
-        reply: ReplyStyle,
+        reply: ReplyStyle<'a>,
     },
-    /// `incr`/`decr`, binary INCREMENT/DECREMENT.
+    /// `incr`/`decr`, `ma`, binary INCREMENT/DECREMENT.
     Arithmetic {
         /// incr (true) or decr.
         incr: bool,
         /// Key.
-        key: &'a [u8],
+        key: Cow<'a, [u8]>,
         /// Unsigned delta.
         delta: u64,
-        /// Only if the item's CAS is still this one (binary).
+        /// Only if the item's CAS is still this one (binary, `ma C`).
         compare_cas: Option<u64>,
-        /// Create a missing item with this (client exptime, initial value) (binary).
+        /// Create a missing item with this (client exptime, initial value) (binary,
+        /// `ma N J`).
         auto_create: Option<(i32, u64)>,
+        /// `ma T`: set this new client exptime.
+        new_ttl: Option<i32>,
         /// How to answer.
-        reply: ReplyStyle,
+        reply: ReplyStyle<'a>,
+    },
+    /// `mg`: a get of one key with meta's extras (vivify, recache, stale markers).
+    MetaGet {
+        /// Key.
+        key: Cow<'a, [u8]>,
+        /// `T`: set this new client exptime.
+        touch: Option<i32>,
+        /// `N`: create a missing item (empty, stale-while-revalidate) with this exptime.
+        vivify: Option<i32>,
+        /// `R`: win the recache right when the remaining TTL is below this.
+        recache: Option<i32>,
+        /// False under `u`: leave the LRU position and access time alone.
+        bump: bool,
+        /// How to answer.
+        reply: ReplyStyle<'a>,
+    },
+    /// `me`: one line of an item's metadata.
+    MetaDebug {
+        /// Key.
+        key: Cow<'a, [u8]>,
+        /// The key as sent (echoed).
+        raw_key: &'a [u8],
     },
     /// `flush_all [delay]`
     FlushAll {
@@ -229,8 +290,6 @@ pub enum Request<'a> {
     LruCrawl,
     /// `refresh_certs`: reload the TLS certificates.
     RefreshCerts,
-    /// A meta command (`mg ms md ma me`).
-    Meta(Box<super::meta::MetaRequest<'a>>),
     /// `mn`: answered with `MN`.
     MetaNoop,
     /// A binary request that is not a data request (STAT, FLUSH, SASL, ...), or a data

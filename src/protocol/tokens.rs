@@ -1,14 +1,28 @@
 //! Splitting a request line into tokens as memcached's `tokenize_command` does: the
 //! one tokenizer of the text and meta parsers and of multiget key lists.
 
-/// memcached's token limit per line (the rest of a longer line is one last token); a
-/// meta request holds at most this many flags.
-pub(super) const MAX_TOKENS: usize = 24;
+/// memcached's token limit per line (the rest of a longer line is one last token).
+const MAX_TOKENS: usize = 24;
 
 /// The space-separated words of a line, lazily (a multiget may name thousands of keys).
 pub(super) fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&byte| byte == b' ')
         .filter(|word| !word.is_empty())
+}
+
+/// The part of a line after its first `skip` words (a multiget's key list, a meta
+/// request's flags).
+pub(super) fn after_words(line: &[u8], skip: usize) -> &[u8] {
+    let mut at = 0;
+    for _ in 0..skip {
+        while at < line.len() && line[at] == b' ' {
+            at += 1;
+        }
+        while at < line.len() && line[at] != b' ' {
+            at += 1;
+        }
+    }
+    &line[at..]
 }
 
 /// Up to `MAX_TOKENS - 1` space-separated tokens of a line, without allocating.

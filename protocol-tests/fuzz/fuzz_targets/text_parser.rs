@@ -18,19 +18,25 @@ fuzz_target!(|data: &[u8]| {
             Request::Store { key, data, .. } => {
                 assert!(key.len() <= 250);
                 let line_end = rest.iter().position(|&b| b == b'\n').unwrap();
+                // `ms <key> <length> ...` announces its length third, the text
+                // storage verbs fifth.
                 let announced: usize = std::str::from_utf8(&rest[..line_end])
                     .ok()
-                    .and_then(|line| line.split(' ').filter(|t| !t.is_empty()).nth(4))
+                    .and_then(|line| {
+                        let words: Vec<&str> = line.split(' ').filter(|t| !t.is_empty()).collect();
+                        let length_at = if words.first() == Some(&"ms") { 2 } else { 4 };
+                        words.get(length_at).copied()
+                    })
                     .and_then(|token| token.trim_end_matches('\r').parse().ok())
                     .unwrap_or(data.len());
                 assert_eq!(data.len(), announced);
             }
-            Request::Touch { key, .. }
+            Request::Touch { key, .. } => assert!(key.len() <= 250),
+            Request::StoreTooLarge { key, .. }
             | Request::Delete { key, .. }
-            | Request::Arithmetic { key, .. } => {
-                assert!(key.len() <= 250)
-            }
-            Request::Meta(meta) => assert!(meta.key.len() <= 250),
+            | Request::Arithmetic { key, .. }
+            | Request::MetaGet { key, .. }
+            | Request::MetaDebug { key, .. } => assert!(key.len() <= 250),
             _ => {}
         }
         rest = &rest[consumed..];

@@ -39,10 +39,11 @@ fn storage_waits_for_its_data_block() {
         Request::Store {
             mode: StoreMode::Set,
             compare_cas: None,
-            key: b"k",
+            key: Cow::Borrowed(b"k"),
             flags: 1,
             exptime: 2,
             data: b"hello",
+            invalidate: false,
             reply: ReplyStyle::Text { noreply: false }
         }
     );
@@ -80,7 +81,7 @@ fn too_large_values_are_swallowed() {
             swallow,
         } => {
             assert_eq!(
-                (mode, compare_cas, key, noreply),
+                (mode, compare_cas, &*key, noreply),
                 (StoreMode::Set, None, &b"k"[..], true)
             );
             assert_eq!(consumed, 27);
@@ -121,8 +122,10 @@ fn noreply_is_only_the_last_token() {
     assert_eq!(
         request,
         Request::Delete {
-            key: b"k",
+            key: Cow::Borrowed(b"k"),
             compare_cas: None,
+            invalidate: false,
+            new_ttl: None,
             reply: ReplyStyle::Text { noreply: true }
         }
     );
