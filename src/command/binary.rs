@@ -6,10 +6,10 @@
 use super::core;
 use super::{Context, Flow};
 use crate::protocol::binary::{
-    BinaryRequest, SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error,
-    compose_hit, opcode, write_response,
+    SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error, compose_hit,
+    opcode, write_response,
 };
-use crate::protocol::{Frame, ReplyBuffer, Request, parse};
+use crate::protocol::{BinaryRequest, Frame, ReplyBuffer, Request, parse};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {

@@ -2,9 +2,10 @@
 //! length, data type, vbucket, body length, opaque, CAS) and a body of extras, key and
 //! value. Parsing only frames and validates; `command/binary.rs` executes.
 
-use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
-use super::request::{ReplyStyle, Request, StoreMode};
+use super::request::{
+    BinaryRequest, Frame, KEY_MAX_LENGTH, Limits, ReplyStyle, Request, StoreMode,
+};
 use super::response::{Hit, Response};
 use std::borrow::Cow;
 
@@ -104,23 +105,6 @@ impl Status {
             Status::OutOfMemory => b"Out of memory",
         }
     }
-}
-
-/// One framed binary request, borrowing its body from the read buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BinaryRequest<'a> {
-    /// Opcode.
-    pub opcode: u8,
-    /// Extras section.
-    pub extras: &'a [u8],
-    /// Key.
-    pub key: &'a [u8],
-    /// Value.
-    pub value: &'a [u8],
-    /// Echoed in the response.
-    pub opaque: u32,
-    /// CAS to compare (0 = none).
-    pub cas: u64,
 }
 
 /// Reads a big-endian u32 at `at`.

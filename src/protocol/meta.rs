@@ -5,9 +5,8 @@
 //! with a `ReplyStyle::Meta` that keeps the flags as a slice of the line; the replies are
 //! composed here from it. `mg` and `me` run in `command/meta.rs`.
 
-use super::parse::{Frame, KEY_MAX_LENGTH, Limits};
 use super::reply::{ProtocolError, ReplyBuffer};
-use super::request::{MetaFlags, ReplyStyle, Request, StoreMode};
+use super::request::{Frame, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode};
 use super::response::{CRLF, Response, Value};
 use super::tokens::{after_words, words};
 use crate::numbers::{Decimal, strtol32, strtoul32, strtoull};

@@ -2,6 +2,11 @@
 //! composing typed responses (`response::Response`) into each protocol's reply bytes.
 //! Every wire string of a reply lives in this module (the `stats` groups aside, still
 //! rendered by `command/stats.rs`). This layer knows nothing of sockets or storage.
+//!
+//! The modules form a tree: `tokens` and `reply` at the bottom; `request` (the neutral
+//! requests, `Frame`, `Limits`) and `response` on them; the parsers (`parse`, which hands
+//! meta lines to `meta`, and `binary`) and the composers (`meta`, `binary`, `compose`)
+//! above; no module imports one above it.
 
 pub mod binary;
 pub mod compose;
@@ -12,7 +17,10 @@ pub mod request;
 pub mod response;
 mod tokens;
 
-pub use parse::{Frame, KEY_MAX_LENGTH, Limits, parse};
+pub use parse::parse;
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
-pub use request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
+pub use request::{
+    BinaryRequest, Frame, KEY_MAX_LENGTH, Keys, Limits, MetaFlags, ReplyStyle, Request,
+    ShutdownMode, StatsGroup, StoreMode,
+};
 pub use response::{CRLF, Hit, Response, Value};

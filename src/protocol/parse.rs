@@ -5,67 +5,16 @@
 //! `CLIENT_ERROR`, and `noreply` is recognised only as the last token.
 
 use super::reply::ProtocolError;
-use super::request::{Keys, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode};
+use super::request::{
+    Frame, KEY_MAX_LENGTH, Keys, Limits, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode,
+};
 use super::tokens::{Tokens, after_words};
-use crate::limits::memcached_item_size;
 use crate::numbers::{strtol32, strtoul32, strtoull};
 use std::borrow::Cow;
-
-/// Longest key memcached accepts.
-pub const KEY_MAX_LENGTH: usize = 250;
 
 /// A partial line longer than this (no newline yet) closes the connection, unless it is
 /// a get; a long line whose newline has already arrived is parsed, as memcached does.
 pub const MAX_LINE_LENGTH: usize = 2048;
-
-/// Per-server parser limits, fixed at startup.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// `-I`: largest item, header included, as memcached counts it.
-    pub item_size_max: usize,
-    /// Largest get/gets line before the connection is closed.
-    pub max_multiget_line: usize,
-    /// CAS enabled (memcached counts 8 more header bytes per item then).
-    pub cas_enabled: bool,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            item_size_max: 1024 * 1024,
-            max_multiget_line: 16 * 1024 * 1024,
-            cas_enabled: true,
-        }
-    }
-}
-
-impl Limits {
-    /// memcached's `item_size_ok`: 48-byte header, 8 for CAS, key + NUL, value + CRLF.
-    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
-        memcached_item_size(key_len, value_len, self.cas_enabled) <= self.item_size_max
-    }
-}
-
-/// Result of looking at the front of the read buffer.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Frame<'a> {
-    /// Not a whole request yet; at least `needed` bytes in total are required.
-    Incomplete {
-        /// Total buffer length the request needs (a hint for reserving).
-        needed: usize,
-    },
-    /// memcached would drop this connection (over-long line, an HTTP request).
-    Close,
-    /// A request taking `consumed` bytes, then `swallow` more bytes to discard.
-    Request {
-        /// The request.
-        request: Request<'a>,
-        /// Bytes of the buffer it used.
-        consumed: usize,
-        /// Data bytes after it to skip without buffering (a refused value).
-        swallow: usize,
-    },
-}
 
 /// Parses one request from the front of `buffer`.
 pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {

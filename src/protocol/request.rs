@@ -1,9 +1,81 @@
-//! Parsed requests. They borrow keys and values from the connection's read buffer, so
-//! parsing allocates nothing (a meta key sent in base64 is the one owned exception).
+//! Parsed requests, and what every parser shares (`Frame`, `Limits`, the key limit): the
+//! leaf the text, meta and binary parsers and the composers build on, importing none of
+//! them. Requests borrow keys and values from the connection's read buffer, so parsing
+//! allocates nothing (a meta key sent in base64 is the one owned exception).
 
 use super::reply::ProtocolError;
 use super::tokens::words;
+use crate::limits::memcached_item_size;
 use std::borrow::Cow;
+
+/// Longest key memcached accepts.
+pub const KEY_MAX_LENGTH: usize = 250;
+
+/// Per-server parser limits, fixed at startup.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `-I`: largest item, header included, as memcached counts it.
+    pub item_size_max: usize,
+    /// Largest get/gets line before the connection is closed.
+    pub max_multiget_line: usize,
+    /// CAS enabled (memcached counts 8 more header bytes per item then).
+    pub cas_enabled: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            item_size_max: 1024 * 1024,
+            max_multiget_line: 16 * 1024 * 1024,
+            cas_enabled: true,
+        }
+    }
+}
+
+impl Limits {
+    /// memcached's `item_size_ok`: 48-byte header, 8 for CAS, key + NUL, value + CRLF.
+    pub fn fits(&self, key_len: usize, value_len: usize) -> bool {
+        memcached_item_size(key_len, value_len, self.cas_enabled) <= self.item_size_max
+    }
+}
+
+/// Result of looking at the front of the read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Not a whole request yet; at least `needed` bytes in total are required.
+    Incomplete {
+        /// Total buffer length the request needs (a hint for reserving).
+        needed: usize,
+    },
+    /// memcached would drop this connection (over-long line, an HTTP request).
+    Close,
+    /// A request taking `consumed` bytes, then `swallow` more bytes to discard.
+    Request {
+        /// The request.
+        request: Request<'a>,
+        /// Bytes of the buffer it used.
+        consumed: usize,
+        /// Data bytes after it to skip without buffering (a refused value).
+        swallow: usize,
+    },
+}
+
+/// One framed binary request, borrowing its body from the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryRequest<'a> {
+    /// Opcode.
+    pub opcode: u8,
+    /// Extras section.
+    pub extras: &'a [u8],
+    /// Key.
+    pub key: &'a [u8],
+    /// Value.
+    pub value: &'a [u8],
+    /// Echoed in the response.
+    pub opaque: u32,
+    /// CAS to compare (0 = none).
+    pub cas: u64,
+}
 
 /// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
 /// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
@@ -74,7 +146,7 @@ pub struct Keys<'a>(pub &'a [u8]);
 impl<'a> Keys<'a> {
     /// Iterates the space-separated keys.
     pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        super::tokens::words(self.0)
+        words(self.0)
     }
 
     /// Where `key` (one of this list's keys) starts, as a byte offset into the list:
@@ -294,7 +366,7 @@ pub enum Request<'a> {
     MetaNoop,
     /// A binary request that is not a data request (STAT, FLUSH, SASL, ...), or a data
     /// request whose extras, key or value are malformed.
-    Binary(super::binary::BinaryRequest<'a>),
+    Binary(BinaryRequest<'a>),
     /// A malformed binary header: answered with "Invalid arguments", then closed.
     BinaryInvalid {
         /// Opcode.
