@@ -4,11 +4,14 @@
 
 use super::core;
 use super::{Context, Flow};
+use crate::protocol::ReplyBuffer;
 use crate::protocol::meta::{Echo, MetaHit, compose_debug, compose_hit, compose_miss};
-use crate::protocol::{ReplyBuffer, ReplyStyle};
 use crate::store::{MetaGet, MetaView};
 
-/// What `mg` asks of the store beyond a plain get.
+/// What `mg` asks of the store beyond a plain get. `mg` keeps its own store call
+/// (`Store::meta_get`): memcached counts its touches differently from `gat` (a hit with
+/// `T` is a touch hit only, a miss no touch miss), and its replies report metadata read
+/// before the access (`h`, `l`, `t`) and the recache markers.
 #[derive(Debug, Clone, Copy)]
 pub struct Get {
     /// `T`: new client exptime.
@@ -22,21 +25,8 @@ pub struct Get {
 }
 
 /// `mg`: a hit is `VA`/`HD` with the return flags asked for, a miss `EN`.
-pub fn get(
-    ctx: &mut Context<'_>,
-    out: &mut ReplyBuffer,
-    key: &[u8],
-    request: Get,
-    reply: ReplyStyle<'_>,
-) -> Flow {
-    let ReplyStyle::Meta { flags, raw_key } = reply else {
-        unreachable!("only mg parses into MetaGet")
-    };
-    let echo = Echo {
-        flags,
-        raw_key,
-        key,
-    };
+pub fn get(ctx: &mut Context<'_>, out: &mut ReplyBuffer, echo: Echo<'_>, request: Get) -> Flow {
+    let key = echo.key;
     ctx.counters.cmd_get += 1;
     let options = MetaGet {
         new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl)),

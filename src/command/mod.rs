@@ -14,7 +14,8 @@ pub mod stats;
 use self::core::Origin;
 use crate::config::Settings;
 use crate::protocol::compose::compose;
-use crate::protocol::{ProtocolError, ReplyBuffer, ReplyStyle, Request};
+use crate::protocol::meta::Echo;
+use crate::protocol::{GetKeys, Keys, ProtocolError, ReplyBuffer, ReplyStyle, Request};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::Store;
 
@@ -57,18 +58,40 @@ pub struct Context<'a> {
 /// Executes one request, appending its reply (if any) to `out`.
 pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
     match *request {
-        Request::Get { keys, with_cas } => retrieval::get(ctx, out, keys, with_cas, None),
-        Request::GetAndTouch {
-            exptime,
-            keys,
+        Request::Get {
+            ref keys,
             with_cas,
-        } => retrieval::get(ctx, out, keys, with_cas, Some(exptime)),
-        Request::GetKey {
-            key,
             touch,
-            opcode,
-            opaque,
-        } => binary::get(ctx, out, key, touch, opcode, opaque),
+            vivify,
+            recache,
+            bump,
+            reply,
+        } => match (keys, reply) {
+            (GetKeys::List(keys), _) => retrieval::get(ctx, out, *keys, with_cas, touch),
+            (GetKeys::One(key), ReplyStyle::Meta { flags, raw_key }) => {
+                origin(ctx, reply);
+                let echo = Echo {
+                    flags,
+                    raw_key,
+                    key,
+                };
+                let request = meta::Get {
+                    touch,
+                    vivify,
+                    recache,
+                    bump,
+                };
+                meta::get(ctx, out, echo, request)
+            }
+            (GetKeys::One(key), ReplyStyle::Binary { opcode, opaque }) => {
+                binary::get(ctx, out, key, touch, opcode, opaque)
+            }
+            // No text parser names a single key this way; a key without spaces is a
+            // one-key list.
+            (GetKeys::One(key), ReplyStyle::Text { .. }) => {
+                retrieval::get(ctx, out, Keys(key), with_cas, touch)
+            }
+        },
         Request::Store {
             mode,
             compare_cas,
@@ -146,23 +169,6 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             let response = core::arith(ctx, key, request);
             compose(out, reply, key, response);
             Flow::Continue
-        }
-        Request::MetaGet {
-            ref key,
-            touch,
-            vivify,
-            recache,
-            bump,
-            reply,
-        } => {
-            origin(ctx, reply);
-            let request = meta::Get {
-                touch,
-                vivify,
-                recache,
-                bump,
-            };
-            meta::get(ctx, out, key, request, reply)
         }
         Request::MetaDebug { ref key, raw_key } => {
             ctx.counters.cmd_meta += 1;

@@ -4,7 +4,7 @@
 
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{
-    BinaryRequest, Frame, KEY_MAX_LENGTH, Limits, ReplyStyle, Request, StoreMode,
+    BinaryRequest, Frame, GetKeys, KEY_MAX_LENGTH, Limits, ReplyStyle, Request, StoreMode,
 };
 use super::response::{Hit, Response};
 use std::borrow::Cow;
@@ -210,18 +210,10 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
         return None;
     }
     Some(match opcode {
-        GET | GETQ | GETK | GETKQ if extras.is_empty() && value.is_empty() => Request::GetKey {
-            key,
-            touch: None,
-            opcode,
-            opaque,
-        },
-        GAT | GATQ | GATK | GATKQ if extras.len() == 4 => Request::GetKey {
-            key,
-            touch: Some(be_u32(extras, 0) as i32),
-            opcode,
-            opaque,
-        },
+        GET | GETQ | GETK | GETKQ if extras.is_empty() && value.is_empty() => get(key, None, reply),
+        GAT | GATQ | GATK | GATKQ if extras.len() == 4 => {
+            get(key, Some(be_u32(extras, 0) as i32), reply)
+        }
         TOUCH if extras.len() == 4 => Request::Touch {
             key,
             exptime: be_u32(extras, 0) as i32,
@@ -271,6 +263,19 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
             }
         }
     })
+}
+
+/// A binary get of one key (CAS is always in the response header).
+fn get<'a>(key: &'a [u8], touch: Option<i32>, reply: ReplyStyle<'a>) -> Request<'a> {
+    Request::Get {
+        keys: GetKeys::One(Cow::Borrowed(key)),
+        with_cas: true,
+        touch,
+        vivify: None,
+        recache: None,
+        bump: true,
+        reply,
+    }
 }
 
 /// Appends a response header and body pieces. The arguments mirror the header fields.

@@ -6,7 +6,9 @@
 //! composed here from it. `mg` and `me` run in `command/meta.rs`.
 
 use super::reply::{ProtocolError, ReplyBuffer};
-use super::request::{Frame, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode};
+use super::request::{
+    Frame, GetKeys, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode,
+};
 use super::response::{CRLF, Response, Value};
 use super::tokens::{after_words, words};
 use crate::numbers::{Decimal, strtol32, strtoul32, strtoull};
@@ -275,8 +277,9 @@ pub fn parse_meta<'a>(
                 swallow: 0,
             };
         }
-        MetaCommand::Get => Request::MetaGet {
-            key,
+        MetaCommand::Get => Request::Get {
+            keys: GetKeys::One(key),
+            with_cas: true,
             touch: ttl,
             vivify,
             recache,
@@ -596,7 +599,7 @@ mod tests {
     fn flags_keep_request_order_and_tokens() {
         let Frame::Request {
             request:
-                Request::MetaGet {
+                Request::Get {
                     touch,
                     reply: ReplyStyle::Meta { flags, .. },
                     ..

@@ -17,10 +17,10 @@ pub mod request;
 pub mod response;
 mod tokens;
 
-pub use parse::parse;
+pub use parse::{parse, text_get};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
 pub use request::{
-    BinaryRequest, Frame, KEY_MAX_LENGTH, Keys, Limits, MetaFlags, ReplyStyle, Request,
+    BinaryRequest, Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits, MetaFlags, ReplyStyle, Request,
     ShutdownMode, StatsGroup, StoreMode,
 };
 pub use response::{CRLF, Hit, Response, Value};

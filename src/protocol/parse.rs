@@ -6,7 +6,8 @@
 
 use super::reply::ProtocolError;
 use super::request::{
-    Frame, KEY_MAX_LENGTH, Keys, Limits, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode,
+    Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits, ReplyStyle, Request, ShutdownMode, StatsGroup,
+    StoreMode,
 };
 use super::tokens::{Tokens, after_words};
 use crate::numbers::{strtol32, strtoul32, strtoull};
@@ -78,25 +79,12 @@ fn parse_line<'a>(
     let keys_after = |skip: usize| Keys(after_words(line, skip));
     match command {
         b"get" | b"gets" if words >= 2 => match valid_keys(keys_after(1)) {
-            Some(keys) => request(
-                Request::Get {
-                    keys,
-                    with_cas: command == b"gets",
-                },
-                consumed,
-            ),
+            Some(keys) => request(text_get(keys, command == b"gets", None), consumed),
             None => invalid(ProtocolError::BadFormat, false, consumed),
         },
         b"gat" | b"gats" if words >= 2 => match strtol32(tokens.get(1)) {
             Some(exptime) => match valid_keys(keys_after(2)) {
-                Some(keys) => request(
-                    Request::GetAndTouch {
-                        exptime,
-                        keys,
-                        with_cas: command == b"gats",
-                    },
-                    consumed,
-                ),
+                Some(keys) => request(text_get(keys, command == b"gats", Some(exptime)), consumed),
                 None => invalid(ProtocolError::BadFormat, false, consumed),
             },
             None => invalid(ProtocolError::InvalidExptime, false, consumed),
@@ -168,6 +156,20 @@ fn parse_line<'a>(
         | b"verbosity" | b"cache_memlimit" => unknown(),
         _ if tokens.get(words - 1).starts_with(b"HTTP/") => Frame::Close,
         _ => unknown(),
+    }
+}
+
+/// A text get of a key list (also what a multiget paused at a full reply window
+/// resumes with).
+pub fn text_get(keys: Keys<'_>, with_cas: bool, touch: Option<i32>) -> Request<'_> {
+    Request::Get {
+        keys: GetKeys::List(keys),
+        with_cas,
+        touch,
+        vivify: None,
+        recache: None,
+        bump: true,
+        reply: ReplyStyle::Text { noreply: false },
     }
 }
 

@@ -156,6 +156,15 @@ impl<'a> Keys<'a> {
     }
 }
 
+/// The keys a get names: a text line's list, or the one key of a binary get or `mg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetKeys<'a> {
+    /// A text get's space-separated keys (a multiget answered in reply windows).
+    List(Keys<'a>),
+    /// One key, which may hold spaces (binary) or be base64-decoded (`mg b`).
+    One(Cow<'a, [u8]>),
+}
+
 /// What `stats` was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsGroup<'a> {
@@ -204,21 +213,25 @@ pub enum ShutdownMode {
 /// in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request<'a> {
-    /// `get`/`gets`
+    /// A get, whatever protocol asked: text `get`/`gets`/`gat`/`gats` (a key list),
+    /// binary GET/GETK/GAT/GATK and their quiet forms, `mg` (one key each).
     Get {
-        /// Keys to fetch.
-        keys: Keys<'a>,
-        /// `gets`: include CAS values.
+        /// The keys to fetch.
+        keys: GetKeys<'a>,
+        /// `gets`/`gats`: include CAS values (binary and `mg` always have them).
         with_cas: bool,
-    },
-    /// `gat`/`gats`: fetch and set a new exptime.
-    GetAndTouch {
-        /// Client exptime.
-        exptime: i32,
-        /// Keys to fetch.
-        keys: Keys<'a>,
-        /// `gats`: include CAS values.
-        with_cas: bool,
+        /// `gat`, GAT, `mg T`: set this new client exptime.
+        touch: Option<i32>,
+        /// `mg N`: create a missing item (empty, its recache right to this caller) with
+        /// this client exptime. `None` for text and binary.
+        vivify: Option<i32>,
+        /// `mg R`: win the recache right when fewer seconds of TTL remain. `None` for
+        /// text and binary.
+        recache: Option<i32>,
+        /// False under `mg u`: leave the LRU position and access time alone.
+        bump: bool,
+        /// How to answer.
+        reply: ReplyStyle<'a>,
     },
     /// A store with its value: text set/add/replace/append/prepend/cas, `ms`, binary
     /// SET/ADD/REPLACE/APPEND/PREPEND (and their quiet forms).
@@ -252,18 +265,6 @@ pub enum Request<'a> {
         key: Cow<'a, [u8]>,
         /// How to answer.
         reply: ReplyStyle<'a>,
-    },
-    /// A get of one key, optionally setting a new exptime: binary GET/GETK/GAT/GATK
-    /// (and their quiet forms). Text gets name key lists (`Get`).
-    GetKey {
-        /// Key.
-        key: &'a [u8],
-        /// GAT: the new client exptime.
-        touch: Option<i32>,
-        /// Request opcode (says quiet and key-returning).
-        opcode: u8,
-        /// Echoed.
-        opaque: u32,
     },
     /// `touch`, binary TOUCH.
     Touch {
@@ -302,21 +303,6 @@ pub enum Request<'a> {
         auto_create: Option<(i32, u64)>,
         /// `ma T`: set this new client exptime.
         new_ttl: Option<i32>,
-        /// How to answer.
-        reply: ReplyStyle<'a>,
-    },
-    /// `mg`: a get of one key with meta's extras (vivify, recache, stale markers).
-    MetaGet {
-        /// Key.
-        key: Cow<'a, [u8]>,
-        /// `T`: set this new client exptime.
-        touch: Option<i32>,
-        /// `N`: create a missing item (empty, stale-while-revalidate) with this exptime.
-        vivify: Option<i32>,
-        /// `R`: win the recache right when the remaining TTL is below this.
-        recache: Option<i32>,
-        /// False under `u`: leave the LRU position and access time alone.
-        bump: bool,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -388,7 +374,10 @@ impl Request<'_> {
     /// is refused with "Auth failure." like any other framed binary request.
     pub fn binary_data(&self) -> Option<(u8, u32)> {
         match *self {
-            Request::GetKey { opcode, opaque, .. }
+            Request::Get {
+                reply: ReplyStyle::Binary { opcode, opaque },
+                ..
+            }
             | Request::Store {
                 reply: ReplyStyle::Binary { opcode, opaque },
                 ..

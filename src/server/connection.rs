@@ -15,7 +15,8 @@ use crate::command::binary::SaslStep;
 use crate::command::{self, Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::{
-    Frame, Keys, ProtocolError, Reply, ReplyBuffer, ReplyStyle, Request, StoreMode, binary, parse,
+    Frame, GetKeys, Keys, ProtocolError, Reply, ReplyBuffer, ReplyStyle, Request, StoreMode,
+    binary, parse, text_get,
 };
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
@@ -200,31 +201,24 @@ struct PausedGet {
 impl PausedGet {
     /// The request that answers the remaining keys.
     fn request<'a>(&self, read: &'a [u8]) -> Request<'a> {
-        let keys = Keys(&read[self.keys.clone()]);
-        match self.new_exptime {
-            None => Request::Get {
-                keys,
-                with_cas: self.with_cas,
-            },
-            Some(exptime) => Request::GetAndTouch {
-                exptime,
-                keys,
-                with_cas: self.with_cas,
-            },
-        }
+        text_get(
+            Keys(&read[self.keys.clone()]),
+            self.with_cas,
+            self.new_exptime,
+        )
     }
 
     /// Records where `request`, a get of the buffer `read` that stopped at `resume_at`
     /// of its key list, goes on.
     fn of(request: &Request<'_>, read: &[u8], resume_at: usize, consumed: usize) -> Self {
-        let (keys, with_cas, new_exptime) = match *request {
-            Request::Get { keys, with_cas } => (keys, with_cas, None),
-            Request::GetAndTouch {
-                exptime,
-                keys,
-                with_cas,
-            } => (keys, with_cas, Some(exptime)),
-            _ => unreachable!("only a get pauses"),
+        let Request::Get {
+            keys: GetKeys::List(keys),
+            with_cas,
+            touch: new_exptime,
+            ..
+        } = *request
+        else {
+            unreachable!("only a text get pauses")
         };
         let start = keys.0.as_ptr() as usize - read.as_ptr() as usize;
         PausedGet {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use ferrocached::protocol::binary::parse_binary;
-use ferrocached::protocol::{Frame, Limits, Request};
+use ferrocached::protocol::{Frame, GetKeys, Limits, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -34,9 +34,11 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&rest[24 + extras..24 + extras + key.len()], &**key);
                 assert_eq!(consumed, 24 + body());
             }
-            Request::GetKey { key, .. } | Request::Touch { key, .. } => {
-                assert!(!key.is_empty() && key.len() <= 250);
-            }
+            Request::Get {
+                keys: GetKeys::One(key),
+                ..
+            } => assert!(!key.is_empty() && key.len() <= 250),
+            Request::Touch { key, .. } => assert!(!key.is_empty() && key.len() <= 250),
             Request::Delete { key, .. } | Request::Arithmetic { key, .. } => {
                 assert!(!key.is_empty() && key.len() <= 250);
             }

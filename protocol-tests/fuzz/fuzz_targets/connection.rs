@@ -8,7 +8,9 @@
 use ferrocached::buffers::ReplyWindow;
 use ferrocached::command::{Context, Flow, execute};
 use ferrocached::config::Settings;
-use ferrocached::protocol::{Frame, Keys, ReplyBuffer, ReplyStyle, Request, StoreMode, parse};
+use ferrocached::protocol::{
+    Frame, GetKeys, Keys, ReplyBuffer, ReplyStyle, Request, StoreMode, parse, text_get,
+};
 use ferrocached::stats::{ConnCounters, ServerStats};
 use ferrocached::store::{Clock, Store, StoreConfig};
 use libfuzzer_sys::fuzz_target;
@@ -23,20 +25,13 @@ const WINDOW: ReplyWindow = ReplyWindow {
 /// The same get-family request on the keys from `resume_at` on.
 fn rest_of<'a>(request: &Request<'a>, resume_at: usize) -> Request<'a> {
     match *request {
-        Request::Get { keys, with_cas } => Request::Get {
-            keys: Keys(&keys.0[resume_at..]),
+        Request::Get {
+            keys: GetKeys::List(keys),
             with_cas,
-        },
-        Request::GetAndTouch {
-            exptime,
-            keys,
-            with_cas,
-        } => Request::GetAndTouch {
-            exptime,
-            keys: Keys(&keys.0[resume_at..]),
-            with_cas,
-        },
-        ref other => panic!("only gets pause, not {other:?}"),
+            touch,
+            ..
+        } => text_get(Keys(&keys.0[resume_at..]), with_cas, touch),
+        ref other => panic!("only text gets pause, not {other:?}"),
     }
 }
 
@@ -55,7 +50,15 @@ fuzz_target!(|data: &[u8]| {
         request, consumed, ..
     } = parse(rest, &limits)
     {
-        let unbounded = matches!(request, Request::Get { .. }).then(|| {
+        let unbounded = matches!(
+            request,
+            Request::Get {
+                keys: GetKeys::List(_),
+                touch: None,
+                ..
+            }
+        )
+        .then(|| {
             let mut out = ReplyBuffer::new();
             let mut ctx = Context {
                 store: &store,

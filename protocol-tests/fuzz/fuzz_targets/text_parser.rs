@@ -3,7 +3,7 @@
 //! value is exactly as long as its line announced.
 #![no_main]
 
-use ferrocached::protocol::{Frame, Limits, Request, parse};
+use ferrocached::protocol::{Frame, GetKeys, Limits, Request, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,8 +35,15 @@ fuzz_target!(|data: &[u8]| {
             Request::StoreTooLarge { key, .. }
             | Request::Delete { key, .. }
             | Request::Arithmetic { key, .. }
-            | Request::MetaGet { key, .. }
             | Request::MetaDebug { key, .. } => assert!(key.len() <= 250),
+            Request::Get {
+                keys: GetKeys::One(key),
+                ..
+            } => assert!(key.len() <= 250),
+            Request::Get {
+                keys: GetKeys::List(keys),
+                ..
+            } => assert!(keys.iter().all(|key| key.len() <= 250)),
             _ => {}
         }
         rest = &rest[consumed..];

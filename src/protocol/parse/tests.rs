@@ -17,7 +17,12 @@ fn request_of(input: &[u8]) -> (Request<'_>, usize) {
 fn get_lines_borrow_their_keys() {
     let (request, consumed) = request_of(b"get a bb  ccc\r\nrest");
     assert_eq!(consumed, 15);
-    let Request::Get { keys, with_cas } = request else {
+    let Request::Get {
+        keys: GetKeys::List(keys),
+        with_cas,
+        ..
+    } = request
+    else {
         panic!()
     };
     assert!(!with_cas);
