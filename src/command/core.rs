@@ -1,11 +1,15 @@
 //! The execution core: what get, touch, store, delete and incr/decr mean, once for the
-//! text, meta and binary protocols. Each function runs one request against the store,
-//! keeps the counters (`stats`, `stats detail`) and returns a typed `Response`; the
-//! protocols differ only in how they compose it (see `crate::protocol::response`).
+//! text, meta and binary protocols (and `mg`/`me`, the meta protocol's own reads). Each
+//! function runs one request against the store, keeps the counters (`stats`, `stats
+//! detail`) and returns a typed `Response`; the protocols differ only in how they
+//! compose it (see `crate::protocol::response`).
 
 use super::Context;
+use crate::protocol::meta::MetaHit;
 use crate::protocol::{Hit, ProtocolError, Response, StoreMode, Value};
-use crate::store::{self, MetaArith, MetaArithOutcome, MetaDeleteOutcome, StoreOutcome, ValueRef};
+use crate::store::{
+    self, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaView, StoreOutcome, ValueRef,
+};
 
 /// Which protocol asked, where memcached 1.6.18 counts differently: text and binary
 /// feed the `stats detail` prefixes, meta commands do not; a binary TOUCH counts as a
@@ -48,10 +52,7 @@ pub fn get(
     touch: Option<i32>,
     visit: impl FnOnce(Hit<'_>),
 ) -> bool {
-    ctx.counters.cmd_get += 1;
-    if touch.is_some() {
-        ctx.counters.cmd_touch += 1;
-    }
+    count_get(ctx, touch);
     let hit = ctx.store.fetch(key, touch, |item| {
         visit(Hit {
             key: item.key,
@@ -65,6 +66,76 @@ pub fn get(
         prefix.hits += u64::from(hit);
     });
     hit
+}
+
+/// A get as every protocol counts it (`cmd_get`, and `cmd_touch` when it sets an expiry).
+fn count_get(ctx: &mut Context<'_>, touch: Option<i32>) {
+    ctx.counters.cmd_get += 1;
+    if touch.is_some() {
+        ctx.counters.cmd_touch += 1;
+    }
+}
+
+/// What `mg` asks beyond a plain get.
+#[derive(Debug, Clone, Copy)]
+pub struct MetaGet {
+    /// `T`: new client exptime.
+    pub touch: Option<i32>,
+    /// `N`: create a missing item with this client exptime.
+    pub vivify: Option<i32>,
+    /// `R`: win the recache right below this remaining TTL.
+    pub recache: Option<i32>,
+    /// False under `u`.
+    pub bump: bool,
+}
+
+/// `mg`: a get that reports the item's metadata, may create a missing item (`N`) and
+/// hands out the recache right. It is counted as a get like the others, but keeps its
+/// own store call (`Store::meta_get`, not `Store::fetch`): memcached counts a hit with
+/// `T` as a touch hit only and a miss as no touch miss, the reply reports metadata read
+/// before the access (`h`, `l`, `t`), and a vivifying get allocates.
+pub fn meta_get(
+    ctx: &mut Context<'_>,
+    key: &[u8],
+    request: MetaGet,
+    visit: impl FnOnce(&MetaHit<'_>),
+) -> bool {
+    count_get(ctx, request.touch);
+    let options = store::MetaGet {
+        new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl)),
+        vivify: request.vivify.map(|ttl| ctx.store.expiry(ttl)),
+        recache_below: request.recache.map(i64::from),
+        bump: request.bump,
+    };
+    ctx.store
+        .meta_get(key, options, |item| visit(&meta_hit(&item)))
+}
+
+/// `me`: an item's metadata, without counting or touching it.
+pub fn inspect(ctx: &mut Context<'_>, key: &[u8], visit: impl FnOnce(&MetaHit<'_>)) -> bool {
+    let options = store::MetaGet {
+        bump: false,
+        ..store::MetaGet::default()
+    };
+    ctx.store
+        .meta_get(key, options, |item| visit(&meta_hit(&item)))
+}
+
+/// The protocol's view of what the store reports of an item.
+fn meta_hit<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
+    MetaHit {
+        flags: item.flags,
+        cas: item.cas,
+        value: value(&item.value),
+        ttl: item.ttl,
+        last_access: item.last_access,
+        fetched_before: item.fetched_before,
+        stale: item.stale,
+        won: item.won,
+        token_taken: item.token_taken,
+        class: item.class,
+        size: item.size,
+    }
 }
 
 /// Sets a new expiry on an item (`touch`, TOUCH).

@@ -75,7 +75,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
                     raw_key,
                     key,
                 };
-                let request = meta::Get {
+                let request = core::MetaGet {
                     touch,
                     vivify,
                     recache,
