@@ -8,6 +8,7 @@ pub mod binary;
 mod core;
 mod meta;
 mod retrieval;
+pub mod session;
 pub mod stats;
 
 use self::core::Origin;

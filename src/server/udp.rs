@@ -8,9 +8,9 @@
 
 use super::Shared;
 use crate::buffers::{REPLY_WINDOW, ReplyWindow};
-use crate::command::{self, Context};
-use crate::config::ProtocolMode;
-use crate::protocol::{Frame, ReplyBuffer, binary, parse};
+use crate::command::Context;
+use crate::command::session::Session;
+use crate::protocol::ReplyBuffer;
 use crate::stats::ConnCounters;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,41 +78,26 @@ pub fn frame_reply(request_id: u16, reply: &[u8]) -> Vec<Vec<u8>> {
 /// Executes the requests of one datagram payload and returns the reply bytes.
 pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCounters) -> Vec<u8> {
     let mut replies = ReplyBuffer::new();
-    let mut rest = payload;
-    let binary = payload.first() == Some(&binary::REQUEST_MAGIC)
-        && shared.settings.protocol != ProtocolMode::Ascii;
-    loop {
-        let frame = if binary {
-            binary::parse_binary(rest, &shared.limits)
-        } else {
-            parse(rest, &shared.limits)
-        };
-        let Frame::Request {
-            request,
-            consumed,
-            swallow,
-        } = frame
-        else {
-            break;
-        };
-        let mut ctx = Context {
-            store: &shared.store,
-            settings: &shared.settings,
-            stats: &shared.stats,
-            counters: &mut *counters,
-            tls: None,
-            // A datagram reply is framed whole, so it cannot be sent in windows.
-            reply_window: ReplyWindow {
-                bytes: REPLY_WINDOW,
-                resumable: false,
-            },
-        };
-        // quit and shutdown mean nothing without a connection.
-        let _ = command::execute(&request, &mut ctx, &mut replies);
-        // A refused value is skipped, never parsed as requests; a part of it the
-        // datagram does not hold is simply not there.
-        rest = &rest[(consumed + swallow).min(rest.len())..];
-    }
+    let mut ctx = Context {
+        store: &shared.store,
+        settings: &shared.settings,
+        stats: &shared.stats,
+        counters,
+        tls: None,
+        // A datagram reply is framed whole, so it cannot be sent in windows.
+        reply_window: ReplyWindow {
+            bytes: REPLY_WINDOW,
+            resumable: false,
+        },
+    };
+    // The session ends with the datagram: an incomplete request, or a refused value the
+    // datagram does not hold whole, is simply not there.
+    let _ = Session::datagram(&shared.settings, payload).process(
+        payload,
+        &mut ctx,
+        &shared.limits,
+        &mut replies,
+    );
     replies.to_vec()
 }
 
