@@ -95,11 +95,17 @@ pub async fn serve<S: ClientStream>(
     loop {
         let window = buffers.grant_window();
         let flow = connection.process(shared, window);
+        // Counted before the replies leave: a client holding a reply finds its request
+        // in `stats` on any connection. Bytes written are counted once they are.
+        shared.stats.absorb(&mut connection.counters);
         let written = connection.flush(&mut socket).await;
         buffers.return_window(window);
         shared.stats.absorb(&mut connection.counters);
-        info.last_command
-            .store(shared.store.clock().now(), Ordering::Relaxed);
+        let now = shared.store.clock().now();
+        // Written only when the second changes: the line stays clean between batches.
+        if info.last_command.load(Ordering::Relaxed) != now {
+            info.last_command.store(now, Ordering::Relaxed);
+        }
         match (flow, written) {
             (_, Err(_)) | (Step::Done(Flow::Close), _) => {
                 buffers.give_read_buffer(connection.read);

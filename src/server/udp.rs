@@ -121,13 +121,14 @@ pub async fn serve(shared: Arc<Shared>, socket: UdpSocket, mut stop: watch::Rece
         };
         counters.bytes_read += length as u64;
         let reply = execute_datagram(&shared, &datagram[HEADER..], &mut counters);
+        // Counted before the reply leaves, as on a stream connection.
+        shared.stats.absorb(&mut counters);
         let ratio = shared.settings.udp_max_reply_ratio;
         if ratio != 0 && reply.len() > length.saturating_mul(ratio) {
             shared
                 .stats
                 .udp_replies_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            shared.stats.absorb(&mut counters);
             continue;
         }
         for datagram in frame_reply(header.request_id, &reply) {

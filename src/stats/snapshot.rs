@@ -137,22 +137,23 @@ pub struct ServerCounters {
 impl ServerCounters {
     /// Reads every counter of `stats` once.
     pub fn read(stats: &ServerStats) -> Self {
+        let requests = stats.requests.total();
         ServerCounters {
             curr_connections: read(&stats.curr_connections),
             total_connections: read(&stats.total_connections),
             rejected_connections: read(&stats.rejected_connections),
             connection_structures: read(&stats.connection_structures),
-            cmd_get: read(&stats.cmd_get),
-            cmd_set: read(&stats.cmd_set),
-            cmd_flush: read(&stats.cmd_flush),
-            cmd_touch: read(&stats.cmd_touch),
-            cmd_meta: read(&stats.cmd_meta),
-            store_too_large: read(&stats.store_too_large),
-            store_no_memory: read(&stats.store_no_memory),
+            cmd_get: requests.cmd_get,
+            cmd_set: requests.cmd_set,
+            cmd_flush: requests.cmd_flush,
+            cmd_touch: requests.cmd_touch,
+            cmd_meta: requests.cmd_meta,
+            store_too_large: requests.store_too_large,
+            store_no_memory: requests.store_no_memory,
             auth_cmds: read(&stats.auth_cmds),
             auth_errors: read(&stats.auth_errors),
-            bytes_read: read(&stats.bytes_read),
-            bytes_written: read(&stats.bytes_written),
+            bytes_read: requests.bytes_read,
+            bytes_written: requests.bytes_written,
             ssl_handshake_errors: read(&stats.ssl_handshake_errors),
             udp_replies_dropped: read(&stats.udp_replies_dropped),
         }
