@@ -4,10 +4,9 @@
 //! ferrocached has no such mechanism the value is an honest constant (documented in
 //! README).
 
-use super::{Context, Flow};
+use super::{Context, Flow, TlsControl};
 use crate::config::Settings;
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StatsGroup};
-use crate::server::tls::TlsState;
 use crate::stats::snapshot::{ServerFacts, Snapshot, StatLines, StatValue};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::{SLAB_CHUNK_MAX, Store};
@@ -60,7 +59,7 @@ pub fn snapshot(
     store: &Store,
     settings: &Settings,
     stats: &ServerStats,
-    tls: Option<&TlsState>,
+    tls: Option<&dyn TlsControl>,
 ) -> Snapshot {
     let facts = ServerFacts {
         version: super::admin::VERSION,
@@ -79,7 +78,7 @@ pub fn pairs(
     store: &Store,
     settings: &Settings,
     server: &ServerStats,
-    tls: Option<&TlsState>,
+    tls: Option<&dyn TlsControl>,
     group: StatsGroup<'_>,
 ) -> Option<Vec<(String, String)>> {
     let mut counters = ConnCounters::default();

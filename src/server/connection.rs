@@ -193,7 +193,7 @@ impl Connection {
             settings: &shared.settings,
             stats: &shared.stats,
             counters: &mut self.counters,
-            tls: shared.tls.as_ref(),
+            tls: shared.tls_control(),
             reply_window: window,
         };
         let (step, consumed) =
