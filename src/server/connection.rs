@@ -1,5 +1,6 @@
-//! One client connection: read what is there, parse and execute every complete request
-//! in order, write the batch of replies at once, repeat.
+//! One client connection: read what is there, let its [`Session`] (the request loop
+//! shared with UDP and the command tests) parse and execute every complete request in
+//! order, write the batch of replies at once, repeat.
 //!
 //! The connection owns its read buffer (requests borrow from it while they execute) and
 //! its reply buffer. Replies are produced in windows (`crate::buffers`): once a window

@@ -4,7 +4,9 @@
 //! is dropped and counted, so a spoofed small request cannot aim a large reply at a
 //! victim (the 2018 amplification attacks). A get whose reply outgrows one reply window
 //! (2 MiB) answers `SERVER_ERROR out of memory writing get response`: a datagram reply
-//! is framed whole, so it cannot be produced in windows as on a stream.
+//! is framed whole, so it cannot be produced in windows as on a stream. The requests
+//! of a datagram run through the same [`Session`] loop as a stream's; a refused value is
+//! swallowed, never run as requests.
 
 use super::Shared;
 use crate::buffers::{REPLY_WINDOW, ReplyWindow};
