@@ -3,7 +3,9 @@
 //! ```text
 //!  accept loop ──spawns──> connection task (one per client, on -t worker threads)
 //!                            │ owns: read BytesMut, ReplyBuffer, local counters
+//!                            │ (folded per batch into its thread's share, summed by stats)
 //!                            │
+//!  command::session::Session: the one loop for TCP, unix, TLS and UDP datagrams
 //!        bytes ──protocol::{parse, meta, binary}──> Request<'buf> (borrows the read buffer)
 //!                            │
 //!                 command::execute (one match) ──> command::core::{get,store,delete,..}

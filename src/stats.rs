@@ -1,9 +1,8 @@
 //! Server-wide counters. Item counters live in the shards (they change under the shard
-//! lock anyway); connection-level counters are plain integers of each connection, folded
-//! into these shared atomics once per batch (after the batch's replies are written), so
-//! a pipelined batch costs a few atomic adds whatever its length. A connection sending
-//! one request per batch still pays those adds (one per non-zero counter: typically
-//! `cmd_*`, `bytes_read`, `bytes_written`) per request.
+//! lock anyway). Request counters are plain integers of each connection
+//! ([`ConnCounters`]), folded once per batch into counters of the thread serving it
+//! ([`RequestCounters`]): each thread writes only its own cache line, with a plain load
+//! and store, so no request pays a shared atomic. `stats` sums the threads when asked.
 //!
 //! [`snapshot::Snapshot`] reads all of them, with the store's figures, into one typed
 //! value that `stats`, binary STAT and `/metrics` render.
@@ -11,8 +10,9 @@
 pub mod snapshot;
 
 use dashmap::DashMap;
-use std::sync::Arc;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Counters a connection accumulates locally between batches.
 #[derive(Debug, Default, Clone, Copy)]
@@ -29,6 +29,152 @@ pub struct ConnCounters {
     pub store_no_memory: u64,
 }
 
+/// How many counters [`ConnCounters`] holds.
+const REQUEST_COUNTERS: usize = 9;
+
+impl ConnCounters {
+    /// The counters in a fixed order, for summing.
+    fn to_array(self) -> [u64; REQUEST_COUNTERS] {
+        [
+            self.cmd_get,
+            self.cmd_set,
+            self.cmd_flush,
+            self.cmd_touch,
+            self.cmd_meta,
+            self.bytes_read,
+            self.bytes_written,
+            self.store_too_large,
+            self.store_no_memory,
+        ]
+    }
+
+    /// The inverse of [`ConnCounters::to_array`].
+    fn from_array(values: [u64; REQUEST_COUNTERS]) -> Self {
+        let [
+            cmd_get,
+            cmd_set,
+            cmd_flush,
+            cmd_touch,
+            cmd_meta,
+            bytes_read,
+            bytes_written,
+            store_too_large,
+            store_no_memory,
+        ] = values;
+        ConnCounters {
+            cmd_get,
+            cmd_set,
+            cmd_flush,
+            cmd_touch,
+            cmd_meta,
+            bytes_read,
+            bytes_written,
+            store_too_large,
+            store_no_memory,
+        }
+    }
+}
+
+/// One thread's share of the request counters. Only its own thread writes it (see
+/// [`RequestCounters::absorb`]), so an add is a load and a store, never a locked
+/// read-modify-write; aligned to a cache line so threads never share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ThreadCounters([AtomicU64; REQUEST_COUNTERS]);
+
+/// Which [`RequestCounters`] a thread's slot belongs to (a server's, or a test's).
+static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's counters and the id of the registry they are listed in.
+    static SLOT: RefCell<Option<(u64, Arc<ThreadCounters>)>> = const { RefCell::new(None) };
+}
+
+/// The request counters of every thread that has served requests (one per `-t` worker,
+/// plus the thread serving UDP), summed when `stats` asks. A thread registers its share
+/// the first time it folds counters in; a share outlives its thread, so nothing counted
+/// is lost.
+#[derive(Debug)]
+pub struct RequestCounters {
+    /// Tells this registry's thread slots from another's (several servers in one test).
+    id: u64,
+    threads: Mutex<Vec<Arc<ThreadCounters>>>,
+    /// The sums at the last `stats reset`: the figures shown are counted from there, so
+    /// a reset never writes a thread's share (which would race with its writer).
+    baseline: Mutex<[u64; REQUEST_COUNTERS]>,
+}
+
+impl Default for RequestCounters {
+    fn default() -> Self {
+        RequestCounters {
+            id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
+            threads: Mutex::default(),
+            baseline: Mutex::default(),
+        }
+    }
+}
+
+impl RequestCounters {
+    /// Folds a connection's local counters into this thread's share and zeroes them.
+    pub fn absorb(&self, local: &mut ConnCounters) {
+        let values = std::mem::take(local).to_array();
+        SLOT.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            let share = match &*slot {
+                Some((id, share)) if *id == self.id => share,
+                _ => {
+                    let share = Arc::new(ThreadCounters::default());
+                    self.threads
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(share.clone());
+                    &slot.insert((self.id, share)).1
+                }
+            };
+            for (counter, value) in share.0.iter().zip(values) {
+                if value != 0 {
+                    // Only this thread writes its share: no read-modify-write needed.
+                    let sum = counter.load(Ordering::Relaxed).wrapping_add(value);
+                    counter.store(sum, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    /// The sums over every thread since the last reset.
+    pub fn total(&self) -> ConnCounters {
+        let baseline = self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
+        let raw = self.raw();
+        let mut values = [0; REQUEST_COUNTERS];
+        for ((value, raw), base) in values.iter_mut().zip(raw).zip(*baseline) {
+            *value = raw.wrapping_sub(base);
+        }
+        ConnCounters::from_array(values)
+    }
+
+    /// Starts counting from zero again (`stats reset`).
+    pub fn reset(&self) {
+        let mut baseline = self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
+        *baseline = self.raw();
+    }
+
+    /// The sums over every thread since start.
+    fn raw(&self) -> [u64; REQUEST_COUNTERS] {
+        let mut sums = [0u64; REQUEST_COUNTERS];
+        for share in self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            for (sum, counter) in sums.iter_mut().zip(&share.0) {
+                *sum = sum.wrapping_add(counter.load(Ordering::Relaxed));
+            }
+        }
+        sums
+    }
+}
+
 /// Server-wide connection and command counters.
 #[derive(Debug, Default)]
 #[allow(missing_docs)]
@@ -37,15 +183,8 @@ pub struct ServerStats {
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub connection_structures: AtomicU64,
-    pub cmd_get: AtomicU64,
-    pub cmd_set: AtomicU64,
-    pub cmd_flush: AtomicU64,
-    pub cmd_touch: AtomicU64,
-    pub cmd_meta: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub store_too_large: AtomicU64,
-    pub store_no_memory: AtomicU64,
+    /// `cmd_*`, `bytes_*`, `store_*` counters, per thread.
+    pub requests: RequestCounters,
     /// `-Y` authentication attempts and failures.
     pub auth_cmds: AtomicU64,
     #[allow(missing_docs)]
@@ -178,23 +317,10 @@ impl ServerStats {
         ConnectionGuard { stats: self, id }
     }
 
-    /// Folds a connection's local counters in and zeroes them.
+    /// Folds a connection's local counters into the serving thread's share and zeroes
+    /// them.
     pub fn absorb(&self, local: &mut ConnCounters) {
-        let add = |counter: &AtomicU64, value: u64| {
-            if value != 0 {
-                counter.fetch_add(value, Ordering::Relaxed);
-            }
-        };
-        add(&self.cmd_get, local.cmd_get);
-        add(&self.cmd_set, local.cmd_set);
-        add(&self.cmd_flush, local.cmd_flush);
-        add(&self.cmd_touch, local.cmd_touch);
-        add(&self.cmd_meta, local.cmd_meta);
-        add(&self.bytes_read, local.bytes_read);
-        add(&self.bytes_written, local.bytes_written);
-        add(&self.store_too_large, local.store_too_large);
-        add(&self.store_no_memory, local.store_no_memory);
-        *local = ConnCounters::default();
+        self.requests.absorb(local);
     }
 
     /// Zeroes the counters `stats reset` zeroes (gauges such as curr_connections stay).
@@ -202,20 +328,12 @@ impl ServerStats {
         for counter in [
             &self.total_connections,
             &self.rejected_connections,
-            &self.cmd_get,
-            &self.cmd_set,
-            &self.cmd_flush,
-            &self.cmd_touch,
-            &self.cmd_meta,
-            &self.bytes_read,
-            &self.bytes_written,
-            &self.store_too_large,
-            &self.store_no_memory,
             &self.auth_cmds,
             &self.auth_errors,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.requests.reset();
     }
 }
 
@@ -261,5 +379,31 @@ mod tests {
         assert!(outcome.is_err());
         assert_eq!(read(&stats.curr_connections), 0);
         assert!(stats.conns.is_empty());
+    }
+
+    #[test]
+    fn request_counters_sum_every_thread_and_reset_to_zero() {
+        let stats = Arc::new(ServerStats::default());
+        let count = |stats: &ServerStats| {
+            let mut local = ConnCounters {
+                cmd_get: 2,
+                bytes_read: 10,
+                ..ConnCounters::default()
+            };
+            stats.absorb(&mut local);
+            assert_eq!(local.cmd_get, 0, "absorbing zeroes the local counters");
+        };
+        count(&stats);
+        let other = stats.clone();
+        std::thread::spawn(move || count(&other)).join().unwrap();
+        count(&stats);
+        // Another registry on this thread does not take this one's counts.
+        count(&ServerStats::default());
+        let total = stats.requests.total();
+        assert_eq!((total.cmd_get, total.bytes_read), (6, 30));
+        stats.reset();
+        assert_eq!(stats.requests.total().cmd_get, 0);
+        count(&stats);
+        assert_eq!(stats.requests.total().cmd_get, 2);
     }
 }

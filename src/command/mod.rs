@@ -9,6 +9,7 @@ pub mod binary;
 mod core;
 mod meta;
 mod retrieval;
+pub mod session;
 pub mod stats;
 
 use self::core::Origin;
@@ -39,6 +40,20 @@ pub enum Flow {
     },
 }
 
+/// What commands see of TLS (`refresh_certs`, the `ssl_*` stats). The server, which
+/// owns the certificates and the TLS library, implements it, so commands need not
+/// import the server.
+pub trait TlsControl: Sync {
+    /// Re-reads the certificate files; `now` is the Unix time recorded on success.
+    fn refresh(&self, now: i64) -> Result<(), String>;
+
+    /// Unix time of the last successful load.
+    fn refreshed_at(&self) -> i64;
+
+    /// The `-o ssl_*` options it was started with.
+    fn settings(&self) -> &crate::config::TlsSettings;
+}
+
 /// Everything a command may read or change, borrowed from the server and connection.
 pub struct Context<'a> {
     /// The item store.
@@ -50,7 +65,7 @@ pub struct Context<'a> {
     /// This connection's not-yet-folded counters.
     pub counters: &'a mut ConnCounters,
     /// TLS state, for `refresh_certs` and the `ssl_*` stats.
-    pub tls: Option<&'a crate::server::tls::TlsState>,
+    pub tls: Option<&'a dyn TlsControl>,
     /// Reply bytes this pass may queue before a multiget pauses or fails.
     pub reply_window: crate::buffers::ReplyWindow,
 }
@@ -218,7 +233,7 @@ pub fn stats_pairs(
     store: &Store,
     settings: &Settings,
     stats: &ServerStats,
-    tls: Option<&crate::server::tls::TlsState>,
+    tls: Option<&dyn TlsControl>,
     group: crate::protocol::StatsGroup<'_>,
 ) -> Option<Vec<(String, String)>> {
     stats::pairs(store, settings, stats, tls, group)

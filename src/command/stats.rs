@@ -1,16 +1,18 @@
 //! `stats` and its groups, in memcached 1.6.18's names and order. `stats`, `stats items`
 //! and `stats slabs` render the typed [`Snapshot`] the store and server counters produce
-//! (the same one `/metrics` renders); `stats settings` renders the settings. Where
+//! (the same one `/metrics` renders); `stats settings` renders the typed
+//! [`SettingsSnapshot`] filled from the settings. Where
 //! ferrocached has no such mechanism the value is an honest constant (documented in
 //! README).
 
-use super::{Context, Flow};
+use super::{Context, Flow, TlsControl};
 use crate::config::Settings;
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StatsGroup};
-use crate::server::tls::TlsState;
-use crate::stats::snapshot::{ServerFacts, Snapshot, StatLines, StatValue};
+use crate::stats::snapshot::{
+    ServerFacts, SettingsSnapshot, Snapshot, StatLines, StatValue, TlsFacts,
+};
 use crate::stats::{ConnCounters, ServerStats};
-use crate::store::{SLAB_CHUNK_MAX, Store};
+use crate::store::Store;
 use std::sync::atomic::Ordering;
 
 /// Answers `stats [group]`.
@@ -60,7 +62,7 @@ pub fn snapshot(
     store: &Store,
     settings: &Settings,
     stats: &ServerStats,
-    tls: Option<&TlsState>,
+    tls: Option<&dyn TlsControl>,
 ) -> Snapshot {
     let facts = ServerFacts {
         version: super::admin::VERSION,
@@ -79,7 +81,7 @@ pub fn pairs(
     store: &Store,
     settings: &Settings,
     server: &ServerStats,
-    tls: Option<&TlsState>,
+    tls: Option<&dyn TlsControl>,
     group: StatsGroup<'_>,
 ) -> Option<Vec<(String, String)>> {
     let mut counters = ConnCounters::default();
@@ -105,95 +107,48 @@ pub fn pairs(
     matches!(&reply[..], b"END\r\n" | b"RESET\r\n" | b"OK\r\n").then(Vec::new)
 }
 
-fn yes_no(value: bool) -> &'static str {
-    if value { "yes" } else { "no" }
-}
-
-/// `stats settings`, in memcached's order.
+/// `stats settings`: the typed settings figures, rendered in memcached's order.
 fn settings(ctx: &Context<'_>) -> StatLines {
     let s = ctx.settings;
-    let mut out = Stats::default();
-    out.stat("maxbytes", ctx.store.memory_limit());
-    out.stat("maxconns", s.max_connections);
-    out.stat("tcpport", s.port);
-    out.stat("udpport", s.udp_port);
-    out.stat(
-        "inter",
-        if s.listen.is_empty() {
-            "NULL".to_string()
-        } else {
-            s.listen.join(",")
-        },
-    );
-    out.stat("verbosity", ctx.stats.verbosity.load(Ordering::Relaxed));
-    out.stat("oldest", 0);
-    out.stat("evictions", if s.evictions { "on" } else { "off" });
-    out.stat("domain_socket", s.unix_socket.as_deref().unwrap_or("NULL"));
-    out.stat("umask", format!("{:o}", s.unix_mask));
-    out.stat("shutdown_command", yes_no(s.shutdown_enabled));
-    out.stat("growth_factor", format!("{:.2}", s.growth_factor));
-    out.stat("chunk_size", s.slab_min_size);
-    out.stat("num_threads", s.threads);
-    out.stat("num_threads_per_udp", s.threads);
-    out.stat("stat_key_prefix", s.prefix_delimiter as char);
-    out.stat("detail_enabled", yes_no(ctx.stats.detail.enabled()));
-    out.stat("reqs_per_event", s.reqs_per_event);
-    out.stat("cas_enabled", yes_no(s.cas_enabled));
-    out.stat("tcp_backlog", s.backlog);
-    out.stat("binding_protocol", s.protocol.name());
-    out.stat("auth_enabled_sasl", yes_no(s.sasl.is_some()));
-    out.stat("auth_enabled_ascii", yes_no(s.auth.is_some()));
-    out.stat("item_size_max", s.item_size_max);
-    out.stat("maxconns_fast", "yes");
-    out.stat("hashpower_init", 0);
-    out.stat("slab_reassign", "yes");
-    out.stat("slab_automove", 1);
-    out.stat("slab_automove_ratio", "0.80");
-    out.stat("slab_automove_window", 30);
-    out.stat("slab_chunk_max", SLAB_CHUNK_MAX);
-    out.stat("lru_crawler", "yes");
-    out.stat("lru_crawler_sleep", 100);
-    out.stat("lru_crawler_tocrawl", 0);
-    out.stat("tail_repair_time", 0);
-    out.stat("flush_enabled", yes_no(s.flush_enabled));
-    out.stat("dump_enabled", "yes");
-    out.stat("hash_algorithm", "siphash13");
-    out.stat("lru_maintainer_thread", "no");
-    out.stat("lru_segmented", "no");
-    out.stat("hot_lru_pct", 20);
-    out.stat("warm_lru_pct", 40);
-    out.stat("hot_max_factor", "0.20");
-    out.stat("warm_max_factor", "2.00");
-    out.stat("temp_lru", "no");
-    out.stat("temporary_ttl", 61);
-    out.stat("idle_timeout", s.idle_timeout);
-    out.stat("watcher_logbuf_size", 262144);
-    out.stat("worker_logbuf_size", 65536);
-    out.stat("read_buf_mem_limit", s.read_buf_mem_limit);
-    out.stat("track_sizes", "no");
-    out.stat("inline_ascii_response", "no");
-    out.stat("slab_automove_freeratio", "0.010");
-    match ctx.tls {
-        None => out.stat("ssl_enabled", "no"),
-        Some(tls) => {
+    SettingsSnapshot {
+        maxbytes: ctx.store.memory_limit(),
+        maxconns: s.max_connections,
+        tcp_port: s.port,
+        udp_port: s.udp_port,
+        interfaces: &s.listen,
+        verbosity: ctx.stats.verbosity.load(Ordering::Relaxed),
+        evictions: s.evictions,
+        domain_socket: s.unix_socket.as_deref(),
+        umask: s.unix_mask,
+        shutdown_command: s.shutdown_enabled,
+        growth_factor: s.growth_factor,
+        chunk_size: s.slab_min_size,
+        threads: s.threads,
+        stat_key_prefix: s.prefix_delimiter,
+        detail_enabled: ctx.stats.detail.enabled(),
+        reqs_per_event: s.reqs_per_event,
+        cas_enabled: s.cas_enabled,
+        tcp_backlog: s.backlog,
+        binding_protocol: s.protocol.name(),
+        auth_enabled_sasl: s.sasl.is_some(),
+        auth_enabled_ascii: s.auth.is_some(),
+        item_size_max: s.item_size_max,
+        flush_enabled: s.flush_enabled,
+        idle_timeout: s.idle_timeout,
+        read_buf_mem_limit: s.read_buf_mem_limit,
+        tls: ctx.tls.map(|tls| {
             let options = tls.settings();
-            let or_null = |value: &Option<String>| value.clone().unwrap_or_else(|| "NULL".into());
-            out.stat("ssl_enabled", "yes");
-            out.stat("ssl_chain_cert", or_null(&options.chain_cert));
-            out.stat("ssl_key", or_null(&options.key));
-            out.stat("ssl_verify_mode", options.verify_mode);
-            out.stat("ssl_keyformat", 1);
-            out.stat("ssl_ciphers", "NULL");
-            out.stat("ssl_ca_cert", or_null(&options.ca_cert));
-            out.stat("ssl_wbuf_size", 16384);
-            out.stat("ssl_session_cache", "no");
-            out.stat("ssl_kernel_tls", "no");
-            out.stat("ssl_min_version", &options.min_version);
-        }
+            TlsFacts {
+                chain_cert: options.chain_cert.as_deref(),
+                key: options.key.as_deref(),
+                verify_mode: options.verify_mode,
+                ca_cert: options.ca_cert.as_deref(),
+                min_version: &options.min_version,
+            }
+        }),
+        memory_file: s.memory_file.as_deref(),
     }
-    out.stat("num_napi_ids", "(null)");
-    out.stat("memory_file", s.memory_file.as_deref().unwrap_or("(null)"));
-    out.0
+    .lines()
 }
 
 /// `stats conns`: each open connection.
@@ -220,8 +175,8 @@ fn conns(ctx: &Context<'_>) -> StatLines {
     out.0
 }
 
-/// Settings and connection lines being gathered, with `ReplyBuffer::stat`'s call shape:
-/// their values are configuration text, printed as they were given.
+/// `stats conns` lines being gathered, with `ReplyBuffer::stat`'s call shape: their
+/// values are text, printed as they were given.
 #[derive(Default)]
 struct Stats(StatLines);
 

@@ -1,30 +1,23 @@
 use super::*;
-use crate::protocol::{Frame, parse};
+use crate::command::session::Session;
 use crate::store::{Clock, Store};
 use std::sync::Arc;
 
-/// Runs raw protocol bytes through parser and commands, returning the reply bytes.
+/// Runs raw protocol bytes through the request loop, returning the reply bytes.
 fn run(store: &Store, settings: &Settings, input: &[u8]) -> Vec<u8> {
     let stats = ServerStats::default();
     let mut counters = ConnCounters::default();
     let mut out = ReplyBuffer::new();
-    let limits = settings.limits();
-    let mut rest = input;
-    while let Frame::Request {
-        request, consumed, ..
-    } = parse(rest, &limits)
-    {
-        let mut ctx = Context {
-            store,
-            settings,
-            stats: &stats,
-            counters: &mut counters,
-            tls: None,
-            reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
-        };
-        execute(&request, &mut ctx, &mut out);
-        rest = &rest[consumed..];
-    }
+    let mut ctx = Context {
+        store,
+        settings,
+        stats: &stats,
+        counters: &mut counters,
+        tls: None,
+        reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
+    };
+    let mut session = Session::stream(settings, 0);
+    session.process(input, &mut ctx, &settings.limits(), &mut out);
     out.to_vec()
 }
 

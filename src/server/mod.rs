@@ -108,6 +108,13 @@ impl Shared {
         }))
     }
 
+    /// The TLS state as commands see it (`refresh_certs`, `ssl_*` stats).
+    pub fn tls_control(&self) -> Option<&dyn crate::command::TlsControl> {
+        self.tls
+            .as_ref()
+            .map(|tls| tls as &dyn crate::command::TlsControl)
+    }
+
     /// `shutdown [graceful]`: wakes whoever waits in [`Shared::shutdown_command`].
     pub fn request_shutdown(&self, graceful: bool) {
         self.graceful_requested.store(graceful, Ordering::Relaxed);
@@ -167,7 +174,7 @@ pub async fn run(
                 &shared.store,
                 &shared.settings,
                 &shared.stats,
-                shared.tls.as_ref(),
+                shared.tls_control(),
             )
         });
         tasks.spawn(crate::metrics::serve(listener, stop.clone(), source));

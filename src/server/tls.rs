@@ -108,3 +108,17 @@ impl TlsState {
         &self.settings
     }
 }
+
+impl crate::command::TlsControl for TlsState {
+    fn refresh(&self, now: i64) -> Result<(), String> {
+        TlsState::refresh(self, now)
+    }
+
+    fn refreshed_at(&self) -> i64 {
+        TlsState::refreshed_at(self)
+    }
+
+    fn settings(&self) -> &TlsSettings {
+        TlsState::settings(self)
+    }
+}

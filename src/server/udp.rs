@@ -4,13 +4,15 @@
 //! is dropped and counted, so a spoofed small request cannot aim a large reply at a
 //! victim (the 2018 amplification attacks). A get whose reply outgrows one reply window
 //! (2 MiB) answers `SERVER_ERROR out of memory writing get response`: a datagram reply
-//! is framed whole, so it cannot be produced in windows as on a stream.
+//! is framed whole, so it cannot be produced in windows as on a stream. The requests
+//! of a datagram run through the same [`Session`] loop as a stream's; a refused value is
+//! swallowed, never run as requests.
 
 use super::Shared;
 use crate::buffers::{REPLY_WINDOW, ReplyWindow};
-use crate::command::{self, Context};
-use crate::config::ProtocolMode;
-use crate::protocol::{Frame, ReplyBuffer, binary, parse};
+use crate::command::Context;
+use crate::command::session::Session;
+use crate::protocol::ReplyBuffer;
 use crate::stats::ConnCounters;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -78,41 +80,26 @@ pub fn frame_reply(request_id: u16, reply: &[u8]) -> Vec<Vec<u8>> {
 /// Executes the requests of one datagram payload and returns the reply bytes.
 pub fn execute_datagram(shared: &Shared, payload: &[u8], counters: &mut ConnCounters) -> Vec<u8> {
     let mut replies = ReplyBuffer::new();
-    let mut rest = payload;
-    let binary = payload.first() == Some(&binary::REQUEST_MAGIC)
-        && shared.settings.protocol != ProtocolMode::Ascii;
-    loop {
-        let frame = if binary {
-            binary::parse_binary(rest, &shared.limits)
-        } else {
-            parse(rest, &shared.limits)
-        };
-        let Frame::Request {
-            request,
-            consumed,
-            swallow,
-        } = frame
-        else {
-            break;
-        };
-        let mut ctx = Context {
-            store: &shared.store,
-            settings: &shared.settings,
-            stats: &shared.stats,
-            counters: &mut *counters,
-            tls: None,
-            // A datagram reply is framed whole, so it cannot be sent in windows.
-            reply_window: ReplyWindow {
-                bytes: REPLY_WINDOW,
-                resumable: false,
-            },
-        };
-        // quit and shutdown mean nothing without a connection.
-        let _ = command::execute(&request, &mut ctx, &mut replies);
-        // A refused value is skipped, never parsed as requests; a part of it the
-        // datagram does not hold is simply not there.
-        rest = &rest[(consumed + swallow).min(rest.len())..];
-    }
+    let mut ctx = Context {
+        store: &shared.store,
+        settings: &shared.settings,
+        stats: &shared.stats,
+        counters,
+        tls: None,
+        // A datagram reply is framed whole, so it cannot be sent in windows.
+        reply_window: ReplyWindow {
+            bytes: REPLY_WINDOW,
+            resumable: false,
+        },
+    };
+    // The session ends with the datagram: an incomplete request, or a refused value the
+    // datagram does not hold whole, is simply not there.
+    let _ = Session::datagram(&shared.settings, payload).process(
+        payload,
+        &mut ctx,
+        &shared.limits,
+        &mut replies,
+    );
     replies.to_vec()
 }
 
@@ -136,13 +123,14 @@ pub async fn serve(shared: Arc<Shared>, socket: UdpSocket, mut stop: watch::Rece
         };
         counters.bytes_read += length as u64;
         let reply = execute_datagram(&shared, &datagram[HEADER..], &mut counters);
+        // Counted before the reply leaves, as on a stream connection.
+        shared.stats.absorb(&mut counters);
         let ratio = shared.settings.udp_max_reply_ratio;
         if ratio != 0 && reply.len() > length.saturating_mul(ratio) {
             shared
                 .stats
                 .udp_replies_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            shared.stats.absorb(&mut counters);
             continue;
         }
         for datagram in frame_reply(header.request_id, &reply) {

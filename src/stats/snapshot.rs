@@ -7,7 +7,7 @@
 
 use super::{ServerStats, read};
 use crate::buffers::BufferStats;
-use crate::store::{ClassStats, ShardCounters, Store};
+use crate::store::{ClassStats, SLAB_CHUNK_MAX, ShardCounters, Store};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -137,22 +137,23 @@ pub struct ServerCounters {
 impl ServerCounters {
     /// Reads every counter of `stats` once.
     pub fn read(stats: &ServerStats) -> Self {
+        let requests = stats.requests.total();
         ServerCounters {
             curr_connections: read(&stats.curr_connections),
             total_connections: read(&stats.total_connections),
             rejected_connections: read(&stats.rejected_connections),
             connection_structures: read(&stats.connection_structures),
-            cmd_get: read(&stats.cmd_get),
-            cmd_set: read(&stats.cmd_set),
-            cmd_flush: read(&stats.cmd_flush),
-            cmd_touch: read(&stats.cmd_touch),
-            cmd_meta: read(&stats.cmd_meta),
-            store_too_large: read(&stats.store_too_large),
-            store_no_memory: read(&stats.store_no_memory),
+            cmd_get: requests.cmd_get,
+            cmd_set: requests.cmd_set,
+            cmd_flush: requests.cmd_flush,
+            cmd_touch: requests.cmd_touch,
+            cmd_meta: requests.cmd_meta,
+            store_too_large: requests.store_too_large,
+            store_no_memory: requests.store_no_memory,
             auth_cmds: read(&stats.auth_cmds),
             auth_errors: read(&stats.auth_errors),
-            bytes_read: read(&stats.bytes_read),
-            bytes_written: read(&stats.bytes_written),
+            bytes_read: requests.bytes_read,
+            bytes_written: requests.bytes_written,
             ssl_handshake_errors: read(&stats.ssl_handshake_errors),
             udp_replies_dropped: read(&stats.udp_replies_dropped),
         }
@@ -443,6 +444,183 @@ impl Snapshot {
         }
         lines.push(("active_slabs".into(), active.into()));
         lines.push(("total_malloced".into(), self.malloced.into()));
+        lines
+    }
+}
+
+/// What `stats settings` reports, typed: the settings as they are now (verbosity and
+/// `stats detail` change at run time). Borrowed from the settings, since it lives only
+/// while it is rendered.
+#[derive(Debug, Clone)]
+pub struct SettingsSnapshot<'a> {
+    /// `-m` now (`maxbytes`).
+    pub maxbytes: usize,
+    /// `-c` (`maxconns`).
+    pub maxconns: usize,
+    /// `-p` (`tcpport`).
+    pub tcp_port: u16,
+    /// `-U` (`udpport`).
+    pub udp_port: u16,
+    /// `-l` (`inter`; `NULL` when none was given).
+    pub interfaces: &'a [String],
+    /// The current `verbosity`.
+    pub verbosity: u32,
+    /// Not `-M` (`evictions on|off`).
+    pub evictions: bool,
+    /// `-s` (`domain_socket`).
+    pub domain_socket: Option<&'a str>,
+    /// `-a` (`umask`, printed in octal).
+    pub umask: u32,
+    /// `-A` (`shutdown_command`).
+    pub shutdown_command: bool,
+    /// `-f` (`growth_factor`).
+    pub growth_factor: f64,
+    /// `-n` (`chunk_size`).
+    pub chunk_size: usize,
+    /// `-t` (`num_threads`, also `num_threads_per_udp`).
+    pub threads: usize,
+    /// `-D` (`stat_key_prefix`).
+    pub stat_key_prefix: u8,
+    /// `stats detail on` is in effect.
+    pub detail_enabled: bool,
+    /// `-R` (`reqs_per_event`).
+    pub reqs_per_event: usize,
+    /// Not `-C` (`cas_enabled`).
+    pub cas_enabled: bool,
+    /// `-b` (`tcp_backlog`).
+    pub tcp_backlog: u32,
+    /// `-B`, by memcached's name for it (`binding_protocol`).
+    pub binding_protocol: &'static str,
+    /// `-S` (`auth_enabled_sasl`).
+    pub auth_enabled_sasl: bool,
+    /// `-Y` (`auth_enabled_ascii`).
+    pub auth_enabled_ascii: bool,
+    /// `-I` (`item_size_max`).
+    pub item_size_max: usize,
+    /// Not `-F` (`flush_enabled`).
+    pub flush_enabled: bool,
+    /// `-o idle_timeout`.
+    pub idle_timeout: u64,
+    /// `-o read_buf_mem_limit`.
+    pub read_buf_mem_limit: usize,
+    /// The `-o ssl_*` options, with `-Z`.
+    pub tls: Option<TlsFacts<'a>>,
+    /// `-e` (`memory_file`).
+    pub memory_file: Option<&'a str>,
+}
+
+/// The TLS options `stats settings` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFacts<'a> {
+    /// `ssl_chain_cert`.
+    pub chain_cert: Option<&'a str>,
+    /// `ssl_key`.
+    pub key: Option<&'a str>,
+    /// `ssl_verify_mode`.
+    pub verify_mode: u8,
+    /// `ssl_ca_cert`.
+    pub ca_cert: Option<&'a str>,
+    /// `ssl_min_version`.
+    pub min_version: &'a str,
+}
+
+/// memcached's spelling of a flag in `stats settings`.
+fn yes_no(value: bool) -> StatValue {
+    if value { "yes" } else { "no" }.into()
+}
+
+/// A text setting as memcached prints it, `absent` standing for an unset one.
+fn text_or(value: Option<&str>, absent: &'static str) -> StatValue {
+    value.map_or(absent.into(), |text| text.to_string().into())
+}
+
+impl SettingsSnapshot<'_> {
+    /// `stats settings`, in memcached's order. Where ferrocached has no such mechanism
+    /// the value is an honest constant (documented in README).
+    pub fn lines(&self) -> StatLines {
+        let mut lines = StatLines::with_capacity(72);
+        let mut stat = |name: &'static str, value: StatValue| lines.push((name.into(), value));
+        stat("maxbytes", self.maxbytes.into());
+        stat("maxconns", self.maxconns.into());
+        stat("tcpport", u64::from(self.tcp_port).into());
+        stat("udpport", u64::from(self.udp_port).into());
+        let interfaces = match self.interfaces {
+            [] => "NULL".into(),
+            all => all.join(",").into(),
+        };
+        stat("inter", interfaces);
+        stat("verbosity", self.verbosity.into());
+        stat("oldest", 0u64.into());
+        stat(
+            "evictions",
+            if self.evictions { "on" } else { "off" }.into(),
+        );
+        stat("domain_socket", text_or(self.domain_socket, "NULL"));
+        stat("umask", format!("{:o}", self.umask).into());
+        stat("shutdown_command", yes_no(self.shutdown_command));
+        stat("growth_factor", format!("{:.2}", self.growth_factor).into());
+        stat("chunk_size", self.chunk_size.into());
+        stat("num_threads", self.threads.into());
+        stat("num_threads_per_udp", self.threads.into());
+        stat(
+            "stat_key_prefix",
+            char::from(self.stat_key_prefix).to_string().into(),
+        );
+        stat("detail_enabled", yes_no(self.detail_enabled));
+        stat("reqs_per_event", self.reqs_per_event.into());
+        stat("cas_enabled", yes_no(self.cas_enabled));
+        stat("tcp_backlog", self.tcp_backlog.into());
+        stat("binding_protocol", self.binding_protocol.into());
+        stat("auth_enabled_sasl", yes_no(self.auth_enabled_sasl));
+        stat("auth_enabled_ascii", yes_no(self.auth_enabled_ascii));
+        stat("item_size_max", self.item_size_max.into());
+        stat("maxconns_fast", "yes".into());
+        stat("hashpower_init", 0u64.into());
+        stat("slab_reassign", "yes".into());
+        stat("slab_automove", 1u64.into());
+        stat("slab_automove_ratio", "0.80".into());
+        stat("slab_automove_window", 30u64.into());
+        stat("slab_chunk_max", SLAB_CHUNK_MAX.into());
+        stat("lru_crawler", "yes".into());
+        stat("lru_crawler_sleep", 100u64.into());
+        stat("lru_crawler_tocrawl", 0u64.into());
+        stat("tail_repair_time", 0u64.into());
+        stat("flush_enabled", yes_no(self.flush_enabled));
+        stat("dump_enabled", "yes".into());
+        stat("hash_algorithm", "siphash13".into());
+        stat("lru_maintainer_thread", "no".into());
+        stat("lru_segmented", "no".into());
+        stat("hot_lru_pct", 20u64.into());
+        stat("warm_lru_pct", 40u64.into());
+        stat("hot_max_factor", "0.20".into());
+        stat("warm_max_factor", "2.00".into());
+        stat("temp_lru", "no".into());
+        stat("temporary_ttl", 61u64.into());
+        stat("idle_timeout", self.idle_timeout.into());
+        stat("watcher_logbuf_size", 262_144u64.into());
+        stat("worker_logbuf_size", 65_536u64.into());
+        stat("read_buf_mem_limit", self.read_buf_mem_limit.into());
+        stat("track_sizes", "no".into());
+        stat("inline_ascii_response", "no".into());
+        stat("slab_automove_freeratio", "0.010".into());
+        match &self.tls {
+            None => stat("ssl_enabled", "no".into()),
+            Some(tls) => {
+                stat("ssl_enabled", "yes".into());
+                stat("ssl_chain_cert", text_or(tls.chain_cert, "NULL"));
+                stat("ssl_key", text_or(tls.key, "NULL"));
+                stat("ssl_verify_mode", u64::from(tls.verify_mode).into());
+                stat("ssl_keyformat", 1u64.into());
+                stat("ssl_ciphers", "NULL".into());
+                stat("ssl_ca_cert", text_or(tls.ca_cert, "NULL"));
+                stat("ssl_wbuf_size", 16_384u64.into());
+                stat("ssl_session_cache", "no".into());
+                stat("ssl_kernel_tls", "no".into());
+                stat("ssl_min_version", tls.min_version.to_string().into());
+            }
+        }
+        stat("num_napi_ids", "(null)".into());
+        stat("memory_file", text_or(self.memory_file, "(null)"));
         lines
     }
 }
