@@ -104,7 +104,10 @@ pub fn pairs(
     let mut reply = ReplyBuffer::new();
     stats(&mut ctx, &mut reply, group);
     let reply = reply.to_vec();
-    matches!(&reply[..], b"END\r\n" | b"RESET\r\n" | b"OK\r\n").then(Vec::new)
+    [Reply::End, Reply::Reset, Reply::Ok]
+        .iter()
+        .any(|status| reply == status.wire())
+        .then(Vec::new)
 }
 
 /// `stats settings`: the typed settings figures, rendered in memcached's order.
@@ -200,14 +203,14 @@ fn detail(ctx: &mut Context<'_>, out: &mut ReplyBuffer, argument: Option<&[u8]>)
         }
         Some(b"dump") => {
             for (prefix, counters) in ctx.stats.detail.snapshot() {
-                out.push(b"PREFIX ");
-                out.push(&prefix);
-                out.push(
-                    format!(
-                        " get {} hit {} set {} del {}\r\n",
-                        counters.gets, counters.hits, counters.sets, counters.deletes
-                    )
-                    .as_bytes(),
+                out.prefix_line(
+                    &prefix,
+                    [
+                        counters.gets,
+                        counters.hits,
+                        counters.sets,
+                        counters.deletes,
+                    ],
                 );
             }
             out.reply(Reply::End);
@@ -227,14 +230,12 @@ fn cachedump(ctx: &mut Context<'_>, out: &mut ReplyBuffer, class: u32, limit: u3
     }
     let started = ctx.store.clock().process_started();
     for item in ctx.store.cachedump(class as usize, limit as usize) {
-        out.push(b"ITEM ");
-        out.push(&item.key);
         let expires = if item.exptime == 0 {
             0
         } else {
             i64::from(item.exptime) + started
         };
-        out.push(format!(" [{} b; {} s]\r\n", item.size, expires).as_bytes());
+        out.cachedump_line(&item.key, item.size, expires);
     }
     out.reply(Reply::End);
 }

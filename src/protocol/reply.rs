@@ -318,6 +318,33 @@ impl ReplyBuffer {
         self.queued_len = 0;
     }
 
+    /// `PREFIX <prefix> get <n> hit <n> set <n> del <n>\r\n` (`stats detail dump`).
+    pub fn prefix_line(&mut self, prefix: &[u8], [gets, hits, sets, deletes]: [u64; 4]) {
+        self.push(b"PREFIX ");
+        self.push(prefix);
+        for (label, value) in [
+            (b" get ".as_slice(), gets),
+            (b" hit ", hits),
+            (b" set ", sets),
+            (b" del ", deletes),
+        ] {
+            self.push(label);
+            self.number(value);
+        }
+        self.push(b"\r\n");
+    }
+
+    /// `ITEM <key> [<size> b; <expires> s]\r\n` (`stats cachedump`).
+    pub fn cachedump_line(&mut self, key: &[u8], size: usize, expires: i64) {
+        self.push(b"ITEM ");
+        self.push(key);
+        self.push(b" [");
+        self.number(size as u64);
+        self.push(b" b; ");
+        self.push(expires.to_string().as_bytes());
+        self.push(b" s]\r\n");
+    }
+
     /// Frees the buffer's allocation (a connection with nothing pending holds none).
     pub fn release(&mut self) {
         debug_assert!(self.is_empty());
