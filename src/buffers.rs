@@ -18,6 +18,7 @@
 use bytes::BytesMut;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Size of a read buffer; grows for a large value and goes back to this size when idle.
 pub const READ_BUFFER: usize = 16 * 1024;
@@ -46,20 +47,40 @@ impl ReplyWindow {
 /// Read buffers kept per thread for connections that become busy again.
 const POOL_CAPACITY: usize = 64;
 
+/// Bytes pooled by one thread. Only that thread writes it (a load and a store, never a
+/// locked read-modify-write), so a connection going idle and busy again touches no
+/// cache line another thread writes; aligned so threads never share one.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct PooledBytes(AtomicU64);
+
+/// One thread's pool: which [`BufferMemory`] it belongs to, its buffers, its figure.
+struct Pool {
+    owner: u64,
+    buffers: Vec<BytesMut>,
+    pooled: Arc<PooledBytes>,
+}
+
+/// Tells one [`BufferMemory`]'s pools from another's (several servers in one test).
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
 thread_local! {
-    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Option<Pool>> = const { RefCell::new(None) };
 }
 
 /// Server-wide accounting of connection buffers, shown by `stats` under memcached's names.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BufferMemory {
+    /// Identifies this accounting's per-thread pools.
+    owner: u64,
+    /// Every thread's pooled-bytes figure, summed for `read_buf_bytes_free`.
+    pools: Mutex<Vec<Arc<PooledBytes>>>,
     /// `read_buf_mem_limit` in bytes; 0 means unlimited.
     limit: AtomicUsize,
     /// Bytes of read buffers (in use or pooled) and of granted reply windows.
     used: AtomicUsize,
     read_buffers: AtomicU64,
     read_bytes: AtomicU64,
-    read_bytes_free: AtomicU64,
     read_oom: AtomicU64,
     windows: AtomicU64,
     window_bytes: AtomicU64,
@@ -86,7 +107,49 @@ pub struct BufferStats {
     pub response_oom: u64,
 }
 
+impl Default for BufferMemory {
+    fn default() -> Self {
+        BufferMemory {
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+            pools: Mutex::default(),
+            limit: AtomicUsize::default(),
+            used: AtomicUsize::default(),
+            read_buffers: AtomicU64::default(),
+            read_bytes: AtomicU64::default(),
+            read_oom: AtomicU64::default(),
+            windows: AtomicU64::default(),
+            window_bytes: AtomicU64::default(),
+            response_oom: AtomicU64::default(),
+        }
+    }
+}
+
 impl BufferMemory {
+    /// Runs `work` on this thread's pool, creating (and registering) it on first use.
+    fn with_pool<T>(&self, work: impl FnOnce(&mut Pool) -> T) -> T {
+        POOL.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.as_ref().is_none_or(|pool| pool.owner != self.owner) {
+                let pooled = Arc::new(PooledBytes::default());
+                self.pools
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(pooled.clone());
+                *slot = Some(Pool {
+                    owner: self.owner,
+                    buffers: Vec::new(),
+                    pooled,
+                });
+            }
+            let pool = slot.as_mut().expect("pool just made");
+            let result = work(pool);
+            // Only this thread writes its figure.
+            let bytes = (pool.buffers.len() * READ_BUFFER) as u64;
+            pool.pooled.0.store(bytes, Ordering::Relaxed);
+            result
+        })
+    }
+
     /// Sets `read_buf_mem_limit` (bytes, 0 = unlimited).
     pub fn set_limit(&self, bytes: usize) {
         self.limit.store(bytes, Ordering::Relaxed);
@@ -117,9 +180,7 @@ impl BufferMemory {
     /// A read buffer of at least [`READ_BUFFER`] bytes from this thread's pool or a new
     /// one; `None` (counted in `read_buf_oom`) when the limit leaves no room.
     pub fn take_read_buffer(&self) -> Option<BytesMut> {
-        if let Some(buffer) = POOL.with(|pool| pool.borrow_mut().pop()) {
-            self.read_bytes_free
-                .fetch_sub(buffer.capacity() as u64, Ordering::Relaxed);
+        if let Some(buffer) = self.with_pool(|pool| pool.buffers.pop()) {
             return Some(buffer);
         }
         if !self.try_charge(READ_BUFFER) {
@@ -144,18 +205,15 @@ impl BufferMemory {
         buffer.reserve(READ_BUFFER);
         let standard = buffer.capacity() == READ_BUFFER;
         if standard {
-            let pooled = POOL.with(|pool| {
-                let mut pool = pool.borrow_mut();
-                if pool.len() < POOL_CAPACITY {
-                    pool.push(buffer);
+            let pooled = self.with_pool(|pool| {
+                if pool.buffers.len() < POOL_CAPACITY {
+                    pool.buffers.push(buffer);
                     true
                 } else {
                     false
                 }
             });
             if pooled {
-                self.read_bytes_free
-                    .fetch_add(READ_BUFFER as u64, Ordering::Relaxed);
                 return;
             }
         }
@@ -223,7 +281,13 @@ impl BufferMemory {
         BufferStats {
             read_buffers: read(&self.read_buffers),
             read_bytes: read(&self.read_bytes),
-            read_bytes_free: read(&self.read_bytes_free),
+            read_bytes_free: self
+                .pools
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|pooled| pooled.0.load(Ordering::Relaxed))
+                .sum(),
             read_oom: read(&self.read_oom),
             windows: read(&self.windows),
             window_bytes: read(&self.window_bytes),
