@@ -9,7 +9,7 @@ use crate::protocol::binary::{
     SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error, compose_hit,
     opcode, write_response,
 };
-use crate::protocol::{BinaryRequest, Frame, ReplyBuffer, Request, parse};
+use crate::protocol::{BinaryRequest, ReplyBuffer};
 
 /// Executes one binary request, appending its response (if any).
 pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
@@ -97,16 +97,7 @@ pub fn get(
 
 /// STAT: the text protocol's group, one response per line, then an empty terminator.
 fn stat(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryRequest<'_>) -> Flow {
-    let mut line = b"stats ".to_vec();
-    line.extend_from_slice(request.key);
-    line.extend_from_slice(b"\r\n");
-    let group = match parse(&line, &crate::protocol::Limits::default()) {
-        Frame::Request {
-            request: Request::Stats(group),
-            ..
-        } => group,
-        _ => return invalid(out, request.opcode, request.opaque),
-    };
+    let group = crate::protocol::stats_group(request.key);
     // The caller's own counters belong in the figures it asks for.
     ctx.stats.absorb(ctx.counters);
     let Some(pairs) = super::stats_pairs(ctx.store, ctx.settings, ctx.stats, ctx.tls, group) else {

@@ -17,7 +17,7 @@ pub mod request;
 pub mod response;
 mod tokens;
 
-pub use parse::{parse, text_get};
+pub use parse::{parse, stats_group, text_get};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
 pub use request::{
     BinaryRequest, Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits, MetaFlags, ReplyStyle, Request,

@@ -144,7 +144,7 @@ fn parse_line<'a>(
             },
             consumed,
         ),
-        b"stats" => request(Request::Stats(parse_stats(&tokens)), consumed),
+        b"stats" => request(Request::Stats(parse_stats(&tokens, 1)), consumed),
         b"lru_crawler" if words == 3 && tokens.get(1) == b"metadump" => {
             request(Request::LruMetadump, consumed)
         }
@@ -316,20 +316,28 @@ fn parse_arithmetic<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
     }
 }
 
-fn parse_stats<'a>(tokens: &Tokens<'a>) -> StatsGroup<'a> {
-    if tokens.count == 1 {
+/// The group a binary STAT key names: the same words a text `stats` line takes.
+pub fn stats_group(arguments: &[u8]) -> StatsGroup<'_> {
+    parse_stats(&Tokens::split(arguments), 0)
+}
+
+/// The `stats` group whose words start at token `first`.
+fn parse_stats<'a>(tokens: &Tokens<'a>, first: usize) -> StatsGroup<'a> {
+    let arguments = tokens.count - first;
+    if arguments == 0 {
         return StatsGroup::General;
     }
-    match tokens.get(1) {
+    let word = |index: usize| tokens.get(first + index);
+    match word(0) {
         b"reset" => StatsGroup::Reset,
         b"settings" => StatsGroup::Settings,
         b"items" => StatsGroup::Items,
         b"slabs" => StatsGroup::Slabs,
         b"sizes" => StatsGroup::Sizes,
         b"conns" => StatsGroup::Conns,
-        b"detail" => StatsGroup::Detail((tokens.count > 2).then(|| tokens.get(2))),
-        b"cachedump" if tokens.count < 4 => StatsGroup::Invalid(ProtocolError::StatsBadCommandLine),
-        b"cachedump" => match (strtoul32(tokens.get(2)), strtoul32(tokens.get(3))) {
+        b"detail" => StatsGroup::Detail((arguments > 1).then(|| word(1))),
+        b"cachedump" if arguments < 3 => StatsGroup::Invalid(ProtocolError::StatsBadCommandLine),
+        b"cachedump" => match (strtoul32(word(1)), strtoul32(word(2))) {
             (Some(class), Some(limit)) => StatsGroup::CacheDump { class, limit },
             _ => StatsGroup::Invalid(ProtocolError::BadFormat),
         },

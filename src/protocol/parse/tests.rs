@@ -168,3 +168,26 @@ fn parsed_keys_never_exceed_250_bytes() {
     }
     assert_eq!(parsed, [1, 249, 250]);
 }
+
+#[test]
+fn binary_stat_keys_name_the_same_groups_as_text_stats_lines() {
+    use super::stats_group;
+    assert_eq!(stats_group(b""), StatsGroup::General);
+    assert_eq!(stats_group(b"settings"), StatsGroup::Settings);
+    assert_eq!(
+        stats_group(b"cachedump 3 10"),
+        StatsGroup::CacheDump {
+            class: 3,
+            limit: 10
+        }
+    );
+    assert_eq!(
+        stats_group(b"cachedump 3"),
+        StatsGroup::Invalid(ProtocolError::StatsBadCommandLine)
+    );
+    assert_eq!(
+        stats_group(b"detail dump"),
+        StatsGroup::Detail(Some(b"dump"))
+    );
+    assert_eq!(stats_group(b"bogus"), StatsGroup::Unknown);
+}
