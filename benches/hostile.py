@@ -9,15 +9,7 @@ keys each), and RSS per idle connection after 5,000 connections did one set + ge
 """
 import argparse, os, resource, socket, subprocess, time
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close(); return port
+from memory import free_port, rss_kib  # benches/memory.py, beside this script
 
 def connect(port, rcvbuf=None):
     deadline = time.time() + 10

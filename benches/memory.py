@@ -79,4 +79,5 @@ def main():
     finally:
         proc.kill(); proc.wait()
 
-main()
+if __name__ == "__main__":
+    main()

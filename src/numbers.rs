@@ -12,10 +12,10 @@ fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
-/// Shared core of `strtoul`/`strtoull`: leading whitespace, a sign, digits, and then the
-/// end of the text or whitespace. Returns the (possibly negated, wrapping) value and
-/// whether a minus sign was present.
-fn parse_unsigned(text: &[u8]) -> Option<(u64, bool)> {
+/// What every `strto*` accepts: leading whitespace, an optional sign, at least one digit,
+/// then the end of the text or whitespace. Returns whether a minus sign was present and
+/// the digits.
+fn sign_and_digits(text: &[u8]) -> Option<(bool, &[u8])> {
     let mut at = 0;
     while at < text.len() && is_space(text[at]) {
         at += 1;
@@ -26,16 +26,22 @@ fn parse_unsigned(text: &[u8]) -> Option<(u64, bool)> {
         at += 1;
     }
     let digits_start = at;
-    let mut value: u64 = 0;
     while at < text.len() && text[at].is_ascii_digit() {
-        value = value
-            .checked_mul(10)?
-            .checked_add(u64::from(text[at] - b'0'))?;
         at += 1;
     }
     if at == digits_start || (at < text.len() && !is_space(text[at])) {
         return None;
     }
+    Some((negative, &text[digits_start..at]))
+}
+
+/// Shared core of `strtoul`/`strtoull`: the (possibly negated, wrapping) value and
+/// whether a minus sign was present.
+fn parse_unsigned(text: &[u8]) -> Option<(u64, bool)> {
+    let (negative, digits) = sign_and_digits(text)?;
+    let value = digits.iter().try_fold(0u64, |value, &digit| {
+        value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })?;
     Some((
         if negative {
             value.wrapping_neg()
@@ -63,30 +69,16 @@ pub fn strtoul32(text: &[u8]) -> Option<u32> {
 
 /// memcached's `safe_strtol` into an `int32_t`: parsed as a 64-bit long, then truncated.
 pub fn strtol32(text: &[u8]) -> Option<i32> {
-    let mut at = 0;
-    while at < text.len() && is_space(text[at]) {
-        at += 1;
-    }
-    let mut negative = false;
-    if at < text.len() && (text[at] == b'+' || text[at] == b'-') {
-        negative = text[at] == b'-';
-        at += 1;
-    }
-    let digits_start = at;
-    let mut value: i64 = 0;
-    while at < text.len() && text[at].is_ascii_digit() {
-        let digit = i64::from(text[at] - b'0');
-        value = value.checked_mul(10)?;
-        value = if negative {
-            value.checked_sub(digit)?
+    let (negative, digits) = sign_and_digits(text)?;
+    let value = digits.iter().try_fold(0i64, |value, &digit| {
+        let digit = i64::from(digit - b'0');
+        let value = value.checked_mul(10)?;
+        if negative {
+            value.checked_sub(digit)
         } else {
-            value.checked_add(digit)?
-        };
-        at += 1;
-    }
-    if at == digits_start || (at < text.len() && !is_space(text[at])) {
-        return None;
-    }
+            value.checked_add(digit)
+        }
+    })?;
     Some(value as i32)
 }
 
