@@ -43,6 +43,13 @@ impl ReplyWindow {
         bytes: usize::MAX,
         resumable: true,
     };
+
+    /// A get pauses after every key: over UDP each hit is a message of its own, as
+    /// memcached sends one per response object.
+    pub const EACH_KEY: ReplyWindow = ReplyWindow {
+        bytes: 0,
+        resumable: true,
+    };
 }
 /// Read buffers kept per thread for connections that become busy again.
 const POOL_CAPACITY: usize = 64;

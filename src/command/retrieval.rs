@@ -32,7 +32,7 @@ pub fn get(
         }
         answered_any = true;
         // With no window at all (the limit is spent) a hit cannot be answered.
-        let no_room = window.bytes == 0 && out.is_empty();
+        let no_room = window.bytes == 0 && !window.resumable && out.is_empty();
         let hit = core::get(ctx, key, new_exptime, |hit| {
             if !no_room {
                 compose_text_hit(out, &hit, with_cas);

@@ -87,7 +87,7 @@ pub struct Session {
     binary: Option<bool>,
     /// False until a `-Y` or `-S` client has authenticated.
     authenticated: bool,
-    /// One UDP datagram: its replies are sent whole (no pause between requests) and
+    /// One UDP datagram: each pass answers one request (or one key of a multiget), and
     /// `quit`/`shutdown` mean nothing without a connection.
     datagram: bool,
     /// Connection id in `-vv` logs.
@@ -208,7 +208,23 @@ impl Session {
                 _ if self.datagram => {}
                 _ => return (Step::Done(flow), at),
             }
+            // A datagram answers each request as a message of its own, as memcached
+            // sends one per response object.
+            if self.datagram {
+                return (Step::MoreQueued, at);
+            }
         }
+    }
+
+    /// True while a multiget waits to be resumed: the last pass answered some of its
+    /// keys, not the whole request.
+    pub fn paused(&self) -> bool {
+        self.resume.is_some()
+    }
+
+    /// True once the session speaks the binary protocol.
+    pub fn is_binary(&self) -> bool {
+        self.binary == Some(true)
     }
 
     /// Parses the next request of `input`, deciding text or binary on the first byte
