@@ -9,6 +9,7 @@ mod clients;
 mod commands;
 mod connections;
 mod debian;
+mod deploy;
 mod docker;
 mod errors;
 mod expiry;
