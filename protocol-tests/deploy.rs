@@ -122,7 +122,10 @@ struct Page {
 
 fn page(port: u16, path: &str, cookie: Option<&str>) -> Page {
     let (head, body) = get(port, path, cookie);
-    assert!(head.split_whitespace().nth(1) == Some("200"), "{path}: {head}\n{body}");
+    assert!(
+        head.split_whitespace().nth(1) == Some("200"),
+        "{path}: {head}\n{body}"
+    );
     let field = |name: &str| {
         body.lines()
             .find_map(|line| line.strip_prefix(&format!("{name}=")))

@@ -18,6 +18,7 @@ mod hostile;
 mod memory;
 mod meta;
 mod operator;
+mod package;
 mod prometheus;
 mod restart;
 mod sasl;
