@@ -594,8 +594,8 @@ fn deploy_prometheus_config_and_alert_rules_pass_promtool() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    // The rules use the names /metrics serves (protocol-tests/prometheus.rs checks
-    // that they exist there).
+    // The rules use names /metrics serves (the snapshot ones are checked on a running
+    // server by restart.rs, snapshot_health_moves_after_a_save_and_counts_failures).
     let rules = read("prometheus/alerts.yml");
     for name in [
         "memcached_items_evicted_total",
