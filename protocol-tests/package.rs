@@ -10,7 +10,7 @@ use crate::support::{skip, tool};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -101,7 +101,6 @@ fn debian_package_installs_serves_and_purges() {
         !installed(),
         "a ferrocached package is already installed; this test would purge it"
     );
-    let started = Instant::now();
     let dir = std::env::temp_dir().join(format!("ferrocached-package-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let deb = dir.join("ferrocached.deb");
@@ -117,7 +116,6 @@ fn debian_package_installs_serves_and_purges() {
             "-o",
         ])
         .arg(&deb));
-    let built = started.elapsed();
     let _purge_at_end = Installed;
     run(Command::new("dpkg").arg("-i").arg(&deb));
     assert!(installed());
@@ -145,6 +143,32 @@ fn debian_package_installs_serves_and_purges() {
     let conffiles =
         run(Command::new("dpkg-query").args(["-W", "-f", "${Conffiles}", "ferrocached"]));
     assert!(conffiles.contains(CONFIG), "a conffile: {conffiles}");
+
+    // systemd's own reader accepts the unit and the cluster's template unit, whose
+    // ExecStart is the wrapper the package installed.
+    let template_dir = dir.join("units");
+    std::fs::create_dir_all(&template_dir).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("deploy/tomcat-cluster/ferrocached/ferrocached@.service"),
+        template_dir.join("ferrocached@.service"),
+    )
+    .unwrap();
+    for unit in [
+        PathBuf::from(UNIT),
+        template_dir.join("ferrocached@n1.service"),
+    ] {
+        let Some(mut verify) = tool("systemd-analyze") else {
+            break;
+        };
+        let output = verify.arg("verify").arg(&unit).output().unwrap();
+        let complaints = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            output.status.success() && complaints.trim().is_empty(),
+            "systemd-analyze verify {}: {complaints}",
+            unit.display()
+        );
+    }
 
     // Start it as systemd would: RuntimeDirectory=, then ExecStart as root.
     let unit = std::fs::read_to_string(UNIT).unwrap();
@@ -247,9 +271,4 @@ fn debian_package_installs_serves_and_purges() {
         "purge removed the group"
     );
     let _ = std::fs::remove_dir_all(&dir);
-    eprintln!(
-        "debian package: built in {:.1} s, whole test {:.1} s",
-        built.as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
 }
