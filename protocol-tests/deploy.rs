@@ -1,6 +1,6 @@
 //! `deploy/tomcat-cluster/`, checked with the real tools that read each file: nginx,
 //! Apache httpd (mod_proxy_balancer and mod_jk) and two Tomcat 9 nodes from Debian's
-//! jars route real Tomcat sessions; Tomcat parses both MSM contexts (MSM's jars are not
+//! jars route real Tomcat sessions and fail over when a Tomcat stops; Tomcat parses both MSM contexts (MSM's jars are not
 //! in Debian, so it must report the missing manager class and nothing else); promtool
 //! checks and unit-tests the Prometheus files; the cache nodes start from their configs
 //! through the unit's wrapper; the compose file names files that exist.
@@ -394,7 +394,7 @@ fn deploy_balancers_keep_sessions_on_their_tomcat() {
     let mut nginx = start_nginx(&nginx_dir, "nginx/nginx-sticky.conf", port, http);
     wait_for_http(port, &mut nginx);
     assert_sticky("nginx (sticky)", port);
-    drop(nginx);
+    let mut balancers = vec![("nginx (sticky)", port, nginx)];
 
     let nginx_dir = dir.join("nginx-nonsticky");
     std::fs::create_dir_all(&nginx_dir).unwrap();
@@ -410,7 +410,7 @@ fn deploy_balancers_keep_sessions_on_their_tomcat() {
         2,
         "non-sticky: one session's requests reach both Tomcats"
     );
-    drop(nginx);
+    balancers.push(("nginx (non-sticky)", port, nginx));
 
     let httpd_dir = dir.join("httpd-balancer");
     std::fs::create_dir_all(&httpd_dir).unwrap();
@@ -440,7 +440,7 @@ fn deploy_balancers_keep_sessions_on_their_tomcat() {
     let mut httpd = start_httpd(&httpd_dir, &conf);
     wait_for_http(port, &mut httpd);
     assert_sticky("httpd mod_proxy_balancer", port);
-    drop(httpd);
+    balancers.push(("httpd mod_proxy_balancer", port, httpd));
 
     let jk_dir = dir.join("httpd-jk");
     std::fs::create_dir_all(&jk_dir).unwrap();
@@ -475,8 +475,18 @@ fn deploy_balancers_keep_sessions_on_their_tomcat() {
     let mut httpd = start_httpd(&jk_dir, &conf);
     wait_for_http(port, &mut httpd);
     assert_sticky("httpd mod_jk (AJP)", port);
-    drop(httpd);
+    balancers.push(("httpd mod_jk (AJP)", port, httpd));
 
+    // Tomcat failover: with tomcat1 gone, every balancer sends tomcat1's sessions to
+    // tomcat2 (where MSM would load them from ferrocached).
+    drop(tomcats.remove(0));
+    for (balancer, port, _running) in &balancers {
+        for _ in 0..2 {
+            let moved = page(*port, "/index.jsp", Some("0123456789ABCDEF.tomcat1"));
+            assert_eq!(moved.node, "tomcat2", "{balancer} fails over");
+        }
+    }
+    drop(balancers);
     drop(tomcats);
     let _ = std::fs::remove_dir_all(&dir);
 }
