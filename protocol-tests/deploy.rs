@@ -671,6 +671,11 @@ print("ok")
         assert!(read(context).contains(r#"memcachedNodes="n1:cache1:11211,n2:cache2:11211""#));
     }
     assert!(read("tomcat/server.xml").contains(r#"jvmRoute="${jvmRoute}""#));
+    // The named volumes at /var/lib/ferrocached start with the image's owner and mode.
+    let dockerfile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/Dockerfile"))
+            .unwrap();
+    assert!(dockerfile.contains("install -d -o memcache -g memcache -m 0700 /var/lib/ferrocached"));
 }
 
 #[test]
