@@ -631,3 +631,151 @@ fn a_client_that_never_reads_does_not_block_a_stop() {
         assert!(node.stop_with(libc::SIGTERM).success());
     }
 }
+
+/// The `/metrics` page.
+fn metrics_page(metrics: &str) -> String {
+    let mut stream = TcpStream::connect(metrics).expect("the metrics listener");
+    stream.set_read_timeout(Some(REPLY_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut page).unwrap();
+    page
+}
+
+/// One `/metrics` series' value.
+fn metric(metrics: &str, name: &str) -> f64 {
+    let page = metrics_page(metrics);
+    page.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls `stats` until `done` holds (a periodic save runs every second).
+fn wait_for_stats(c: &mut Client, what: &str, done: impl Fn(&mut Client) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done(c) {
+        assert!(Instant::now() < deadline, "no {what} within 15 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The snapshot's health in `stats` and `/metrics` (names in README, "Operations"):
+/// after a save its time, size, item count and duration are those of the file; when the
+/// directory is gone the failures count and the last success stays what it was.
+#[test]
+fn snapshot_health_moves_after_a_save_and_counts_failures() {
+    if skip() {
+        return;
+    }
+    let dir = scratch();
+    let snapshots = dir.path().join("snapshots");
+    std::fs::create_dir(&snapshots).unwrap();
+    let file = snapshots.join("cache.snapshot");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let server = start(
+        Kind::Ferrocached,
+        &[
+            "-e",
+            &arg(&file),
+            "-o",
+            "snapshot_interval=1",
+            "--metrics-listen",
+            &metrics,
+        ],
+    );
+    let mut c = server.connect();
+    assert_eq!(c.stat("snapshot_interval"), 1);
+    assert_eq!(c.stat("snapshot_failures"), 0);
+    for key in ["s1", "s2", "s3"] {
+        c.roundtrip(
+            format!("set {key} 0 0 5\r\nvalue\r\n").as_bytes(),
+            b"STORED\r\n",
+        );
+    }
+    wait_for_stats(&mut c, "save of 3 items", |c| {
+        c.stat("snapshot_last_items") == 3
+    });
+    assert!(c.stat("snapshot_saves") >= 1);
+    let saved_at = c.stat("snapshot_last_success_time");
+    assert!(saved_at >= started, "{saved_at} >= {started}");
+    // Every save of the same three items writes a file of the same size.
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert_eq!(c.stat("snapshot_last_bytes"), size);
+    assert!(c.stat("snapshot_last_duration_us") < 10_000_000);
+    assert_eq!(metric(&metrics, "memcached_snapshot_last_items"), 3.0);
+    assert_eq!(
+        metric(&metrics, "memcached_snapshot_last_size_bytes"),
+        size as f64
+    );
+    assert_eq!(metric(&metrics, "memcached_snapshot_interval_seconds"), 1.0);
+    assert_eq!(metric(&metrics, "memcached_snapshot_failures_total"), 0.0);
+    assert!(metric(&metrics, "memcached_snapshot_saves_total") >= 1.0);
+    assert!(
+        metric(
+            &metrics,
+            "memcached_snapshot_last_success_timestamp_seconds"
+        ) >= started as f64
+    );
+
+    // The page with the snapshot series passes Prometheus' own lint.
+    if let Some(mut promtool) = crate::support::tool("promtool") {
+        let page = metrics_page(&metrics);
+        let body = page.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+        let mut check = promtool
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let output = check.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    // The directory disappears (as root, permissions would not stop the save).
+    let moved = dir.path().join("moved");
+    std::fs::rename(&snapshots, &moved).unwrap();
+    wait_for_stats(&mut c, "failed save", |c| c.stat("snapshot_failures") >= 2);
+    let saves = c.stat("snapshot_saves");
+    let last = c.stat("snapshot_last_success_time");
+    wait_for_stats(&mut c, "another failed save", |c| {
+        c.stat("snapshot_failures") >= 3
+    });
+    assert_eq!(
+        c.stat("snapshot_saves"),
+        saves,
+        "no save succeeds meanwhile"
+    );
+    assert_eq!(c.stat("snapshot_last_success_time"), last);
+    assert_eq!(c.stat("snapshot_last_bytes"), size);
+    assert!(metric(&metrics, "memcached_snapshot_failures_total") >= 3.0);
+
+    // Back in place: saves succeed again and the final save works.
+    std::fs::rename(&moved, &snapshots).unwrap();
+    wait_for_stats(&mut c, "save after the failures", |c| {
+        c.stat("snapshot_saves") > saves
+    });
+    server.stop_with(libc::SIGTERM);
+    assert!(file.exists());
+}

@@ -141,6 +141,34 @@ const HELP: &[(&str, &str)] = &[
         "memcached_slab_items_outofmemory_total",
         "Stores refused for lack of memory in a slab class.",
     ),
+    (
+        "memcached_snapshot_interval_seconds",
+        "Seconds between periodic -e snapshots (snapshot_interval; 0: none).",
+    ),
+    (
+        "memcached_snapshot_saves_total",
+        "Successful -e snapshot saves since start (snapshot_saves).",
+    ),
+    (
+        "memcached_snapshot_failures_total",
+        "Failed -e snapshot saves since start (snapshot_failures).",
+    ),
+    (
+        "memcached_snapshot_last_success_timestamp_seconds",
+        "Unix time of the last successful -e snapshot, 0 before the first (snapshot_last_success_time).",
+    ),
+    (
+        "memcached_snapshot_last_duration_seconds",
+        "How long the last successful -e snapshot took (snapshot_last_duration_us).",
+    ),
+    (
+        "memcached_snapshot_last_size_bytes",
+        "Size of the file the last successful -e snapshot wrote (snapshot_last_bytes).",
+    ),
+    (
+        "memcached_snapshot_last_items",
+        "Items the last successful -e snapshot wrote (snapshot_last_items).",
+    ),
 ];
 
 impl Default for Exporter {
@@ -203,6 +231,18 @@ impl Exporter {
                 .cmd_set
                 .saturating_sub(items.cas_hits + items.cas_misses + items.cas_badval);
             commands("set", "hit", sets);
+            if let Some(health) = &snapshot.snapshots {
+                gauge!("memcached_snapshot_interval_seconds")
+                    .set(snapshot.facts.snapshot_interval as f64);
+                counter!("memcached_snapshot_saves_total").absolute(health.saves);
+                counter!("memcached_snapshot_failures_total").absolute(health.failures);
+                gauge!("memcached_snapshot_last_success_timestamp_seconds")
+                    .set(health.last_success as f64);
+                gauge!("memcached_snapshot_last_duration_seconds")
+                    .set(health.last_duration.as_secs_f64());
+                gauge!("memcached_snapshot_last_size_bytes").set(health.last_bytes as f64);
+                gauge!("memcached_snapshot_last_items").set(health.last_items as f64);
+            }
             for (id, class) in snapshot.classes_with_pages() {
                 for (_, name, figure) in SLAB_GAUGES {
                     gauge!(*name, "slab" => id.to_string()).set(figure(class) as f64);

@@ -201,6 +201,9 @@ pub struct ServerStats {
     pub detail: PrefixStats,
     /// Read buffers and reply windows of all connections.
     pub buffers: crate::buffers::BufferMemory,
+    /// Outcomes of the `-e` snapshots (`snapshot_*` stats), with `-e` only.
+    pub snapshot_health:
+        Option<std::sync::Arc<std::sync::Mutex<crate::store::snapshot::SnapshotHealth>>>,
 }
 
 /// What `stats detail` counts for one key prefix.

@@ -70,6 +70,7 @@ pub fn snapshot(
         threads: settings.threads,
         since_cert_refresh: tls.map(|tls| store.clock().unix_now() - tls.refreshed_at()),
         udp_enabled: settings.udp_port != 0,
+        snapshot_interval: settings.snapshot_interval,
     };
     Snapshot::collect(store, stats, facts)
 }

@@ -90,7 +90,10 @@ impl Shared {
         };
         let store = Store::new(&settings.store_config(), clock);
         let snapshots = settings.memory_file.as_ref().map(Snapshots::new);
-        let stats = ServerStats::default();
+        let stats = ServerStats {
+            snapshot_health: snapshots.as_ref().map(Snapshots::health),
+            ..ServerStats::default()
+        };
         stats.buffers.set_limit(settings.read_buf_mem_limit);
         stats
             .verbosity

@@ -7,6 +7,7 @@
 
 use super::{ServerStats, read};
 use crate::buffers::BufferStats;
+use crate::store::snapshot::SnapshotHealth;
 use crate::store::{ClassStats, SLAB_CHUNK_MAX, ShardCounters, Store};
 use std::borrow::Cow;
 use std::fmt;
@@ -109,6 +110,8 @@ pub struct ServerFacts {
     pub since_cert_refresh: Option<i64>,
     /// A UDP port is open (`udp_replies_dropped` is reported only then).
     pub udp_enabled: bool,
+    /// `-o snapshot_interval` (0: no periodic snapshot).
+    pub snapshot_interval: u64,
 }
 
 /// The server-wide counters at one moment.
@@ -189,6 +192,8 @@ pub struct Snapshot {
     pub classes: Vec<ClassStats>,
     /// Bytes held in pages and large items (`total_malloced`).
     pub malloced: usize,
+    /// How the `-e` snapshots went (`snapshot_*`), with `-e` only.
+    pub snapshots: Option<SnapshotHealth>,
 }
 
 /// Stats memcached reports that ferrocached has no mechanism for: always 0.
@@ -243,6 +248,10 @@ impl Snapshot {
             hash_bytes: store.index_bytes(),
             classes: store.class_stats(),
             malloced: store.memory_held(),
+            snapshots: stats
+                .snapshot_health
+                .as_ref()
+                .map(|health| *health.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }
 
@@ -346,6 +355,18 @@ impl Snapshot {
         }
         if self.facts.udp_enabled {
             stat("udp_replies_dropped", server.udp_replies_dropped.into());
+        }
+        if let Some(health) = &self.snapshots {
+            stat("snapshot_interval", self.facts.snapshot_interval.into());
+            stat("snapshot_saves", health.saves.into());
+            stat("snapshot_failures", health.failures.into());
+            stat("snapshot_last_success_time", health.last_success.into());
+            stat(
+                "snapshot_last_duration_us",
+                (health.last_duration.as_micros() as u64).into(),
+            );
+            stat("snapshot_last_bytes", health.last_bytes.into());
+            stat("snapshot_last_items", health.last_items.into());
         }
         lines
     }
@@ -638,6 +659,7 @@ mod tests {
             threads: 4,
             since_cert_refresh: None,
             udp_enabled: false,
+            snapshot_interval: 0,
         }
     }
 

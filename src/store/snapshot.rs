@@ -25,8 +25,8 @@ use super::{ItemCursor, Now, Store};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"FERROSNP";
@@ -85,11 +85,31 @@ impl From<io::Error> for SnapshotError {
 pub struct SnapshotStats {
     /// Records written or loaded.
     pub items: u64,
+    /// Size of the file written or loaded.
+    pub bytes: u64,
     /// Records skipped on load because they had expired meanwhile.
     pub expired: u64,
     /// Longest time one shard lock was held while copying (save only): what the
     /// snapshot can add to a request's latency.
     pub longest_hold: Duration,
+}
+
+/// How the saves of one server went, read by `stats` and `/metrics`: operators need to
+/// see that the warm-restart safety net works (a recent save, its cost, no failures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotHealth {
+    /// Unix time at which the last successful save finished (0: none yet).
+    pub last_success: i64,
+    /// How long that save took.
+    pub last_duration: Duration,
+    /// Size of the file it wrote.
+    pub last_bytes: u64,
+    /// Items it wrote.
+    pub last_items: u64,
+    /// Successful saves since start.
+    pub saves: u64,
+    /// Failed saves since start (an abandoned periodic save is not a failure).
+    pub failures: u64,
 }
 
 /// The `-e` file of one server: serializes writers, so a periodic save and the final
@@ -100,6 +120,9 @@ pub struct Snapshots {
     writer: Mutex<()>,
     /// Set by the final save: a running periodic save stops at its next batch.
     stopping: AtomicBool,
+    /// Outcomes of the saves, shared with the stats; one lock so a reader never sees
+    /// the figures of two different saves.
+    health: Arc<Mutex<SnapshotHealth>>,
 }
 
 impl Snapshots {
@@ -109,6 +132,7 @@ impl Snapshots {
             path: path.into(),
             writer: Mutex::new(()),
             stopping: AtomicBool::new(false),
+            health: Arc::default(),
         }
     }
 
@@ -117,11 +141,40 @@ impl Snapshots {
         &self.path
     }
 
+    /// The saves' outcomes, for the stats to read at any time.
+    pub fn health(&self) -> Arc<Mutex<SnapshotHealth>> {
+        self.health.clone()
+    }
+
     /// A background save (`-o snapshot_interval`); gives up with
     /// [`SnapshotError::Abandoned`] once the final save has begun.
     pub fn save_periodic(&self, store: &Store) -> Result<SnapshotStats, SnapshotError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        save(store, &self.path, Some(&self.stopping))
+        let started = Instant::now();
+        let saved = save(store, &self.path, Some(&self.stopping));
+        self.record(store, started, &saved);
+        saved
+    }
+
+    /// Counts a save's outcome in [`SnapshotHealth`].
+    fn record(
+        &self,
+        store: &Store,
+        started: Instant,
+        saved: &Result<SnapshotStats, SnapshotError>,
+    ) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match saved {
+            Ok(stats) => {
+                health.last_success = store.clock().unix_now();
+                health.last_duration = started.elapsed();
+                health.last_bytes = stats.bytes;
+                health.last_items = stats.items;
+                health.saves += 1;
+            }
+            Err(SnapshotError::Abandoned) => {}
+            Err(_) => health.failures += 1,
+        }
     }
 
     /// The server is stopping: a running periodic save gives up at its next batch, and
@@ -135,7 +188,10 @@ impl Snapshots {
     pub fn save_final(&self, store: &Store) -> Result<SnapshotStats, SnapshotError> {
         self.stop_periodic();
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        save(store, &self.path, None)
+        let started = Instant::now();
+        let saved = save(store, &self.path, None);
+        self.record(store, started, &saved);
+        saved
     }
 
     /// Removes temporary files a killed save left behind (only ours: hidden, named after
@@ -208,6 +264,7 @@ fn save(
     let unix = |server_time: u32| started + i64::from(server_time);
     let mut stats = SnapshotStats {
         items: 0,
+        bytes: 0,
         expired: 0,
         longest_hold: Duration::ZERO,
     };
@@ -252,6 +309,7 @@ fn save(
     inner.write_all(&crc.to_le_bytes())?;
     inner.into_inner().map_err(|error| error.into_error())?;
     temporary.as_file().sync_all()?;
+    stats.bytes = temporary.as_file().metadata()?.len();
     temporary.persist(path).map_err(|error| error.error)?;
     File::open(directory)?.sync_all()?;
     Ok(stats)
@@ -344,6 +402,7 @@ pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> 
     let server_time = |unix: i64| (unix - started).clamp(0, i64::from(u32::MAX)) as u32;
     let mut stats = SnapshotStats {
         items: 0,
+        bytes: bytes.len() as u64,
         expired: 0,
         longest_hold: Duration::ZERO,
     };
@@ -445,5 +504,39 @@ mod tests {
         ));
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn snapshot_health_counts_saves_and_failures() {
+        let source = store(64 << 20);
+        source.store(StoreMode::Set, b"a", 1, 0, b"one");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        let snapshots = Snapshots::new(&path);
+        let health = snapshots.health();
+        assert_eq!(*health.lock().unwrap(), SnapshotHealth::default());
+        snapshots.save_periodic(&source).unwrap();
+        let after_save = *health.lock().unwrap();
+        assert_eq!(after_save.saves, 1);
+        assert_eq!(after_save.last_items, 1);
+        assert_eq!(
+            after_save.last_bytes,
+            std::fs::metadata(&path).unwrap().len()
+        );
+        assert_eq!(after_save.last_success, source.clock().unix_now());
+        assert_eq!(after_save.failures, 0);
+        // The directory is gone: the save fails, and the last success stays.
+        let moved = dir.path().with_extension("gone");
+        std::fs::rename(dir.path(), &moved).unwrap();
+        assert!(snapshots.save_periodic(&source).is_err());
+        std::fs::rename(&moved, dir.path()).unwrap();
+        let after_failure = *health.lock().unwrap();
+        assert_eq!(after_failure.failures, 1);
+        assert_eq!(after_failure.saves, 1);
+        assert_eq!(after_failure.last_bytes, after_save.last_bytes);
+        // An abandoned save is not a failure.
+        snapshots.stop_periodic();
+        assert!(snapshots.save_periodic(&source).is_err());
+        assert_eq!(*health.lock().unwrap(), after_failure);
     }
 }
