@@ -27,3 +27,4 @@ mod tls;
 mod twemproxy;
 mod udp;
 mod unix;
+mod watch;

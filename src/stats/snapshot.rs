@@ -503,6 +503,10 @@ pub struct SettingsSnapshot<'a> {
     pub idle_timeout: u64,
     /// `-o read_buf_mem_limit`.
     pub read_buf_mem_limit: usize,
+    /// `-o watcher_logbuf_size`, in bytes.
+    pub watcher_logbuf_size: u32,
+    /// `-o worker_logbuf_size`, in bytes.
+    pub worker_logbuf_size: u32,
     /// The `-o ssl_*` options, with `-Z`.
     pub tls: Option<TlsFacts<'a>>,
     /// `-e` (`memory_file`).
@@ -597,8 +601,8 @@ impl SettingsSnapshot<'_> {
         stat("temp_lru", "no".into());
         stat("temporary_ttl", 61u64.into());
         stat("idle_timeout", self.idle_timeout.into());
-        stat("watcher_logbuf_size", 262_144u64.into());
-        stat("worker_logbuf_size", 65_536u64.into());
+        stat("watcher_logbuf_size", self.watcher_logbuf_size.into());
+        stat("worker_logbuf_size", self.worker_logbuf_size.into());
         stat("read_buf_mem_limit", self.read_buf_mem_limit.into());
         stat("track_sizes", "no".into());
         stat("inline_ascii_response", "no".into());
