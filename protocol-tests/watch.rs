@@ -366,6 +366,8 @@ fn a_slow_watcher_is_told_how_many_lines_it_missed() {
             "[{:?}] nothing was dropped",
             server.kind
         );
+        let mut c = server.connect();
+        assert_eq!(c.stat("log_watchers"), 1, "[{:?}]", server.kind);
         if server.kind == Kind::Ferrocached {
             // memcached drops at the worker instead (`log_worker_dropped`, no report).
             assert!(skipped > 0, "no skipped=N line");
@@ -374,6 +376,94 @@ fn a_slow_watcher_is_told_how_many_lines_it_missed() {
                 GETS * KEYS,
                 "every line logged or counted"
             );
+            assert_eq!(c.stat("log_watcher_skipped"), skipped as u64);
+            assert_eq!(c.stat("log_worker_dropped"), 0);
+        }
+    }
+}
+
+#[test]
+fn logbuf_sizes_are_kilobytes_multiplied_in_32_bits() {
+    let flags = [
+        "-o",
+        "watcher_logbuf_size=4294967295,worker_logbuf_size=524288",
+    ];
+    for server in servers(&flags) {
+        let settings = server.connect().stats("settings");
+        let value = |name: &str| {
+            settings
+                .iter()
+                .find(|(stat, _)| stat == name)
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(
+            value("watcher_logbuf_size").as_deref(),
+            Some("4294966272"),
+            "[{:?}]",
+            server.kind
+        );
+        assert_eq!(
+            value("worker_logbuf_size").as_deref(),
+            Some("536870912"),
+            "[{:?}]",
+            server.kind
+        );
+    }
+    for server in servers(&[]) {
+        let settings = server.connect().stats("settings");
+        for (name, default) in [
+            ("watcher_logbuf_size", "262144"),
+            ("worker_logbuf_size", "65536"),
+        ] {
+            assert!(
+                settings.contains(&(name.into(), default.into())),
+                "[{:?}] {name}",
+                server.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_logbuf_sizes_refuse_to_start_like_memcached() {
+    let mut kinds = vec![Kind::Ferrocached];
+    if crate::support::memcached_available() {
+        kinds.push(Kind::Memcached);
+    }
+    for kind in kinds {
+        for (option, message) in [
+            (
+                "watcher_logbuf_size=abc",
+                "could not parse argument to watcher_logbuf_size\n",
+            ),
+            (
+                "watcher_logbuf_size=-1",
+                "could not parse argument to watcher_logbuf_size\n",
+            ),
+            (
+                "worker_logbuf_size=x",
+                "could not parse argument to worker_logbuf_size\n",
+            ),
+            (
+                "watcher_logbuf_size",
+                "Missing watcher_logbuf_size argument\n",
+            ),
+        ] {
+            let mut child = crate::support::command_for(kind, 1, &["-o", option])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().expect("wait").is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let output = child.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "[{kind:?}] {option}");
+            assert!(stderr.contains(message), "[{kind:?}] {option}: {stderr}");
         }
     }
 }

@@ -90,6 +90,12 @@ static ACTIVE: AtomicU16 = AtomicU16::new(0);
 static GID: AtomicU64 = AtomicU64::new(0);
 /// Server time (seconds since start, the store clock's) for the ages in eviction lines.
 static SERVER_TIME: AtomicU32 = AtomicU32::new(0);
+/// Lines logged (`log_worker_written`).
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Lines queued for a watcher (`log_watcher_sent`).
+static SENT: AtomicU64 = AtomicU64::new(0);
+/// Lines a full watcher buffer dropped (`log_watcher_skipped`).
+static SKIPPED: AtomicU64 = AtomicU64::new(0);
 /// Every attached watcher.
 static WATCHERS: Mutex<Vec<Arc<Watcher>>> = Mutex::new(Vec::new());
 
@@ -111,6 +117,7 @@ pub fn log<E: Display>(kind: Kinds, event: impl FnOnce() -> E) {
 #[cold]
 fn deliver(kind: Kinds, event: &dyn Display) {
     let gid = GID.fetch_add(1, Ordering::Relaxed) + 1;
+    WRITTEN.fetch_add(1, Ordering::Relaxed);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -136,6 +143,33 @@ fn registry() -> MutexGuard<'static, Vec<Arc<Watcher>>> {
 /// Records the store clock's time (called on each tick) for eviction ages.
 pub fn set_server_time(now: u32) {
     SERVER_TIME.store(now, Ordering::Relaxed);
+}
+
+/// The logger's counters as memcached's `stats` names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `log_worker_dropped`: always 0, emitters write straight into the watchers'
+    /// buffers and have none of their own to overflow.
+    pub worker_dropped: u64,
+    /// `log_worker_written`: lines logged.
+    pub worker_written: u64,
+    /// `log_watcher_skipped`: lines dropped by full watcher buffers.
+    pub watcher_skipped: u64,
+    /// `log_watcher_sent`: lines queued for watchers.
+    pub watcher_sent: u64,
+    /// `log_watchers`: watchers attached now.
+    pub watchers: u64,
+}
+
+/// The logger's counters now.
+pub fn counters() -> Counters {
+    Counters {
+        worker_dropped: 0,
+        worker_written: WRITTEN.load(Ordering::Relaxed),
+        watcher_skipped: SKIPPED.load(Ordering::Relaxed),
+        watcher_sent: SENT.load(Ordering::Relaxed),
+        watchers: registry().len() as u64,
+    }
 }
 
 /// True while fewer than [`WATCHER_LIMIT`] watchers are attached.
@@ -185,6 +219,7 @@ impl Watcher {
         let mut pending = self.pending();
         if pending.bytes.len() + line.len() + SKIP_RESERVE > self.capacity {
             pending.skipped += 1;
+            SKIPPED.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if pending.skipped > 0 {
@@ -194,6 +229,7 @@ impl Watcher {
         }
         pending.bytes.extend_from_slice(line);
         drop(pending);
+        SENT.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
     }
 

@@ -202,16 +202,8 @@ const GENERAL_ZEROES_SLAB: [&str; 7] = [
     "slab_reassign_running",
 ];
 
-/// As above, reported after `malloc_fails`.
-const GENERAL_ZEROES_LOG: [&str; 7] = [
-    "log_worker_dropped",
-    "log_worker_written",
-    "log_watcher_skipped",
-    "log_watcher_sent",
-    "log_watchers",
-    "unexpected_napi_ids",
-    "round_robin_fallback",
-];
+/// As above, reported after the `log_*` counters.
+const GENERAL_ZEROES_LOG: [&str; 2] = ["unexpected_napi_ids", "round_robin_fallback"];
 
 /// As above, reported after `crawler_items_checked`.
 const GENERAL_ZEROES_LRU: [&str; 6] = [
@@ -323,6 +315,12 @@ impl Snapshot {
         stat("lru_crawler_starts", 0u64.into());
         stat("lru_maintainer_juggles", 0u64.into());
         stat("malloc_fails", 0u64.into());
+        let log = crate::watch::counters();
+        stat("log_worker_dropped", log.worker_dropped.into());
+        stat("log_worker_written", log.worker_written.into());
+        stat("log_watcher_skipped", log.watcher_skipped.into());
+        stat("log_watcher_sent", log.watcher_sent.into());
+        stat("log_watchers", log.watchers.into());
         for name in GENERAL_ZEROES_LOG {
             stat(name, 0u64.into());
         }
