@@ -29,3 +29,4 @@ mod tls;
 mod twemproxy;
 mod udp;
 mod unix;
+mod watch;

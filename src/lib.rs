@@ -18,6 +18,10 @@
 //!        ReplyBuffer <─────────────────────────────────────────────────────────┘
 //!                    replies of a batch, written with one vectored write
 //!
+//!  watch: emitters (core, eviction, connections) test one atomic bit mask; with a
+//!         watcher attached, lines go into its bounded buffer, its connection task
+//!         writes them (`watch.rs`)
+//!
 //!  background: clock tick (1 s resolution, like memcached), expiry crawler,
 //!              periodic snapshot (copies ≤1,000 items per shard lock hold)
 //!
@@ -40,3 +44,4 @@ pub mod protocol;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod watch;

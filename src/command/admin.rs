@@ -1,5 +1,5 @@
 //! Server-level commands: `flush_all`, `version`, `verbosity`, `shutdown`,
-//! `cache_memlimit`.
+//! `cache_memlimit`, `watch`.
 
 use super::{Context, Flow, reply, reply_error};
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, ShutdownMode};
@@ -118,4 +118,20 @@ pub fn refresh_certs(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
         },
     }
     Flow::Continue
+}
+
+/// `watch [kinds...]`: answers `OK` and hands the connection over to the watcher loop
+/// (`crate::watch::serve`). As in memcached it is refused when replies of the same
+/// batch are still queued, and when [`crate::watch::WATCHER_LIMIT`] watchers are attached.
+pub fn watch(out: &mut ReplyBuffer, kinds: crate::watch::Kinds) -> Flow {
+    if !out.is_empty() {
+        out.error(ProtocolError::WatchPipelined);
+        return Flow::Continue;
+    }
+    if !crate::watch::has_room() {
+        out.error(ProtocolError::WatcherTooMany);
+        return Flow::Continue;
+    }
+    out.reply(Reply::Ok);
+    Flow::Watch(kinds)
 }

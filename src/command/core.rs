@@ -10,6 +10,7 @@ use crate::protocol::{Hit, ProtocolError, Response, StoreMode, Value};
 use crate::store::{
     self, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaView, StoreOutcome, ValueRef,
 };
+use crate::watch::{self, ItemGet, ItemStore, Kinds};
 
 /// Which protocol asked, where memcached 1.6.18 counts differently: text and binary
 /// feed the `stats detail` prefixes, meta commands do not; a binary TOUCH counts as a
@@ -53,6 +54,7 @@ pub fn get(
     visit: impl FnOnce(Hit<'_>),
 ) -> bool {
     count_get(ctx, touch);
+    watch_fetch(ctx, key);
     let hit = ctx.store.fetch(key, touch, |item| {
         visit(Hit {
             key: item.key,
@@ -101,6 +103,7 @@ pub fn meta_get(
     visit: impl FnOnce(&MetaHit<'_>),
 ) -> bool {
     count_get(ctx, request.touch);
+    watch_fetch(ctx, key);
     let options = store::MetaGet {
         new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl)),
         vivify: request.vivify.map(|ttl| ctx.store.expiry(ttl)),
@@ -141,6 +144,7 @@ fn meta_hit<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
 /// Sets a new expiry on an item (`touch`, TOUCH).
 pub fn touch(ctx: &mut Context<'_>, key: &[u8], exptime: i32, origin: Origin) -> Response {
     ctx.counters.cmd_touch += 1;
+    watch_fetch(ctx, key);
     let hit = ctx.store.touch(key, exptime);
     if origin == Origin::Binary {
         detail(ctx, origin, key, |prefix| {
@@ -178,6 +182,7 @@ pub struct Store<'a> {
 pub fn store(ctx: &mut Context<'_>, request: Store<'_>, origin: Origin) -> Response {
     ctx.counters.cmd_set += 1;
     detail(ctx, origin, request.key, |prefix| prefix.sets += 1);
+    watch_fetch(ctx, request.key);
     let outcome = ctx.store.meta_store(
         store_mode(request.mode),
         request.key,
@@ -187,6 +192,7 @@ pub fn store(ctx: &mut Context<'_>, request: Store<'_>, origin: Origin) -> Respo
         request.compare_cas,
         request.invalidate,
     );
+    watch_store(ctx, &request, store_status(&outcome));
     match outcome {
         StoreOutcome::Stored(cas) => Response::Stored { cas },
         StoreOutcome::NotStored => Response::NotStored,
@@ -210,7 +216,18 @@ pub fn too_large(
     origin: Origin,
 ) -> Response {
     ctx.counters.store_too_large += 1;
+    let refused = Store {
+        mode,
+        key,
+        flags: 0,
+        exptime: 0,
+        data: &[],
+        compare_cas: compare_cas.then_some(0),
+        invalidate: false,
+    };
+    watch_store(ctx, &refused, "too_large");
     if origin == Origin::Meta || (mode == StoreMode::Set && !compare_cas) {
+        watch_fetch(ctx, key);
         ctx.store.discard(key);
     }
     Response::Error(ProtocolError::TooLarge)
@@ -227,6 +244,7 @@ pub fn delete(
     origin: Origin,
 ) -> Response {
     detail(ctx, origin, key, |prefix| prefix.deletes += 1);
+    watch_fetch(ctx, key);
     match ctx.store.meta_delete(key, compare_cas, invalidate, new_ttl) {
         MetaDeleteOutcome::Deleted => Response::Deleted,
         MetaDeleteOutcome::NotFound => Response::NotFound,
@@ -251,6 +269,7 @@ pub struct Arith {
 
 /// incr/decr, `ma`, INCREMENT/DECREMENT.
 pub fn arith(ctx: &mut Context<'_>, key: &[u8], request: Arith) -> Response {
+    watch_fetch(ctx, key);
     let outcome = ctx.store.meta_arith(
         key,
         MetaArith {
@@ -294,5 +313,60 @@ fn detail(
         ctx.stats
             .detail
             .record(key, ctx.settings.prefix_delimiter, update);
+    }
+}
+
+/// `watch fetchers`: the lookup a request starts with, as memcached logs it (a store or
+/// delete looks its key up first). Nothing runs unless a watcher is attached.
+fn watch_fetch(ctx: &Context<'_>, key: &[u8]) {
+    watch::log(Kinds::FETCHERS, || ItemGet {
+        key,
+        fetched: ctx.store.peek(key),
+    });
+}
+
+/// `watch mutations`: a store and how it ended (`status=` as memcached names it).
+fn watch_store(ctx: &Context<'_>, request: &Store<'_>, status: &'static str) {
+    watch::log(Kinds::MUTATIONS, || {
+        let command = match (request.compare_cas, request.mode) {
+            (Some(_), _) => "cas",
+            (None, StoreMode::Set) => "set",
+            (None, StoreMode::Add) => "add",
+            (None, StoreMode::Replace) => "replace",
+            (None, StoreMode::Append) => "append",
+            (None, StoreMode::Prepend) => "prepend",
+        };
+        // memcached prints the expiry minus now, unsigned: 0 stays 0, the past wraps.
+        let ttl = match request.exptime {
+            0 => 0,
+            exptime => ctx
+                .store
+                .expiry(exptime)
+                .wrapping_sub(ctx.store.clock().now()),
+        };
+        // A stored item is described as it now is (after append, the whole value).
+        let (class, size) = match ctx.store.peek(request.key) {
+            watch::Fetched::Found { class, size } if status == "stored" => (class, size),
+            _ => (0, request.data.len()),
+        };
+        ItemStore {
+            key: request.key,
+            status,
+            command,
+            ttl,
+            class,
+            size,
+        }
+    });
+}
+
+/// memcached's `status=` word for a store outcome.
+fn store_status(outcome: &StoreOutcome) -> &'static str {
+    match outcome {
+        StoreOutcome::Stored(_) => "stored",
+        StoreOutcome::NotStored => "not_stored",
+        StoreOutcome::Exists => "exists",
+        StoreOutcome::NotFound => "not_found",
+        StoreOutcome::OutOfMemory => "no_memory",
     }
 }

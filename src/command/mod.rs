@@ -32,6 +32,9 @@ pub enum Flow {
         /// `shutdown graceful`.
         graceful: bool,
     },
+    /// `watch` succeeded: write the replies, then turn the connection into a watcher
+    /// of these kinds (anything after the request in the batch is dropped).
+    Watch(crate::watch::Kinds),
     /// The reply window is full: the get answered the keys before byte `resume_at` of
     /// its key list. Write the replies, then run it again on the rest.
     MoreKeys {
@@ -201,6 +204,7 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
         Request::LruMetadump => admin::metadump(ctx, out),
         Request::LruCrawl => admin::crawl_now(ctx, out),
         Request::RefreshCerts => admin::refresh_certs(ctx, out),
+        Request::Watch(kinds) => admin::watch(out, kinds),
         Request::Binary(ref request) => binary::execute(ctx, out, request),
         Request::BinaryInvalid { opcode, opaque } => binary::invalid(out, opcode, opaque),
         Request::MetaNoop => {

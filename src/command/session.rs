@@ -135,6 +135,7 @@ impl Session {
         limits: &Limits,
         out: &mut ReplyBuffer,
     ) -> (Step, usize) {
+        crate::watch::set_connection(self.id);
         let mut at = 0;
         loop {
             if self.swallow > 0 {

@@ -140,6 +140,8 @@ fn settings(ctx: &Context<'_>) -> StatLines {
         flush_enabled: s.flush_enabled,
         idle_timeout: s.idle_timeout,
         read_buf_mem_limit: s.read_buf_mem_limit,
+        watcher_logbuf_size: s.watcher_logbuf_size,
+        worker_logbuf_size: s.worker_logbuf_size,
         tls: ctx.tls.map(|tls| {
             let options = tls.settings();
             TlsFacts {

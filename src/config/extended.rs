@@ -23,8 +23,6 @@ const TUNING_OPTIONS: &[&str] = &[
     "hot_max_factor",
     "warm_max_factor",
     "temporary_ttl",
-    "watcher_logbuf_size",
-    "worker_logbuf_size",
     "track_sizes",
     "no_inline_ascii_resp",
     "inline_ascii_resp",
@@ -117,6 +115,21 @@ fn apply_one(settings: &mut Settings, option: &str) -> Result<(), ConfigError> {
             Some(megabytes) => settings.read_buf_mem_limit = megabytes as usize * 1024 * 1024,
             None => return refuse("could not parse argument to read_buf_mem_limit"),
         },
+        // Kilobytes, multiplied in 32 bits as memcached does (so 4194304 wraps to 0).
+        "watcher_logbuf_size" | "worker_logbuf_size" if value.is_empty() => {
+            return refuse(format!("Missing {name} argument"));
+        }
+        "watcher_logbuf_size" | "worker_logbuf_size" => {
+            let Some(kilobytes) = crate::numbers::strtoul32(value.as_bytes()) else {
+                return refuse(format!("could not parse argument to {name}"));
+            };
+            let bytes = kilobytes.wrapping_mul(1024);
+            if name == "watcher_logbuf_size" {
+                settings.watcher_logbuf_size = bytes;
+            } else {
+                settings.worker_logbuf_size = bytes;
+            }
+        }
         "snapshot_interval" => match value.parse() {
             Ok(seconds) => settings.snapshot_interval = seconds,
             Err(_) => return refuse(format!("Invalid snapshot_interval: \"{value}\"")),

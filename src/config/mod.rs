@@ -180,6 +180,12 @@ pub struct Settings {
     /// `-o read_buf_mem_limit` in bytes: all connections' read buffers and reply windows
     /// together (0 = unlimited).
     pub read_buf_mem_limit: usize,
+    /// `-o watcher_logbuf_size` in bytes: each `watch` connection's log buffer; lines
+    /// that find it full are dropped and reported as `skipped=N`.
+    pub watcher_logbuf_size: u32,
+    /// `-o worker_logbuf_size` in bytes: shown in `stats settings`; ferrocached's
+    /// emitters write straight into the watchers' buffers and keep none of their own.
+    pub worker_logbuf_size: u32,
     /// `-o` options accepted for compatibility but not acted on (reported in the log).
     pub ignored_options: Vec<String>,
 }

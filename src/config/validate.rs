@@ -138,6 +138,8 @@ impl Settings {
             unix_mask,
             idle_timeout: 0,
             read_buf_mem_limit: 0,
+            watcher_logbuf_size: crate::watch::DEFAULT_WATCHER_BUFFER,
+            worker_logbuf_size: crate::watch::DEFAULT_WORKER_BUFFER,
             udp_max_reply_ratio: DEFAULT_UDP_MAX_REPLY_RATIO,
             metrics_listen: args.metrics_listen.clone(),
             ignored_options: Vec::new(),

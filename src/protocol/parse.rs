@@ -121,6 +121,11 @@ fn parse_line<'a>(
         }
         b"version" => request(Request::Version, consumed),
         b"refresh_certs" => request(Request::RefreshCerts, consumed),
+        // A `noreply` is read as an argument, so it fails (quietly).
+        b"watch" => match crate::watch::Kinds::parse((1..words).map(|at| tokens.get(at))) {
+            Some(kinds) => request(Request::Watch(kinds), consumed),
+            None => invalid(ProtocolError::UnknownCommand, tokens.noreply(), consumed),
+        },
         b"quit" => request(Request::Quit, consumed),
         b"verbosity" if words == 2 || words == 3 => {
             let noreply = tokens.noreply();

@@ -117,6 +117,10 @@ pub enum ProtocolError {
     Unauthenticated,
     /// `-Y`: wrong credentials.
     AuthenticationFailure,
+    /// `watch` after other requests of the same batch were answered.
+    WatchPipelined,
+    /// `watch` with [`crate::watch::WATCHER_LIMIT`] watchers attached.
+    WatcherTooMany,
 }
 
 impl ProtocolError {
@@ -124,6 +128,10 @@ impl ProtocolError {
     pub fn wire(self) -> &'static [u8] {
         match self {
             ProtocolError::UnknownCommand => b"ERROR\r\n",
+            ProtocolError::WatchPipelined => {
+                b"ERROR cannot pipeline other commands before watch\r\n"
+            }
+            ProtocolError::WatcherTooMany => b"WATCHER_TOO_MANY log watcher limit reached\r\n",
             ProtocolError::BadFormat => b"CLIENT_ERROR bad command line format\r\n",
             ProtocolError::BadDataChunk => b"CLIENT_ERROR bad data chunk\r\n",
             ProtocolError::InvalidExptime => b"CLIENT_ERROR invalid exptime argument\r\n",

@@ -348,6 +348,8 @@ pub enum Request<'a> {
     LruCrawl,
     /// `refresh_certs`: reload the TLS certificates.
     RefreshCerts,
+    /// `watch [kinds...]`: turn the connection into a log watcher.
+    Watch(crate::watch::Kinds),
     /// `mn`: answered with `MN`.
     MetaNoop,
     /// A binary request that is not a data request (STAT, FLUSH, SASL, ...), or a data

@@ -16,6 +16,7 @@ use crate::command::session::{Session, Step};
 use crate::command::{Context, Flow};
 use crate::protocol::ReplyBuffer;
 use crate::stats::{ConnCounters, ConnInfo};
+use crate::watch::CloseReason;
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -93,9 +94,17 @@ pub async fn serve<S: ClientStream>(
     // carry its room in their task.
     let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
     tracing::debug!("<{} new client connection from {}", info.id, info.peer);
+    let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
     loop {
         let window = buffers.grant_window();
         let flow = connection.process(shared, window);
+        // A watcher is attached before its OK leaves: it misses nothing that follows.
+        let watching = match flow {
+            Step::Done(Flow::Watch(kinds)) => {
+                crate::watch::Watching::attach(kinds, shared.settings.watcher_logbuf_size as usize)
+            }
+            _ => None,
+        };
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
         shared.stats.absorb(&mut connection.counters);
@@ -107,7 +116,19 @@ pub async fn serve<S: ClientStream>(
         if info.last_command.load(Ordering::Relaxed) != now {
             info.last_command.store(now, Ordering::Relaxed);
         }
+        if written.is_err() {
+            events.reason = CloseReason::Error;
+        }
         match (flow, written) {
+            (Step::Done(Flow::Watch(_)), Ok(())) => {
+                buffers.give_read_buffer(connection.read);
+                if let Some(watching) = watching {
+                    watching.serve(&mut socket, &mut stopped).await;
+                    // memcached reports a watcher's end as an error close.
+                    events.reason = CloseReason::Error;
+                }
+                return;
+            }
             (_, Err(_)) | (Step::Done(Flow::Close), _) => {
                 buffers.give_read_buffer(connection.read);
                 return;
@@ -154,12 +175,21 @@ pub async fn serve<S: ClientStream>(
         }
         let outcome = tokio::select! {
             result = read => result,
-            _ = &mut stopped => Ok(0),
+            _ = &mut stopped => {
+                events.reason = CloseReason::Shutdown;
+                Ok(0)
+            }
             // Silent for idle_timeout: close, as memcached does.
-            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => Ok(0),
+            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
+                events.reason = CloseReason::IdleTimeout;
+                Ok(0)
+            }
         };
         match outcome {
             Ok(0) | Err(_) => {
+                if outcome.is_err() {
+                    events.reason = CloseReason::Error;
+                }
                 buffers.give_read_buffer(connection.read);
                 return;
             }

@@ -207,16 +207,8 @@ const GENERAL_ZEROES_SLAB: [&str; 7] = [
     "slab_reassign_running",
 ];
 
-/// As above, reported after `malloc_fails`.
-const GENERAL_ZEROES_LOG: [&str; 7] = [
-    "log_worker_dropped",
-    "log_worker_written",
-    "log_watcher_skipped",
-    "log_watcher_sent",
-    "log_watchers",
-    "unexpected_napi_ids",
-    "round_robin_fallback",
-];
+/// As above, reported after the `log_*` counters.
+const GENERAL_ZEROES_LOG: [&str; 2] = ["unexpected_napi_ids", "round_robin_fallback"];
 
 /// As above, reported after `crawler_items_checked`.
 const GENERAL_ZEROES_LRU: [&str; 6] = [
@@ -332,6 +324,12 @@ impl Snapshot {
         stat("lru_crawler_starts", 0u64.into());
         stat("lru_maintainer_juggles", 0u64.into());
         stat("malloc_fails", 0u64.into());
+        let log = crate::watch::counters();
+        stat("log_worker_dropped", log.worker_dropped.into());
+        stat("log_worker_written", log.worker_written.into());
+        stat("log_watcher_skipped", log.watcher_skipped.into());
+        stat("log_watcher_sent", log.watcher_sent.into());
+        stat("log_watchers", log.watchers.into());
         for name in GENERAL_ZEROES_LOG {
             stat(name, 0u64.into());
         }
@@ -524,6 +522,10 @@ pub struct SettingsSnapshot<'a> {
     pub idle_timeout: u64,
     /// `-o read_buf_mem_limit`.
     pub read_buf_mem_limit: usize,
+    /// `-o watcher_logbuf_size`, in bytes.
+    pub watcher_logbuf_size: u32,
+    /// `-o worker_logbuf_size`, in bytes.
+    pub worker_logbuf_size: u32,
     /// The `-o ssl_*` options, with `-Z`.
     pub tls: Option<TlsFacts<'a>>,
     /// `-e` (`memory_file`).
@@ -618,8 +620,8 @@ impl SettingsSnapshot<'_> {
         stat("temp_lru", "no".into());
         stat("temporary_ttl", 61u64.into());
         stat("idle_timeout", self.idle_timeout.into());
-        stat("watcher_logbuf_size", 262_144u64.into());
-        stat("worker_logbuf_size", 65_536u64.into());
+        stat("watcher_logbuf_size", self.watcher_logbuf_size.into());
+        stat("worker_logbuf_size", self.worker_logbuf_size.into());
         stat("read_buf_mem_limit", self.read_buf_mem_limit.into());
         stat("track_sizes", "no".into());
         stat("inline_ascii_response", "no".into());

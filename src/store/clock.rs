@@ -63,6 +63,7 @@ impl Clock {
     /// Sets the relative time directly (tests drive expiry with this).
     pub fn set_relative(&self, seconds: u32) {
         self.current.store(seconds, Ordering::Relaxed);
+        crate::watch::set_server_time(seconds);
     }
 
     /// Moves the clock forward (tests).

@@ -319,6 +319,13 @@ impl Store {
         });
     }
 
+    /// What a lookup of `key` would find, without side effects (`watch fetchers`).
+    pub fn peek(&self, key: &[u8]) -> crate::watch::Fetched {
+        let (hash, shard) = self.locate(key);
+        let now = self.now();
+        self.lock(shard).peek(key, hash, now)
+    }
+
     /// Removes any item under `key` without counting a delete (failed `set`).
     pub fn discard(&self, key: &[u8]) {
         let (hash, shard) = self.locate(key);

@@ -237,6 +237,9 @@ impl Shard {
 
     pub(super) fn evict(&mut self, handle: Handle) {
         let class = self.memory.class_of(handle);
+        crate::watch::log(crate::watch::Kinds::EVICTIONS, || {
+            self.eviction_line(handle)
+        });
         self.memory.class_mut(class).evicted += 1;
         self.counters.evictions += 1;
         if self.memory.header(handle).state & FETCHED == 0 {

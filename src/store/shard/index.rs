@@ -44,6 +44,38 @@ impl Shard {
             .copied()
     }
 
+    /// What a lookup of `key` would find, without touching, removing or counting
+    /// anything: the `watch fetchers` log line of a request.
+    pub fn peek(&self, key: &[u8], hash: u64, now: Now) -> crate::watch::Fetched {
+        let Some(handle) = self.find(key, hash) else {
+            return crate::watch::Fetched::NotFound;
+        };
+        let header = self.memory.header(handle);
+        if header.is_expired(now.now) {
+            crate::watch::Fetched::Expired
+        } else if self.is_flushed(header, now) {
+            crate::watch::Fetched::NotFound
+        } else {
+            crate::watch::Fetched::Found {
+                class: self.memory.class_of(handle) + 1,
+                size: header.value_len as usize,
+            }
+        }
+    }
+
+    /// The `watch evictions` line of an item about to be evicted.
+    pub(super) fn eviction_line(&self, handle: Handle) -> crate::watch::Eviction<'_> {
+        let header = self.memory.header(handle);
+        crate::watch::Eviction {
+            key: self.memory.key(handle),
+            fetched: header.state & FETCHED != 0,
+            exptime: header.exptime,
+            accessed: header.atime,
+            class: self.memory.class_of(handle) + 1,
+            size: header.value_len as usize,
+        }
+    }
+
     pub(super) fn is_flushed(&self, header: &Header, now: Now) -> bool {
         now.oldest_live != 0
             && now.oldest_live <= now.now
