@@ -373,6 +373,7 @@ impl Snapshot {
     pub fn items(&self) -> StatLines {
         let mut lines = StatLines::new();
         for (id, class) in self.classes_with_items() {
+            let counted = &class.counters;
             let mut stat = |name: &str, value: u64| {
                 lines.push((format!("items:{id}:{name}").into(), value.into()));
             };
@@ -384,18 +385,18 @@ impl Snapshot {
             stat("age_warm", 0);
             stat("age", u64::from(class.age));
             stat("mem_requested", class.requested);
-            stat("evicted", class.evicted);
-            stat("evicted_nonzero", 0);
-            stat("evicted_time", 0);
-            stat("outofmemory", class.out_of_memory);
+            stat("evicted", counted.evicted);
+            stat("evicted_nonzero", counted.evicted_nonzero);
+            stat("evicted_time", counted.evicted_time);
+            stat("outofmemory", counted.out_of_memory);
             stat("tailrepairs", 0);
-            stat("reclaimed", class.reclaimed);
-            stat("expired_unfetched", class.expired_unfetched);
-            stat("evicted_unfetched", class.evicted_unfetched);
+            stat("reclaimed", counted.reclaimed);
+            stat("expired_unfetched", counted.expired_unfetched);
+            stat("evicted_unfetched", counted.evicted_unfetched);
             stat("evicted_active", 0);
-            stat("crawler_reclaimed", class.crawler_reclaimed);
+            stat("crawler_reclaimed", counted.crawler_reclaimed);
+            stat("crawler_items_checked", counted.crawler_items_checked);
             for name in [
-                "crawler_items_checked",
                 "lrutail_reflocked",
                 "moves_to_cold",
                 "moves_to_warm",
@@ -429,18 +430,15 @@ impl Snapshot {
             stat("used_chunks", class.items);
             stat("free_chunks", total_chunks - class.items);
             stat("free_chunks_end", 0);
-            for name in [
-                "get_hits",
-                "cmd_set",
-                "delete_hits",
-                "incr_hits",
-                "decr_hits",
-                "cas_hits",
-                "cas_badval",
-                "touch_hits",
-            ] {
-                stat(name, 0);
-            }
+            let counted = &class.counters;
+            stat("get_hits", counted.get_hits);
+            stat("cmd_set", counted.cmd_set);
+            stat("delete_hits", counted.delete_hits);
+            stat("incr_hits", counted.incr_hits);
+            stat("decr_hits", counted.decr_hits);
+            stat("cas_hits", counted.cas_hits);
+            stat("cas_badval", counted.cas_badval);
+            stat("touch_hits", counted.touch_hits);
         }
         lines.push(("active_slabs".into(), active.into()));
         lines.push(("total_malloced".into(), self.malloced.into()));

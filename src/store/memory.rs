@@ -191,6 +191,76 @@ struct LargeItem {
     value: Bytes,
 }
 
+/// What happened to the items of one class since the last `stats reset`: the per-class
+/// figures of `stats items` and `stats slabs`, counted where each event happens under
+/// the shard lock (no shared counter on the request path), summed over shards on read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClassCounters {
+    /// Reads that found a live item of this class.
+    pub get_hits: u64,
+    /// Storage commands whose new item falls in this class (stored or not).
+    pub cmd_set: u64,
+    /// Deletes that removed an item of this class.
+    pub delete_hits: u64,
+    /// incr on a numeric item of this class.
+    pub incr_hits: u64,
+    /// decr on a numeric item of this class.
+    pub decr_hits: u64,
+    /// cas that replaced an item of this class.
+    pub cas_hits: u64,
+    /// cas refused because an item of this class had changed.
+    pub cas_badval: u64,
+    /// touch/gat hits on an item of this class.
+    pub touch_hits: u64,
+    /// Items evicted.
+    pub evicted: u64,
+    /// Evicted items that had an expiry time.
+    pub evicted_nonzero: u64,
+    /// Seconds between the last evicted item's last access and its eviction.
+    pub evicted_time: u64,
+    /// Items evicted without ever being read.
+    pub evicted_unfetched: u64,
+    /// Times this class could not get memory.
+    pub out_of_memory: u64,
+    /// Expired items whose memory was reused.
+    pub reclaimed: u64,
+    /// Expired items removed by the background crawler.
+    pub crawler_reclaimed: u64,
+    /// Items the crawler looked at.
+    pub crawler_items_checked: u64,
+    /// Expired items that were never read.
+    pub expired_unfetched: u64,
+}
+
+impl ClassCounters {
+    /// Adds another shard's figures for the same class.
+    pub fn add(&mut self, other: &ClassCounters) {
+        macro_rules! sum {
+            ($($field:ident),*) => { $(self.$field += other.$field;)* };
+        }
+        sum!(
+            get_hits,
+            cmd_set,
+            delete_hits,
+            incr_hits,
+            decr_hits,
+            cas_hits,
+            cas_badval,
+            touch_hits,
+            evicted,
+            evicted_nonzero,
+            evicted_unfetched,
+            out_of_memory,
+            reclaimed,
+            crawler_reclaimed,
+            crawler_items_checked,
+            expired_unfetched
+        );
+        // A time, not a count: the most recent eviction's figure is as good as any.
+        self.evicted_time = self.evicted_time.max(other.evicted_time);
+    }
+}
+
 /// Per-class state: free chunks, the page being cut, the LRU list and counters.
 #[derive(Debug, Default)]
 pub struct ClassState {
@@ -208,18 +278,8 @@ pub struct ClassState {
     pub pages: u32,
     /// Bytes requested by the items of this class (`mem_requested`).
     pub requested: u64,
-    /// Items evicted from this class.
-    pub evicted: u64,
-    /// Items evicted without ever being read.
-    pub evicted_unfetched: u64,
-    /// Times this class could not get memory.
-    pub out_of_memory: u64,
-    /// Expired items whose memory was reused.
-    pub reclaimed: u64,
-    /// Expired items removed by the background crawler.
-    pub crawler_reclaimed: u64,
-    /// Expired items that were never read.
-    pub expired_unfetched: u64,
+    /// Events counted for this class (`stats reset` zeroes them).
+    pub counters: ClassCounters,
 }
 
 /// Where an item's value lives; a large value can be shared with the writer.
@@ -297,6 +357,13 @@ impl Memory {
     #[inline]
     pub fn class_mut(&mut self, class: usize) -> &mut ClassState {
         &mut self.classes[class]
+    }
+
+    /// Zeroes every class's counters (`stats reset`).
+    pub fn reset_class_counters(&mut self) {
+        for class in &mut self.classes {
+            class.counters = ClassCounters::default();
+        }
     }
 
     /// Number of classes, the large-item class included.

@@ -14,7 +14,7 @@ mod shard;
 pub mod snapshot;
 
 pub use clock::Clock;
-pub use memory::{PAGE_SIZE, SLAB_CHUNK_MAX, ValueRef};
+pub use memory::{ClassCounters, PAGE_SIZE, SLAB_CHUNK_MAX, ValueRef};
 pub use shard::{
     ArithOutcome, ClassStats, DumpedItem, ItemView, LiveItem, MetaArith, MetaArithOutcome,
     MetaDeleteOutcome, MetaGet, MetaView, Now, ShardCounters, StoreMode, StoreOutcome,

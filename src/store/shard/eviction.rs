@@ -89,7 +89,7 @@ impl Shard {
 
     /// Counts a final allocation failure of `class` (`outofmemory` in `stats slabs`).
     pub fn count_out_of_memory(&mut self, class: usize) {
-        self.memory.class_mut(class).out_of_memory += 1;
+        self.memory.class_mut(class).counters.out_of_memory += 1;
     }
 
     /// True when part of the shared budget is held by other shards.
@@ -111,6 +111,7 @@ impl Shard {
 
     /// A free chunk of `class`, making room by expiry, page growth or eviction.
     pub(super) fn chunk_for(&mut self, class: usize, now: Now) -> Result<Handle, OutOfMemory> {
+        self.now_seen = now.now;
         self.repay_budget();
         loop {
             if let Some(handle) = self.memory.take_chunk(class) {
@@ -150,6 +151,7 @@ impl Shard {
         footprint: usize,
         now: Now,
     ) -> Result<(), OutOfMemory> {
+        self.now_seen = now.now;
         let large = self.memory.large_class();
         if self.memory.drop_free_page() || self.reclaim_dead_tail(large, now) {
             return Ok(());
@@ -236,11 +238,16 @@ impl Shard {
     }
 
     pub(super) fn evict(&mut self, handle: Handle) {
-        let class = self.memory.class_of(handle);
-        self.memory.class_mut(class).evicted += 1;
+        let now = self.now_seen;
+        let header = *self.memory.header(handle);
+        let unfetched = header.state & FETCHED == 0;
+        let class = self.class_counters(handle);
+        class.evicted += 1;
+        class.evicted_nonzero += u64::from(header.exptime != 0);
+        class.evicted_time = u64::from(now.saturating_sub(header.atime));
+        class.evicted_unfetched += u64::from(unfetched);
         self.counters.evictions += 1;
-        if self.memory.header(handle).state & FETCHED == 0 {
-            self.memory.class_mut(class).evicted_unfetched += 1;
+        if unfetched {
             self.counters.evicted_unfetched += 1;
         }
         let hash = self.hash_of(handle);

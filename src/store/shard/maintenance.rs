@@ -20,6 +20,7 @@ impl Shard {
     /// Removes up to a page-worth of expired and flushed items; the background crawler
     /// calls this so dead items free their memory even if nobody asks for them.
     pub fn crawl(&mut self, now: Now, pages: usize) {
+        self.now_seen = now.now;
         if self.expiring == 0 && !self.sweep_requested {
             return;
         }
@@ -30,13 +31,15 @@ impl Shard {
         self.crawl_cursor = cursor;
         for handle in handles {
             self.counters.crawler_items_checked += 1;
+            self.class_counters(handle).crawler_items_checked += 1;
             let header = *self.memory.header(handle);
             if header.is_expired(now.now) || self.is_flushed(&header, now) {
-                let class = self.memory.class_of(handle);
-                self.memory.class_mut(class).crawler_reclaimed += 1;
+                let unfetched = header.state & FETCHED == 0;
+                let class = self.class_counters(handle);
+                class.crawler_reclaimed += 1;
+                class.expired_unfetched += u64::from(unfetched);
                 self.counters.crawler_reclaimed += 1;
-                if header.state & FETCHED == 0 {
-                    self.memory.class_mut(class).expired_unfetched += 1;
+                if unfetched {
                     self.counters.expired_unfetched += 1;
                 }
                 let hash = self.hash_of(handle);

@@ -20,7 +20,7 @@ use index::Lookup;
 pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView};
 
 use super::item::Handle;
-use super::memory::{Budget, Memory, SizeClasses, ValueRef};
+use super::memory::{Budget, ClassCounters, Memory, SizeClasses, ValueRef};
 use hashbrown::HashTable;
 use std::hash::RandomState;
 use std::sync::Arc;
@@ -219,6 +219,9 @@ pub struct Shard {
     expiring: u64,
     /// A flush_all happened: the crawler sweeps the whole shard once.
     sweep_requested: bool,
+    /// Server time of the latest allocation or crawl: dates evictions (`evicted_time`)
+    /// that happen where no request's time is at hand (memory given back to the budget).
+    now_seen: u32,
     /// Set by the last allocation when it failed although other shards hold memory.
     room_wanted: Option<RoomWanted>,
     /// Counters reported by `stats`.
@@ -249,6 +252,7 @@ impl Shard {
             index_charge: 0,
             expiring: 0,
             sweep_requested: false,
+            now_seen: 0,
             room_wanted: None,
             counters: ShardCounters::default(),
         }
@@ -278,6 +282,14 @@ impl Shard {
     /// Zeroes what `stats reset` zeroes.
     pub fn reset_counters(&mut self) {
         self.counters.reset();
+        self.memory.reset_class_counters();
+    }
+
+    /// The per-class counters of the class holding `handle`.
+    #[inline]
+    pub(super) fn class_counters(&mut self, handle: Handle) -> &mut ClassCounters {
+        let class = self.memory.class_of(handle);
+        &mut self.memory.class_mut(class).counters
     }
 
     /// Bytes this shard holds in pages and large items.
