@@ -505,6 +505,14 @@ pub struct SettingsSnapshot<'a> {
     pub tls: Option<TlsFacts<'a>>,
     /// `-e` (`memory_file`).
     pub memory_file: Option<&'a str>,
+    /// `slabs automove` now (`slab_automove`).
+    pub slab_automove: u32,
+    /// The background crawler runs now (`lru_crawler yes|no`).
+    pub lru_crawler: bool,
+    /// `lru_crawler sleep` now, in microseconds.
+    pub lru_crawler_sleep: u32,
+    /// `lru_crawler tocrawl` now.
+    pub lru_crawler_tocrawl: u32,
 }
 
 /// The TLS options `stats settings` reports.
@@ -575,13 +583,19 @@ impl SettingsSnapshot<'_> {
         stat("maxconns_fast", "yes".into());
         stat("hashpower_init", 0u64.into());
         stat("slab_reassign", "yes".into());
-        stat("slab_automove", 1u64.into());
+        stat("slab_automove", u64::from(self.slab_automove).into());
         stat("slab_automove_ratio", "0.80".into());
         stat("slab_automove_window", 30u64.into());
         stat("slab_chunk_max", SLAB_CHUNK_MAX.into());
-        stat("lru_crawler", "yes".into());
-        stat("lru_crawler_sleep", 100u64.into());
-        stat("lru_crawler_tocrawl", 0u64.into());
+        stat("lru_crawler", yes_no(self.lru_crawler));
+        stat(
+            "lru_crawler_sleep",
+            u64::from(self.lru_crawler_sleep).into(),
+        );
+        stat(
+            "lru_crawler_tocrawl",
+            u64::from(self.lru_crawler_tocrawl).into(),
+        );
         stat("tail_repair_time", 0u64.into());
         stat("flush_enabled", yes_no(self.flush_enabled));
         stat("dump_enabled", "yes".into());

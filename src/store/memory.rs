@@ -12,7 +12,7 @@ use super::item::{FETCHED, HEADER_SIZE, Handle, Header, NIL};
 use bytes::Bytes;
 use slab::Slab;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// The memory limit shared by all shards. Only page and large-item allocations touch it,
 /// not every request.
@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Budget {
     used: AtomicUsize,
     limit: AtomicUsize,
+    /// `slabs automove` level: 0 keeps each class's pages where they are.
+    automove: AtomicU32,
 }
 
 impl Budget {
@@ -28,7 +30,19 @@ impl Budget {
         Budget {
             used: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
+            automove: AtomicU32::new(1),
         }
+    }
+
+    /// `slabs automove` (0, 1 or 2): with 0, a class that needs memory evicts its own
+    /// items instead of taking a page from a class that holds older data.
+    pub fn automove(&self) -> u32 {
+        self.automove.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `slabs automove` level.
+    pub fn set_automove(&self, level: u32) {
+        self.automove.store(level, Ordering::Relaxed);
     }
 
     /// Takes `bytes` if they fit under the limit.
@@ -707,6 +721,19 @@ impl Memory {
         state.pages -= 1;
         self.pages[page as usize].class = NO_CLASS;
         self.free_pages.push(page);
+    }
+
+    /// The first page `class` owns (the one `slabs reassign` takes, as memcached's).
+    pub fn first_page_of(&self, class: usize) -> Option<u32> {
+        self.pages
+            .iter()
+            .position(|page| page.class == class && page.memory.is_some())
+            .map(|index| index as u32)
+    }
+
+    /// Pages held but owned by no class: the next class to grow takes one.
+    pub fn spare_pages(&self) -> usize {
+        self.free_pages.len()
     }
 
     /// A page of another class with no live item, if any (left behind by deletes).

@@ -92,9 +92,10 @@ impl ClassStats {
 }
 
 impl Shard {
-    /// Visits every live item (`lru_crawler metadump`), oldest first within each class.
-    pub fn for_each_live(&self, now: Now, mut visit: impl FnMut(LiveItem<'_>)) {
-        for class in 0..self.memory.class_count() {
+    /// Visits every live item of the classes in `classes` (bit n: the class of 0-based
+    /// index n) (`lru_crawler metadump`), oldest first within each class.
+    pub fn for_each_live(&self, now: Now, classes: u64, mut visit: impl FnMut(LiveItem<'_>)) {
+        for class in (0..self.memory.class_count()).filter(|class| classes >> class & 1 == 1) {
             let mut handle = self.memory.class(class).tail;
             while handle != NIL {
                 let header = self.memory.header(handle);

@@ -138,8 +138,12 @@ impl Shard {
                 Some(victim) if victim == self.memory.large_class() => {
                     self.evict_tail(victim);
                 }
-                Some(victim) => self.move_page_from(victim),
-                None => return Err(self.no_room(class, PAGE_SIZE)),
+                Some(victim) if self.memory.budget().automove() != 0 => self.move_page_from(victim),
+                // `slabs automove 0`: pages stay with their classes.
+                Some(_) if self.memory.class(class).tail != NIL => {
+                    self.evict_tail(class);
+                }
+                Some(_) | None => return Err(self.no_room(class, PAGE_SIZE)),
             }
         }
     }
@@ -265,5 +269,40 @@ impl Shard {
         }
         self.memory.detach_page(page);
         self.counters.slabs_moved += 1;
+    }
+
+    /// Pages of `class` (0-based) this shard owns.
+    pub fn class_pages(&self, class: usize) -> u32 {
+        self.memory.class(class).pages
+    }
+
+    /// Emptied pages this shard keeps for any class (memcached's global page pool).
+    pub fn spare_pages(&self) -> usize {
+        self.memory.spare_pages()
+    }
+
+    /// `slabs reassign`: empties a page of `source` (evicting what lives in it) and
+    /// gives it to `destination`. `None` as source takes a spare page instead; `None`
+    /// as destination leaves the page spare, for whichever class next needs one. False
+    /// if this shard has no such page.
+    pub fn reassign_page(&mut self, source: Option<usize>, destination: Option<usize>) -> bool {
+        match source {
+            Some(class) => {
+                let Some(page) = self.memory.first_page_of(class) else {
+                    return false;
+                };
+                for handle in self.memory.live_in_page(page) {
+                    self.evict(handle);
+                }
+                self.memory.detach_page(page);
+            }
+            None if self.memory.spare_pages() == 0 => return false,
+            None => {}
+        }
+        self.counters.slabs_moved += 1;
+        if let Some(class) = destination {
+            self.memory.grow_class(class);
+        }
+        true
     }
 }

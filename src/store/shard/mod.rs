@@ -17,6 +17,7 @@ mod operations;
 
 pub use dump::{ClassStats, DumpedItem, ItemCursor, LiveItem};
 use index::Lookup;
+pub use maintenance::ALL_CLASSES;
 pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView};
 
 use super::item::Handle;
@@ -217,8 +218,9 @@ pub struct Shard {
     index_charge: usize,
     /// Live items that have an expiry time: the crawler has work only while some do.
     expiring: u64,
-    /// A flush_all happened: the crawler sweeps the whole shard once.
-    sweep_requested: bool,
+    /// Classes the crawler sweeps once (bit n: the class of 0-based index n), after a
+    /// flush_all or an operator's `lru_crawler crawl`.
+    sweep_classes: u64,
     /// Server time of the latest allocation or crawl: dates evictions (`evicted_time`)
     /// that happen where no request's time is at hand (memory given back to the budget).
     now_seen: u32,
@@ -251,7 +253,7 @@ impl Shard {
             crawl_cursor: 0,
             index_charge: 0,
             expiring: 0,
-            sweep_requested: false,
+            sweep_classes: 0,
             now_seen: 0,
             room_wanted: None,
             counters: ShardCounters::default(),
@@ -268,7 +270,7 @@ impl Shard {
         self.index_charge = 0;
         self.crawl_cursor = 0;
         self.expiring = 0;
-        self.sweep_requested = false;
+        self.sweep_classes = 0;
         self.room_wanted = None;
         self.counters.curr_items = 0;
         self.counters.bytes = 0;

@@ -169,7 +169,7 @@ fn expired_items_are_invisible_at_once_and_reclaimed() {
     );
     // Never touched again: the crawler frees it.
     f.set(b"untouched", b"v", 20, at(10));
-    f.shard.crawl(at(30), usize::MAX);
+    f.shard.crawl(at(30), usize::MAX, true);
     assert_eq!(f.shard.counters.curr_items, 1);
     assert_eq!(f.shard.counters.crawler_reclaimed, 1);
     assert!(f.get(b"long", at(30)).is_some());
