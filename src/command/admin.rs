@@ -106,14 +106,14 @@ pub fn lru_crawler(ctx: &mut Context<'_>, out: &mut ReplyBuffer, command: Crawle
         CrawlerCommand::Crawl(_) | CrawlerCommand::Metadump(_) if !tuning.crawler_enabled() => {
             out.error(ProtocolError::CrawlerDisabled)
         }
+        CrawlerCommand::Crawl(ClassList::Hash) => out.error(ProtocolError::CrawlerHashCrawl),
         CrawlerCommand::Crawl(classes) => match class_set(classes) {
-            Ok(classes) => {
-                ctx.store.sweep_classes(classes);
-                out.reply(Reply::Ok);
-            }
+            Ok(classes) if ctx.store.crawl_classes(classes) => out.reply(Reply::Ok),
+            Ok(_) => out.reply(Reply::CrawlerBusy),
             Err(refusal) => out.reply(refusal),
         },
         CrawlerCommand::Metadump(classes) => match class_set(classes) {
+            Ok(_) if ctx.store.crawling() => out.reply(Reply::CrawlerBusy),
             Ok(classes) => metadump(ctx, out, classes),
             Err(refusal) => out.reply(refusal),
         },
@@ -124,7 +124,7 @@ pub fn lru_crawler(ctx: &mut Context<'_>, out: &mut ReplyBuffer, command: Crawle
 /// The store's class set for a crawler class list, or memcached's refusal.
 fn class_set(classes: ClassList) -> Result<ClassSet, Reply> {
     match classes {
-        ClassList::All => Ok(ClassSet::ALL),
+        ClassList::All | ClassList::Hash => Ok(ClassSet::ALL),
         ClassList::Ids(0) => Err(Reply::CrawlerNotStarted),
         ClassList::Ids(ids) => Ok(ClassSet::from_ids(ids)),
         ClassList::Invalid => Err(Reply::CrawlerBadClass),

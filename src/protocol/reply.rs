@@ -38,6 +38,8 @@ pub enum Reply {
     CrawlerBadClass,
     /// lru_crawler crawl/metadump: the list named no class.
     CrawlerNotStarted,
+    /// lru_crawler crawl/metadump while a crawl runs.
+    CrawlerBusy,
 }
 
 impl Reply {
@@ -59,6 +61,7 @@ impl Reply {
             Reply::ReassignSame => b"SAME src and dst class are identical\r\n",
             Reply::CrawlerBadClass => b"BADCLASS invalid class id\r\n",
             Reply::CrawlerNotStarted => b"NOTSTARTED no items to crawl\r\n",
+            Reply::CrawlerBusy => b"BUSY currently processing crawler request\r\n",
         }
     }
 }
@@ -138,6 +141,8 @@ pub enum ProtocolError {
     CrawlerSleepTooLong,
     /// lru_crawler enable while it runs.
     CrawlerAlreadyRunning,
+    /// lru_crawler crawl hash (memcached's crawler fails to start on it).
+    CrawlerHashCrawl,
 }
 
 impl ProtocolError {
@@ -192,6 +197,7 @@ impl ProtocolError {
                 b"CLIENT_ERROR sleep must be one second or less\r\n"
             }
             ProtocolError::CrawlerAlreadyRunning => b"ERROR failed to start lru crawler thread\r\n",
+            ProtocolError::CrawlerHashCrawl => b"ERROR an unknown error happened\r\n",
         }
     }
 }

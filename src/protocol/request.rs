@@ -211,8 +211,10 @@ pub enum ShutdownMode {
 /// The classes an `lru_crawler crawl|metadump` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClassList {
-    /// `all` (and metadump's `hash`).
+    /// `all`.
     All,
+    /// `hash`: metadump walks the hash table; memcached's crawl refuses it.
+    Hash,
     /// Comma-separated 1-based ids (bit n set for id n); empty when the list named none.
     Ids(u64),
     /// An id that is not a number from 1 to 63 (`BADCLASS`).

@@ -191,7 +191,8 @@ pub struct Snapshot {
     pub malloced: usize,
 }
 
-/// Stats memcached reports that ferrocached has no mechanism for: always 0.
+/// Stats memcached reports that ferrocached has no mechanism for: always 0, except
+/// `slab_reassign_evictions_nomem` (items dropped by `slabs reassign`).
 const GENERAL_ZEROES_SLAB: [&str; 7] = [
     "slab_reassign_rescues",
     "slab_reassign_chunk_rescues",
@@ -316,7 +317,11 @@ impl Snapshot {
         stat("hash_bytes", self.hash_bytes.into());
         stat("hash_is_expanding", 0u64.into());
         for name in GENERAL_ZEROES_SLAB {
-            stat(name, 0u64.into());
+            let value = match name {
+                "slab_reassign_evictions_nomem" => items.slab_reassign_evictions_nomem,
+                _ => 0,
+            };
+            stat(name, value.into());
         }
         stat("slabs_moved", items.slabs_moved.into());
         stat("lru_crawler_running", 0u64.into());

@@ -549,11 +549,20 @@ impl Store {
     }
 
     /// Requests a crawler sweep of `classes` in every shard (`lru_crawler crawl
-    /// <ids|all>`).
-    pub fn sweep_classes(&self, classes: ClassSet) {
-        for shard in 0..self.shards.len() {
-            self.lock(shard).request_sweep(classes.0);
+    /// <ids|all>`); false, requesting nothing, while the last one is still running.
+    pub fn crawl_classes(&self, classes: ClassSet) -> bool {
+        if self.crawling() {
+            return false;
         }
+        for shard in 0..self.shards.len() {
+            self.lock(shard).request_crawl(classes.0);
+        }
+        true
+    }
+
+    /// True while an `lru_crawler crawl` has not gone round every shard.
+    pub fn crawling(&self) -> bool {
+        (0..self.shards.len()).any(|shard| self.lock(shard).crawling())
     }
 
     /// Sum of all shards' counters.
@@ -651,6 +660,37 @@ mod tests {
             ..StoreConfig::default()
         };
         Store::new(&config, Arc::new(Clock::new()))
+    }
+
+    #[test]
+    fn a_crawl_is_busy_until_it_has_gone_round() {
+        let store = store_of(16, true);
+        assert!(store.crawl_classes(ClassSet::from_ids(0b10)));
+        assert!(store.crawling());
+        assert!(!store.crawl_classes(ClassSet::ALL), "BUSY while it runs");
+        store.crawl(usize::MAX);
+        assert!(!store.crawling());
+        assert!(store.crawl_classes(ClassSet::ALL));
+    }
+
+    #[test]
+    fn a_reassigned_page_changes_class() {
+        let store = store_of(16, true);
+        for index in 0..20_000 {
+            store.store(StoreMode::Set, format!("k{index}").as_bytes(), 0, 0, b"x");
+        }
+        let pages = |class: usize| store.class_stats()[class].pages;
+        let before = pages(0);
+        assert!(before >= 2);
+        assert_eq!(store.reassign_page(1, 1), Reassign::Same);
+        assert_eq!(store.reassign_page(1, 99), Reassign::BadClass);
+        assert_eq!(store.reassign_page(3, 4), Reassign::NoSpare);
+        assert_eq!(store.reassign_page(-1, 4), Reassign::Moved);
+        assert_eq!((pages(0), pages(3)), (before - 1, 1));
+        assert_eq!(store.reassign_page(4, 0), Reassign::NoSpare);
+        assert_eq!(store.reassign_page(1, 0), Reassign::Moved);
+        assert_eq!(pages(0), before - 2);
+        assert_eq!(store.counters().slabs_moved, 2);
     }
 
     #[test]

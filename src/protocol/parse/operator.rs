@@ -48,8 +48,8 @@ pub(super) fn lru_crawler<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a>
     let command = match (tokens.count, tokens.get(1.min(tokens.count - 1))) {
         (2, b"enable") => CrawlerCommand::Enable,
         (2, b"disable") => CrawlerCommand::Disable,
-        (3, b"crawl") => CrawlerCommand::Crawl(class_list(tokens.get(2), false)),
-        (3, b"metadump") => CrawlerCommand::Metadump(class_list(tokens.get(2), true)),
+        (3, b"crawl") => CrawlerCommand::Crawl(class_list(tokens.get(2))),
+        (3, b"metadump") => CrawlerCommand::Metadump(class_list(tokens.get(2))),
         (3, b"tocrawl") => match strtoul32(tokens.get(2)) {
             Some(items) => CrawlerCommand::Tocrawl(items),
             None => return invalid(ProtocolError::BadFormat, false, consumed),
@@ -66,11 +66,13 @@ pub(super) fn lru_crawler<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a>
     request(Request::LruCrawler(command), consumed)
 }
 
-/// `all`, metadump's `hash`, or comma-separated ids from 1 to 63 (empty items skipped,
-/// as memcached's `strtok`).
-fn class_list(text: &[u8], metadump: bool) -> ClassList {
-    if text == b"all" || metadump && text == b"hash" {
-        return ClassList::All;
+/// `all`, `hash`, or comma-separated ids from 1 to 63 (empty items skipped, as
+/// memcached's `strtok`).
+fn class_list(text: &[u8]) -> ClassList {
+    match text {
+        b"all" => return ClassList::All,
+        b"hash" => return ClassList::Hash,
+        _ => {}
     }
     let mut ids = 0u64;
     for id in text.split(|&byte| byte == b',').filter(|id| !id.is_empty()) {
@@ -88,14 +90,14 @@ mod tests {
 
     #[test]
     fn class_lists_follow_memcached() {
-        assert_eq!(class_list(b"all", false), ClassList::All);
-        assert_eq!(class_list(b"hash", true), ClassList::All);
-        assert_eq!(class_list(b"hash", false), ClassList::Invalid);
-        assert_eq!(class_list(b"1,,3", false), ClassList::Ids(0b1010));
-        assert_eq!(class_list(b",", false), ClassList::Ids(0));
-        assert_eq!(class_list(b"63", false), ClassList::Ids(1 << 63));
-        assert_eq!(class_list(b"0", false), ClassList::Invalid);
-        assert_eq!(class_list(b"64", false), ClassList::Invalid);
-        assert_eq!(class_list(b"1,x", false), ClassList::Invalid);
+        assert_eq!(class_list(b"all"), ClassList::All);
+        assert_eq!(class_list(b"hash"), ClassList::Hash);
+        assert_eq!(class_list(b"hashx"), ClassList::Invalid);
+        assert_eq!(class_list(b"1,,3"), ClassList::Ids(0b1010));
+        assert_eq!(class_list(b","), ClassList::Ids(0));
+        assert_eq!(class_list(b"63"), ClassList::Ids(1 << 63));
+        assert_eq!(class_list(b"0"), ClassList::Invalid);
+        assert_eq!(class_list(b"64"), ClassList::Invalid);
+        assert_eq!(class_list(b"1,x"), ClassList::Invalid);
     }
 }

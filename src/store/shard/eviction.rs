@@ -281,7 +281,7 @@ impl Shard {
         self.memory.spare_pages()
     }
 
-    /// `slabs reassign`: empties a page of `source` (evicting what lives in it) and
+    /// `slabs reassign`: empties a page of `source` (dropping what lives in it) and
     /// gives it to `destination`. `None` as source takes a spare page instead; `None`
     /// as destination leaves the page spare, for whichever class next needs one. False
     /// if this shard has no such page.
@@ -291,8 +291,11 @@ impl Shard {
                 let Some(page) = self.memory.first_page_of(class) else {
                     return false;
                 };
+                // memcached counts these apart from evictions.
                 for handle in self.memory.live_in_page(page) {
-                    self.evict(handle);
+                    self.counters.slab_reassign_evictions_nomem += 1;
+                    let hash = self.hash_of(handle);
+                    self.unlink(handle, hash);
                 }
                 self.memory.detach_page(page);
             }

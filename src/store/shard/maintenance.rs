@@ -24,6 +24,18 @@ impl Shard {
         self.crawl_cursor = 0;
     }
 
+    /// An operator's `lru_crawler crawl`: a sweep of `classes` that [`Shard::crawling`]
+    /// reports until it has gone round the shard.
+    pub fn request_crawl(&mut self, classes: u64) {
+        self.request_sweep(classes);
+        self.operator_crawl = true;
+    }
+
+    /// True while an operator's crawl has not finished its round.
+    pub fn crawling(&self) -> bool {
+        self.operator_crawl
+    }
+
     /// Removes up to a page-worth of expired and flushed items; the background crawler
     /// calls this so dead items free their memory even if nobody asks for them. With
     /// `background` off (`lru_crawler disable`), only requested sweeps run.
@@ -37,6 +49,7 @@ impl Shard {
         let (handles, cursor) = self.memory.live_handles_from(self.crawl_cursor, pages);
         if cursor == 0 {
             self.sweep_classes = 0;
+            self.operator_crawl = false;
         }
         self.crawl_cursor = cursor;
         for handle in handles {

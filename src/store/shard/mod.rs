@@ -152,6 +152,7 @@ pub struct ShardCounters {
     pub crawler_items_checked: u64,
     pub store_no_memory: u64,
     pub slabs_moved: u64,
+    pub slab_reassign_evictions_nomem: u64,
 }
 
 impl ShardCounters {
@@ -186,7 +187,8 @@ impl ShardCounters {
             crawler_reclaimed,
             crawler_items_checked,
             store_no_memory,
-            slabs_moved
+            slabs_moved,
+            slab_reassign_evictions_nomem
         );
     }
 
@@ -221,6 +223,8 @@ pub struct Shard {
     /// Classes the crawler sweeps once (bit n: the class of 0-based index n), after a
     /// flush_all or an operator's `lru_crawler crawl`.
     sweep_classes: u64,
+    /// The pending sweep includes an operator's `lru_crawler crawl`.
+    operator_crawl: bool,
     /// Server time of the latest allocation or crawl: dates evictions (`evicted_time`)
     /// that happen where no request's time is at hand (memory given back to the budget).
     now_seen: u32,
@@ -254,6 +258,7 @@ impl Shard {
             index_charge: 0,
             expiring: 0,
             sweep_classes: 0,
+            operator_crawl: false,
             now_seen: 0,
             room_wanted: None,
             counters: ShardCounters::default(),
@@ -271,6 +276,7 @@ impl Shard {
         self.crawl_cursor = 0;
         self.expiring = 0;
         self.sweep_classes = 0;
+        self.operator_crawl = false;
         self.room_wanted = None;
         self.counters.curr_items = 0;
         self.counters.bytes = 0;
