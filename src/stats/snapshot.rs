@@ -192,7 +192,8 @@ pub struct Snapshot {
 }
 
 /// Stats memcached reports that ferrocached has no mechanism for: always 0, except
-/// `slab_reassign_evictions_nomem` (items dropped by `slabs reassign`).
+/// `slab_reassign_rescues` and `slab_reassign_evictions_nomem` (items `slabs reassign`
+/// moved or dropped).
 const GENERAL_ZEROES_SLAB: [&str; 7] = [
     "slab_reassign_rescues",
     "slab_reassign_chunk_rescues",
@@ -319,6 +320,7 @@ impl Snapshot {
         for name in GENERAL_ZEROES_SLAB {
             let value = match name {
                 "slab_reassign_evictions_nomem" => items.slab_reassign_evictions_nomem,
+                "slab_reassign_rescues" => items.slab_reassign_rescues,
                 _ => 0,
             };
             stat(name, value.into());

@@ -723,6 +723,48 @@ impl Memory {
         self.free_pages.push(page);
     }
 
+    /// Stops handing out chunks of `page` (its free chunks and uncut rest), so items
+    /// can be moved out of it into other pages of its class.
+    pub fn stop_cutting(&mut self, page: u32) {
+        let class = self.pages[page as usize].class;
+        let state = &mut self.classes[class];
+        state.free.retain(|&handle| handle >> CHUNK_BITS != page);
+        if matches!(state.carving, Some((carving, _)) if carving == page) {
+            state.carving = None;
+        }
+    }
+
+    /// Moves a live item of a paged class into the free chunk `to` of the same class
+    /// (`slabs reassign` rescuing it from the page it empties): the bytes, its LRU
+    /// position and the pages' counts. The caller repoints the index.
+    pub fn relocate(&mut self, from: Handle, to: Handle) {
+        let chunk_size = self.classes[self.class_of(from)].chunk_size;
+        debug_assert_eq!(self.class_of(from), self.class_of(to));
+        let source = self.chunk_ptr(from);
+        let target = self.chunk_ptr_mut(to);
+        // SAFETY: both are whole chunks of the same size in different pages (the page of
+        // `from` no longer hands out chunks), so they never overlap.
+        unsafe { std::ptr::copy_nonoverlapping(source, target, chunk_size) };
+        self.pages[(from >> CHUNK_BITS) as usize].used -= 1;
+        self.pages[(to >> CHUNK_BITS) as usize].used += 1;
+        self.header_mut(from).state = 0;
+        let class = self.class_of(to);
+        let (prev, next) = {
+            let header = self.header(to);
+            (header.prev, header.next)
+        };
+        if prev != NIL {
+            self.header_mut(prev).next = to;
+        } else {
+            self.classes[class].head = to;
+        }
+        if next != NIL {
+            self.header_mut(next).prev = to;
+        } else {
+            self.classes[class].tail = to;
+        }
+    }
+
     /// The first page `class` owns (the one `slabs reassign` takes, as memcached's).
     pub fn first_page_of(&self, class: usize) -> Option<u32> {
         self.pages

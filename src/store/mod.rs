@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn a_reassigned_page_changes_class() {
         let store = store_of(16, true);
-        for index in 0..20_000 {
+        for index in 0..50_000 {
             store.store(StoreMode::Set, format!("k{index}").as_bytes(), 0, 0, b"x");
         }
         let pages = |class: usize| store.class_stats()[class].pages;
@@ -687,6 +687,29 @@ mod tests {
         assert_eq!(store.reassign_page(3, 4), Reassign::NoSpare);
         assert_eq!(store.reassign_page(-1, 4), Reassign::Moved);
         assert_eq!((pages(0), pages(3)), (before - 1, 1));
+        let counters = store.counters();
+        assert!(
+            counters.slab_reassign_rescues > 0,
+            "items moved to free chunks"
+        );
+        assert_eq!(
+            counters.curr_items,
+            50_000 - counters.slab_reassign_evictions_nomem
+        );
+        let readable = (0..50_000)
+            .filter(|index| {
+                let key = format!("k{index}");
+                let mut same = false;
+                store.fetch(key.as_bytes(), None, |item| {
+                    same = item.key == key.as_bytes() && item.value.as_slice() == b"x"
+                });
+                same
+            })
+            .count();
+        assert_eq!(
+            readable as u64, counters.curr_items,
+            "moved items stay readable"
+        );
         assert_eq!(store.reassign_page(4, 0), Reassign::NoSpare);
         assert_eq!(store.reassign_page(1, 0), Reassign::Moved);
         assert_eq!(pages(0), before - 2);

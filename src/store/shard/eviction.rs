@@ -281,7 +281,8 @@ impl Shard {
         self.memory.spare_pages()
     }
 
-    /// `slabs reassign`: empties a page of `source` (dropping what lives in it) and
+    /// `slabs reassign`: empties a page of `source` (moving what lives in it to free
+    /// chunks of the class, dropping what does not fit) and
     /// gives it to `destination`. `None` as source takes a spare page instead; `None`
     /// as destination leaves the page spare, for whichever class next needs one. False
     /// if this shard has no such page.
@@ -291,10 +292,28 @@ impl Shard {
                 let Some(page) = self.memory.first_page_of(class) else {
                     return false;
                 };
-                // memcached counts these apart from evictions.
-                for handle in self.memory.live_in_page(page) {
-                    self.counters.slab_reassign_evictions_nomem += 1;
+                let mut live = self.memory.live_in_page(page).into_iter();
+                self.memory.stop_cutting(page);
+                // As memcached: items move to free chunks of their class while there
+                // are any; the rest are dropped (counted apart from evictions), after
+                // the moves, since a dropped item's chunk is free in this very page.
+                for handle in live.by_ref() {
+                    let Some(spare) = self.memory.take_chunk(class) else {
+                        let hash = self.hash_of(handle);
+                        self.counters.slab_reassign_evictions_nomem += 1;
+                        self.unlink(handle, hash);
+                        break;
+                    };
                     let hash = self.hash_of(handle);
+                    self.memory.relocate(handle, spare);
+                    if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
+                        *entry = spare;
+                    }
+                    self.counters.slab_reassign_rescues += 1;
+                }
+                for handle in live {
+                    let hash = self.hash_of(handle);
+                    self.counters.slab_reassign_evictions_nomem += 1;
                     self.unlink(handle, hash);
                 }
                 self.memory.detach_page(page);

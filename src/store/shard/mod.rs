@@ -153,6 +153,7 @@ pub struct ShardCounters {
     pub store_no_memory: u64,
     pub slabs_moved: u64,
     pub slab_reassign_evictions_nomem: u64,
+    pub slab_reassign_rescues: u64,
 }
 
 impl ShardCounters {
@@ -188,7 +189,8 @@ impl ShardCounters {
             crawler_items_checked,
             store_no_memory,
             slabs_moved,
-            slab_reassign_evictions_nomem
+            slab_reassign_evictions_nomem,
+            slab_reassign_rescues
         );
     }
 
