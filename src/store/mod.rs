@@ -187,8 +187,8 @@ impl Store {
     /// `slabs reassign <source> <destination>` with memcached's rules: ids are 1-based
     /// slab classes, 0 the pool of spare pages, a source of -1 any class with a page to
     /// spare. The page comes from the shard holding most pages of the source; its
-    /// items are evicted. The move is done when this returns, so memcached's `BUSY`
-    /// never arises.
+    /// items move to free chunks of their class, or are dropped when none is left. The
+    /// move is done when this returns, so memcached's `BUSY` never arises.
     pub fn reassign_page(&self, source: i32, destination: i32) -> Reassign {
         if source == destination {
             return Reassign::Same;

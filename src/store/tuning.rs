@@ -1,7 +1,7 @@
-//! Knobs of the crawler and the page mover that operators change at run time
-//! (`lru_crawler enable|disable|sleep|tocrawl`) and `stats settings`
-//! reports. Read only by the crawler task, admin commands and allocations that found no
-//! free chunk, never on a request's ordinary path.
+//! Knobs of the crawler that operators change at run time (`lru_crawler
+//! enable|disable|sleep|tocrawl`) and `stats settings` reports. Read only by the crawler
+//! task and admin commands, never on a request's path. (`slabs automove`, which
+//! allocations read, lives in the memory budget the shards share.)
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 

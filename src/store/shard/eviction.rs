@@ -281,8 +281,7 @@ impl Shard {
         self.memory.spare_pages()
     }
 
-    /// `slabs reassign`: empties a page of `source` (moving what lives in it to free
-    /// chunks of the class, dropping what does not fit) and
+    /// `slabs reassign`: empties a page of `source` (see [`Shard::empty_page`]) and
     /// gives it to `destination`. `None` as source takes a spare page instead; `None`
     /// as destination leaves the page spare, for whichever class next needs one. False
     /// if this shard has no such page.
@@ -292,30 +291,7 @@ impl Shard {
                 let Some(page) = self.memory.first_page_of(class) else {
                     return false;
                 };
-                let mut live = self.memory.live_in_page(page).into_iter();
-                self.memory.stop_cutting(page);
-                // As memcached: items move to free chunks of their class while there
-                // are any; the rest are dropped (counted apart from evictions), after
-                // the moves, since a dropped item's chunk is free in this very page.
-                for handle in live.by_ref() {
-                    let Some(spare) = self.memory.take_chunk(class) else {
-                        let hash = self.hash_of(handle);
-                        self.counters.slab_reassign_evictions_nomem += 1;
-                        self.unlink(handle, hash);
-                        break;
-                    };
-                    let hash = self.hash_of(handle);
-                    self.memory.relocate(handle, spare);
-                    if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
-                        *entry = spare;
-                    }
-                    self.counters.slab_reassign_rescues += 1;
-                }
-                for handle in live {
-                    let hash = self.hash_of(handle);
-                    self.counters.slab_reassign_evictions_nomem += 1;
-                    self.unlink(handle, hash);
-                }
+                self.empty_page(page, class);
                 self.memory.detach_page(page);
             }
             None if self.memory.spare_pages() == 0 => return false,
@@ -326,5 +302,31 @@ impl Shard {
             self.memory.grow_class(class);
         }
         true
+    }
+
+    /// Empties `page` of `class` as memcached's slab mover does: its items move to free
+    /// chunks of the class while there are any (`slab_reassign_rescues`), the rest are
+    /// dropped (`slab_reassign_evictions_nomem`, apart from evictions). Drops come after
+    /// the moves, since a dropped item's chunk would be free in this very page.
+    fn empty_page(&mut self, page: u32, class: usize) {
+        let live = self.memory.live_in_page(page);
+        self.memory.stop_cutting(page);
+        let mut dropped = Vec::new();
+        for handle in live {
+            let hash = self.hash_of(handle);
+            let Some(spare) = self.memory.take_chunk(class) else {
+                dropped.push((handle, hash));
+                continue;
+            };
+            self.memory.relocate(handle, spare);
+            if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
+                *entry = spare;
+            }
+            self.counters.slab_reassign_rescues += 1;
+        }
+        for (handle, hash) in dropped {
+            self.counters.slab_reassign_evictions_nomem += 1;
+            self.unlink(handle, hash);
+        }
     }
 }
