@@ -123,7 +123,9 @@ impl Shard {
             if self.reclaim_dead_tail(class, now) {
                 continue;
             }
-            if let Some(page) = self.memory.empty_page_outside(class) {
+            // `slabs automove 0`: pages stay with their classes, even empty ones.
+            let automove = self.memory.budget().automove() != 0;
+            if automove && let Some(page) = self.memory.empty_page_outside(class) {
                 self.memory.detach_page(page);
                 self.counters.slabs_moved += 1;
                 continue;
@@ -138,8 +140,7 @@ impl Shard {
                 Some(victim) if victim == self.memory.large_class() => {
                     self.evict_tail(victim);
                 }
-                Some(victim) if self.memory.budget().automove() != 0 => self.move_page_from(victim),
-                // `slabs automove 0`: pages stay with their classes.
+                Some(victim) if automove => self.move_page_from(victim),
                 Some(_) if self.memory.class(class).tail != NIL => {
                     self.evict_tail(class);
                 }

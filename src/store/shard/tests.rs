@@ -445,4 +445,19 @@ fn without_automove_a_class_keeps_its_pages() {
         StoreOutcome::Stored(_)
     ));
     assert_eq!(f.shard.memory.class(0).pages, pages - 1);
+    // Not even an empty page changes class while automove is 0.
+    let big_hash = f.hasher.hash_one(b"big");
+    let big = f
+        .shard
+        .memory
+        .class_of(f.shard.find(b"big", big_hash).unwrap());
+    assert!(f.shard.delete(b"big", big_hash, at(21)));
+    f.shard.memory.budget().set_automove(0);
+    for index in 0..10_000 {
+        f.set(format!("t{index}").as_bytes(), b"v", 0, at(22));
+    }
+    assert_eq!(f.shard.memory.class(big).pages, 1, "the empty page stayed");
+    f.shard.memory.budget().set_automove(1);
+    f.set(b"last", b"v", 0, at(23));
+    assert_eq!(f.shard.memory.class(big).pages, 0, "automove 1 takes it");
 }
