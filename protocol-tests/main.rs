@@ -23,6 +23,7 @@ mod prometheus;
 mod restart;
 mod sasl;
 mod sessions;
+mod slabs;
 mod startup;
 mod store_stress;
 mod tls;

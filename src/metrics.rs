@@ -254,11 +254,11 @@ impl Exporter {
                 gauge!("memcached_slab_mem_requested_bytes", "slab" => slab())
                     .set(class.requested as f64);
                 counter!("memcached_slab_items_evicted_total", "slab" => slab())
-                    .absolute(class.evicted);
+                    .absolute(class.counters.evicted);
                 counter!("memcached_slab_items_reclaimed_total", "slab" => slab())
-                    .absolute(class.reclaimed);
+                    .absolute(class.counters.reclaimed);
                 counter!("memcached_slab_items_outofmemory_total", "slab" => slab())
-                    .absolute(class.out_of_memory);
+                    .absolute(class.counters.out_of_memory);
             }
         });
         let mut text = self.handle.render();

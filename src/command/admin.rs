@@ -1,8 +1,10 @@
 //! Server-level commands: `flush_all`, `version`, `verbosity`, `shutdown`,
-//! `cache_memlimit`, `watch`.
+//! `cache_memlimit`, `watch`, and the operator verbs on slab pages and the crawler
+//! (`slabs`, `lru_crawler`).
 
 use super::{Context, Flow, reply, reply_error};
-use crate::protocol::{ProtocolError, Reply, ReplyBuffer, ShutdownMode};
+use crate::protocol::{ClassList, CrawlerCommand, ProtocolError, Reply, ReplyBuffer, ShutdownMode};
+use crate::store::{ClassSet, Reassign};
 use std::sync::atomic::Ordering;
 
 /// The version string clients see: memcached's protocol level, then ours.
@@ -77,11 +79,63 @@ pub fn cache_memlimit(
     Flow::Continue
 }
 
-/// `lru_crawler metadump`: one line per live item, as memcached-tool's `dump` and
-/// `keys` read it; keys are percent-encoded like memcached's.
-pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
+/// `lru_crawler <sub-command>`: the crawler's switch, pace and explicit runs.
+pub fn lru_crawler(ctx: &mut Context<'_>, out: &mut ReplyBuffer, command: CrawlerCommand) -> Flow {
+    let tuning = ctx.store.tuning();
+    match command {
+        CrawlerCommand::Enable => {
+            let was_running = tuning.set_crawler_enabled(true);
+            if was_running {
+                out.error(ProtocolError::CrawlerAlreadyRunning);
+            } else {
+                out.reply(Reply::Ok);
+            }
+        }
+        CrawlerCommand::Disable => {
+            tuning.set_crawler_enabled(false);
+            out.reply(Reply::Ok);
+        }
+        CrawlerCommand::Sleep(microseconds) => {
+            tuning.set_crawler_sleep(microseconds);
+            out.reply(Reply::Ok);
+        }
+        CrawlerCommand::Tocrawl(items) => {
+            tuning.set_crawler_tocrawl(items);
+            out.reply(Reply::Ok);
+        }
+        CrawlerCommand::Crawl(_) | CrawlerCommand::Metadump(_) if !tuning.crawler_enabled() => {
+            out.error(ProtocolError::CrawlerDisabled)
+        }
+        CrawlerCommand::Crawl(ClassList::Hash) => out.error(ProtocolError::CrawlerHashCrawl),
+        CrawlerCommand::Crawl(classes) => match class_set(classes) {
+            Ok(classes) if ctx.store.crawl_classes(classes) => out.reply(Reply::Ok),
+            Ok(_) => out.reply(Reply::CrawlerBusy),
+            Err(refusal) => out.reply(refusal),
+        },
+        CrawlerCommand::Metadump(classes) => match class_set(classes) {
+            Ok(_) if ctx.store.crawling() => out.reply(Reply::CrawlerBusy),
+            Ok(classes) => metadump(ctx, out, classes),
+            Err(refusal) => out.reply(refusal),
+        },
+    }
+    Flow::Continue
+}
+
+/// The store's class set for a crawler class list, or memcached's refusal.
+fn class_set(classes: ClassList) -> Result<ClassSet, Reply> {
+    match classes {
+        ClassList::All | ClassList::Hash => Ok(ClassSet::ALL),
+        ClassList::Ids(0) => Err(Reply::CrawlerNotStarted),
+        ClassList::Ids(ids) => Ok(ClassSet::from_ids(ids)),
+        ClassList::Invalid => Err(Reply::CrawlerBadClass),
+    }
+}
+
+/// `lru_crawler metadump`: one line per live item of `classes`, as memcached-tool's
+/// `dump` and `keys` read it; keys are percent-encoded like memcached's.
+fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer, classes: ClassSet) {
     let started = ctx.store.clock().process_started();
-    ctx.store.for_each_live(|item| {
+    ctx.store.for_each_live(classes, |item| {
         let expires = if item.exptime == 0 {
             -1
         } else {
@@ -98,13 +152,38 @@ pub fn metadump(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
         );
     });
     out.reply(Reply::End);
+}
+
+/// `slabs reassign <src> <dst>`: moves one page between slab classes at once.
+pub fn slabs_reassign(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    source: i32,
+    destination: i32,
+) -> Flow {
+    out.reply(match ctx.store.reassign_page(source, destination) {
+        Reassign::Moved => Reply::Ok,
+        Reassign::Same => Reply::ReassignSame,
+        Reassign::BadClass => Reply::ReassignBadClass,
+        Reassign::NoSpare => Reply::ReassignNoSpare,
+    });
     Flow::Continue
 }
 
-/// `lru_crawler crawl`: sweeps every shard for expired items on the next crawler tick.
-pub fn crawl_now(ctx: &mut Context<'_>, out: &mut ReplyBuffer) -> Flow {
-    ctx.store.sweep_all();
-    out.reply(Reply::Ok);
+/// `slabs automove <0|1|2>`: 0 keeps each class's pages, 1 and 2 let a class that
+/// needs memory take a page from the class holding the oldest data.
+pub fn slabs_automove(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    level: u32,
+    noreply: bool,
+) -> Flow {
+    if level > 2 {
+        reply_error(out, ProtocolError::UnknownCommand, noreply);
+    } else {
+        ctx.store.set_automove(level);
+        reply(out, Reply::Ok, noreply);
+    }
     Flow::Continue
 }
 

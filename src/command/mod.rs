@@ -201,8 +201,14 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             admin::cache_memlimit(ctx, out, megabytes, noreply)
         }
         Request::Stats(group) => stats::stats(ctx, out, group),
-        Request::LruMetadump => admin::metadump(ctx, out),
-        Request::LruCrawl => admin::crawl_now(ctx, out),
+        Request::LruCrawler(command) => admin::lru_crawler(ctx, out, command),
+        Request::SlabsReassign {
+            source,
+            destination,
+        } => admin::slabs_reassign(ctx, out, source, destination),
+        Request::SlabsAutomove { level, noreply } => {
+            admin::slabs_automove(ctx, out, level, noreply)
+        }
         Request::RefreshCerts => admin::refresh_certs(ctx, out),
         Request::Watch(kinds) => admin::watch(out, kinds),
         Request::Binary(ref request) => binary::execute(ctx, out, request),

@@ -153,6 +153,10 @@ fn settings(ctx: &Context<'_>) -> StatLines {
             }
         }),
         memory_file: s.memory_file.as_deref(),
+        slab_automove: ctx.store.automove(),
+        lru_crawler: ctx.store.tuning().crawler_enabled(),
+        lru_crawler_sleep: ctx.store.tuning().crawler_sleep(),
+        lru_crawler_tocrawl: ctx.store.tuning().crawler_tocrawl(),
     }
     .lines()
 }

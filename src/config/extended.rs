@@ -12,8 +12,6 @@ const TUNING_OPTIONS: &[&str] = &[
     "hashpower",
     "tail_repair_time",
     "hash_algorithm",
-    "lru_crawler",
-    "no_lru_crawler",
     "lru_crawler_sleep",
     "lru_crawler_tocrawl",
     "lru_maintainer",
@@ -139,6 +137,8 @@ fn apply_one(settings: &mut Settings, option: &str) -> Result<(), ConfigError> {
             Ok(ratio) => settings.udp_max_reply_ratio = ratio,
             Err(_) => return refuse(format!("Invalid udp_max_reply_ratio: \"{value}\"")),
         },
+        "lru_crawler" => settings.lru_crawler = true,
+        "no_lru_crawler" => settings.lru_crawler = false,
         _ if TUNING_OPTIONS.contains(&name) => settings.ignored_options.push(option.to_string()),
         _ => return refuse(format!("Illegal suboption \"{option}\"")),
     }

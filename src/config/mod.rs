@@ -130,6 +130,8 @@ pub struct Settings {
     pub item_size_max: usize,
     /// Not `-M`.
     pub evictions: bool,
+    /// `-o lru_crawler` (the default) or `no_lru_crawler`: the background crawler runs.
+    pub lru_crawler: bool,
     /// Not `-C`.
     pub cas_enabled: bool,
     /// Not `-F`.
@@ -205,6 +207,7 @@ impl Settings {
             growth_factor: self.growth_factor,
             cas_enabled: self.cas_enabled,
             evictions_enabled: self.evictions,
+            lru_crawler: self.lru_crawler,
         }
     }
 

@@ -97,6 +97,7 @@ impl Settings {
             threads: args.threads as usize,
             item_size_max,
             evictions: !args.disable_evictions,
+            lru_crawler: true,
             cas_enabled: !args.disable_cas,
             flush_enabled: !args.disable_flush_all,
             shutdown_enabled: args.enable_shutdown,

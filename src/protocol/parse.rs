@@ -150,12 +150,8 @@ fn parse_line<'a>(
             consumed,
         ),
         b"stats" => request(Request::Stats(parse_stats(&tokens, 1)), consumed),
-        b"lru_crawler" if words == 3 && tokens.get(1) == b"metadump" => {
-            request(Request::LruMetadump, consumed)
-        }
-        b"lru_crawler" if words == 3 && tokens.get(1) == b"crawl" => {
-            request(Request::LruCrawl, consumed)
-        }
+        b"lru_crawler" => operator::lru_crawler(&tokens, consumed),
+        b"slabs" => operator::slabs(&tokens, consumed),
         b"get" | b"gets" | b"gat" | b"gats" | b"set" | b"add" | b"replace" | b"append"
         | b"prepend" | b"cas" | b"touch" | b"delete" | b"incr" | b"decr" | b"flush_all"
         | b"verbosity" | b"cache_memlimit" => unknown(),
@@ -350,5 +346,6 @@ fn parse_stats<'a>(tokens: &Tokens<'a>, first: usize) -> StatsGroup<'a> {
     }
 }
 
+mod operator;
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,18 @@ pub enum Reply {
     Reset,
     /// refresh_certs without TLS.
     TlsNotEnabled,
+    /// slabs reassign: a class id outside the slab classes.
+    ReassignBadClass,
+    /// slabs reassign: the source has fewer than two pages.
+    ReassignNoSpare,
+    /// slabs reassign: source and destination are the same.
+    ReassignSame,
+    /// lru_crawler crawl/metadump: a class id that is not 1 to 63.
+    CrawlerBadClass,
+    /// lru_crawler crawl/metadump: the list named no class.
+    CrawlerNotStarted,
+    /// lru_crawler crawl/metadump while a crawl runs.
+    CrawlerBusy,
 }
 
 impl Reply {
@@ -44,6 +56,12 @@ impl Reply {
             Reply::End => b"END\r\n",
             Reply::Reset => b"RESET\r\n",
             Reply::TlsNotEnabled => b"Error TLS not enabled\r\n",
+            Reply::ReassignBadClass => b"BADCLASS invalid src or dst class id\r\n",
+            Reply::ReassignNoSpare => b"NOSPARE source class has no spare pages\r\n",
+            Reply::ReassignSame => b"SAME src and dst class are identical\r\n",
+            Reply::CrawlerBadClass => b"BADCLASS invalid class id\r\n",
+            Reply::CrawlerNotStarted => b"NOTSTARTED no items to crawl\r\n",
+            Reply::CrawlerBusy => b"BUSY currently processing crawler request\r\n",
         }
     }
 }
@@ -121,6 +139,14 @@ pub enum ProtocolError {
     WatchPipelined,
     /// `watch` with [`crate::watch::WATCHER_LIMIT`] watchers attached.
     WatcherTooMany,
+    /// lru_crawler crawl/metadump while the crawler is disabled.
+    CrawlerDisabled,
+    /// lru_crawler sleep above one second.
+    CrawlerSleepTooLong,
+    /// lru_crawler enable while it runs.
+    CrawlerAlreadyRunning,
+    /// lru_crawler crawl hash (memcached's crawler fails to start on it).
+    CrawlerHashCrawl,
 }
 
 impl ProtocolError {
@@ -174,6 +200,12 @@ impl ProtocolError {
             ProtocolError::MetaModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
             ProtocolError::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
             ProtocolError::AuthenticationFailure => b"CLIENT_ERROR authentication failure\r\n",
+            ProtocolError::CrawlerDisabled => b"CLIENT_ERROR lru crawler disabled\r\n",
+            ProtocolError::CrawlerSleepTooLong => {
+                b"CLIENT_ERROR sleep must be one second or less\r\n"
+            }
+            ProtocolError::CrawlerAlreadyRunning => b"ERROR failed to start lru crawler thread\r\n",
+            ProtocolError::CrawlerHashCrawl => b"ERROR an unknown error happened\r\n",
         }
     }
 }

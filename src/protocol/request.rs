@@ -208,6 +208,37 @@ pub enum ShutdownMode {
     Invalid,
 }
 
+/// The classes an `lru_crawler crawl|metadump` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassList {
+    /// `all`.
+    All,
+    /// `hash`: metadump walks the hash table; memcached's crawl refuses it.
+    Hash,
+    /// Comma-separated 1-based ids (bit n set for id n); empty when the list named none.
+    Ids(u64),
+    /// An id that is not a number from 1 to 63 (`BADCLASS`).
+    Invalid,
+}
+
+/// An `lru_crawler` sub-command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrawlerCommand {
+    /// `lru_crawler enable`.
+    Enable,
+    /// `lru_crawler disable`.
+    Disable,
+    /// `lru_crawler sleep <microseconds>` (at most one second).
+    Sleep(u32),
+    /// `lru_crawler tocrawl <items>`.
+    Tocrawl(u32),
+    /// `lru_crawler crawl <ids|all>`: reclaim the expired items of those classes now.
+    Crawl(ClassList),
+    /// `lru_crawler metadump <ids|all|hash>`: every live key of those classes with its
+    /// metadata.
+    Metadump(ClassList),
+}
+
 /// One parsed request. The data requests (stores, gets, touch, delete, incr/decr) are
 /// protocol-neutral whether text, meta or binary asked, with the `ReplyStyle` to answer
 /// in.
@@ -342,10 +373,23 @@ pub enum Request<'a> {
     },
     /// `stats [group]`
     Stats(StatsGroup<'a>),
-    /// `lru_crawler metadump <all|classes>`: every key with its metadata.
-    LruMetadump,
-    /// `lru_crawler crawl <all|classes>`: reclaim expired items now.
-    LruCrawl,
+    /// `lru_crawler ...`.
+    LruCrawler(CrawlerCommand),
+    /// `slabs reassign <source> <destination>`: move one page between slab classes.
+    SlabsReassign {
+        /// Class giving the page (-1: any with a page to spare; 0: the spare pool).
+        source: i32,
+        /// Class receiving it (0: the spare pool).
+        destination: i32,
+    },
+    /// `slabs automove <0|1|2>`.
+    SlabsAutomove {
+        /// The level; above 2 is answered `ERROR`.
+        level: u32,
+        /// Suppress the reply.
+        noreply: bool,
+    },
+
     /// `refresh_certs`: reload the TLS certificates.
     RefreshCerts,
     /// `watch [kinds...]`: turn the connection into a log watcher.

@@ -196,7 +196,9 @@ pub struct Snapshot {
     pub snapshots: Option<SnapshotHealth>,
 }
 
-/// Stats memcached reports that ferrocached has no mechanism for: always 0.
+/// Stats memcached reports that ferrocached has no mechanism for: always 0, except
+/// `slab_reassign_rescues` and `slab_reassign_evictions_nomem` (items `slabs reassign`
+/// moved or dropped).
 const GENERAL_ZEROES_SLAB: [&str; 7] = [
     "slab_reassign_rescues",
     "slab_reassign_chunk_rescues",
@@ -317,7 +319,12 @@ impl Snapshot {
         stat("hash_bytes", self.hash_bytes.into());
         stat("hash_is_expanding", 0u64.into());
         for name in GENERAL_ZEROES_SLAB {
-            stat(name, 0u64.into());
+            let value = match name {
+                "slab_reassign_evictions_nomem" => items.slab_reassign_evictions_nomem,
+                "slab_reassign_rescues" => items.slab_reassign_rescues,
+                _ => 0,
+            };
+            stat(name, value.into());
         }
         stat("slabs_moved", items.slabs_moved.into());
         stat("lru_crawler_running", 0u64.into());
@@ -392,6 +399,7 @@ impl Snapshot {
     pub fn items(&self) -> StatLines {
         let mut lines = StatLines::new();
         for (id, class) in self.classes_with_items() {
+            let counted = &class.counters;
             let mut stat = |name: &str, value: u64| {
                 lines.push((format!("items:{id}:{name}").into(), value.into()));
             };
@@ -403,18 +411,18 @@ impl Snapshot {
             stat("age_warm", 0);
             stat("age", u64::from(class.age));
             stat("mem_requested", class.requested);
-            stat("evicted", class.evicted);
-            stat("evicted_nonzero", 0);
-            stat("evicted_time", 0);
-            stat("outofmemory", class.out_of_memory);
+            stat("evicted", counted.evicted);
+            stat("evicted_nonzero", counted.evicted_nonzero);
+            stat("evicted_time", counted.evicted_time);
+            stat("outofmemory", counted.out_of_memory);
             stat("tailrepairs", 0);
-            stat("reclaimed", class.reclaimed);
-            stat("expired_unfetched", class.expired_unfetched);
-            stat("evicted_unfetched", class.evicted_unfetched);
+            stat("reclaimed", counted.reclaimed);
+            stat("expired_unfetched", counted.expired_unfetched);
+            stat("evicted_unfetched", counted.evicted_unfetched);
             stat("evicted_active", 0);
-            stat("crawler_reclaimed", class.crawler_reclaimed);
+            stat("crawler_reclaimed", counted.crawler_reclaimed);
+            stat("crawler_items_checked", counted.crawler_items_checked);
             for name in [
-                "crawler_items_checked",
                 "lrutail_reflocked",
                 "moves_to_cold",
                 "moves_to_warm",
@@ -448,18 +456,15 @@ impl Snapshot {
             stat("used_chunks", class.items);
             stat("free_chunks", total_chunks - class.items);
             stat("free_chunks_end", 0);
-            for name in [
-                "get_hits",
-                "cmd_set",
-                "delete_hits",
-                "incr_hits",
-                "decr_hits",
-                "cas_hits",
-                "cas_badval",
-                "touch_hits",
-            ] {
-                stat(name, 0);
-            }
+            let counted = &class.counters;
+            stat("get_hits", counted.get_hits);
+            stat("cmd_set", counted.cmd_set);
+            stat("delete_hits", counted.delete_hits);
+            stat("incr_hits", counted.incr_hits);
+            stat("decr_hits", counted.decr_hits);
+            stat("cas_hits", counted.cas_hits);
+            stat("cas_badval", counted.cas_badval);
+            stat("touch_hits", counted.touch_hits);
         }
         lines.push(("active_slabs".into(), active.into()));
         lines.push(("total_malloced".into(), self.malloced.into()));
@@ -530,6 +535,14 @@ pub struct SettingsSnapshot<'a> {
     pub tls: Option<TlsFacts<'a>>,
     /// `-e` (`memory_file`).
     pub memory_file: Option<&'a str>,
+    /// `slabs automove` now (`slab_automove`).
+    pub slab_automove: u32,
+    /// The background crawler runs now (`lru_crawler yes|no`).
+    pub lru_crawler: bool,
+    /// `lru_crawler sleep` now, in microseconds.
+    pub lru_crawler_sleep: u32,
+    /// `lru_crawler tocrawl` now.
+    pub lru_crawler_tocrawl: u32,
 }
 
 /// The TLS options `stats settings` reports.
@@ -600,13 +613,19 @@ impl SettingsSnapshot<'_> {
         stat("maxconns_fast", "yes".into());
         stat("hashpower_init", 0u64.into());
         stat("slab_reassign", "yes".into());
-        stat("slab_automove", 1u64.into());
+        stat("slab_automove", u64::from(self.slab_automove).into());
         stat("slab_automove_ratio", "0.80".into());
         stat("slab_automove_window", 30u64.into());
         stat("slab_chunk_max", SLAB_CHUNK_MAX.into());
-        stat("lru_crawler", "yes".into());
-        stat("lru_crawler_sleep", 100u64.into());
-        stat("lru_crawler_tocrawl", 0u64.into());
+        stat("lru_crawler", yes_no(self.lru_crawler));
+        stat(
+            "lru_crawler_sleep",
+            u64::from(self.lru_crawler_sleep).into(),
+        );
+        stat(
+            "lru_crawler_tocrawl",
+            u64::from(self.lru_crawler_tocrawl).into(),
+        );
         stat("tail_repair_time", 0u64.into());
         stat("flush_enabled", yes_no(self.flush_enabled));
         stat("dump_enabled", "yes".into());

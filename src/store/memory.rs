@@ -12,7 +12,7 @@ use super::item::{FETCHED, HEADER_SIZE, Handle, Header, NIL};
 use bytes::Bytes;
 use slab::Slab;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// The memory limit shared by all shards. Only page and large-item allocations touch it,
 /// not every request.
@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Budget {
     used: AtomicUsize,
     limit: AtomicUsize,
+    /// `slabs automove` level: 0 keeps each class's pages where they are.
+    automove: AtomicU32,
 }
 
 impl Budget {
@@ -28,7 +30,19 @@ impl Budget {
         Budget {
             used: AtomicUsize::new(0),
             limit: AtomicUsize::new(limit),
+            automove: AtomicU32::new(1),
         }
+    }
+
+    /// `slabs automove` (0, 1 or 2): with 0, a class that needs memory evicts its own
+    /// items instead of taking a page from a class that holds older data.
+    pub fn automove(&self) -> u32 {
+        self.automove.load(Ordering::Relaxed)
+    }
+
+    /// Sets the `slabs automove` level.
+    pub fn set_automove(&self, level: u32) {
+        self.automove.store(level, Ordering::Relaxed);
     }
 
     /// Takes `bytes` if they fit under the limit.
@@ -191,6 +205,76 @@ struct LargeItem {
     value: Bytes,
 }
 
+/// What happened to the items of one class since the last `stats reset`: the per-class
+/// figures of `stats items` and `stats slabs`, counted where each event happens under
+/// the shard lock (no shared counter on the request path), summed over shards on read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClassCounters {
+    /// Reads that found a live item of this class.
+    pub get_hits: u64,
+    /// Storage commands whose new item falls in this class (stored or not).
+    pub cmd_set: u64,
+    /// Deletes that removed an item of this class.
+    pub delete_hits: u64,
+    /// incr on a numeric item of this class.
+    pub incr_hits: u64,
+    /// decr on a numeric item of this class.
+    pub decr_hits: u64,
+    /// cas that replaced an item of this class.
+    pub cas_hits: u64,
+    /// cas refused because an item of this class had changed.
+    pub cas_badval: u64,
+    /// touch/gat hits on an item of this class.
+    pub touch_hits: u64,
+    /// Items evicted.
+    pub evicted: u64,
+    /// Evicted items that had an expiry time.
+    pub evicted_nonzero: u64,
+    /// Seconds between the last evicted item's last access and its eviction.
+    pub evicted_time: u64,
+    /// Items evicted without ever being read.
+    pub evicted_unfetched: u64,
+    /// Times this class could not get memory.
+    pub out_of_memory: u64,
+    /// Expired items whose memory was reused.
+    pub reclaimed: u64,
+    /// Expired items removed by the background crawler.
+    pub crawler_reclaimed: u64,
+    /// Items the crawler looked at.
+    pub crawler_items_checked: u64,
+    /// Expired items that were never read.
+    pub expired_unfetched: u64,
+}
+
+impl ClassCounters {
+    /// Adds another shard's figures for the same class.
+    pub fn add(&mut self, other: &ClassCounters) {
+        macro_rules! sum {
+            ($($field:ident),*) => { $(self.$field += other.$field;)* };
+        }
+        sum!(
+            get_hits,
+            cmd_set,
+            delete_hits,
+            incr_hits,
+            decr_hits,
+            cas_hits,
+            cas_badval,
+            touch_hits,
+            evicted,
+            evicted_nonzero,
+            evicted_unfetched,
+            out_of_memory,
+            reclaimed,
+            crawler_reclaimed,
+            crawler_items_checked,
+            expired_unfetched
+        );
+        // A time, not a count: the most recent eviction's figure is as good as any.
+        self.evicted_time = self.evicted_time.max(other.evicted_time);
+    }
+}
+
 /// Per-class state: free chunks, the page being cut, the LRU list and counters.
 #[derive(Debug, Default)]
 pub struct ClassState {
@@ -208,18 +292,8 @@ pub struct ClassState {
     pub pages: u32,
     /// Bytes requested by the items of this class (`mem_requested`).
     pub requested: u64,
-    /// Items evicted from this class.
-    pub evicted: u64,
-    /// Items evicted without ever being read.
-    pub evicted_unfetched: u64,
-    /// Times this class could not get memory.
-    pub out_of_memory: u64,
-    /// Expired items whose memory was reused.
-    pub reclaimed: u64,
-    /// Expired items removed by the background crawler.
-    pub crawler_reclaimed: u64,
-    /// Expired items that were never read.
-    pub expired_unfetched: u64,
+    /// Events counted for this class (`stats reset` zeroes them).
+    pub counters: ClassCounters,
 }
 
 /// Where an item's value lives; a large value can be shared with the writer.
@@ -297,6 +371,13 @@ impl Memory {
     #[inline]
     pub fn class_mut(&mut self, class: usize) -> &mut ClassState {
         &mut self.classes[class]
+    }
+
+    /// Zeroes every class's counters (`stats reset`).
+    pub fn reset_class_counters(&mut self) {
+        for class in &mut self.classes {
+            class.counters = ClassCounters::default();
+        }
     }
 
     /// Number of classes, the large-item class included.
@@ -640,6 +721,61 @@ impl Memory {
         state.pages -= 1;
         self.pages[page as usize].class = NO_CLASS;
         self.free_pages.push(page);
+    }
+
+    /// Stops handing out chunks of `page` (its free chunks and uncut rest), so items
+    /// can be moved out of it into other pages of its class.
+    pub fn stop_cutting(&mut self, page: u32) {
+        let class = self.pages[page as usize].class;
+        let state = &mut self.classes[class];
+        state.free.retain(|&handle| handle >> CHUNK_BITS != page);
+        if matches!(state.carving, Some((carving, _)) if carving == page) {
+            state.carving = None;
+        }
+    }
+
+    /// Moves a live item of a paged class into the free chunk `to` of the same class
+    /// (`slabs reassign` rescuing it from the page it empties): the bytes, its LRU
+    /// position and the pages' counts. The caller repoints the index.
+    pub fn relocate(&mut self, from: Handle, to: Handle) {
+        let chunk_size = self.classes[self.class_of(from)].chunk_size;
+        debug_assert_eq!(self.class_of(from), self.class_of(to));
+        let source = self.chunk_ptr(from);
+        let target = self.chunk_ptr_mut(to);
+        // SAFETY: both are whole chunks of the same size in different pages (the page of
+        // `from` no longer hands out chunks), so they never overlap.
+        unsafe { std::ptr::copy_nonoverlapping(source, target, chunk_size) };
+        self.pages[(from >> CHUNK_BITS) as usize].used -= 1;
+        self.pages[(to >> CHUNK_BITS) as usize].used += 1;
+        self.header_mut(from).state = 0;
+        let class = self.class_of(to);
+        let (prev, next) = {
+            let header = self.header(to);
+            (header.prev, header.next)
+        };
+        if prev != NIL {
+            self.header_mut(prev).next = to;
+        } else {
+            self.classes[class].head = to;
+        }
+        if next != NIL {
+            self.header_mut(next).prev = to;
+        } else {
+            self.classes[class].tail = to;
+        }
+    }
+
+    /// The first page `class` owns (the one `slabs reassign` takes, as memcached's).
+    pub fn first_page_of(&self, class: usize) -> Option<u32> {
+        self.pages
+            .iter()
+            .position(|page| page.class == class && page.memory.is_some())
+            .map(|index| index as u32)
+    }
+
+    /// Pages held but owned by no class: the next class to grow takes one.
+    pub fn spare_pages(&self) -> usize {
+        self.free_pages.len()
     }
 
     /// A page of another class with no live item, if any (left behind by deletes).

@@ -12,16 +12,18 @@ mod item;
 mod memory;
 mod shard;
 pub mod snapshot;
+mod tuning;
 
 pub use clock::Clock;
-pub use memory::{PAGE_SIZE, SLAB_CHUNK_MAX, ValueRef};
+pub use memory::{ClassCounters, PAGE_SIZE, SLAB_CHUNK_MAX, ValueRef};
 pub use shard::{
     ArithOutcome, ClassStats, DumpedItem, ItemView, LiveItem, MetaArith, MetaArithOutcome,
     MetaDeleteOutcome, MetaGet, MetaView, Now, ShardCounters, StoreMode, StoreOutcome,
 };
+pub use tuning::Tuning;
 
 use memory::{Budget, SizeClasses};
-use shard::{ItemCursor, Shard, Write};
+use shard::{ALL_CLASSES, ItemCursor, Shard, Write};
 
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
@@ -53,6 +55,36 @@ pub struct StoreConfig {
     pub cas_enabled: bool,
     /// Not `-M`.
     pub evictions_enabled: bool,
+    /// The background crawler runs (`-o lru_crawler`, the default; `no_lru_crawler`).
+    pub lru_crawler: bool,
+}
+
+/// A set of classes (`lru_crawler crawl 1,3`): bit n stands for the class of 1-based
+/// id n + 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassSet(pub u64);
+
+impl ClassSet {
+    /// Every class.
+    pub const ALL: ClassSet = ClassSet(ALL_CLASSES);
+
+    /// The classes of the given 1-based ids (bit n of `ids` set for id n).
+    pub fn from_ids(ids: u64) -> ClassSet {
+        ClassSet(ids >> 1)
+    }
+}
+
+/// What `slabs reassign` did, one variant per memcached reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reassign {
+    /// A page moved.
+    Moved,
+    /// Source and destination are the same class.
+    Same,
+    /// A class id outside the slab classes (0, the spare pool, included).
+    BadClass,
+    /// The source holds fewer than two pages.
+    NoSpare,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +97,7 @@ impl Default for StoreConfig {
             growth_factor: 1.25,
             cas_enabled: true,
             evictions_enabled: true,
+            lru_crawler: true,
         }
     }
 }
@@ -97,6 +130,8 @@ pub struct Store {
     pending_sweep: Mutex<Option<u32>>,
     /// Shards emptied because a panic poisoned their lock.
     shards_rebuilt: AtomicU64,
+    /// Crawler and page mover knobs changed at run time.
+    tuning: Tuning,
 }
 
 impl Store {
@@ -130,6 +165,68 @@ impl Store {
             budget,
             pending_sweep: Mutex::new(None),
             shards_rebuilt: AtomicU64::new(0),
+            tuning: Tuning::new(config.lru_crawler),
+        }
+    }
+
+    /// The crawler's run-time knobs.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// `slabs automove` level (0, 1 or 2).
+    pub fn automove(&self) -> u32 {
+        self.budget.automove()
+    }
+
+    /// Sets the `slabs automove` level; with 0, pages stay with their classes.
+    pub fn set_automove(&self, level: u32) {
+        self.budget.set_automove(level);
+    }
+
+    /// `slabs reassign <source> <destination>` with memcached's rules: ids are 1-based
+    /// slab classes, 0 the pool of spare pages, a source of -1 any class with a page to
+    /// spare. The page comes from the shard holding most pages of the source; its
+    /// items move to free chunks of their class, or are dropped when none is left. The
+    /// move is done when this returns, so memcached's `BUSY` never arises.
+    pub fn reassign_page(&self, source: i32, destination: i32) -> Reassign {
+        if source == destination {
+            return Reassign::Same;
+        }
+        let slab_classes = self.sizes.sizes().len() as i32;
+        let pages_in = |shard: &Shard, class: i32| match class {
+            0 => shard.spare_pages() as u64,
+            class => u64::from(shard.class_pages(class as usize - 1)),
+        };
+        let total_pages = |class: i32| -> u64 {
+            (0..self.shards.len())
+                .map(|shard| pages_in(&self.lock(shard), class))
+                .sum()
+        };
+        let source = match source {
+            -1 => (1..=slab_classes)
+                .find(|&class| class != destination && total_pages(class) > 1)
+                .unwrap_or(-1),
+            source => source,
+        };
+        let valid = 0..=slab_classes;
+        if !valid.contains(&source) || !valid.contains(&destination) {
+            return Reassign::BadClass;
+        }
+        if total_pages(source) < 2 {
+            return Reassign::NoSpare;
+        }
+        let richest = (0..self.shards.len())
+            .max_by_key(|&shard| pages_in(&self.lock(shard), source))
+            .unwrap_or(0);
+        let class = |id: i32| (id > 0).then(|| id as usize - 1);
+        if self
+            .lock(richest)
+            .reassign_page(class(source), class(destination))
+        {
+            Reassign::Moved
+        } else {
+            Reassign::NoSpare
         }
     }
 
@@ -452,17 +549,27 @@ impl Store {
         for shard in 0..self.shards.len() {
             let mut shard = self.lock(shard);
             if due {
-                shard.request_sweep();
+                shard.request_sweep(ALL_CLASSES);
             }
-            shard.crawl(now, pages_per_shard);
+            shard.crawl(now, pages_per_shard, self.tuning.crawler_enabled());
         }
     }
 
-    /// Requests a full crawler sweep of every shard.
-    pub fn sweep_all(&self) {
-        for shard in 0..self.shards.len() {
-            self.lock(shard).request_sweep();
+    /// Requests a crawler sweep of `classes` in every shard (`lru_crawler crawl
+    /// <ids|all>`); false, requesting nothing, while the last one is still running.
+    pub fn crawl_classes(&self, classes: ClassSet) -> bool {
+        if self.crawling() {
+            return false;
         }
+        for shard in 0..self.shards.len() {
+            self.lock(shard).request_crawl(classes.0);
+        }
+        true
+    }
+
+    /// True while an `lru_crawler crawl` has not gone round every shard.
+    pub fn crawling(&self) -> bool {
+        (0..self.shards.len()).any(|shard| self.lock(shard).crawling())
     }
 
     /// Sum of all shards' counters.
@@ -536,11 +643,12 @@ impl Store {
         items
     }
 
-    /// Visits every live item (`lru_crawler metadump`), one shard lock at a time.
-    pub fn for_each_live(&self, mut visit: impl FnMut(LiveItem<'_>)) {
+    /// Visits every live item of the classes in `classes` (a [`ClassSet`]) (`lru_crawler
+    /// metadump`), one shard lock at a time.
+    pub fn for_each_live(&self, classes: ClassSet, mut visit: impl FnMut(LiveItem<'_>)) {
         let now = self.now();
         for shard in 0..self.shards.len() {
-            self.lock(shard).for_each_live(now, &mut visit);
+            self.lock(shard).for_each_live(now, classes.0, &mut visit);
         }
     }
 }
@@ -559,6 +667,60 @@ mod tests {
             ..StoreConfig::default()
         };
         Store::new(&config, Arc::new(Clock::new()))
+    }
+
+    #[test]
+    fn a_crawl_is_busy_until_it_has_gone_round() {
+        let store = store_of(16, true);
+        assert!(store.crawl_classes(ClassSet::from_ids(0b10)));
+        assert!(store.crawling());
+        assert!(!store.crawl_classes(ClassSet::ALL), "BUSY while it runs");
+        store.crawl(usize::MAX);
+        assert!(!store.crawling());
+        assert!(store.crawl_classes(ClassSet::ALL));
+    }
+
+    #[test]
+    fn a_reassigned_page_changes_class() {
+        let store = store_of(16, true);
+        for index in 0..50_000 {
+            store.store(StoreMode::Set, format!("k{index}").as_bytes(), 0, 0, b"x");
+        }
+        let pages = |class: usize| store.class_stats()[class].pages;
+        let before = pages(0);
+        assert!(before >= 2);
+        assert_eq!(store.reassign_page(1, 1), Reassign::Same);
+        assert_eq!(store.reassign_page(1, 99), Reassign::BadClass);
+        assert_eq!(store.reassign_page(3, 4), Reassign::NoSpare);
+        assert_eq!(store.reassign_page(-1, 4), Reassign::Moved);
+        assert_eq!((pages(0), pages(3)), (before - 1, 1));
+        let counters = store.counters();
+        assert!(
+            counters.slab_reassign_rescues > 0,
+            "items moved to free chunks"
+        );
+        assert_eq!(
+            counters.curr_items,
+            50_000 - counters.slab_reassign_evictions_nomem
+        );
+        let readable = (0..50_000)
+            .filter(|index| {
+                let key = format!("k{index}");
+                let mut same = false;
+                store.fetch(key.as_bytes(), None, |item| {
+                    same = item.key == key.as_bytes() && item.value.as_slice() == b"x"
+                });
+                same
+            })
+            .count();
+        assert_eq!(
+            readable as u64, counters.curr_items,
+            "moved items stay readable"
+        );
+        assert_eq!(store.reassign_page(4, 0), Reassign::NoSpare);
+        assert_eq!(store.reassign_page(1, 0), Reassign::Moved);
+        assert_eq!(pages(0), before - 2);
+        assert_eq!(store.counters().slabs_moved, 2);
     }
 
     #[test]
@@ -666,7 +828,7 @@ mod tests {
         assert!(store.cachedump(0, 0).is_empty());
         assert!(store.cachedump(store.class_count() + 1, 0).is_empty());
         let mut live = 0;
-        store.for_each_live(|item| {
+        store.for_each_live(ClassSet::ALL, |item| {
             assert_eq!((item.class, item.value), (1, &b"v"[..]));
             live += 1;
         });

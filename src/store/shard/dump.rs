@@ -4,6 +4,7 @@
 
 use super::{Now, OutOfMemory, Shard};
 use crate::store::item::{FETCHED, Handle, Header, NIL, item_size};
+use crate::store::memory::ClassCounters;
 
 /// One line of `stats cachedump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,18 +71,8 @@ pub struct ClassStats {
     pub items: u64,
     /// Bytes requested by those items (`mem_requested`).
     pub requested: u64,
-    /// Items evicted.
-    pub evicted: u64,
-    /// Items evicted without ever being read.
-    pub evicted_unfetched: u64,
-    /// Allocations that failed for good (`outofmemory`).
-    pub out_of_memory: u64,
-    /// Expired items reclaimed by readers or allocations.
-    pub reclaimed: u64,
-    /// Expired items never read.
-    pub expired_unfetched: u64,
-    /// Expired items removed by the crawler.
-    pub crawler_reclaimed: u64,
+    /// Hits, sets, evictions, reclaims and crawler figures of the class.
+    pub counters: ClassCounters,
     /// Seconds since the oldest item's last access (`age`).
     pub age: u32,
 }
@@ -101,9 +92,10 @@ impl ClassStats {
 }
 
 impl Shard {
-    /// Visits every live item (`lru_crawler metadump`), oldest first within each class.
-    pub fn for_each_live(&self, now: Now, mut visit: impl FnMut(LiveItem<'_>)) {
-        for class in 0..self.memory.class_count() {
+    /// Visits every live item of the classes in `classes` (bit n: the class of 0-based
+    /// index n) (`lru_crawler metadump`), oldest first within each class.
+    pub fn for_each_live(&self, now: Now, classes: u64, mut visit: impl FnMut(LiveItem<'_>)) {
+        for class in (0..self.memory.class_count()).filter(|class| classes >> class & 1 == 1) {
             let mut handle = self.memory.class(class).tail;
             while handle != NIL {
                 let header = self.memory.header(handle);
@@ -142,12 +134,7 @@ impl Shard {
             total.pages += u64::from(state.pages);
             total.items += state.items;
             total.requested += state.requested;
-            total.evicted += state.evicted;
-            total.evicted_unfetched += state.evicted_unfetched;
-            total.out_of_memory += state.out_of_memory;
-            total.reclaimed += state.reclaimed;
-            total.expired_unfetched += state.expired_unfetched;
-            total.crawler_reclaimed += state.crawler_reclaimed;
+            total.counters.add(&state.counters);
             if state.tail != NIL {
                 let age = now.saturating_sub(self.memory.header(state.tail).atime);
                 total.age = total.age.max(age);

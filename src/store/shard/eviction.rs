@@ -89,7 +89,7 @@ impl Shard {
 
     /// Counts a final allocation failure of `class` (`outofmemory` in `stats slabs`).
     pub fn count_out_of_memory(&mut self, class: usize) {
-        self.memory.class_mut(class).out_of_memory += 1;
+        self.memory.class_mut(class).counters.out_of_memory += 1;
     }
 
     /// True when part of the shared budget is held by other shards.
@@ -111,6 +111,7 @@ impl Shard {
 
     /// A free chunk of `class`, making room by expiry, page growth or eviction.
     pub(super) fn chunk_for(&mut self, class: usize, now: Now) -> Result<Handle, OutOfMemory> {
+        self.now_seen = now.now;
         self.repay_budget();
         loop {
             if let Some(handle) = self.memory.take_chunk(class) {
@@ -122,7 +123,9 @@ impl Shard {
             if self.reclaim_dead_tail(class, now) {
                 continue;
             }
-            if let Some(page) = self.memory.empty_page_outside(class) {
+            // `slabs automove 0`: pages stay with their classes, even empty ones.
+            let automove = self.memory.budget().automove() != 0;
+            if automove && let Some(page) = self.memory.empty_page_outside(class) {
                 self.memory.detach_page(page);
                 self.counters.slabs_moved += 1;
                 continue;
@@ -137,8 +140,11 @@ impl Shard {
                 Some(victim) if victim == self.memory.large_class() => {
                     self.evict_tail(victim);
                 }
-                Some(victim) => self.move_page_from(victim),
-                None => return Err(self.no_room(class, PAGE_SIZE)),
+                Some(victim) if automove => self.move_page_from(victim),
+                Some(_) if self.memory.class(class).tail != NIL => {
+                    self.evict_tail(class);
+                }
+                Some(_) | None => return Err(self.no_room(class, PAGE_SIZE)),
             }
         }
     }
@@ -150,6 +156,7 @@ impl Shard {
         footprint: usize,
         now: Now,
     ) -> Result<(), OutOfMemory> {
+        self.now_seen = now.now;
         let large = self.memory.large_class();
         if self.memory.drop_free_page() || self.reclaim_dead_tail(large, now) {
             return Ok(());
@@ -236,14 +243,17 @@ impl Shard {
     }
 
     pub(super) fn evict(&mut self, handle: Handle) {
-        let class = self.memory.class_of(handle);
-        crate::watch::log(crate::watch::Kinds::EVICTIONS, || {
-            self.eviction_line(handle)
-        });
-        self.memory.class_mut(class).evicted += 1;
+        let now = self.now_seen;
+        let header = *self.memory.header(handle);
+        let unfetched = header.state & FETCHED == 0;
+        crate::watch::log(crate::watch::Kinds::EVICTIONS, || self.eviction_line(handle));
+        let class = self.class_counters(handle);
+        class.evicted += 1;
+        class.evicted_nonzero += u64::from(header.exptime != 0);
+        class.evicted_time = u64::from(now.saturating_sub(header.atime));
+        class.evicted_unfetched += u64::from(unfetched);
         self.counters.evictions += 1;
-        if self.memory.header(handle).state & FETCHED == 0 {
-            self.memory.class_mut(class).evicted_unfetched += 1;
+        if unfetched {
             self.counters.evicted_unfetched += 1;
         }
         let hash = self.hash_of(handle);
@@ -261,5 +271,64 @@ impl Shard {
         }
         self.memory.detach_page(page);
         self.counters.slabs_moved += 1;
+    }
+
+    /// Pages of `class` (0-based) this shard owns.
+    pub fn class_pages(&self, class: usize) -> u32 {
+        self.memory.class(class).pages
+    }
+
+    /// Emptied pages this shard keeps for any class (memcached's global page pool).
+    pub fn spare_pages(&self) -> usize {
+        self.memory.spare_pages()
+    }
+
+    /// `slabs reassign`: empties a page of `source` (see [`Shard::empty_page`]) and
+    /// gives it to `destination`. `None` as source takes a spare page instead; `None`
+    /// as destination leaves the page spare, for whichever class next needs one. False
+    /// if this shard has no such page.
+    pub fn reassign_page(&mut self, source: Option<usize>, destination: Option<usize>) -> bool {
+        match source {
+            Some(class) => {
+                let Some(page) = self.memory.first_page_of(class) else {
+                    return false;
+                };
+                self.empty_page(page, class);
+                self.memory.detach_page(page);
+            }
+            None if self.memory.spare_pages() == 0 => return false,
+            None => {}
+        }
+        self.counters.slabs_moved += 1;
+        if let Some(class) = destination {
+            self.memory.grow_class(class);
+        }
+        true
+    }
+
+    /// Empties `page` of `class` as memcached's slab mover does: its items move to free
+    /// chunks of the class while there are any (`slab_reassign_rescues`), the rest are
+    /// dropped (`slab_reassign_evictions_nomem`, apart from evictions). Drops come after
+    /// the moves, since a dropped item's chunk would be free in this very page.
+    fn empty_page(&mut self, page: u32, class: usize) {
+        let live = self.memory.live_in_page(page);
+        self.memory.stop_cutting(page);
+        let mut dropped = Vec::new();
+        for handle in live {
+            let hash = self.hash_of(handle);
+            let Some(spare) = self.memory.take_chunk(class) else {
+                dropped.push((handle, hash));
+                continue;
+            };
+            self.memory.relocate(handle, spare);
+            if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
+                *entry = spare;
+            }
+            self.counters.slab_reassign_rescues += 1;
+        }
+        for (handle, hash) in dropped {
+            self.counters.slab_reassign_evictions_nomem += 1;
+            self.unlink(handle, hash);
+        }
     }
 }

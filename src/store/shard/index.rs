@@ -109,11 +109,12 @@ impl Shard {
 
     /// Unlinks an expired or flushed item found by a reader.
     pub(super) fn remove_dead(&mut self, handle: Handle, hash: u64) {
-        let class = self.memory.class_of(handle);
-        self.memory.class_mut(class).reclaimed += 1;
+        let unfetched = self.memory.header(handle).state & FETCHED == 0;
+        let class = self.class_counters(handle);
+        class.reclaimed += 1;
+        class.expired_unfetched += u64::from(unfetched);
         self.counters.reclaimed += 1;
-        if self.memory.header(handle).state & FETCHED == 0 {
-            self.memory.class_mut(class).expired_unfetched += 1;
+        if unfetched {
             self.counters.expired_unfetched += 1;
         }
         self.unlink(handle, hash);

@@ -156,9 +156,11 @@ impl Shard {
         // memcached counts a hit of `mg` with `T` as a touch hit, not a get hit.
         if let Some(expiry) = options.new_expiry {
             self.counters.touch_hits += 1;
+            self.class_counters(handle).touch_hits += 1;
             self.set_expiry(handle, expiry);
         } else {
             self.counters.get_hits += 1;
+            self.class_counters(handle).get_hits += 1;
         }
         let exptime = self.memory.header(handle).exptime;
         let token_sent = before.state & TOKEN_SENT != 0;
@@ -194,6 +196,7 @@ impl Shard {
             return MetaDeleteOutcome::Exists;
         }
         self.counters.delete_hits += 1;
+        self.class_counters(handle).delete_hits += 1;
         if invalidate {
             let cas = self.new_cas();
             let header = self.memory.header_mut(handle);

@@ -17,10 +17,11 @@ mod operations;
 
 pub use dump::{ClassStats, DumpedItem, ItemCursor, LiveItem};
 use index::Lookup;
+pub use maintenance::ALL_CLASSES;
 pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView};
 
 use super::item::Handle;
-use super::memory::{Budget, Memory, SizeClasses, ValueRef};
+use super::memory::{Budget, ClassCounters, Memory, SizeClasses, ValueRef};
 use hashbrown::HashTable;
 use std::hash::RandomState;
 use std::sync::Arc;
@@ -151,6 +152,8 @@ pub struct ShardCounters {
     pub crawler_items_checked: u64,
     pub store_no_memory: u64,
     pub slabs_moved: u64,
+    pub slab_reassign_evictions_nomem: u64,
+    pub slab_reassign_rescues: u64,
 }
 
 impl ShardCounters {
@@ -185,7 +188,9 @@ impl ShardCounters {
             crawler_reclaimed,
             crawler_items_checked,
             store_no_memory,
-            slabs_moved
+            slabs_moved,
+            slab_reassign_evictions_nomem,
+            slab_reassign_rescues
         );
     }
 
@@ -217,8 +222,14 @@ pub struct Shard {
     index_charge: usize,
     /// Live items that have an expiry time: the crawler has work only while some do.
     expiring: u64,
-    /// A flush_all happened: the crawler sweeps the whole shard once.
-    sweep_requested: bool,
+    /// Classes the crawler sweeps once (bit n: the class of 0-based index n), after a
+    /// flush_all or an operator's `lru_crawler crawl`.
+    sweep_classes: u64,
+    /// The pending sweep includes an operator's `lru_crawler crawl`.
+    operator_crawl: bool,
+    /// Server time of the latest allocation or crawl: dates evictions (`evicted_time`)
+    /// that happen where no request's time is at hand (memory given back to the budget).
+    now_seen: u32,
     /// Set by the last allocation when it failed although other shards hold memory.
     room_wanted: Option<RoomWanted>,
     /// Counters reported by `stats`.
@@ -248,7 +259,9 @@ impl Shard {
             crawl_cursor: 0,
             index_charge: 0,
             expiring: 0,
-            sweep_requested: false,
+            sweep_classes: 0,
+            operator_crawl: false,
+            now_seen: 0,
             room_wanted: None,
             counters: ShardCounters::default(),
         }
@@ -264,7 +277,8 @@ impl Shard {
         self.index_charge = 0;
         self.crawl_cursor = 0;
         self.expiring = 0;
-        self.sweep_requested = false;
+        self.sweep_classes = 0;
+        self.operator_crawl = false;
         self.room_wanted = None;
         self.counters.curr_items = 0;
         self.counters.bytes = 0;
@@ -278,6 +292,14 @@ impl Shard {
     /// Zeroes what `stats reset` zeroes.
     pub fn reset_counters(&mut self) {
         self.counters.reset();
+        self.memory.reset_class_counters();
+    }
+
+    /// The per-class counters of the class holding `handle`.
+    #[inline]
+    pub(super) fn class_counters(&mut self, handle: Handle) -> &mut ClassCounters {
+        let class = self.memory.class_of(handle);
+        &mut self.memory.class_mut(class).counters
     }
 
     /// Bytes this shard holds in pages and large items.

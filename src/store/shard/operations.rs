@@ -43,9 +43,11 @@ impl Shard {
             }
         };
         self.counters.get_hits += 1;
+        self.class_counters(handle).get_hits += 1;
         self.memory.mark_fetched(handle, now.now);
         if let Some(exptime) = new_expiry {
             self.counters.touch_hits += 1;
+            self.class_counters(handle).touch_hits += 1;
             self.set_expiry(handle, exptime);
         }
         let header = self.memory.header(handle);
@@ -63,6 +65,7 @@ impl Shard {
         match self.lookup_live(key, hash, now) {
             Some(handle) => {
                 self.counters.touch_hits += 1;
+                self.class_counters(handle).touch_hits += 1;
                 self.memory.mark_fetched(handle, now.now);
                 self.set_expiry(handle, exptime);
                 true
@@ -79,6 +82,7 @@ impl Shard {
         match self.lookup_live(key, hash, now) {
             Some(handle) => {
                 self.counters.delete_hits += 1;
+                self.class_counters(handle).delete_hits += 1;
                 self.unlink(handle, hash);
                 true
             }
@@ -106,8 +110,29 @@ impl Shard {
     }
 
     /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
-    /// accepted and the new item is marked stale (meta `ms I`).
+    /// accepted and the new item is marked stale (meta `ms I`). Counts `cmd_set` in the
+    /// class the written data falls in, as memcached counts it once the item is
+    /// allocated: every outcome but a failure for memory (which may be retried).
     pub fn store_conditionally(
+        &mut self,
+        mode: StoreMode,
+        compare: Option<u64>,
+        invalidate: bool,
+        write: Write<'_>,
+        now: Now,
+    ) -> StoreOutcome {
+        let class = self
+            .sizes
+            .class_for(item_size(write.key.len(), write.value.len()))
+            .unwrap_or(self.memory.large_class());
+        let outcome = self.store_compared(mode, compare, invalidate, write, now);
+        if outcome != StoreOutcome::OutOfMemory {
+            self.memory.class_mut(class).counters.cmd_set += 1;
+        }
+        outcome
+    }
+
+    fn store_compared(
         &mut self,
         mode: StoreMode,
         compare: Option<u64>,
@@ -133,6 +158,7 @@ impl Shard {
             if current != expected {
                 if !(invalidate && expected < current) {
                     self.counters.cas_badval += 1;
+                    self.class_counters(handle).cas_badval += 1;
                     return StoreOutcome::Exists;
                 }
                 state |= STALE;
@@ -165,12 +191,15 @@ impl Shard {
             (Some(old), _) => [value, old],
             (None, _) => [value, &[]],
         };
+        let replaced_class = existing.map(|handle| self.memory.class_of(handle));
         match self.put(key, hash, flags, exptime, &parts, now, state) {
             Ok(cas) => {
                 // Counted once stored, as memcached (which allocates before comparing),
-                // and so a store retried for memory counts once.
-                if compare.is_some() {
+                // and so a store retried for memory counts once; in the class of the
+                // item replaced, as memcached.
+                if let (Some(_), Some(class)) = (compare, replaced_class) {
                     self.counters.cas_hits += 1;
+                    self.memory.class_mut(class).counters.cas_hits += 1;
                 }
                 StoreOutcome::Stored(cas)
             }
@@ -295,9 +324,12 @@ impl Shard {
         let Some(current) = strtoull(self.memory.value(handle).as_slice()) else {
             return ArithOutcome::NonNumeric;
         };
+        let class = self.class_counters(handle);
         if incr {
+            class.incr_hits += 1;
             self.counters.incr_hits += 1;
         } else {
+            class.decr_hits += 1;
             self.counters.decr_hits += 1;
         }
         let result = if incr {

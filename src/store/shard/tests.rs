@@ -169,7 +169,7 @@ fn expired_items_are_invisible_at_once_and_reclaimed() {
     );
     // Never touched again: the crawler frees it.
     f.set(b"untouched", b"v", 20, at(10));
-    f.shard.crawl(at(30), usize::MAX);
+    f.shard.crawl(at(30), usize::MAX, true);
     assert_eq!(f.shard.counters.curr_items, 1);
     assert_eq!(f.shard.counters.crawler_reclaimed, 1);
     assert!(f.get(b"long", at(30)).is_some());
@@ -390,4 +390,74 @@ fn the_smallest_chunks_fill_whole_pages_without_overflowing_handles() {
     }
     assert_eq!(shard.counters.curr_items, count as u64);
     assert_eq!(shard.counters.evictions, 0);
+}
+
+#[test]
+fn an_operator_crawl_sweeps_only_the_named_classes() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"small", b"v", 20, at(10));
+    f.set(b"large", &[b'v'; 500], 20, at(10));
+    let small = f
+        .shard
+        .memory
+        .class_of(f.shard.find(b"small", f.hasher.hash_one(b"small")).unwrap());
+    f.shard.request_crawl(1 << small);
+    assert!(f.shard.crawling());
+    // The background crawler is off (`lru_crawler disable` would not allow the crawl,
+    // but flush sweeps run the same way): only the named class is checked.
+    f.shard.crawl(at(30), usize::MAX, false);
+    assert!(!f.shard.crawling());
+    assert_eq!(f.shard.counters.crawler_reclaimed, 1);
+    assert_eq!(
+        f.shard.memory.class(small).counters.crawler_items_checked,
+        1
+    );
+    assert_eq!(
+        f.shard.counters.curr_items, 1,
+        "the other class was left alone"
+    );
+    f.shard.crawl(at(30), usize::MAX, true);
+    assert_eq!(
+        f.shard.counters.curr_items, 0,
+        "the background crawler frees the rest"
+    );
+}
+
+#[test]
+fn without_automove_a_class_keeps_its_pages() {
+    let mut f = Fixture::new(4 * PAGE_SIZE, true);
+    f.shard.memory.budget().set_automove(0);
+    let mut index = 0;
+    while f.shard.counters.evictions == 0 {
+        f.set(format!("s{index}").as_bytes(), b"v", 0, at(10));
+        index += 1;
+    }
+    let pages = f.shard.memory.class(0).pages;
+    // Another class needs a page: with automove 0 it may not take class 0's.
+    assert_eq!(
+        f.set(b"big", &[b'v'; 500], 0, at(20)),
+        StoreOutcome::OutOfMemory
+    );
+    assert_eq!(f.shard.memory.class(0).pages, pages);
+    f.shard.memory.budget().set_automove(1);
+    assert!(matches!(
+        f.set(b"big", &[b'v'; 500], 0, at(20)),
+        StoreOutcome::Stored(_)
+    ));
+    assert_eq!(f.shard.memory.class(0).pages, pages - 1);
+    // Not even an empty page changes class while automove is 0.
+    let big_hash = f.hasher.hash_one(b"big");
+    let big = f
+        .shard
+        .memory
+        .class_of(f.shard.find(b"big", big_hash).unwrap());
+    assert!(f.shard.delete(b"big", big_hash, at(21)));
+    f.shard.memory.budget().set_automove(0);
+    for index in 0..10_000 {
+        f.set(format!("t{index}").as_bytes(), b"v", 0, at(22));
+    }
+    assert_eq!(f.shard.memory.class(big).pages, 1, "the empty page stayed");
+    f.shard.memory.budget().set_automove(1);
+    f.set(b"last", b"v", 0, at(23));
+    assert_eq!(f.shard.memory.class(big).pages, 0, "automove 1 takes it");
 }
