@@ -2,7 +2,7 @@
 //! `cache_memlimit`.
 
 use super::{Context, Flow, reply, reply_error};
-use crate::protocol::{ProtocolError, Reply, ReplyBuffer, ShutdownMode};
+use crate::protocol::{Exptime, ProtocolError, Reply, ReplyBuffer, ShutdownMode};
 use std::sync::atomic::Ordering;
 
 /// The version string clients see: memcached's protocol level, then ours.
@@ -12,7 +12,7 @@ pub const VERSION: &str = concat!("1.6.18-ferrocached-", env!("CARGO_PKG_VERSION
 pub fn flush_all(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
-    delay: Option<i32>,
+    delay: Option<crate::protocol::Exptime>,
     noreply: bool,
 ) -> Flow {
     ctx.counters.cmd_flush += 1;
@@ -20,7 +20,7 @@ pub fn flush_all(
         reply_error(out, ProtocolError::FlushDisabled, noreply);
         return Flow::Continue;
     }
-    ctx.store.flush_all(delay);
+    ctx.store.flush_all(delay.map(Exptime::seconds));
     reply(out, Reply::Ok, noreply);
     Flow::Continue
 }

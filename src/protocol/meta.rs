@@ -7,7 +7,7 @@
 
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{
-    Frame, GetKeys, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode,
+    Exptime, Frame, GetKeys, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode,
 };
 use super::response::{CRLF, Response, Value};
 use super::tokens::{after_words, words};
@@ -187,9 +187,15 @@ pub fn parse_meta<'a>(
     let bad_token = flag_error(ProtocolError::BadToken);
     for (flag, token) in flags.iter() {
         let ok = match flag {
-            b'T' => strtol32(token).map(|v| ttl = Some(v)).is_some(),
-            b'N' => strtol32(token).map(|v| vivify = Some(v)).is_some(),
-            b'R' => strtol32(token).map(|v| recache = Some(v)).is_some(),
+            b'T' => strtol32(token)
+                .map(|v| ttl = Some(Exptime::signed(v)))
+                .is_some(),
+            b'N' => strtol32(token)
+                .map(|v| vivify = Some(Exptime::signed(v)))
+                .is_some(),
+            b'R' => strtol32(token)
+                .map(|v| recache = Some(Exptime::signed(v)))
+                .is_some(),
             b'C' => strtoull(token).map(|v| compare_cas = Some(v)).is_some(),
             b'F' => strtoul32(token).map(|v| client_flags = v).is_some(),
             b'D' => strtoull(token).map(|v| delta = v).is_some(),
@@ -266,7 +272,7 @@ pub fn parse_meta<'a>(
                 compare_cas,
                 key,
                 flags: client_flags,
-                exptime: ttl.unwrap_or(0),
+                exptime: ttl.unwrap_or_default(),
                 data: &buffer[consumed..end - 2],
                 invalidate: flags.has(b'I'),
                 reply,
@@ -611,7 +617,7 @@ mod tests {
         };
         let letters: Vec<u8> = flags.iter().map(|(flag, _)| flag).collect();
         assert_eq!(letters, b"svTO");
-        assert_eq!(touch, Some(30));
+        assert_eq!(touch, Some(Exptime::signed(30)));
         assert!(flags.iter().any(|flag| flag == (b'O', &b"ab"[..])));
     }
 

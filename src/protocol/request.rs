@@ -77,6 +77,34 @@ pub struct BinaryRequest<'a> {
     pub cas: u64,
 }
 
+/// A client's expiration time as its protocol sent it, widened to memcached's `time_t`
+/// so that both readings survive: the text and meta protocols send a signed 32-bit
+/// number (negative = already expired), the binary protocol an unsigned 32-bit field
+/// (0xFFFFFFFD is a Unix time far in the future, not -3). The store's clock turns it
+/// into a deadline, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Exptime(i64);
+
+impl Exptime {
+    /// No expiry.
+    pub const NEVER: Exptime = Exptime(0);
+
+    /// A text or meta exptime (`strtol` into an `int32_t`).
+    pub fn signed(seconds: i32) -> Self {
+        Exptime(i64::from(seconds))
+    }
+
+    /// A binary protocol field (a `uint32_t`, never negative).
+    pub fn unsigned(seconds: u32) -> Self {
+        Exptime(i64::from(seconds))
+    }
+
+    /// The value as memcached's `realtime()` reads it.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
 /// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
 /// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
 /// protocols can combine it with a mode).
@@ -221,13 +249,13 @@ pub enum Request<'a> {
         /// `gets`/`gats`: include CAS values (binary and `mg` always have them).
         with_cas: bool,
         /// `gat`, GAT, `mg T`: set this new client exptime.
-        touch: Option<i32>,
+        touch: Option<Exptime>,
         /// `mg N`: create a missing item (empty, its recache right to this caller) with
         /// this client exptime. `None` for text and binary.
-        vivify: Option<i32>,
+        vivify: Option<Exptime>,
         /// `mg R`: win the recache right when fewer seconds of TTL remain. `None` for
         /// text and binary.
-        recache: Option<i32>,
+        recache: Option<Exptime>,
         /// False under `mg u`: leave the LRU position and access time alone.
         bump: bool,
         /// How to answer.
@@ -245,7 +273,7 @@ pub enum Request<'a> {
         /// Client flags.
         flags: u32,
         /// Client exptime.
-        exptime: i32,
+        exptime: Exptime,
         /// The value, exactly as long as announced.
         data: &'a [u8],
         /// `ms I`: an older CAS is accepted and the new item is marked stale.
@@ -271,7 +299,7 @@ pub enum Request<'a> {
         /// Key.
         key: &'a [u8],
         /// Client exptime.
-        exptime: i32,
+        exptime: Exptime,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -284,7 +312,7 @@ pub enum Request<'a> {
         /// `md I`: mark the item stale instead of removing it.
         invalidate: bool,
         /// `md T`: the stale item's new client exptime (with `invalidate`).
-        new_ttl: Option<i32>,
+        new_ttl: Option<Exptime>,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -300,9 +328,9 @@ pub enum Request<'a> {
         compare_cas: Option<u64>,
         /// Create a missing item with this (client exptime, initial value) (binary,
         /// `ma N J`).
-        auto_create: Option<(i32, u64)>,
+        auto_create: Option<(Exptime, u64)>,
         /// `ma T`: set this new client exptime.
-        new_ttl: Option<i32>,
+        new_ttl: Option<Exptime>,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -316,7 +344,7 @@ pub enum Request<'a> {
     /// `flush_all [delay]`
     FlushAll {
         /// Delay as a client exptime; `None` = now.
-        delay: Option<i32>,
+        delay: Option<Exptime>,
         /// Suppress the reply.
         noreply: bool,
     },

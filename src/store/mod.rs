@@ -206,7 +206,7 @@ impl Store {
     pub fn fetch(
         &self,
         key: &[u8],
-        new_exptime: Option<i32>,
+        new_exptime: Option<i64>,
         visit: impl FnOnce(ItemView<'_>),
     ) -> bool {
         let (hash, shard) = self.locate(key);
@@ -221,7 +221,7 @@ impl Store {
         mode: StoreMode,
         key: &[u8],
         flags: u32,
-        exptime: i32,
+        exptime: i64,
         value: &[u8],
     ) -> StoreOutcome {
         let (mode, compare) = match mode {
@@ -231,9 +231,10 @@ impl Store {
         self.meta_store(mode, key, flags, exptime, value, compare, false)
     }
 
-    /// Converts a client exptime into server time.
-    pub fn expiry(&self, exptime: i32) -> u32 {
-        self.clock.expiry_from_exptime(i64::from(exptime))
+    /// Converts a client exptime (memcached's `time_t`: a text exptime or a binary
+    /// field, widened) into server time.
+    pub fn expiry(&self, exptime: i64) -> u32 {
+        self.clock.expiry_from_exptime(exptime)
     }
 
     /// Meta get (`mg`).
@@ -259,7 +260,7 @@ impl Store {
         mode: StoreMode,
         key: &[u8],
         flags: u32,
-        exptime: i32,
+        exptime: i64,
         value: &[u8],
         compare: Option<u64>,
         invalidate: bool,
@@ -284,7 +285,7 @@ impl Store {
         key: &[u8],
         compare: Option<u64>,
         invalidate: bool,
-        new_exptime: Option<i32>,
+        new_exptime: Option<i64>,
     ) -> MetaDeleteOutcome {
         let (hash, shard) = self.locate(key);
         let now = self.now();
@@ -333,7 +334,7 @@ impl Store {
     }
 
     /// Sets a new expiry (`touch`).
-    pub fn touch(&self, key: &[u8], exptime: i32) -> bool {
+    pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         self.lock(shard).touch(key, hash, now, self.expiry(exptime))
@@ -348,7 +349,7 @@ impl Store {
 
     /// flush_all: with no delay (or <= 0) everything stored so far disappears now; with a
     /// delay, everything stored before that moment disappears when it comes.
-    pub fn flush_all(&self, delay: Option<i32>) {
+    pub fn flush_all(&self, delay: Option<i64>) {
         let now = self.clock.now();
         let cutoff = match delay {
             Some(delay) if delay > 0 => self.expiry(delay),

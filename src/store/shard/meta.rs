@@ -14,8 +14,8 @@ pub struct MetaGet {
     pub new_expiry: Option<u32>,
     /// `N`: on a miss, create an empty item with this expiry and win it.
     pub vivify: Option<u32>,
-    /// `R`: win when fewer than this many seconds of TTL remain.
-    pub recache_below: Option<i64>,
+    /// `R`: win when the item expires before this server time.
+    pub recache_before: Option<u32>,
     /// Not `u`: count the read for the LRU.
     pub bump: bool,
 }
@@ -96,11 +96,13 @@ pub enum MetaArithOutcome {
     NotStored,
 }
 
+/// Seconds of life left, -1 for none. As memcached's 32-bit unsigned subtraction: an
+/// item created already expired (`N-1`) reports a wrapped, huge TTL, as memcached does.
 fn ttl_of(exptime: u32, now: u32) -> i64 {
     if exptime == 0 {
         -1
     } else {
-        i64::from(exptime) - i64::from(now)
+        i64::from(exptime.wrapping_sub(now))
     }
 }
 
@@ -163,8 +165,8 @@ impl Shard {
         let exptime = self.memory.header(handle).exptime;
         let token_sent = before.state & TOKEN_SENT != 0;
         let recache = options
-            .recache_below
-            .is_some_and(|below| exptime != 0 && ttl_of(exptime, now.now) < below);
+            .recache_before
+            .is_some_and(|before| exptime != 0 && exptime < before);
         let won = !token_sent && (before.state & STALE != 0 || recache);
         if won {
             self.memory.header_mut(handle).state |= TOKEN_SENT;
