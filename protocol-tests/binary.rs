@@ -308,3 +308,45 @@ fn binary_exptime_fields_are_unsigned() {
         assert_eq!(get_status(&mut c, b"xs"), missing, "[{}]", c.label);
     }
 }
+
+#[test]
+fn cas_values_are_unique_across_keys() {
+    // memcached draws every CAS value from one server-wide counter; clients (and
+    // memcached's own tests) compare them across keys.
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        let keys: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+        let mut from_sets = std::collections::HashSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            c.send(&request(
+                0x01,
+                key.as_bytes(),
+                &set_extras(0, 0),
+                b"v",
+                i as u32,
+                0,
+            ));
+            let cas = response(&mut c).3;
+            assert!(
+                from_sets.insert(cas),
+                "[{}] SET CAS {cas} repeated",
+                c.label
+            );
+        }
+        let mut text = server.connect();
+        text.send(format!("gets {}\r\n", keys.join(" ")).as_bytes());
+        let mut from_gets = std::collections::HashSet::new();
+        for _ in &keys {
+            let line = String::from_utf8(text.read_line()).unwrap();
+            let cas: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+            assert!(
+                from_gets.insert(cas),
+                "[{}] gets CAS {cas} repeated",
+                c.label
+            );
+            text.expect(b"v\r\n");
+        }
+        text.expect(b"END\r\n");
+        assert_eq!(from_sets, from_gets, "[{}]", c.label);
+    }
+}

@@ -21,7 +21,7 @@ pub use shard::{
 };
 
 use memory::{Budget, SizeClasses};
-use shard::{ItemCursor, Shard, Write};
+use shard::{ItemCursor, Shard, ShardCas, Write};
 
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
@@ -107,8 +107,9 @@ impl Store {
         let sizes = SizeClasses::new(config.slab_min_size, config.growth_factor);
         let budget = Arc::new(Budget::new(config.memory_limit));
         let shards = (0..count)
-            .map(|_| {
+            .map(|index| {
                 Mutex::new(Shard::new(
+                    ShardCas::new(index, count),
                     sizes.clone(),
                     budget.clone(),
                     hasher.clone(),
@@ -318,6 +319,14 @@ impl Store {
         let _ = self.with_room(shard, |shard| {
             shard.restore(key, hash, flags, expiry, cas, accessed, value, now)
         });
+    }
+
+    /// After a snapshot restore: every CAS value handed out from now on is larger than
+    /// `highest`, the largest restored one, whichever shard a restored item landed in.
+    pub fn raise_cas_above(&self, highest: u64) {
+        for shard in 0..self.shards.len() {
+            self.lock(shard).raise_cas_above(highest);
+        }
     }
 
     /// Removes any item under `key` without counting a delete (failed `set`).
@@ -639,6 +648,31 @@ mod tests {
             oldest == 0 && newest >= 75,
             "oldest {oldest}, newest {newest} of 100"
         );
+    }
+
+    #[test]
+    fn cas_values_never_repeat_across_shards_or_after_a_restore() {
+        let store = store_of(64, true);
+        assert!(store.shard_count() > 1);
+        // The restored value may not be handed out either.
+        let restored = 1_000_003;
+        let mut seen = std::collections::HashSet::from([restored]);
+        let mut fresh = |outcome: StoreOutcome| match outcome {
+            StoreOutcome::Stored(cas) => assert!(seen.insert(cas), "CAS {cas} repeated"),
+            other => panic!("{other:?}"),
+        };
+        for i in 0..2000 {
+            fresh(store.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"1"));
+        }
+        // A restored item keeps its CAS, which another shard may have produced; later
+        // values of every shard are above the highest restored one.
+        store.restore(b"restored", 0, 0, restored, 0, b"v");
+        store.raise_cas_above(restored);
+        for i in 0..2000 {
+            let outcome = store.store(StoreMode::Set, format!("n{i}").as_bytes(), 0, 0, b"1");
+            assert!(matches!(outcome, StoreOutcome::Stored(cas) if cas > restored));
+            fresh(outcome);
+        }
     }
 
     #[test]

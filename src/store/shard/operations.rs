@@ -96,13 +96,22 @@ impl Shard {
         }
     }
 
+    /// A CAS value for a new or changed item: unique across the store (0 with `-C`).
     pub(super) fn new_cas(&mut self) -> u64 {
         if !self.cas_enabled {
             return 0;
         }
-        let cas = self.next_cas;
-        self.next_cas += 1;
-        cas
+        self.cas.take()
+    }
+
+    /// The CAS value the next change in this shard gets (flush_all's cliff).
+    pub(super) fn next_cas(&self) -> u64 {
+        self.cas.peek()
+    }
+
+    /// Makes every later CAS value of this shard larger than `cas`.
+    pub fn raise_cas_above(&mut self, cas: u64) {
+        self.cas.raise_above(cas);
     }
 
     /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
