@@ -86,17 +86,10 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
     BASE64.encode(bytes).into_bytes()
 }
 
-/// Flags each command accepts (`P` and `L` are proxy hints, accepted and ignored).
-fn allowed(command: MetaCommand) -> &'static [u8] {
-    match command {
-        MetaCommand::Get => b"bcfhklOqstuvNRTPL",
-        MetaCommand::Set => b"bcCFIkOqsTMPL",
-        MetaCommand::Delete => b"bCIkOqTPL",
-        MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
-        MetaCommand::Debug => b"b",
-    }
-}
-
+/// Flags memcached 1.6.18 knows: one table for every meta command (its
+/// `_meta_flag_preparse`), so a flag that only another command uses is accepted and
+/// ignored (`P` and `L` are proxy hints). Any other letter is an invalid flag.
+const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvCDFIJMNOPLRT";
 /// Parses a line whose command is two letters starting with `m`.
 pub fn parse_meta<'a>(
     line: &'a [u8],
@@ -152,10 +145,11 @@ pub fn parse_meta<'a>(
             return error(ProtocolError::FlagsTooLong, consumed, swallow);
         }
     }
-    let flags = MetaFlags(after_words(
-        line,
-        if command == MetaCommand::Set { 3 } else { 2 },
-    ));
+    let flags = MetaFlags {
+        words: after_words(line, if command == MetaCommand::Set { 3 } else { 2 }),
+        of_set: command == MetaCommand::Set,
+    };
+    // md and ma report any flag problem alike.
     let per_flag_error = matches!(command, MetaCommand::Delete | MetaCommand::Arithmetic);
     let flag_error = |plain: ProtocolError| {
         if per_flag_error {
@@ -164,16 +158,8 @@ pub fn parse_meta<'a>(
             plain
         }
     };
-    // Every flag is an ASCII letter once it is allowed: one bit each.
-    let mut seen = 0u128;
-    for (flag, _) in flags.iter() {
-        if !allowed(command).contains(&flag) {
-            return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
-        }
-        if seen & (1 << flag) != 0 {
-            return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
-        }
-        seen |= 1 << flag;
+    if command == MetaCommand::Debug && flags.iter().any(|(flag, _)| flag != b'b') {
+        return error(ProtocolError::InvalidFlag, consumed, swallow);
     }
     let mut ttl = None;
     let mut vivify = None;
@@ -182,67 +168,101 @@ pub fn parse_meta<'a>(
     let mut client_flags = 0;
     let mut delta = 1;
     let mut initial = 0;
-    let mut set_mode = StoreMode::Set;
-    let mut incr = true;
-    let bad_token = flag_error(ProtocolError::BadToken);
+    let mut mode = None;
+    let mut key = Cow::Borrowed(raw_key);
+    // As memcached: an unknown or repeated flag stops at once; a bad token is noted
+    // and the walk goes on, so the last bad token names the error.
+    let mut failure = None;
+    let mut seen = [false; 128];
     for (flag, token) in flags.iter() {
-        let ok = match flag {
+        if flag >= 127 || seen[usize::from(flag)] {
+            return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
+        }
+        seen[usize::from(flag)] = true;
+        if !KNOWN_FLAGS.contains(&flag) {
+            return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
+        }
+        let bad = match flag {
+            b'b' => match base64_decode(raw_key) {
+                Some(decoded) if !decoded.is_empty() => {
+                    key = Cow::Owned(decoded);
+                    None
+                }
+                _ => Some(ProtocolError::KeyDecode),
+            },
             b'T' => strtol32(token)
                 .map(|v| ttl = Some(Exptime::signed(v)))
-                .is_some(),
+                .is_none()
+                .then_some(ProtocolError::BadToken),
             b'N' => strtol32(token)
                 .map(|v| vivify = Some(Exptime::signed(v)))
-                .is_some(),
+                .is_none()
+                .then_some(ProtocolError::BadToken),
             b'R' => strtol32(token)
                 .map(|v| recache = Some(Exptime::signed(v)))
-                .is_some(),
-            b'C' => strtoull(token).map(|v| compare_cas = Some(v)).is_some(),
-            b'F' => strtoul32(token).map(|v| client_flags = v).is_some(),
-            b'D' => strtoull(token).map(|v| delta = v).is_some(),
-            b'J' => strtoull(token).map(|v| initial = v).is_some(),
-            b'O' if token.len() > MAX_OPAQUE => {
-                return error(ProtocolError::OpaqueTooLong, consumed, swallow);
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            b'C' => strtoull(token)
+                .map(|v| compare_cas = Some(v))
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            // memcached flags a bad F without naming it: the error so far stands.
+            b'F' if strtoul32(token).map(|v| client_flags = v).is_none() => {
+                Some(failure.unwrap_or(ProtocolError::BadFormat))
             }
-            b'M' if command == MetaCommand::Set => {
-                if token.len() != 1 {
-                    return error(ProtocolError::MetaModeLength, consumed, swallow);
-                }
-                set_mode = match token[0] {
-                    b'S' | b's' => StoreMode::Set,
-                    b'E' | b'e' => StoreMode::Add,
-                    b'A' | b'a' => StoreMode::Append,
-                    b'P' | b'p' => StoreMode::Prepend,
-                    b'R' | b'r' => StoreMode::Replace,
-                    _ => return error(ProtocolError::InvalidSetMode, consumed, swallow),
-                };
-                true
-            }
+            b'D' => strtoull(token)
+                .map(|v| delta = v)
+                .is_none()
+                .then_some(ProtocolError::MetaDelta),
+            b'J' => strtoull(token)
+                .map(|v| initial = v)
+                .is_none()
+                .then_some(ProtocolError::MetaInitial),
+            b'M' if token.len() != 1 => Some(ProtocolError::MetaModeLength),
             b'M' => {
-                if token.len() != 1 {
-                    return error(ProtocolError::MetaModeLength, consumed, swallow);
-                }
-                incr = match token[0] {
-                    b'I' | b'i' | b'+' => true,
-                    b'D' | b'd' | b'-' => false,
-                    _ => return error(ProtocolError::InvalidArithmeticMode, consumed, swallow),
-                };
-                true
+                mode = Some(token[0]);
+                None
             }
-            _ => true,
+            _ => None,
         };
-        if !ok {
-            return error(bad_token, consumed, swallow);
+        if bad.is_some() {
+            failure = bad;
         }
     }
-    let mut key = Cow::Borrowed(raw_key);
-    if flags.has(b'b') {
-        match base64_decode(raw_key) {
-            Some(decoded) if !decoded.is_empty() && decoded.len() <= KEY_MAX_LENGTH => {
-                key = Cow::Owned(decoded)
-            }
-            _ => return error(ProtocolError::KeyDecode, consumed, swallow),
-        }
+    if let Some(failure) = failure {
+        return error(flag_error(failure), consumed, swallow);
     }
+    if let Some(token) = flags.iter().find(|(flag, _)| *flag == b'O').map(|(_, t)| t)
+        && token.len() > MAX_OPAQUE
+    {
+        return error(ProtocolError::OpaqueTooLong, consumed, swallow);
+    }
+    let set_mode = match mode {
+        None | Some(b'S') => StoreMode::Set,
+        Some(b'E') => StoreMode::Add,
+        Some(b'A') => StoreMode::Append,
+        Some(b'P') => StoreMode::Prepend,
+        Some(b'R') => StoreMode::Replace,
+        Some(_) if command == MetaCommand::Set => {
+            return error(ProtocolError::InvalidSetMode, consumed, swallow);
+        }
+        Some(_) => StoreMode::Set,
+    };
+    let incr = match mode {
+        None | Some(b'I' | b'+') => true,
+        Some(b'D' | b'-') => false,
+        Some(_) if command == MetaCommand::Arithmetic => {
+            return error(ProtocolError::InvalidArithmeticMode, consumed, swallow);
+        }
+        Some(_) => true,
+    };
+    // A CAS guards a set or a replace (memcached turns those into a `cas`), and an
+    // append or prepend unless it is 0; an add ignores it.
+    let store_cas = compare_cas.filter(|&cas| match set_mode {
+        StoreMode::Add => false,
+        StoreMode::Append | StoreMode::Prepend => cas != 0,
+        StoreMode::Set | StoreMode::Replace => true,
+    });
     let reply = ReplyStyle::Meta { flags, raw_key };
     let request = match command {
         MetaCommand::Set => {
@@ -250,7 +270,7 @@ pub fn parse_meta<'a>(
                 // Refused before its data is buffered: the data is swallowed.
                 let request = Request::StoreTooLarge {
                     mode: set_mode,
-                    compare_cas,
+                    compare_cas: store_cas,
                     key,
                     reply,
                 };
@@ -269,7 +289,7 @@ pub fn parse_meta<'a>(
             }
             let request = Request::Store {
                 mode: set_mode,
-                compare_cas,
+                compare_cas: store_cas,
                 key,
                 flags: client_flags,
                 exptime: ttl.unwrap_or_default(),
@@ -317,8 +337,8 @@ pub fn parse_meta<'a>(
     }
 }
 
-/// Appends the return flags in request order: `k` (base64 again under `b`) and `O` here,
-/// the item flags through `item`; ` b` closes a base64 key.
+/// Appends the return flags in request order: `k` (base64 again under `b`, then ` b`)
+/// and `O` here, the item flags through `item`.
 pub fn push_flags(
     out: &mut ReplyBuffer,
     request: &Echo<'_>,
@@ -330,6 +350,7 @@ pub fn push_flags(
                 out.push(b" k");
                 if request.flags.has(b'b') {
                     out.push(&base64_encode(request.key));
+                    out.push(b" b");
                 } else {
                     out.push(request.raw_key);
                 }
@@ -340,9 +361,6 @@ pub fn push_flags(
             }
             other => item(out, other),
         }
-    }
-    if request.flags.has(b'b') && request.flags.has(b'k') {
-        out.push(b" b");
     }
 }
 
@@ -368,18 +386,9 @@ pub fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
 pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
     let code: &[u8] = match response {
         Response::Stored { .. } | Response::Deleted if request.quiet() => return,
-        Response::Stored { cas } => {
-            out.push(b"HD");
-            if request.flags.has(b'c') {
-                out.push(b" c");
-                out.number(cas);
-            }
-            return compose_status(out, b"", request);
-        }
         Response::Deleted | Response::Touched => b"HD",
-        Response::Number { created: false, .. } if request.quiet() && !request.flags.has(b'v') => {
-            return;
-        }
+        // `q` hides a result, value or not, unless `N` just created the item.
+        Response::Number { created: false, .. } if request.quiet() => return,
         Response::Number {
             value, cas, ttl, ..
         } => return compose_number(out, request, value, cas, ttl),
@@ -389,8 +398,24 @@ pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
         // `ma` reports a result that found no memory as not stored.
         Response::Error(ProtocolError::OutOfMemory) => b"NS",
         Response::Error(error) => return out.error(error),
+        Response::Stored { .. } => b"HD",
     };
-    compose_status(out, code, request);
+    if !request.flags.of_set {
+        return compose_status(out, code, request);
+    }
+    // `ms` echoes `c` with the new CAS, or 0 when nothing was stored.
+    let cas = match response {
+        Response::Stored { cas } => cas,
+        _ => 0,
+    };
+    out.push(code);
+    push_flags(out, request, |out, flag| {
+        if flag == b'c' {
+            out.push(b" c");
+            out.number(cas);
+        }
+    });
+    out.push(CRLF);
 }
 
 /// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
@@ -508,11 +533,17 @@ pub fn compose_debug(out: &mut ReplyBuffer, raw_key: &[u8], hit: Option<&MetaHit
     };
     out.push(b"ME ");
     out.push(raw_key);
+    // memcached prints `current_time - exptime` as a signed 32-bit number: an item
+    // with time left shows it negative.
     out.push(b" exp=");
     if hit.ttl < 0 {
         out.push(b"-1");
     } else {
-        out.number(hit.ttl as u64);
+        let exp = (hit.ttl as u32).wrapping_neg() as i32;
+        if exp < 0 {
+            out.push(b"-");
+        }
+        out.number(u64::from(exp.unsigned_abs()));
     }
     out.push(b" la=");
     out.number(u64::from(hit.last_access));

@@ -125,13 +125,19 @@ pub enum StoreMode {
 /// The flags of a meta request exactly as sent (the part of the line after the key, or
 /// after an `ms` data length). Kept as a slice of the line, so a reply style stays two
 /// words to copy; the return flags are echoed in request order by walking it again.
+/// `ms` is marked: its `c` is echoed on every code (`EX c0`), where `md` echoes none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetaFlags<'a>(pub &'a [u8]);
+pub struct MetaFlags<'a> {
+    /// The flags as sent.
+    pub words: &'a [u8],
+    /// The flags of an `ms`.
+    pub of_set: bool,
+}
 
 impl<'a> MetaFlags<'a> {
     /// Flags in request order, each with the token glued to it (`T30` gives `30`).
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
-        words(self.0).map(|word| (word[0], &word[1..]))
+        words(self.words).map(|word| (word[0], &word[1..]))
     }
 
     /// True if the flag was given.

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, LIVE, NIL, STALE, item_size};
+use crate::store::item::{Handle, Header, LIVE, NIL, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -114,8 +114,11 @@ impl Shard {
         self.cas.raise_above(cas);
     }
 
-    /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
-    /// accepted and the new item is marked stale (meta `ms I`).
+    /// A store with an optional CAS comparison, as memcached's `do_store_item`: a set,
+    /// add or replace with a CAS is a `cas` (missing: not found; changed: exists), an
+    /// append or prepend checks it only against an item that is there. With
+    /// `invalidate` (meta `ms I`) a set or replace also accepts an older CAS: the new
+    /// value is stored stale, keeping the old item's expiry and its recache token.
     pub fn store_conditionally(
         &mut self,
         mode: StoreMode,
@@ -133,20 +136,35 @@ impl Shard {
         } = write;
         let existing = self.lookup_live(key, hash, now);
         let mut state = 0;
+        let mut exptime = exptime;
+        let appending = matches!(mode, StoreMode::Append | StoreMode::Prepend);
         if let Some(expected) = compare {
-            let Some(handle) = existing else {
-                self.counters.cas_misses += 1;
-                return StoreOutcome::NotFound;
-            };
-            let current = self.memory.header(handle).cas;
-            if current != expected {
-                if !(invalidate && expected < current) {
-                    self.counters.cas_badval += 1;
-                    return StoreOutcome::Exists;
+            match existing {
+                None if appending => return StoreOutcome::NotStored,
+                None => {
+                    self.counters.cas_misses += 1;
+                    return StoreOutcome::NotFound;
                 }
-                state |= STALE;
+                Some(handle) => {
+                    let old = *self.memory.header(handle);
+                    if old.cas != expected {
+                        if appending || !(invalidate && expected < old.cas) {
+                            if !appending {
+                                self.counters.cas_badval += 1;
+                            }
+                            return StoreOutcome::Exists;
+                        }
+                        state |= STALE | (old.state & TOKEN_SENT);
+                        exptime = old.exptime;
+                    }
+                }
             }
         }
+        let mode = match (mode, compare) {
+            // A CAS makes an add a `cas`: the key is there and matched.
+            (StoreMode::Add, Some(_)) => StoreMode::Set,
+            (mode, _) => mode,
+        };
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
                 // memcached refreshes the LRU position of the item an add collided with.
@@ -178,7 +196,7 @@ impl Shard {
             Ok(cas) => {
                 // Counted once stored, as memcached (which allocates before comparing),
                 // and so a store retried for memory counts once.
-                if compare.is_some() {
+                if compare.is_some() && !appending {
                     self.counters.cas_hits += 1;
                 }
                 StoreOutcome::Stored(cas)
