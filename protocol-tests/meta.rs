@@ -480,3 +480,29 @@ fn meta_arithmetic_q_hides_a_value_and_me_shows_time_left_negative() {
         assert!((-100..=-98).contains(&exp), "[{}] {line}", c.label);
     }
 }
+
+#[test]
+fn meta_t_reports_the_ttl_as_of_its_place_among_the_flags() {
+    // memcached applies T and N while it walks the flags: a `t` before them shows the
+    // TTL the item had, and an item N creates keeps whichever of N and T comes last.
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        c.roundtrip(
+            b"ms tw 1 T100\r\nx\r\nmg tw t T30\r\nmg tw T40 t\r\n",
+            b"HD\r\nHD t100\r\nHD t40\r\n",
+        );
+        c.roundtrip(b"mg tn t N30\r\nmg tn t\r\n", b"HD t-1 W\r\nHD t30 Z\r\n");
+        c.roundtrip(
+            b"mg tnt N10 T30 t\r\nmg tnt t\r\nmg ttn T30 N10 t\r\nmg ttn t\r\n",
+            b"HD t30 W\r\nHD t30 Z\r\nHD t10 W\r\nHD t10 Z\r\n",
+        );
+        c.roundtrip(
+            b"ms ta 1 T100\r\n5\r\nma ta v t T30\r\nma ta v t\r\nma tb t N30 v\r\nma tc N30 T60 t\r\nma tc t\r\n",
+            b"HD\r\nVA 1 t100\r\n6\r\nVA 1 t30\r\n7\r\nVA 1 t-1\r\n0\r\nHD t60\r\nHD t60\r\n",
+        );
+        // `me` reads only a first `b` flag.
+        c.send(b"me tw v\r\n");
+        assert!(c.read_line().starts_with(b"ME tw exp="), "[{}]", c.label);
+        c.roundtrip(b"me tw b\r\n", b"CLIENT_ERROR bad command line format\r\n");
+    }
+}

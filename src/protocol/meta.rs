@@ -32,8 +32,6 @@ enum MetaCommand {
     Delete,
     /// `ma`: arithmetic.
     Arithmetic,
-    /// `me`: debug dump of an item.
-    Debug,
 }
 
 /// What a meta reply echoes: the flags as sent, the key as sent and as used. Built from
@@ -90,6 +88,26 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
 /// `_meta_flag_preparse`), so a flag that only another command uses is accepted and
 /// ignored (`P` and `L` are proxy hints). Any other letter is an invalid flag.
 const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvCDFIJMNOPLRT";
+/// `me <key> [b]`: memcached looks only at the first flag, `b` decodes the key and
+/// anything else is ignored.
+fn parse_debug<'a>(mut tokens: impl Iterator<Item = &'a [u8]>, consumed: usize) -> Frame<'a> {
+    let Some(raw_key) = tokens.next().filter(|key| key.len() <= KEY_MAX_LENGTH) else {
+        return error(ProtocolError::BadFormat, consumed, 0);
+    };
+    let key = match tokens.next() {
+        Some([b'b', ..]) => match base64_decode(raw_key) {
+            Some(decoded) if !decoded.is_empty() => Cow::Owned(decoded),
+            _ => return error(ProtocolError::BadFormat, consumed, 0),
+        },
+        _ => Cow::Borrowed(raw_key),
+    };
+    Frame::Request {
+        request: Request::MetaDebug { key, raw_key },
+        consumed,
+        swallow: 0,
+    }
+}
+
 /// Parses a line whose command is two letters starting with `m`.
 pub fn parse_meta<'a>(
     line: &'a [u8],
@@ -111,14 +129,11 @@ pub fn parse_meta<'a>(
         b"ms" => MetaCommand::Set,
         b"md" => MetaCommand::Delete,
         b"ma" => MetaCommand::Arithmetic,
-        b"me" => MetaCommand::Debug,
+        b"me" => return parse_debug(tokens, consumed),
         _ => return error(ProtocolError::UnknownCommand, consumed, 0),
     };
     let Some(raw_key) = tokens.next() else {
-        return match command {
-            MetaCommand::Debug => error(ProtocolError::BadFormat, consumed, 0),
-            _ => error(ProtocolError::UnknownCommand, consumed, 0),
-        };
+        return error(ProtocolError::UnknownCommand, consumed, 0);
     };
     if raw_key.len() > KEY_MAX_LENGTH {
         return error(ProtocolError::BadFormat, consumed, 0);
@@ -158,9 +173,6 @@ pub fn parse_meta<'a>(
             plain
         }
     };
-    if command == MetaCommand::Debug && flags.iter().any(|(flag, _)| flag != b'b') {
-        return error(ProtocolError::InvalidFlag, consumed, swallow);
-    }
     let mut ttl = None;
     let mut vivify = None;
     let mut recache = None;
@@ -173,6 +185,7 @@ pub fn parse_meta<'a>(
     // As memcached: an unknown or repeated flag stops at once; a bad token is noted
     // and the walk goes on, so the last bad token names the error.
     let mut failure = None;
+    let mut touch_after_vivify = false;
     let mut seen = [false; 128];
     for (flag, token) in flags.iter() {
         if flag >= 127 || seen[usize::from(flag)] {
@@ -191,7 +204,10 @@ pub fn parse_meta<'a>(
                 _ => Some(ProtocolError::KeyDecode),
             },
             b'T' => strtol32(token)
-                .map(|v| ttl = Some(Exptime::signed(v)))
+                .map(|v| {
+                    ttl = Some(Exptime::signed(v));
+                    touch_after_vivify = vivify.is_some();
+                })
                 .is_none()
                 .then_some(ProtocolError::BadToken),
             b'N' => strtol32(token)
@@ -231,6 +247,11 @@ pub fn parse_meta<'a>(
     }
     if let Some(failure) = failure {
         return error(flag_error(failure), consumed, swallow);
+    }
+    // memcached applies `T` and `N` in request order: an item `N` creates keeps the
+    // exptime of whichever comes last.
+    if touch_after_vivify {
+        vivify = ttl;
     }
     if let Some(token) = flags.iter().find(|(flag, _)| *flag == b'O').map(|(_, t)| t)
         && token.len() > MAX_OPAQUE
@@ -328,7 +349,6 @@ pub fn parse_meta<'a>(
             new_ttl: ttl,
             reply,
         },
-        MetaCommand::Debug => Request::MetaDebug { key, raw_key },
     };
     Frame::Request {
         request,
@@ -390,8 +410,19 @@ pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
         // `q` hides a result, value or not, unless `N` just created the item.
         Response::Number { created: false, .. } if request.quiet() => return,
         Response::Number {
-            value, cas, ttl, ..
-        } => return compose_number(out, request, value, cas, ttl),
+            value,
+            cas,
+            ttl,
+            ttl_before,
+            created,
+        } => {
+            let ttl = TtlWalk {
+                before: ttl_before,
+                touched: Some(ttl),
+                vivified: created.then_some(ttl),
+            };
+            return compose_number(out, request, value, cas, ttl);
+        }
         Response::NotStored => b"NS",
         Response::Exists => b"EX",
         Response::NotFound => b"NF",
@@ -418,8 +449,30 @@ pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
     out.push(CRLF);
 }
 
+/// The TTLs a `t` can report: memcached applies `T` and `N` as it walks the flags, so a
+/// `t` before them shows the TTL the item had before.
+#[derive(Debug, Clone, Copy)]
+struct TtlWalk {
+    /// Before `T` or `N` (-1 for an item just created).
+    before: i64,
+    /// After `T`.
+    touched: Option<i64>,
+    /// After `N`, for an item it created.
+    vivified: Option<i64>,
+}
+
+impl TtlWalk {
+    /// The TTL once `flag` (`T` or `N`) has been applied to `current`.
+    fn after(&self, flag: u8, current: i64) -> i64 {
+        match flag {
+            b'T' => self.touched.unwrap_or(current),
+            _ => self.vivified.unwrap_or(current),
+        }
+    }
+}
+
 /// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
-fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u64, ttl: i64) {
+fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u64, ttl: TtlWalk) {
     let digits = Decimal::new(value);
     let digits = digits.as_bytes();
     let with_value = request.flags.has(b'v');
@@ -429,8 +482,10 @@ fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u6
     } else {
         out.push(b"HD");
     }
+    let mut current = ttl.before;
     push_flags(out, request, |out, flag| match flag {
-        b't' => push_ttl(out, ttl),
+        b't' => push_ttl(out, current),
+        b'T' | b'N' => current = ttl.after(flag, current),
         b'c' => {
             out.push(b" c");
             out.number(cas);
@@ -455,6 +510,12 @@ pub struct MetaHit<'a> {
     pub value: Value<'a>,
     /// Seconds of life left, -1 for none.
     pub ttl: i64,
+    /// Seconds of life left before this request (-1 for an item it created).
+    pub ttl_before: i64,
+    /// Seconds of life `T` gave it.
+    pub touch_ttl: Option<i64>,
+    /// Seconds of life `N` gave it, when `N` created it.
+    pub vivify_ttl: Option<i64>,
     /// Seconds since the last access.
     pub last_access: u32,
     /// Fetched before this request.
@@ -481,7 +542,14 @@ pub fn compose_hit(out: &mut ReplyBuffer, request: &Echo<'_>, hit: &MetaHit<'_>)
     } else {
         out.push(b"HD");
     }
+    let ttl = TtlWalk {
+        before: hit.ttl_before,
+        touched: hit.touch_ttl,
+        vivified: hit.vivify_ttl,
+    };
+    let mut current = ttl.before;
     push_flags(out, request, |out, flag| match flag {
+        b'T' | b'N' => current = ttl.after(flag, current),
         b'c' => {
             out.push(b" c");
             out.number(hit.cas);
@@ -499,7 +567,7 @@ pub fn compose_hit(out: &mut ReplyBuffer, request: &Echo<'_>, hit: &MetaHit<'_>)
             out.push(b" s");
             out.number(hit.value.len() as u64);
         }
-        b't' => push_ttl(out, hit.ttl),
+        b't' => push_ttl(out, current),
         _ => {}
     });
     if hit.token_taken {
@@ -612,6 +680,7 @@ mod tests {
             value: 12,
             cas: 4,
             ttl: -1,
+            ttl_before: -1,
             created: false,
         };
         assert_eq!(

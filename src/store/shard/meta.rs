@@ -30,6 +30,12 @@ pub struct MetaView<'a> {
     pub value: ValueRef<'a>,
     /// Seconds of life left, -1 for none.
     pub ttl: i64,
+    /// Seconds of life left before this request (-1 for an item it created).
+    pub ttl_before: i64,
+    /// Seconds of life the new expiry (`T`) gave it.
+    pub touch_ttl: Option<i64>,
+    /// Seconds of life it was created with (`N`), when this request created it.
+    pub vivify_ttl: Option<i64>,
     /// Seconds since the previous access.
     pub last_access: u32,
     /// Read before this request (`h`).
@@ -83,6 +89,8 @@ pub enum MetaArithOutcome {
         cas: u64,
         /// TTL left (-1 none).
         ttl: i64,
+        /// TTL left before the request (-1 for an item it created).
+        ttl_before: i64,
         /// The item was created by `N`.
         created: bool,
     },
@@ -106,14 +114,43 @@ fn ttl_of(exptime: u32, now: u32) -> i64 {
     }
 }
 
+/// What a meta get saw of an item before changing it.
+#[derive(Debug, Clone, Copy)]
+struct Before {
+    /// State bits.
+    state: u8,
+    /// Last access.
+    atime: u32,
+    /// Expiry.
+    exptime: u32,
+    /// The expiry `T` set.
+    new_expiry: Option<u32>,
+    /// This request created the item.
+    created: bool,
+}
+
 impl Shard {
-    fn view(&self, handle: Handle, now: u32, before: u8, atime: u32, won: bool) -> MetaView<'_> {
+    fn view(&self, handle: Handle, now: u32, before: Before, won: bool) -> MetaView<'_> {
         let header = self.memory.header(handle);
+        let Before {
+            state: before,
+            atime,
+            exptime: exptime_before,
+            new_expiry,
+            created,
+        } = before;
         MetaView {
             flags: header.flags,
             cas: header.cas,
             value: self.memory.value(handle),
             ttl: ttl_of(header.exptime, now),
+            ttl_before: if created {
+                -1
+            } else {
+                ttl_of(exptime_before, now)
+            },
+            touch_ttl: new_expiry.map(|expiry| ttl_of(expiry, now)),
+            vivify_ttl: created.then(|| ttl_of(header.exptime, now)),
             last_access: now.saturating_sub(atime),
             fetched_before: before & FETCHED != 0,
             stale: header.state & STALE != 0,
@@ -150,7 +187,14 @@ impl Shard {
                 let Some(handle) = self.find(key, hash) else {
                     return false;
                 };
-                visit(self.view(handle, now.now, 0, now.now, true));
+                let before = Before {
+                    state: 0,
+                    atime: now.now,
+                    exptime: 0,
+                    new_expiry: options.new_expiry,
+                    created: true,
+                };
+                visit(self.view(handle, now.now, before, true));
                 return true;
             }
         };
@@ -174,7 +218,14 @@ impl Shard {
         if options.bump {
             self.memory.mark_fetched(handle, now.now);
         }
-        visit(self.view(handle, now.now, before.state, before.atime, won));
+        let before = Before {
+            state: before.state,
+            atime: before.atime,
+            exptime: before.exptime,
+            new_expiry: options.new_expiry,
+            created: false,
+        };
+        visit(self.view(handle, now.now, before, won));
         true
     }
 
@@ -233,6 +284,7 @@ impl Shard {
                     value: initial,
                     cas,
                     ttl: ttl_of(expiry, now.now),
+                    ttl_before: -1,
                     created: true,
                 },
                 Err(OutOfMemory) => MetaArithOutcome::NotStored,
@@ -244,6 +296,7 @@ impl Shard {
         {
             return MetaArithOutcome::Exists;
         }
+        let ttl_before = ttl_of(self.memory.header(handle).exptime, now.now);
         let value = match self.apply_delta(handle, key, hash, request.incr, request.delta, now) {
             ArithOutcome::Value(value) => value,
             ArithOutcome::NonNumeric => return MetaArithOutcome::NonNumeric,
@@ -261,6 +314,7 @@ impl Shard {
             value,
             cas: header.cas,
             ttl: ttl_of(header.exptime, now.now),
+            ttl_before,
             created: false,
         }
     }
