@@ -405,6 +405,12 @@ fn meta_flags_are_known_to_every_command_and_errors_follow_memcached() {
         c.roundtrip(b"mg fl I C1 D1 F1 J1 MS\r\nmg fl Mx\r\n", b"HD\r\nHD\r\n");
         c.roundtrip(b"ma fl-n f h l s u F1 I R1\r\n", b"NF\r\n");
         c.roundtrip(b"md fl c f h l s t u v D1 F1 J1 Mx N1 R1\r\n", b"HD\r\n");
+        // The opaque limit counts the `O`: 31 bytes pass, 32 do not.
+        let (fits, over) = ("o".repeat(31), "o".repeat(32));
+        c.roundtrip(
+            format!("mg fl-n O{fits}\r\nmg fl-n O{over}\r\n").as_bytes(),
+            format!("EN O{fits}\r\nCLIENT_ERROR opaque token too long\r\n").as_bytes(),
+        );
         for (request, reply) in [
             (
                 &b"mg fl Tx Dx\r\n"[..],

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: tokens of a meta line, counting the command, the
 /// key and the terminator it adds.
 const MAX_META_TOKENS: usize = 20;
-/// Longest opaque token.
+/// Longest opaque token, its `O` included (memcached's `MFLAG_MAX_OPAQUE_LENGTH`).
 const MAX_OPAQUE: usize = 32;
 
 /// Which meta command.
@@ -254,7 +254,8 @@ pub fn parse_meta<'a>(
         vivify = ttl;
     }
     if let Some(token) = flags.iter().find(|(flag, _)| *flag == b'O').map(|(_, t)| t)
-        && token.len() > MAX_OPAQUE
+        // memcached counts the `O` itself.
+        && 1 + token.len() > MAX_OPAQUE
     {
         return error(ProtocolError::OpaqueTooLong, consumed, swallow);
     }
