@@ -458,6 +458,40 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn exptime_fields_read_unsigned() {
+        let far = 0xFFFF_FFFDu32;
+        let extras = [0u32.to_be_bytes(), far.to_be_bytes()].concat();
+        let bytes = header(opcode::SET, b"k", &extras, b"v");
+        let Frame::Request {
+            request: Request::Store { exptime, .. },
+            ..
+        } = parse_binary(&bytes, &Limits::default())
+        else {
+            panic!()
+        };
+        assert_eq!(exptime.seconds(), 4_294_967_293);
+        let incr = |expiration: u32| {
+            let extras = [
+                &1u64.to_be_bytes()[..],
+                &0u64.to_be_bytes(),
+                &expiration.to_be_bytes(),
+            ]
+            .concat();
+            let bytes = header(opcode::INCREMENT, b"n", &extras, b"");
+            let Frame::Request {
+                request: Request::Arithmetic { auto_create, .. },
+                ..
+            } = parse_binary(&bytes, &Limits::default())
+            else {
+                panic!()
+            };
+            auto_create.map(|(exptime, _)| exptime.seconds())
+        };
+        assert_eq!(incr(u32::MAX), None, "all ones: do not create");
+        assert_eq!(incr(0x8000_0000), Some(2_147_483_648));
+    }
+
     fn composed(opcode: u8, response: Response) -> Vec<u8> {
         let mut out = ReplyBuffer::new();
         compose(&mut out, opcode, 3, b"k", response);
