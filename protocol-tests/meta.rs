@@ -512,3 +512,21 @@ fn meta_t_reports_the_ttl_as_of_its_place_among_the_flags() {
         c.roundtrip(b"me tw b\r\n", b"CLIENT_ERROR bad command line format\r\n");
     }
 }
+
+#[test]
+fn meta_cas_zero_and_arithmetic_order_of_checks() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        let never = u64::MAX;
+        // ma: an empty value is refused before the CAS is compared; C0 compares nothing.
+        c.roundtrip(
+            format!("mg ze N30\r\nma ze C{never}\r\n").as_bytes(),
+            b"HD W\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+        );
+        c.roundtrip(b"ms zn 1\r\n5\r\nma zn C0 v\r\n", b"HD\r\nVA 1\r\n6\r\n");
+        // An increment is an access, not a fetch.
+        c.roundtrip(b"mg zn h\r\nmg zn h\r\n", b"HD h0\r\nHD h1\r\n");
+        // ms I with C0 is no older CAS: refused.
+        c.roundtrip(b"ms zn 1 I C0\r\n7\r\nmg zn v\r\n", b"EX\r\nVA 1\r\n6\r\n");
+    }
+}

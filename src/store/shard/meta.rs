@@ -290,9 +290,14 @@ impl Shard {
                 Err(OutOfMemory) => MetaArithOutcome::NotStored,
             };
         };
+        // As memcached's `do_add_delta`: an empty value is refused before the CAS is
+        // compared, and a CAS of 0 compares nothing.
+        if self.memory.header(handle).value_len == 0 {
+            return MetaArithOutcome::NonNumeric;
+        }
         if request
             .compare
-            .is_some_and(|cas| cas != self.memory.header(handle).cas)
+            .is_some_and(|cas| cas != 0 && cas != self.memory.header(handle).cas)
         {
             return MetaArithOutcome::Exists;
         }

@@ -148,7 +148,8 @@ impl Shard {
                 Some(handle) => {
                     let old = *self.memory.header(handle);
                     if old.cas != expected {
-                        if appending || !(invalidate && expected < old.cas) {
+                        let older = expected != 0 && expected < old.cas;
+                        if appending || !(invalidate && older) {
                             if !appending {
                                 self.counters.cas_badval += 1;
                             }
@@ -340,10 +341,12 @@ impl Shard {
         {
             stored[..text.len()].copy_from_slice(text);
             stored[text.len()..].fill(b' ');
+            // An access, not a fetch: memcached's incr updates the access time only
+            // (`mg h` still reports whether anything read the item).
             let header = self.memory.header_mut(handle);
             header.cas = cas;
             header.time = now.now;
-            self.memory.mark_fetched(handle, now.now);
+            header.atime = now.now;
             return ArithOutcome::Value(result);
         }
         let header = *self.memory.header(handle);
