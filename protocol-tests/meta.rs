@@ -526,6 +526,12 @@ fn meta_cas_zero_and_arithmetic_order_of_checks() {
         c.roundtrip(b"ms zn 1\r\n5\r\nma zn C0 v\r\n", b"HD\r\nVA 1\r\n6\r\n");
         // An increment is an access, not a fetch.
         c.roundtrip(b"mg zn h\r\nmg zn h\r\n", b"HD h0\r\nHD h1\r\n");
+        // An add that collides is an access too; a vivifying mg reads what it creates.
+        c.roundtrip(
+            b"ms za 1\r\nx\r\nms za 1 ME\r\ny\r\nmg za h\r\n",
+            b"HD\r\nNS\r\nHD h0\r\n",
+        );
+        c.roundtrip(b"mg zv N30 h\r\nmg zv h\r\n", b"HD h0 W\r\nHD h1 Z\r\n");
         // ms I with C0 is no older CAS: refused.
         c.roundtrip(b"ms zn 1 I C0\r\n7\r\nmg zn v\r\n", b"EX\r\nVA 1\r\n6\r\n");
     }

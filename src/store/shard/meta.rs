@@ -194,6 +194,11 @@ impl Shard {
                     new_expiry: options.new_expiry,
                     created: true,
                 };
+                // Reported as never read, then read by this request like any hit
+                // (memcached bumps the item it just created).
+                if options.bump {
+                    self.memory.mark_fetched(handle, now.now);
+                }
                 visit(self.view(handle, now.now, before, true));
                 return true;
             }

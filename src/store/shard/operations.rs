@@ -168,8 +168,9 @@ impl Shard {
         };
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
-                // memcached refreshes the LRU position of the item an add collided with.
-                self.memory.mark_fetched(handle, now.now);
+                // memcached refreshes the access time of the item an add collided with
+                // (an access, not a fetch: `mg h` does not count it).
+                self.memory.header_mut(handle).atime = now.now;
                 return StoreOutcome::NotStored;
             }
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
