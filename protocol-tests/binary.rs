@@ -243,3 +243,110 @@ fn binary_requests_feed_stats_detail_and_meta_requests_do_not() {
         );
     }
 }
+
+/// The GET that follows: its status and value.
+fn get_status(c: &mut Client, key: &[u8]) -> (u16, Vec<u8>) {
+    c.send(&request(0x00, key, &[], &[], 99, 0));
+    let (_, status, _, _, _, _, value) = response(c);
+    (status, value)
+}
+
+#[test]
+fn binary_exptime_fields_are_unsigned() {
+    // memcached reads every binary exptime as a uint32_t: 0xFFFFFFFD (what spymemcached
+    // sends for MSM's -3) is a Unix time far ahead, so the key stays. Over the text
+    // protocol the same -3 is a signed number and expires the key at once.
+    let far = 0xFFFF_FFFDu32;
+    let found = (0, b"v".to_vec());
+    let missing = (1, b"Not found".to_vec());
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        for (opcode, key) in [(0x01u8, &b"xs"[..]), (0x02, b"xa")] {
+            c.send(&request(opcode, key, &set_extras(0, far), b"v", 1, 0));
+            assert_eq!(response(&mut c).1, 0, "[{}] store {opcode:#x}", c.label);
+            assert_eq!(get_status(&mut c, key), found, "[{}] {opcode:#x}", c.label);
+        }
+        c.send(&request(0x03, b"xa", &set_extras(0, far), b"v", 2, 0));
+        assert_eq!(response(&mut c).1, 0);
+        assert_eq!(get_status(&mut c, b"xa"), found, "[{}] REPLACE", c.label);
+        // TOUCH and GAT with the same field keep the key.
+        for (opcode, key) in [(0x1cu8, &b"xt"[..]), (0x1d, b"xg")] {
+            c.send(&request(0x01, key, &set_extras(0, 0), b"v", 3, 0));
+            response(&mut c);
+            c.send(&request(opcode, key, &far.to_be_bytes(), &[], 4, 0));
+            assert_eq!(response(&mut c).1, 0, "[{}] {opcode:#x}", c.label);
+            assert_eq!(get_status(&mut c, key), found, "[{}] {opcode:#x}", c.label);
+        }
+        // INCR: all ones means "do not create"; a large unsigned expiration creates.
+        let incr = |initial: u64, exptime: u32| {
+            [1u64.to_be_bytes(), initial.to_be_bytes()]
+                .concat()
+                .into_iter()
+                .chain(exptime.to_be_bytes())
+                .collect::<Vec<u8>>()
+        };
+        for opcode in [0x05u8, 0x06] {
+            c.send(&request(opcode, b"xn", &incr(5, u32::MAX), &[], 5, 0));
+            assert_eq!(response(&mut c).1, 1, "[{}] {opcode:#x} no create", c.label);
+        }
+        for (key, exptime) in [(&b"xb"[..], 0x8000_0000u32), (b"xc", 0xFFFF_FFFE)] {
+            c.send(&request(0x05, key, &incr(5, exptime), &[], 6, 0));
+            assert_eq!(response(&mut c).6, 5u64.to_be_bytes(), "[{}]", c.label);
+            assert_eq!(get_status(&mut c, key), (0, b"5".to_vec()), "[{}]", c.label);
+        }
+        // FLUSH with a delay far ahead flushes nothing now.
+        c.send(&request(0x08, b"", &far.to_be_bytes(), &[], 7, 0));
+        assert_eq!(response(&mut c).1, 0);
+        assert_eq!(get_status(&mut c, b"xs"), found, "[{}] FLUSH", c.label);
+        // The text protocol's -3 is negative: stored, then gone.
+        let mut text = server.connect();
+        text.roundtrip(b"set xs 0 -3 1\r\nv\r\nget xs\r\n", b"STORED\r\nEND\r\n");
+        text.roundtrip(
+            b"set xt 0 0 1\r\nv\r\ntouch xt -3\r\nget xt\r\n",
+            b"STORED\r\nTOUCHED\r\nEND\r\n",
+        );
+        assert_eq!(get_status(&mut c, b"xs"), missing, "[{}]", c.label);
+    }
+}
+
+#[test]
+fn cas_values_are_unique_across_keys() {
+    // memcached draws every CAS value from one server-wide counter; clients (and
+    // memcached's own tests) compare them across keys.
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        let keys: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+        let mut from_sets = std::collections::HashSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            c.send(&request(
+                0x01,
+                key.as_bytes(),
+                &set_extras(0, 0),
+                b"v",
+                i as u32,
+                0,
+            ));
+            let cas = response(&mut c).3;
+            assert!(
+                from_sets.insert(cas),
+                "[{}] SET CAS {cas} repeated",
+                c.label
+            );
+        }
+        let mut text = server.connect();
+        text.send(format!("gets {}\r\n", keys.join(" ")).as_bytes());
+        let mut from_gets = std::collections::HashSet::new();
+        for _ in &keys {
+            let line = String::from_utf8(text.read_line()).unwrap();
+            let cas: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+            assert!(
+                from_gets.insert(cas),
+                "[{}] gets CAS {cas} repeated",
+                c.label
+            );
+            text.expect(b"v\r\n");
+        }
+        text.expect(b"END\r\n");
+        assert_eq!(from_sets, from_gets, "[{}]", c.label);
+    }
+}

@@ -3,7 +3,9 @@
 //! (`slabs`, `lru_crawler`).
 
 use super::{Context, Flow, reply, reply_error};
-use crate::protocol::{ClassList, CrawlerCommand, ProtocolError, Reply, ReplyBuffer, ShutdownMode};
+use crate::protocol::{
+    ClassList, CrawlerCommand, Exptime, ProtocolError, Reply, ReplyBuffer, ShutdownMode,
+};
 use crate::store::{ClassSet, Reassign};
 use std::sync::atomic::Ordering;
 
@@ -14,7 +16,7 @@ pub const VERSION: &str = concat!("1.6.18-ferrocached-", env!("CARGO_PKG_VERSION
 pub fn flush_all(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
-    delay: Option<i32>,
+    delay: Option<crate::protocol::Exptime>,
     noreply: bool,
 ) -> Flow {
     ctx.counters.cmd_flush += 1;
@@ -22,7 +24,7 @@ pub fn flush_all(
         reply_error(out, ProtocolError::FlushDisabled, noreply);
         return Flow::Continue;
     }
-    ctx.store.flush_all(delay);
+    ctx.store.flush_all(delay.map(Exptime::seconds));
     reply(out, Reply::Ok, noreply);
     Flow::Continue
 }

@@ -6,7 +6,7 @@
 use super::core;
 use super::{Context, Flow};
 use crate::protocol::binary::{
-    SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_u32, compose, compose_error, compose_hit,
+    SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_exptime, compose, compose_error, compose_hit,
     opcode, write_response,
 };
 use crate::protocol::{BinaryRequest, ReplyBuffer};
@@ -37,10 +37,11 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             }
             let delay = match request.extras.len() {
                 0 => None,
-                4 => Some(be_u32(request.extras, 0) as i32),
+                4 => Some(be_exptime(request.extras, 0)),
                 _ => return invalid(out, op, request.opaque),
             };
-            ctx.store.flush_all(delay);
+            ctx.store
+                .flush_all(delay.map(crate::protocol::Exptime::seconds));
             if op == FLUSH {
                 write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
             }
@@ -84,7 +85,7 @@ pub fn get(
     ctx: &mut Context<'_>,
     out: &mut ReplyBuffer,
     key: &[u8],
-    touch: Option<i32>,
+    touch: Option<crate::protocol::Exptime>,
     op: u8,
     opaque: u32,
 ) -> Flow {

@@ -6,7 +6,7 @@
 
 use super::Context;
 use crate::protocol::meta::MetaHit;
-use crate::protocol::{Hit, ProtocolError, Response, StoreMode, Value};
+use crate::protocol::{Exptime, Hit, ProtocolError, Response, StoreMode, Value};
 use crate::store::{
     self, MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaView, StoreOutcome, ValueRef,
 };
@@ -50,12 +50,12 @@ pub fn value<'a>(value: &ValueRef<'a>) -> Value<'a> {
 pub fn get(
     ctx: &mut Context<'_>,
     key: &[u8],
-    touch: Option<i32>,
+    touch: Option<Exptime>,
     visit: impl FnOnce(Hit<'_>),
 ) -> bool {
     count_get(ctx, touch);
     watch_fetch(ctx, key);
-    let hit = ctx.store.fetch(key, touch, |item| {
+    let hit = ctx.store.fetch(key, touch.map(Exptime::seconds), |item| {
         visit(Hit {
             key: item.key,
             flags: item.flags,
@@ -71,7 +71,7 @@ pub fn get(
 }
 
 /// A get as every protocol counts it (`cmd_get`, and `cmd_touch` when it sets an expiry).
-fn count_get(ctx: &mut Context<'_>, touch: Option<i32>) {
+fn count_get(ctx: &mut Context<'_>, touch: Option<Exptime>) {
     ctx.counters.cmd_get += 1;
     if touch.is_some() {
         ctx.counters.cmd_touch += 1;
@@ -82,11 +82,11 @@ fn count_get(ctx: &mut Context<'_>, touch: Option<i32>) {
 #[derive(Debug, Clone, Copy)]
 pub struct MetaGet {
     /// `T`: new client exptime.
-    pub touch: Option<i32>,
+    pub touch: Option<Exptime>,
     /// `N`: create a missing item with this client exptime.
-    pub vivify: Option<i32>,
-    /// `R`: win the recache right below this remaining TTL.
-    pub recache: Option<i32>,
+    pub vivify: Option<Exptime>,
+    /// `R`: win the recache right when the item expires before this client exptime.
+    pub recache: Option<Exptime>,
     /// False under `u`.
     pub bump: bool,
 }
@@ -105,9 +105,9 @@ pub fn meta_get(
     count_get(ctx, request.touch);
     watch_fetch(ctx, key);
     let options = store::MetaGet {
-        new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl)),
-        vivify: request.vivify.map(|ttl| ctx.store.expiry(ttl)),
-        recache_below: request.recache.map(i64::from),
+        new_expiry: request.touch.map(|ttl| ctx.store.expiry(ttl.seconds())),
+        vivify: request.vivify.map(|ttl| ctx.store.expiry(ttl.seconds())),
+        recache_before: request.recache.map(|ttl| ctx.store.expiry(ttl.seconds())),
         bump: request.bump,
     };
     ctx.store
@@ -131,6 +131,9 @@ fn meta_hit<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
         cas: item.cas,
         value: value(&item.value),
         ttl: item.ttl,
+        ttl_before: item.ttl_before,
+        touch_ttl: item.touch_ttl,
+        vivify_ttl: item.vivify_ttl,
         last_access: item.last_access,
         fetched_before: item.fetched_before,
         stale: item.stale,
@@ -142,10 +145,10 @@ fn meta_hit<'a>(item: &MetaView<'a>) -> MetaHit<'a> {
 }
 
 /// Sets a new expiry on an item (`touch`, TOUCH).
-pub fn touch(ctx: &mut Context<'_>, key: &[u8], exptime: i32, origin: Origin) -> Response {
+pub fn touch(ctx: &mut Context<'_>, key: &[u8], exptime: Exptime, origin: Origin) -> Response {
     ctx.counters.cmd_touch += 1;
     watch_fetch(ctx, key);
-    let hit = ctx.store.touch(key, exptime);
+    let hit = ctx.store.touch(key, exptime.seconds());
     if origin == Origin::Binary {
         detail(ctx, origin, key, |prefix| {
             prefix.gets += 1;
@@ -169,7 +172,7 @@ pub struct Store<'a> {
     /// Client flags.
     pub flags: u32,
     /// Client exptime.
-    pub exptime: i32,
+    pub exptime: Exptime,
     /// The value.
     pub data: &'a [u8],
     /// Store only if the item's CAS is still this one.
@@ -187,7 +190,7 @@ pub fn store(ctx: &mut Context<'_>, request: Store<'_>, origin: Origin) -> Respo
         store_mode(request.mode),
         request.key,
         request.flags,
-        request.exptime,
+        request.exptime.seconds(),
         request.data,
         request.compare_cas,
         request.invalidate,
@@ -220,7 +223,7 @@ pub fn too_large(
         mode,
         key,
         flags: 0,
-        exptime: 0,
+        exptime: Exptime::NEVER,
         data: &[],
         compare_cas: compare_cas.then_some(0),
         invalidate: false,
@@ -240,11 +243,12 @@ pub fn delete(
     key: &[u8],
     compare_cas: Option<u64>,
     invalidate: bool,
-    new_ttl: Option<i32>,
+    new_ttl: Option<Exptime>,
     origin: Origin,
 ) -> Response {
     detail(ctx, origin, key, |prefix| prefix.deletes += 1);
     watch_fetch(ctx, key);
+    let new_ttl = new_ttl.map(Exptime::seconds);
     match ctx.store.meta_delete(key, compare_cas, invalidate, new_ttl) {
         MetaDeleteOutcome::Deleted => Response::Deleted,
         MetaDeleteOutcome::NotFound => Response::NotFound,
@@ -262,9 +266,9 @@ pub struct Arith {
     /// Only if the item's CAS is still this one.
     pub compare_cas: Option<u64>,
     /// Create a missing item with this (client exptime, initial value).
-    pub auto_create: Option<(i32, u64)>,
+    pub auto_create: Option<(Exptime, u64)>,
     /// Set this new client exptime.
-    pub new_ttl: Option<i32>,
+    pub new_ttl: Option<Exptime>,
 }
 
 /// incr/decr, `ma`, INCREMENT/DECREMENT.
@@ -278,8 +282,10 @@ pub fn arith(ctx: &mut Context<'_>, key: &[u8], request: Arith) -> Response {
             compare: request.compare_cas,
             vivify: request
                 .auto_create
-                .map(|(exptime, initial)| (ctx.store.expiry(exptime), initial)),
-            new_expiry: request.new_ttl.map(|exptime| ctx.store.expiry(exptime)),
+                .map(|(exptime, initial)| (ctx.store.expiry(exptime.seconds()), initial)),
+            new_expiry: request
+                .new_ttl
+                .map(|exptime| ctx.store.expiry(exptime.seconds())),
         },
     );
     match outcome {
@@ -287,11 +293,13 @@ pub fn arith(ctx: &mut Context<'_>, key: &[u8], request: Arith) -> Response {
             value,
             cas,
             ttl,
+            ttl_before,
             created,
         } => Response::Number {
             value,
             cas,
             ttl,
+            ttl_before,
             created,
         },
         MetaArithOutcome::NotFound => Response::NotFound,
@@ -337,7 +345,7 @@ fn watch_store(ctx: &Context<'_>, request: &Store<'_>, status: &'static str) {
             (None, StoreMode::Prepend) => "prepend",
         };
         // memcached prints the expiry minus now, unsigned: 0 stays 0, the past wraps.
-        let ttl = match request.exptime {
+        let ttl = match request.exptime.seconds() {
             0 => 0,
             exptime => ctx
                 .store

@@ -16,7 +16,7 @@ pub fn get(
     out: &mut ReplyBuffer,
     keys: Keys<'_>,
     with_cas: bool,
-    new_exptime: Option<i32>,
+    new_exptime: Option<crate::protocol::Exptime>,
 ) -> Flow {
     let window = ctx.reply_window;
     let start = out.len();

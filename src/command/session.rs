@@ -38,7 +38,7 @@ struct PausedGet {
     /// byte (the caller keeps those bytes until the request is finished).
     keys: Range<usize>,
     with_cas: bool,
-    new_exptime: Option<i32>,
+    new_exptime: Option<crate::protocol::Exptime>,
     /// Bytes of the input the whole request takes.
     consumed: usize,
 }

@@ -4,7 +4,7 @@
 
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{
-    BinaryRequest, Frame, GetKeys, KEY_MAX_LENGTH, Limits, ReplyStyle, Request, StoreMode,
+    BinaryRequest, Exptime, Frame, GetKeys, KEY_MAX_LENGTH, Limits, ReplyStyle, Request, StoreMode,
 };
 use super::response::{Hit, Response};
 use std::borrow::Cow;
@@ -112,6 +112,12 @@ pub fn be_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+/// Reads a 32-bit expiration field at `at`: unsigned, as memcached reads every binary
+/// exptime, so 0xFFFFFFFD is a Unix time far ahead, not -3.
+pub fn be_exptime(bytes: &[u8], at: usize) -> Exptime {
+    Exptime::unsigned(be_u32(bytes, at))
+}
+
 /// Reads a big-endian u64 at `at`.
 pub fn be_u64(bytes: &[u8], at: usize) -> u64 {
     (u64::from(be_u32(bytes, at)) << 32) | u64::from(be_u32(bytes, at + 4))
@@ -212,11 +218,11 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
     Some(match opcode {
         GET | GETQ | GETK | GETKQ if extras.is_empty() && value.is_empty() => get(key, None, reply),
         GAT | GATQ | GATK | GATKQ if extras.len() == 4 => {
-            get(key, Some(be_u32(extras, 0) as i32), reply)
+            get(key, Some(be_exptime(extras, 0)), reply)
         }
         TOUCH if extras.len() == 4 => Request::Touch {
             key,
-            exptime: be_u32(extras, 0) as i32,
+            exptime: be_exptime(extras, 0),
             reply,
         },
         DELETE | DELETEQ if extras.is_empty() => Request::Delete {
@@ -237,7 +243,7 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
                 compare_cas,
                 // An expiration of all ones means "do not create".
                 auto_create: (expiration != u32::MAX)
-                    .then(|| (expiration as i32, be_u64(extras, 8))),
+                    .then(|| (Exptime::unsigned(expiration), be_u64(extras, 8))),
                 new_ttl: None,
                 reply,
             }
@@ -245,9 +251,9 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
         _ => {
             let mode = store_mode(opcode)?;
             let (flags, exptime) = match (mode, extras.len()) {
-                (StoreMode::Append | StoreMode::Prepend, 0) => (0, 0),
+                (StoreMode::Append | StoreMode::Prepend, 0) => (0, Exptime::NEVER),
                 (StoreMode::Set | StoreMode::Add | StoreMode::Replace, 8) => {
-                    (be_u32(extras, 0), be_u32(extras, 4) as i32)
+                    (be_u32(extras, 0), be_exptime(extras, 4))
                 }
                 _ => return None,
             };
@@ -266,7 +272,7 @@ fn data_request<'a>(request: &BinaryRequest<'a>) -> Option<Request<'a>> {
 }
 
 /// A binary get of one key (CAS is always in the response header).
-fn get<'a>(key: &'a [u8], touch: Option<i32>, reply: ReplyStyle<'a>) -> Request<'a> {
+fn get<'a>(key: &'a [u8], touch: Option<Exptime>, reply: ReplyStyle<'a>) -> Request<'a> {
     Request::Get {
         keys: GetKeys::One(Cow::Borrowed(key)),
         with_cas: true,
@@ -437,7 +443,7 @@ mod tests {
                 compare_cas: None,
                 key: Cow::Borrowed(b"key"),
                 flags: 0,
-                exptime: 0,
+                exptime: Exptime::NEVER,
                 data: b"value",
                 invalidate: false,
                 reply: ReplyStyle::Binary {
@@ -450,6 +456,40 @@ mod tests {
             parse_binary(&bytes[..30], &Limits::default()),
             Frame::Incomplete { needed: 40 }
         ));
+    }
+
+    #[test]
+    fn exptime_fields_read_unsigned() {
+        let far = 0xFFFF_FFFDu32;
+        let extras = [0u32.to_be_bytes(), far.to_be_bytes()].concat();
+        let bytes = header(opcode::SET, b"k", &extras, b"v");
+        let Frame::Request {
+            request: Request::Store { exptime, .. },
+            ..
+        } = parse_binary(&bytes, &Limits::default())
+        else {
+            panic!()
+        };
+        assert_eq!(exptime.seconds(), 4_294_967_293);
+        let incr = |expiration: u32| {
+            let extras = [
+                &1u64.to_be_bytes()[..],
+                &0u64.to_be_bytes(),
+                &expiration.to_be_bytes(),
+            ]
+            .concat();
+            let bytes = header(opcode::INCREMENT, b"n", &extras, b"");
+            let Frame::Request {
+                request: Request::Arithmetic { auto_create, .. },
+                ..
+            } = parse_binary(&bytes, &Limits::default())
+            else {
+                panic!()
+            };
+            auto_create.map(|(exptime, _)| exptime.seconds())
+        };
+        assert_eq!(incr(u32::MAX), None, "all ones: do not create");
+        assert_eq!(incr(0x8000_0000), Some(2_147_483_648));
     }
 
     fn composed(opcode: u8, response: Response) -> Vec<u8> {

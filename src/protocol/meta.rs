@@ -7,7 +7,7 @@
 
 use super::reply::{ProtocolError, ReplyBuffer};
 use super::request::{
-    Frame, GetKeys, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode,
+    Exptime, Frame, GetKeys, KEY_MAX_LENGTH, Limits, MetaFlags, ReplyStyle, Request, StoreMode,
 };
 use super::response::{CRLF, Response, Value};
 use super::tokens::{after_words, words};
@@ -18,7 +18,7 @@ use std::borrow::Cow;
 /// memcached's `MFLAG_MAX_OPT_LENGTH`: tokens of a meta line, counting the command, the
 /// key and the terminator it adds.
 const MAX_META_TOKENS: usize = 20;
-/// Longest opaque token.
+/// Longest opaque token, its `O` included (memcached's `MFLAG_MAX_OPAQUE_LENGTH`).
 const MAX_OPAQUE: usize = 32;
 
 /// Which meta command.
@@ -32,8 +32,6 @@ enum MetaCommand {
     Delete,
     /// `ma`: arithmetic.
     Arithmetic,
-    /// `me`: debug dump of an item.
-    Debug,
 }
 
 /// What a meta reply echoes: the flags as sent, the key as sent and as used. Built from
@@ -86,14 +84,27 @@ pub fn base64_encode(bytes: &[u8]) -> Vec<u8> {
     BASE64.encode(bytes).into_bytes()
 }
 
-/// Flags each command accepts (`P` and `L` are proxy hints, accepted and ignored).
-fn allowed(command: MetaCommand) -> &'static [u8] {
-    match command {
-        MetaCommand::Get => b"bcfhklOqstuvNRTPL",
-        MetaCommand::Set => b"bcCFIkOqsTMPL",
-        MetaCommand::Delete => b"bCIkOqTPL",
-        MetaCommand::Arithmetic => b"bCNJDTMqOtcvkPL",
-        MetaCommand::Debug => b"b",
+/// Flags memcached 1.6.18 knows: one table for every meta command (its
+/// `_meta_flag_preparse`), so a flag that only another command uses is accepted and
+/// ignored (`P` and `L` are proxy hints). Any other letter is an invalid flag.
+const KNOWN_FLAGS: &[u8] = b"bcfhklqstuvCDFIJMNOPLRT";
+/// `me <key> [b]`: memcached looks only at the first flag, `b` decodes the key and
+/// anything else is ignored.
+fn parse_debug<'a>(mut tokens: impl Iterator<Item = &'a [u8]>, consumed: usize) -> Frame<'a> {
+    let Some(raw_key) = tokens.next().filter(|key| key.len() <= KEY_MAX_LENGTH) else {
+        return error(ProtocolError::BadFormat, consumed, 0);
+    };
+    let key = match tokens.next() {
+        Some([b'b', ..]) => match base64_decode(raw_key) {
+            Some(decoded) if !decoded.is_empty() => Cow::Owned(decoded),
+            _ => return error(ProtocolError::BadFormat, consumed, 0),
+        },
+        _ => Cow::Borrowed(raw_key),
+    };
+    Frame::Request {
+        request: Request::MetaDebug { key, raw_key },
+        consumed,
+        swallow: 0,
     }
 }
 
@@ -118,14 +129,11 @@ pub fn parse_meta<'a>(
         b"ms" => MetaCommand::Set,
         b"md" => MetaCommand::Delete,
         b"ma" => MetaCommand::Arithmetic,
-        b"me" => MetaCommand::Debug,
+        b"me" => return parse_debug(tokens, consumed),
         _ => return error(ProtocolError::UnknownCommand, consumed, 0),
     };
     let Some(raw_key) = tokens.next() else {
-        return match command {
-            MetaCommand::Debug => error(ProtocolError::BadFormat, consumed, 0),
-            _ => error(ProtocolError::UnknownCommand, consumed, 0),
-        };
+        return error(ProtocolError::UnknownCommand, consumed, 0);
     };
     if raw_key.len() > KEY_MAX_LENGTH {
         return error(ProtocolError::BadFormat, consumed, 0);
@@ -152,10 +160,11 @@ pub fn parse_meta<'a>(
             return error(ProtocolError::FlagsTooLong, consumed, swallow);
         }
     }
-    let flags = MetaFlags(after_words(
-        line,
-        if command == MetaCommand::Set { 3 } else { 2 },
-    ));
+    let flags = MetaFlags {
+        words: after_words(line, if command == MetaCommand::Set { 3 } else { 2 }),
+        of_set: command == MetaCommand::Set,
+    };
+    // md and ma report any flag problem alike.
     let per_flag_error = matches!(command, MetaCommand::Delete | MetaCommand::Arithmetic);
     let flag_error = |plain: ProtocolError| {
         if per_flag_error {
@@ -164,17 +173,6 @@ pub fn parse_meta<'a>(
             plain
         }
     };
-    // Every flag is an ASCII letter once it is allowed: one bit each.
-    let mut seen = 0u128;
-    for (flag, _) in flags.iter() {
-        if !allowed(command).contains(&flag) {
-            return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
-        }
-        if seen & (1 << flag) != 0 {
-            return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
-        }
-        seen |= 1 << flag;
-    }
     let mut ttl = None;
     let mut vivify = None;
     let mut recache = None;
@@ -182,61 +180,111 @@ pub fn parse_meta<'a>(
     let mut client_flags = 0;
     let mut delta = 1;
     let mut initial = 0;
-    let mut set_mode = StoreMode::Set;
-    let mut incr = true;
-    let bad_token = flag_error(ProtocolError::BadToken);
-    for (flag, token) in flags.iter() {
-        let ok = match flag {
-            b'T' => strtol32(token).map(|v| ttl = Some(v)).is_some(),
-            b'N' => strtol32(token).map(|v| vivify = Some(v)).is_some(),
-            b'R' => strtol32(token).map(|v| recache = Some(v)).is_some(),
-            b'C' => strtoull(token).map(|v| compare_cas = Some(v)).is_some(),
-            b'F' => strtoul32(token).map(|v| client_flags = v).is_some(),
-            b'D' => strtoull(token).map(|v| delta = v).is_some(),
-            b'J' => strtoull(token).map(|v| initial = v).is_some(),
-            b'O' if token.len() > MAX_OPAQUE => {
-                return error(ProtocolError::OpaqueTooLong, consumed, swallow);
-            }
-            b'M' if command == MetaCommand::Set => {
-                if token.len() != 1 {
-                    return error(ProtocolError::MetaModeLength, consumed, swallow);
-                }
-                set_mode = match token[0] {
-                    b'S' | b's' => StoreMode::Set,
-                    b'E' | b'e' => StoreMode::Add,
-                    b'A' | b'a' => StoreMode::Append,
-                    b'P' | b'p' => StoreMode::Prepend,
-                    b'R' | b'r' => StoreMode::Replace,
-                    _ => return error(ProtocolError::InvalidSetMode, consumed, swallow),
-                };
-                true
-            }
-            b'M' => {
-                if token.len() != 1 {
-                    return error(ProtocolError::MetaModeLength, consumed, swallow);
-                }
-                incr = match token[0] {
-                    b'I' | b'i' | b'+' => true,
-                    b'D' | b'd' | b'-' => false,
-                    _ => return error(ProtocolError::InvalidArithmeticMode, consumed, swallow),
-                };
-                true
-            }
-            _ => true,
-        };
-        if !ok {
-            return error(bad_token, consumed, swallow);
-        }
-    }
+    let mut mode = None;
     let mut key = Cow::Borrowed(raw_key);
-    if flags.has(b'b') {
-        match base64_decode(raw_key) {
-            Some(decoded) if !decoded.is_empty() && decoded.len() <= KEY_MAX_LENGTH => {
-                key = Cow::Owned(decoded)
+    // As memcached: an unknown or repeated flag stops at once; a bad token is noted
+    // and the walk goes on, so the last bad token names the error.
+    let mut failure = None;
+    let mut touch_after_vivify = false;
+    let mut seen = [false; 128];
+    for (flag, token) in flags.iter() {
+        if flag >= 127 || seen[usize::from(flag)] {
+            return error(flag_error(ProtocolError::DuplicateFlag), consumed, swallow);
+        }
+        seen[usize::from(flag)] = true;
+        if !KNOWN_FLAGS.contains(&flag) {
+            return error(flag_error(ProtocolError::InvalidFlag), consumed, swallow);
+        }
+        let bad = match flag {
+            b'b' => match base64_decode(raw_key) {
+                Some(decoded) if !decoded.is_empty() => {
+                    key = Cow::Owned(decoded);
+                    None
+                }
+                _ => Some(ProtocolError::KeyDecode),
+            },
+            b'T' => strtol32(token)
+                .map(|v| {
+                    ttl = Some(Exptime::signed(v));
+                    touch_after_vivify = vivify.is_some();
+                })
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            b'N' => strtol32(token)
+                .map(|v| vivify = Some(Exptime::signed(v)))
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            b'R' => strtol32(token)
+                .map(|v| recache = Some(Exptime::signed(v)))
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            b'C' => strtoull(token)
+                .map(|v| compare_cas = Some(v))
+                .is_none()
+                .then_some(ProtocolError::BadToken),
+            // memcached flags a bad F without naming it: the error so far stands.
+            b'F' if strtoul32(token).map(|v| client_flags = v).is_none() => {
+                Some(failure.unwrap_or(ProtocolError::BadFormat))
             }
-            _ => return error(ProtocolError::KeyDecode, consumed, swallow),
+            b'D' => strtoull(token)
+                .map(|v| delta = v)
+                .is_none()
+                .then_some(ProtocolError::MetaDelta),
+            b'J' => strtoull(token)
+                .map(|v| initial = v)
+                .is_none()
+                .then_some(ProtocolError::MetaInitial),
+            b'M' if token.len() != 1 => Some(ProtocolError::MetaModeLength),
+            b'M' => {
+                mode = Some(token[0]);
+                None
+            }
+            _ => None,
+        };
+        if bad.is_some() {
+            failure = bad;
         }
     }
+    if let Some(failure) = failure {
+        return error(flag_error(failure), consumed, swallow);
+    }
+    // memcached applies `T` and `N` in request order: an item `N` creates keeps the
+    // exptime of whichever comes last.
+    if touch_after_vivify {
+        vivify = ttl;
+    }
+    if let Some(token) = flags.iter().find(|(flag, _)| *flag == b'O').map(|(_, t)| t)
+        // memcached counts the `O` itself.
+        && 1 + token.len() > MAX_OPAQUE
+    {
+        return error(ProtocolError::OpaqueTooLong, consumed, swallow);
+    }
+    let set_mode = match mode {
+        None | Some(b'S') => StoreMode::Set,
+        Some(b'E') => StoreMode::Add,
+        Some(b'A') => StoreMode::Append,
+        Some(b'P') => StoreMode::Prepend,
+        Some(b'R') => StoreMode::Replace,
+        Some(_) if command == MetaCommand::Set => {
+            return error(ProtocolError::InvalidSetMode, consumed, swallow);
+        }
+        Some(_) => StoreMode::Set,
+    };
+    let incr = match mode {
+        None | Some(b'I' | b'+') => true,
+        Some(b'D' | b'-') => false,
+        Some(_) if command == MetaCommand::Arithmetic => {
+            return error(ProtocolError::InvalidArithmeticMode, consumed, swallow);
+        }
+        Some(_) => true,
+    };
+    // A CAS guards a set or a replace (memcached turns those into a `cas`), and an
+    // append or prepend unless it is 0; an add ignores it.
+    let store_cas = compare_cas.filter(|&cas| match set_mode {
+        StoreMode::Add => false,
+        StoreMode::Append | StoreMode::Prepend => cas != 0,
+        StoreMode::Set | StoreMode::Replace => true,
+    });
     let reply = ReplyStyle::Meta { flags, raw_key };
     let request = match command {
         MetaCommand::Set => {
@@ -244,7 +292,7 @@ pub fn parse_meta<'a>(
                 // Refused before its data is buffered: the data is swallowed.
                 let request = Request::StoreTooLarge {
                     mode: set_mode,
-                    compare_cas,
+                    compare_cas: store_cas,
                     key,
                     reply,
                 };
@@ -263,10 +311,10 @@ pub fn parse_meta<'a>(
             }
             let request = Request::Store {
                 mode: set_mode,
-                compare_cas,
+                compare_cas: store_cas,
                 key,
                 flags: client_flags,
-                exptime: ttl.unwrap_or(0),
+                exptime: ttl.unwrap_or_default(),
                 data: &buffer[consumed..end - 2],
                 invalidate: flags.has(b'I'),
                 reply,
@@ -302,7 +350,6 @@ pub fn parse_meta<'a>(
             new_ttl: ttl,
             reply,
         },
-        MetaCommand::Debug => Request::MetaDebug { key, raw_key },
     };
     Frame::Request {
         request,
@@ -311,8 +358,8 @@ pub fn parse_meta<'a>(
     }
 }
 
-/// Appends the return flags in request order: `k` (base64 again under `b`) and `O` here,
-/// the item flags through `item`; ` b` closes a base64 key.
+/// Appends the return flags in request order: `k` (base64 again under `b`, then ` b`)
+/// and `O` here, the item flags through `item`.
 pub fn push_flags(
     out: &mut ReplyBuffer,
     request: &Echo<'_>,
@@ -324,6 +371,7 @@ pub fn push_flags(
                 out.push(b" k");
                 if request.flags.has(b'b') {
                     out.push(&base64_encode(request.key));
+                    out.push(b" b");
                 } else {
                     out.push(request.raw_key);
                 }
@@ -334,9 +382,6 @@ pub fn push_flags(
             }
             other => item(out, other),
         }
-    }
-    if request.flags.has(b'b') && request.flags.has(b'k') {
-        out.push(b" b");
     }
 }
 
@@ -362,33 +407,73 @@ pub fn push_ttl(out: &mut ReplyBuffer, ttl: i64) {
 pub fn compose(out: &mut ReplyBuffer, request: &Echo<'_>, response: Response) {
     let code: &[u8] = match response {
         Response::Stored { .. } | Response::Deleted if request.quiet() => return,
-        Response::Stored { cas } => {
-            out.push(b"HD");
-            if request.flags.has(b'c') {
-                out.push(b" c");
-                out.number(cas);
-            }
-            return compose_status(out, b"", request);
-        }
         Response::Deleted | Response::Touched => b"HD",
-        Response::Number { created: false, .. } if request.quiet() && !request.flags.has(b'v') => {
-            return;
-        }
+        // `q` hides a result, value or not, unless `N` just created the item.
+        Response::Number { created: false, .. } if request.quiet() => return,
         Response::Number {
-            value, cas, ttl, ..
-        } => return compose_number(out, request, value, cas, ttl),
+            value,
+            cas,
+            ttl,
+            ttl_before,
+            created,
+        } => {
+            let ttl = TtlWalk {
+                before: ttl_before,
+                touched: Some(ttl),
+                vivified: created.then_some(ttl),
+            };
+            return compose_number(out, request, value, cas, ttl);
+        }
         Response::NotStored => b"NS",
         Response::Exists => b"EX",
         Response::NotFound => b"NF",
         // `ma` reports a result that found no memory as not stored.
         Response::Error(ProtocolError::OutOfMemory) => b"NS",
         Response::Error(error) => return out.error(error),
+        Response::Stored { .. } => b"HD",
     };
-    compose_status(out, code, request);
+    if !request.flags.of_set {
+        return compose_status(out, code, request);
+    }
+    // `ms` echoes `c` with the new CAS, or 0 when nothing was stored.
+    let cas = match response {
+        Response::Stored { cas } => cas,
+        _ => 0,
+    };
+    out.push(code);
+    push_flags(out, request, |out, flag| {
+        if flag == b'c' {
+            out.push(b" c");
+            out.number(cas);
+        }
+    });
+    out.push(CRLF);
+}
+
+/// The TTLs a `t` can report: memcached applies `T` and `N` as it walks the flags, so a
+/// `t` before them shows the TTL the item had before.
+#[derive(Debug, Clone, Copy)]
+struct TtlWalk {
+    /// Before `T` or `N` (-1 for an item just created).
+    before: i64,
+    /// After `T`.
+    touched: Option<i64>,
+    /// After `N`, for an item it created.
+    vivified: Option<i64>,
+}
+
+impl TtlWalk {
+    /// The TTL once `flag` (`T` or `N`) has been applied to `current`.
+    fn after(&self, flag: u8, current: i64) -> i64 {
+        match flag {
+            b'T' => self.touched.unwrap_or(current),
+            _ => self.vivified.unwrap_or(current),
+        }
+    }
 }
 
 /// `ma`'s success: `HD` (or `VA <digits>` and the number under `v`) with `t` and `c`.
-fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u64, ttl: i64) {
+fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u64, ttl: TtlWalk) {
     let digits = Decimal::new(value);
     let digits = digits.as_bytes();
     let with_value = request.flags.has(b'v');
@@ -398,8 +483,10 @@ fn compose_number(out: &mut ReplyBuffer, request: &Echo<'_>, value: u64, cas: u6
     } else {
         out.push(b"HD");
     }
+    let mut current = ttl.before;
     push_flags(out, request, |out, flag| match flag {
-        b't' => push_ttl(out, ttl),
+        b't' => push_ttl(out, current),
+        b'T' | b'N' => current = ttl.after(flag, current),
         b'c' => {
             out.push(b" c");
             out.number(cas);
@@ -424,6 +511,12 @@ pub struct MetaHit<'a> {
     pub value: Value<'a>,
     /// Seconds of life left, -1 for none.
     pub ttl: i64,
+    /// Seconds of life left before this request (-1 for an item it created).
+    pub ttl_before: i64,
+    /// Seconds of life `T` gave it.
+    pub touch_ttl: Option<i64>,
+    /// Seconds of life `N` gave it, when `N` created it.
+    pub vivify_ttl: Option<i64>,
     /// Seconds since the last access.
     pub last_access: u32,
     /// Fetched before this request.
@@ -450,7 +543,14 @@ pub fn compose_hit(out: &mut ReplyBuffer, request: &Echo<'_>, hit: &MetaHit<'_>)
     } else {
         out.push(b"HD");
     }
+    let ttl = TtlWalk {
+        before: hit.ttl_before,
+        touched: hit.touch_ttl,
+        vivified: hit.vivify_ttl,
+    };
+    let mut current = ttl.before;
     push_flags(out, request, |out, flag| match flag {
+        b'T' | b'N' => current = ttl.after(flag, current),
         b'c' => {
             out.push(b" c");
             out.number(hit.cas);
@@ -468,7 +568,7 @@ pub fn compose_hit(out: &mut ReplyBuffer, request: &Echo<'_>, hit: &MetaHit<'_>)
             out.push(b" s");
             out.number(hit.value.len() as u64);
         }
-        b't' => push_ttl(out, hit.ttl),
+        b't' => push_ttl(out, current),
         _ => {}
     });
     if hit.token_taken {
@@ -502,11 +602,17 @@ pub fn compose_debug(out: &mut ReplyBuffer, raw_key: &[u8], hit: Option<&MetaHit
     };
     out.push(b"ME ");
     out.push(raw_key);
+    // memcached prints `current_time - exptime` as a signed 32-bit number: an item
+    // with time left shows it negative.
     out.push(b" exp=");
     if hit.ttl < 0 {
         out.push(b"-1");
     } else {
-        out.number(hit.ttl as u64);
+        let exp = (hit.ttl as u32).wrapping_neg() as i32;
+        if exp < 0 {
+            out.push(b"-");
+        }
+        out.number(u64::from(exp.unsigned_abs()));
     }
     out.push(b" la=");
     out.number(u64::from(hit.last_access));
@@ -575,6 +681,7 @@ mod tests {
             value: 12,
             cas: 4,
             ttl: -1,
+            ttl_before: -1,
             created: false,
         };
         assert_eq!(
@@ -611,7 +718,7 @@ mod tests {
         };
         let letters: Vec<u8> = flags.iter().map(|(flag, _)| flag).collect();
         assert_eq!(letters, b"svTO");
-        assert_eq!(touch, Some(30));
+        assert_eq!(touch, Some(Exptime::signed(30)));
         assert!(flags.iter().any(|flag| flag == (b'O', &b"ab"[..])));
     }
 

@@ -20,7 +20,7 @@ mod tokens;
 pub use parse::{parse, stats_group, text_get};
 pub use reply::{ProtocolError, Reply, ReplyBuffer};
 pub use request::{
-    BinaryRequest, ClassList, CrawlerCommand, Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits,
-    MetaFlags, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode,
+    BinaryRequest, ClassList, CrawlerCommand, Exptime, Frame, GetKeys, KEY_MAX_LENGTH, Keys,
+    Limits, MetaFlags, ReplyStyle, Request, ShutdownMode, StatsGroup, StoreMode,
 };
 pub use response::{CRLF, Hit, Response, Value};

@@ -6,8 +6,8 @@
 
 use super::reply::ProtocolError;
 use super::request::{
-    Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits, ReplyStyle, Request, ShutdownMode, StatsGroup,
-    StoreMode,
+    Exptime, Frame, GetKeys, KEY_MAX_LENGTH, Keys, Limits, ReplyStyle, Request, ShutdownMode,
+    StatsGroup, StoreMode,
 };
 use super::tokens::{Tokens, after_words};
 use crate::numbers::{strtol32, strtoul32, strtoull};
@@ -84,7 +84,10 @@ fn parse_line<'a>(
         },
         b"gat" | b"gats" if words >= 2 => match strtol32(tokens.get(1)) {
             Some(exptime) => match valid_keys(keys_after(2)) {
-                Some(keys) => request(text_get(keys, command == b"gats", Some(exptime)), consumed),
+                Some(keys) => request(
+                    text_get(keys, command == b"gats", Some(Exptime::signed(exptime))),
+                    consumed,
+                ),
                 None => invalid(ProtocolError::BadFormat, false, consumed),
             },
             None => invalid(ProtocolError::InvalidExptime, false, consumed),
@@ -111,7 +114,7 @@ fn parse_line<'a>(
             match strtol32(tokens.get(1)) {
                 Some(delay) => request(
                     Request::FlushAll {
-                        delay: Some(delay),
+                        delay: Some(Exptime::signed(delay)),
                         noreply,
                     },
                     consumed,
@@ -162,7 +165,7 @@ fn parse_line<'a>(
 
 /// A text get of a key list (also what a multiget paused at a full reply window
 /// resumes with).
-pub fn text_get(keys: Keys<'_>, with_cas: bool, touch: Option<i32>) -> Request<'_> {
+pub fn text_get(keys: Keys<'_>, with_cas: bool, touch: Option<Exptime>) -> Request<'_> {
     Request::Get {
         keys: GetKeys::List(keys),
         with_cas,
@@ -242,7 +245,7 @@ fn parse_storage<'a>(
             compare_cas,
             key: Cow::Borrowed(key),
             flags,
-            exptime,
+            exptime: Exptime::signed(exptime),
             data: &buffer[consumed..end - 2],
             invalidate: false,
             reply: ReplyStyle::Text { noreply },
@@ -261,7 +264,7 @@ fn parse_touch<'a>(tokens: &Tokens<'a>, consumed: usize) -> Frame<'a> {
         Some(exptime) => request(
             Request::Touch {
                 key,
-                exptime,
+                exptime: Exptime::signed(exptime),
                 reply: ReplyStyle::Text { noreply },
             },
             consumed,

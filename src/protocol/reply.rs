@@ -131,6 +131,10 @@ pub enum ProtocolError {
     InvalidArithmeticMode,
     /// Meta: mode token not one character.
     MetaModeLength,
+    /// Meta: a `D` token that is not an unsigned 64-bit number.
+    MetaDelta,
+    /// Meta: a `J` token that is not an unsigned 64-bit number.
+    MetaInitial,
     /// `-Y`: the connection has not authenticated.
     Unauthenticated,
     /// `-Y`: wrong credentials.
@@ -198,6 +202,8 @@ impl ProtocolError {
             ProtocolError::InvalidSetMode => b"CLIENT_ERROR invalid mode for ms M token\r\n",
             ProtocolError::InvalidArithmeticMode => b"CLIENT_ERROR invalid mode for ma M token\r\n",
             ProtocolError::MetaModeLength => b"CLIENT_ERROR incorrect length for M token\r\n",
+            ProtocolError::MetaDelta => b"CLIENT_ERROR invalid numeric delta value\r\n",
+            ProtocolError::MetaInitial => b"CLIENT_ERROR invalid numeric initial value\r\n",
             ProtocolError::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
             ProtocolError::AuthenticationFailure => b"CLIENT_ERROR authentication failure\r\n",
             ProtocolError::CrawlerDisabled => b"CLIENT_ERROR lru crawler disabled\r\n",

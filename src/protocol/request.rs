@@ -77,6 +77,34 @@ pub struct BinaryRequest<'a> {
     pub cas: u64,
 }
 
+/// A client's expiration time as its protocol sent it, widened to memcached's `time_t`
+/// so that both readings survive: the text and meta protocols send a signed 32-bit
+/// number (negative = already expired), the binary protocol an unsigned 32-bit field
+/// (0xFFFFFFFD is a Unix time far in the future, not -3). The store's clock turns it
+/// into a deadline, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Exptime(i64);
+
+impl Exptime {
+    /// No expiry.
+    pub const NEVER: Exptime = Exptime(0);
+
+    /// A text or meta exptime (`strtol` into an `int32_t`).
+    pub fn signed(seconds: i32) -> Self {
+        Exptime(i64::from(seconds))
+    }
+
+    /// A binary protocol field (a `uint32_t`, never negative).
+    pub fn unsigned(seconds: u32) -> Self {
+        Exptime(i64::from(seconds))
+    }
+
+    /// The value as memcached's `realtime()` reads it.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
+
 /// How a store treats an existing item: the one vocabulary of text verbs, meta `ms M`
 /// modes and binary opcodes (a CAS comparison is a separate `compare_cas`, as all three
 /// protocols can combine it with a mode).
@@ -97,13 +125,19 @@ pub enum StoreMode {
 /// The flags of a meta request exactly as sent (the part of the line after the key, or
 /// after an `ms` data length). Kept as a slice of the line, so a reply style stays two
 /// words to copy; the return flags are echoed in request order by walking it again.
+/// `ms` is marked: its `c` is echoed on every code (`EX c0`), where `md` echoes none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetaFlags<'a>(pub &'a [u8]);
+pub struct MetaFlags<'a> {
+    /// The flags as sent.
+    pub words: &'a [u8],
+    /// The flags of an `ms`.
+    pub of_set: bool,
+}
 
 impl<'a> MetaFlags<'a> {
     /// Flags in request order, each with the token glued to it (`T30` gives `30`).
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + 'a {
-        words(self.0).map(|word| (word[0], &word[1..]))
+        words(self.words).map(|word| (word[0], &word[1..]))
     }
 
     /// True if the flag was given.
@@ -252,13 +286,13 @@ pub enum Request<'a> {
         /// `gets`/`gats`: include CAS values (binary and `mg` always have them).
         with_cas: bool,
         /// `gat`, GAT, `mg T`: set this new client exptime.
-        touch: Option<i32>,
+        touch: Option<Exptime>,
         /// `mg N`: create a missing item (empty, its recache right to this caller) with
         /// this client exptime. `None` for text and binary.
-        vivify: Option<i32>,
+        vivify: Option<Exptime>,
         /// `mg R`: win the recache right when fewer seconds of TTL remain. `None` for
         /// text and binary.
-        recache: Option<i32>,
+        recache: Option<Exptime>,
         /// False under `mg u`: leave the LRU position and access time alone.
         bump: bool,
         /// How to answer.
@@ -276,7 +310,7 @@ pub enum Request<'a> {
         /// Client flags.
         flags: u32,
         /// Client exptime.
-        exptime: i32,
+        exptime: Exptime,
         /// The value, exactly as long as announced.
         data: &'a [u8],
         /// `ms I`: an older CAS is accepted and the new item is marked stale.
@@ -302,7 +336,7 @@ pub enum Request<'a> {
         /// Key.
         key: &'a [u8],
         /// Client exptime.
-        exptime: i32,
+        exptime: Exptime,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -315,7 +349,7 @@ pub enum Request<'a> {
         /// `md I`: mark the item stale instead of removing it.
         invalidate: bool,
         /// `md T`: the stale item's new client exptime (with `invalidate`).
-        new_ttl: Option<i32>,
+        new_ttl: Option<Exptime>,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -331,9 +365,9 @@ pub enum Request<'a> {
         compare_cas: Option<u64>,
         /// Create a missing item with this (client exptime, initial value) (binary,
         /// `ma N J`).
-        auto_create: Option<(i32, u64)>,
+        auto_create: Option<(Exptime, u64)>,
         /// `ma T`: set this new client exptime.
-        new_ttl: Option<i32>,
+        new_ttl: Option<Exptime>,
         /// How to answer.
         reply: ReplyStyle<'a>,
     },
@@ -347,7 +381,7 @@ pub enum Request<'a> {
     /// `flush_all [delay]`
     FlushAll {
         /// Delay as a client exptime; `None` = now.
-        delay: Option<i32>,
+        delay: Option<Exptime>,
         /// Suppress the reply.
         noreply: bool,
     },

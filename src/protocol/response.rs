@@ -78,6 +78,9 @@ pub enum Response {
         cas: u64,
         /// Seconds of life left, -1 for none.
         ttl: i64,
+        /// Seconds of life left before the request (-1 for an item it created): a meta
+        /// `t` placed before `T` or `N` reports it.
+        ttl_before: i64,
         /// The item was created by this request (auto-create).
         created: bool,
     },
@@ -141,6 +144,7 @@ mod tests {
             value: 42,
             cas: 1,
             ttl: -1,
+            ttl_before: -1,
             created: false,
         };
         assert_eq!(text(number, false), b"42\r\n");

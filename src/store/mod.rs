@@ -23,7 +23,7 @@ pub use shard::{
 pub use tuning::Tuning;
 
 use memory::{Budget, SizeClasses};
-use shard::{ALL_CLASSES, ItemCursor, Shard, Write};
+use shard::{ALL_CLASSES, ItemCursor, Shard, ShardCas, Write};
 
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
@@ -142,8 +142,9 @@ impl Store {
         let sizes = SizeClasses::new(config.slab_min_size, config.growth_factor);
         let budget = Arc::new(Budget::new(config.memory_limit));
         let shards = (0..count)
-            .map(|_| {
+            .map(|index| {
                 Mutex::new(Shard::new(
+                    ShardCas::new(index, count),
                     sizes.clone(),
                     budget.clone(),
                     hasher.clone(),
@@ -303,7 +304,7 @@ impl Store {
     pub fn fetch(
         &self,
         key: &[u8],
-        new_exptime: Option<i32>,
+        new_exptime: Option<i64>,
         visit: impl FnOnce(ItemView<'_>),
     ) -> bool {
         let (hash, shard) = self.locate(key);
@@ -318,7 +319,7 @@ impl Store {
         mode: StoreMode,
         key: &[u8],
         flags: u32,
-        exptime: i32,
+        exptime: i64,
         value: &[u8],
     ) -> StoreOutcome {
         let (mode, compare) = match mode {
@@ -328,9 +329,10 @@ impl Store {
         self.meta_store(mode, key, flags, exptime, value, compare, false)
     }
 
-    /// Converts a client exptime into server time.
-    pub fn expiry(&self, exptime: i32) -> u32 {
-        self.clock.expiry_from_exptime(i64::from(exptime))
+    /// Converts a client exptime (memcached's `time_t`: a text exptime or a binary
+    /// field, widened) into server time.
+    pub fn expiry(&self, exptime: i64) -> u32 {
+        self.clock.expiry_from_exptime(exptime)
     }
 
     /// Meta get (`mg`).
@@ -356,7 +358,7 @@ impl Store {
         mode: StoreMode,
         key: &[u8],
         flags: u32,
-        exptime: i32,
+        exptime: i64,
         value: &[u8],
         compare: Option<u64>,
         invalidate: bool,
@@ -381,7 +383,7 @@ impl Store {
         key: &[u8],
         compare: Option<u64>,
         invalidate: bool,
-        new_exptime: Option<i32>,
+        new_exptime: Option<i64>,
     ) -> MetaDeleteOutcome {
         let (hash, shard) = self.locate(key);
         let now = self.now();
@@ -423,6 +425,14 @@ impl Store {
         self.lock(shard).peek(key, hash, now)
     }
 
+    /// After a snapshot restore: every CAS value handed out from now on is larger than
+    /// `highest`, the largest restored one, whichever shard a restored item landed in.
+    pub fn raise_cas_above(&self, highest: u64) {
+        for shard in 0..self.shards.len() {
+            self.lock(shard).raise_cas_above(highest);
+        }
+    }
+
     /// Removes any item under `key` without counting a delete (failed `set`).
     pub fn discard(&self, key: &[u8]) {
         let (hash, shard) = self.locate(key);
@@ -437,7 +447,7 @@ impl Store {
     }
 
     /// Sets a new expiry (`touch`).
-    pub fn touch(&self, key: &[u8], exptime: i32) -> bool {
+    pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         self.lock(shard).touch(key, hash, now, self.expiry(exptime))
@@ -452,7 +462,7 @@ impl Store {
 
     /// flush_all: with no delay (or <= 0) everything stored so far disappears now; with a
     /// delay, everything stored before that moment disappears when it comes.
-    pub fn flush_all(&self, delay: Option<i32>) {
+    pub fn flush_all(&self, delay: Option<i64>) {
         let now = self.clock.now();
         let cutoff = match delay {
             Some(delay) if delay > 0 => self.expiry(delay),
@@ -807,6 +817,31 @@ mod tests {
             oldest == 0 && newest >= 75,
             "oldest {oldest}, newest {newest} of 100"
         );
+    }
+
+    #[test]
+    fn cas_values_never_repeat_across_shards_or_after_a_restore() {
+        let store = store_of(64, true);
+        assert!(store.shard_count() > 1);
+        // The restored value may not be handed out either.
+        let restored = 1_000_003;
+        let mut seen = std::collections::HashSet::from([restored]);
+        let mut fresh = |outcome: StoreOutcome| match outcome {
+            StoreOutcome::Stored(cas) => assert!(seen.insert(cas), "CAS {cas} repeated"),
+            other => panic!("{other:?}"),
+        };
+        for i in 0..2000 {
+            fresh(store.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"1"));
+        }
+        // A restored item keeps its CAS, which another shard may have produced; later
+        // values of every shard are above the highest restored one.
+        store.restore(b"restored", 0, 0, restored, 0, b"v");
+        store.raise_cas_above(restored);
+        for i in 0..2000 {
+            let outcome = store.store(StoreMode::Set, format!("n{i}").as_bytes(), 0, 0, b"1");
+            assert!(matches!(outcome, StoreOutcome::Stored(cas) if cas > restored));
+            fresh(outcome);
+        }
     }
 
     #[test]

@@ -396,6 +396,10 @@ pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> 
     if !store.evictions_enabled() {
         records.reverse();
     }
+    // New CAS values must not repeat a restored one, whichever shard it lands in.
+    if let Some(highest) = records.iter().map(|record| record.cas).max() {
+        store.raise_cas_above(highest);
+    }
     let now_unix = store.clock().unix_now();
     let started = store.clock().process_started();
     // Absolute Unix times become this process's server time; the past becomes 0.

@@ -46,7 +46,7 @@ fn storage_waits_for_its_data_block() {
             compare_cas: None,
             key: Cow::Borrowed(b"k"),
             flags: 1,
-            exptime: 2,
+            exptime: crate::protocol::Exptime::signed(2),
             data: b"hello",
             invalidate: false,
             reply: ReplyStyle::Text { noreply: false }

@@ -201,7 +201,7 @@ impl Shard {
             header.atime = accessed.min(now.now);
             if self.cas_enabled {
                 header.cas = cas;
-                self.next_cas = self.next_cas.max(cas + 1);
+                self.raise_cas_above(cas);
             }
         }
         Ok(())

@@ -11,7 +11,7 @@ impl Shard {
     /// Makes every current item invisible (flush_all without delay): items with a CAS
     /// below the shard's next one are flushed once `oldest_live` has passed.
     pub fn mark_flush(&mut self) {
-        self.oldest_cas = self.next_cas;
+        self.oldest_cas = self.next_cas();
         self.request_sweep(ALL_CLASSES);
     }
 

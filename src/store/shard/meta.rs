@@ -14,8 +14,8 @@ pub struct MetaGet {
     pub new_expiry: Option<u32>,
     /// `N`: on a miss, create an empty item with this expiry and win it.
     pub vivify: Option<u32>,
-    /// `R`: win when fewer than this many seconds of TTL remain.
-    pub recache_below: Option<i64>,
+    /// `R`: win when the item expires before this server time.
+    pub recache_before: Option<u32>,
     /// Not `u`: count the read for the LRU.
     pub bump: bool,
 }
@@ -30,6 +30,12 @@ pub struct MetaView<'a> {
     pub value: ValueRef<'a>,
     /// Seconds of life left, -1 for none.
     pub ttl: i64,
+    /// Seconds of life left before this request (-1 for an item it created).
+    pub ttl_before: i64,
+    /// Seconds of life the new expiry (`T`) gave it.
+    pub touch_ttl: Option<i64>,
+    /// Seconds of life it was created with (`N`), when this request created it.
+    pub vivify_ttl: Option<i64>,
     /// Seconds since the previous access.
     pub last_access: u32,
     /// Read before this request (`h`).
@@ -83,6 +89,8 @@ pub enum MetaArithOutcome {
         cas: u64,
         /// TTL left (-1 none).
         ttl: i64,
+        /// TTL left before the request (-1 for an item it created).
+        ttl_before: i64,
         /// The item was created by `N`.
         created: bool,
     },
@@ -96,22 +104,53 @@ pub enum MetaArithOutcome {
     NotStored,
 }
 
+/// Seconds of life left, -1 for none. As memcached's 32-bit unsigned subtraction: an
+/// item created already expired (`N-1`) reports a wrapped, huge TTL, as memcached does.
 fn ttl_of(exptime: u32, now: u32) -> i64 {
     if exptime == 0 {
         -1
     } else {
-        i64::from(exptime) - i64::from(now)
+        i64::from(exptime.wrapping_sub(now))
     }
 }
 
+/// What a meta get saw of an item before changing it.
+#[derive(Debug, Clone, Copy)]
+struct Before {
+    /// State bits.
+    state: u8,
+    /// Last access.
+    atime: u32,
+    /// Expiry.
+    exptime: u32,
+    /// The expiry `T` set.
+    new_expiry: Option<u32>,
+    /// This request created the item.
+    created: bool,
+}
+
 impl Shard {
-    fn view(&self, handle: Handle, now: u32, before: u8, atime: u32, won: bool) -> MetaView<'_> {
+    fn view(&self, handle: Handle, now: u32, before: Before, won: bool) -> MetaView<'_> {
         let header = self.memory.header(handle);
+        let Before {
+            state: before,
+            atime,
+            exptime: exptime_before,
+            new_expiry,
+            created,
+        } = before;
         MetaView {
             flags: header.flags,
             cas: header.cas,
             value: self.memory.value(handle),
             ttl: ttl_of(header.exptime, now),
+            ttl_before: if created {
+                -1
+            } else {
+                ttl_of(exptime_before, now)
+            },
+            touch_ttl: new_expiry.map(|expiry| ttl_of(expiry, now)),
+            vivify_ttl: created.then(|| ttl_of(header.exptime, now)),
             last_access: now.saturating_sub(atime),
             fetched_before: before & FETCHED != 0,
             stale: header.state & STALE != 0,
@@ -148,7 +187,19 @@ impl Shard {
                 let Some(handle) = self.find(key, hash) else {
                     return false;
                 };
-                visit(self.view(handle, now.now, 0, now.now, true));
+                let before = Before {
+                    state: 0,
+                    atime: now.now,
+                    exptime: 0,
+                    new_expiry: options.new_expiry,
+                    created: true,
+                };
+                // Reported as never read, then read by this request like any hit
+                // (memcached bumps the item it just created).
+                if options.bump {
+                    self.memory.mark_fetched(handle, now.now);
+                }
+                visit(self.view(handle, now.now, before, true));
                 return true;
             }
         };
@@ -165,8 +216,8 @@ impl Shard {
         let exptime = self.memory.header(handle).exptime;
         let token_sent = before.state & TOKEN_SENT != 0;
         let recache = options
-            .recache_below
-            .is_some_and(|below| exptime != 0 && ttl_of(exptime, now.now) < below);
+            .recache_before
+            .is_some_and(|before| exptime != 0 && exptime < before);
         let won = !token_sent && (before.state & STALE != 0 || recache);
         if won {
             self.memory.header_mut(handle).state |= TOKEN_SENT;
@@ -174,7 +225,14 @@ impl Shard {
         if options.bump {
             self.memory.mark_fetched(handle, now.now);
         }
-        visit(self.view(handle, now.now, before.state, before.atime, won));
+        let before = Before {
+            state: before.state,
+            atime: before.atime,
+            exptime: before.exptime,
+            new_expiry: options.new_expiry,
+            created: false,
+        };
+        visit(self.view(handle, now.now, before, won));
         true
     }
 
@@ -234,17 +292,24 @@ impl Shard {
                     value: initial,
                     cas,
                     ttl: ttl_of(expiry, now.now),
+                    ttl_before: -1,
                     created: true,
                 },
                 Err(OutOfMemory) => MetaArithOutcome::NotStored,
             };
         };
+        // As memcached's `do_add_delta`: an empty value is refused before the CAS is
+        // compared, and a CAS of 0 compares nothing.
+        if self.memory.header(handle).value_len == 0 {
+            return MetaArithOutcome::NonNumeric;
+        }
         if request
             .compare
-            .is_some_and(|cas| cas != self.memory.header(handle).cas)
+            .is_some_and(|cas| cas != 0 && cas != self.memory.header(handle).cas)
         {
             return MetaArithOutcome::Exists;
         }
+        let ttl_before = ttl_of(self.memory.header(handle).exptime, now.now);
         let value = match self.apply_delta(handle, key, hash, request.incr, request.delta, now) {
             ArithOutcome::Value(value) => value,
             ArithOutcome::NonNumeric => return MetaArithOutcome::NonNumeric,
@@ -262,6 +327,7 @@ impl Shard {
             value,
             cas: header.cas,
             ttl: ttl_of(header.exptime, now.now),
+            ttl_before,
             created: false,
         }
     }

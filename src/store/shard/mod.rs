@@ -26,6 +26,47 @@ use hashbrown::HashTable;
 use std::hash::RandomState;
 use std::sync::Arc;
 
+/// CAS values unique across the whole store without a shared counter: each shard counts
+/// on its own and puts its index in the low bits, so two shards never hand out the same
+/// value (memcached's come from one global counter; clients compare them across keys).
+#[derive(Debug, Clone, Copy)]
+pub struct ShardCas {
+    /// The next value's counter part (from 1, so no value is 0).
+    next: u64,
+    /// This shard's index: the low bits of every value it hands out.
+    index: u64,
+    /// Bits taken by the index (log2 of the shard count).
+    shift: u32,
+}
+
+impl ShardCas {
+    /// Numbering for shard `index` of `count` (a power of two).
+    pub fn new(index: usize, count: usize) -> Self {
+        ShardCas {
+            next: 1,
+            index: index as u64,
+            shift: count.trailing_zeros(),
+        }
+    }
+
+    /// The value the next `take` returns.
+    fn peek(&self) -> u64 {
+        (self.next << self.shift) | self.index
+    }
+
+    /// A fresh value, never handed out before by any shard.
+    fn take(&mut self) -> u64 {
+        let cas = self.peek();
+        self.next += 1;
+        cas
+    }
+
+    /// Makes every later value larger than `cas` (a restored value, from any shard).
+    fn raise_above(&mut self, cas: u64) {
+        self.next = self.next.max((cas >> self.shift) + 1);
+    }
+}
+
 /// Time facts every operation needs, read once per request by the store.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
@@ -212,7 +253,8 @@ pub struct Shard {
     memory: Memory,
     sizes: SizeClasses,
     hasher: RandomState,
-    next_cas: u64,
+    /// Unique CAS values: see `ShardCas`.
+    cas: ShardCas,
     oldest_cas: u64,
     cas_enabled: bool,
     evictions_enabled: bool,
@@ -237,8 +279,10 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// An empty shard drawing memory from `budget`.
+    /// An empty shard drawing memory from `budget`; `cas` numbers its CAS values apart
+    /// from every other shard's.
     pub fn new(
+        cas: ShardCas,
         sizes: SizeClasses,
         budget: Arc<Budget>,
         hasher: RandomState,
@@ -251,7 +295,7 @@ impl Shard {
             memory: Memory::new(&sizes, budget),
             sizes,
             hasher,
-            next_cas: 1,
+            cas,
             oldest_cas: 0,
             cas_enabled,
             evictions_enabled,

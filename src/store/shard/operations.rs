@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, LIVE, NIL, STALE, item_size};
+use crate::store::item::{Handle, Header, LIVE, NIL, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -100,19 +100,31 @@ impl Shard {
         }
     }
 
+    /// A CAS value for a new or changed item: unique across the store (0 with `-C`).
     pub(super) fn new_cas(&mut self) -> u64 {
         if !self.cas_enabled {
             return 0;
         }
-        let cas = self.next_cas;
-        self.next_cas += 1;
-        cas
+        self.cas.take()
     }
 
-    /// A store with an optional CAS comparison; with `invalidate`, an older CAS is
-    /// accepted and the new item is marked stale (meta `ms I`). Counts `cmd_set` in the
-    /// class the written data falls in, as memcached counts it once the item is
-    /// allocated: every outcome but a failure for memory (which may be retried).
+    /// The CAS value the next change in this shard gets (flush_all's cliff).
+    pub(super) fn next_cas(&self) -> u64 {
+        self.cas.peek()
+    }
+
+    /// Makes every later CAS value of this shard larger than `cas`.
+    pub fn raise_cas_above(&mut self, cas: u64) {
+        self.cas.raise_above(cas);
+    }
+
+    /// A store with an optional CAS comparison, as memcached's `do_store_item`: a set,
+    /// add or replace with a CAS is a `cas` (missing: not found; changed: exists), an
+    /// append or prepend checks it only against an item that is there. With
+    /// `invalidate` (meta `ms I`) a set or replace also accepts an older CAS: the new
+    /// value is stored stale, keeping the old item's expiry and its recache token. Counts
+    /// `cmd_set` in the class the written data falls in, as memcached counts it once the
+    /// item is allocated: every outcome but a failure for memory (which may be retried).
     pub fn store_conditionally(
         &mut self,
         mode: StoreMode,
@@ -149,25 +161,42 @@ impl Shard {
         } = write;
         let existing = self.lookup_live(key, hash, now);
         let mut state = 0;
+        let mut exptime = exptime;
+        let appending = matches!(mode, StoreMode::Append | StoreMode::Prepend);
         if let Some(expected) = compare {
-            let Some(handle) = existing else {
-                self.counters.cas_misses += 1;
-                return StoreOutcome::NotFound;
-            };
-            let current = self.memory.header(handle).cas;
-            if current != expected {
-                if !(invalidate && expected < current) {
-                    self.counters.cas_badval += 1;
-                    self.class_counters(handle).cas_badval += 1;
-                    return StoreOutcome::Exists;
+            match existing {
+                None if appending => return StoreOutcome::NotStored,
+                None => {
+                    self.counters.cas_misses += 1;
+                    return StoreOutcome::NotFound;
                 }
-                state |= STALE;
+                Some(handle) => {
+                    let old = *self.memory.header(handle);
+                    if old.cas != expected {
+                        let older = expected != 0 && expected < old.cas;
+                        if appending || !(invalidate && older) {
+                            if !appending {
+                                self.counters.cas_badval += 1;
+                                self.class_counters(handle).cas_badval += 1;
+                            }
+                            return StoreOutcome::Exists;
+                        }
+                        state |= STALE | (old.state & TOKEN_SENT);
+                        exptime = old.exptime;
+                    }
+                }
             }
         }
+        let mode = match (mode, compare) {
+            // A CAS makes an add a `cas`: the key is there and matched.
+            (StoreMode::Add, Some(_)) => StoreMode::Set,
+            (mode, _) => mode,
+        };
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
-                // memcached refreshes the LRU position of the item an add collided with.
-                self.memory.mark_fetched(handle, now.now);
+                // memcached refreshes the access time of the item an add collided with
+                // (an access, not a fetch: `mg h` does not count it).
+                self.memory.header_mut(handle).atime = now.now;
                 return StoreOutcome::NotStored;
             }
             (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
@@ -197,7 +226,7 @@ impl Shard {
                 // Counted once stored, as memcached (which allocates before comparing),
                 // and so a store retried for memory counts once; in the class of the
                 // item replaced, as memcached.
-                if let (Some(_), Some(class)) = (compare, replaced_class) {
+                if let (Some(_), Some(class), false) = (compare, replaced_class, appending) {
                     self.counters.cas_hits += 1;
                     self.memory.class_mut(class).counters.cas_hits += 1;
                 }
@@ -345,10 +374,12 @@ impl Shard {
         {
             stored[..text.len()].copy_from_slice(text);
             stored[text.len()..].fill(b' ');
+            // An access, not a fetch: memcached's incr updates the access time only
+            // (`mg h` still reports whether anything read the item).
             let header = self.memory.header_mut(handle);
             header.cas = cas;
             header.time = now.now;
-            self.memory.mark_fetched(handle, now.now);
+            header.atime = now.now;
             return ArithOutcome::Value(result);
         }
         let header = *self.memory.header(handle);

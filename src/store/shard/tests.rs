@@ -35,6 +35,7 @@ impl Shard {
 
 fn shard_with(limit: usize, evictions: bool) -> Shard {
     Shard::new(
+        ShardCas::new(0, 1),
         SizeClasses::new(48, 1.25),
         Arc::new(Budget::new(limit)),
         RandomState::default(),
@@ -364,6 +365,7 @@ fn cachedump_lists_live_items() {
 fn the_smallest_chunks_fill_whole_pages_without_overflowing_handles() {
     // `-n 1`: 56-byte chunks, 4,681 to a 256 KiB page (more than 12 handle bits held).
     let mut shard = Shard::new(
+        ShardCas::new(0, 1),
         SizeClasses::new(1, 1.25),
         Arc::new(Budget::new(64 * MIB)),
         RandomState::default(),
