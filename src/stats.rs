@@ -12,7 +12,7 @@ pub mod snapshot;
 use dashmap::DashMap;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Counters a connection accumulates locally between batches.
 #[derive(Debug, Default, Clone, Copy)]
@@ -193,8 +193,15 @@ pub struct ServerStats {
     pub ssl_handshake_errors: AtomicU64,
     /// UDP replies dropped by `udp_max_reply_ratio`.
     pub udp_replies_dropped: AtomicU64,
-    /// Current `verbosity` level (changed by the command).
+    /// Current `verbosity` level (changed by the command; see [`ServerStats::set_verbosity`]).
     pub verbosity: AtomicU32,
+    /// Applies a `verbosity` change to the log output.
+    pub log_level: LogLevelHook,
+    /// Pipelining clients that ran `-R` requests from one read and let others run
+    /// (`conn_yields`).
+    pub conn_yields: AtomicU64,
+    /// Connections closed for being silent longer than `-o idle_timeout` (`idle_kicks`).
+    pub idle_kicks: AtomicU64,
     /// Open connections by id, for `stats conns`.
     pub conns: DashMap<u64, Arc<ConnInfo>>,
     /// Per-prefix counters of `stats detail`, kept only while it is on.
@@ -280,6 +287,29 @@ impl Ord for PrefixCounters {
     }
 }
 
+/// How a `verbosity` change reaches the log output. The binary owns the log subscriber
+/// and installs the hook once at start; without one (tests, embedding) the level is only
+/// recorded.
+#[derive(Default)]
+pub struct LogLevelHook(OnceLock<Box<dyn Fn(u32) + Send + Sync>>);
+
+impl LogLevelHook {
+    /// Installs `apply`, called with each new level; a second install is ignored.
+    pub fn install(&self, apply: impl Fn(u32) + Send + Sync + 'static) {
+        let _ = self.0.set(Box::new(apply));
+    }
+}
+
+impl std::fmt::Debug for LogLevelHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "LogLevelHook(installed)"
+        } else {
+            "LogLevelHook(none)"
+        })
+    }
+}
+
 /// What `stats conns` shows of one connection.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -317,6 +347,15 @@ impl ServerStats {
         ConnectionGuard { stats: self, id }
     }
 
+    /// The `verbosity` command: records `level` for `stats settings` and makes the log
+    /// output follow it at once.
+    pub fn set_verbosity(&self, level: u32) {
+        self.verbosity.store(level, Ordering::Relaxed);
+        if let Some(apply) = self.log_level.0.get() {
+            apply(level);
+        }
+    }
+
     /// Folds a connection's local counters into the serving thread's share and zeroes
     /// them.
     pub fn absorb(&self, local: &mut ConnCounters) {
@@ -330,6 +369,8 @@ impl ServerStats {
             &self.rejected_connections,
             &self.auth_cmds,
             &self.auth_errors,
+            &self.conn_yields,
+            &self.idle_kicks,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

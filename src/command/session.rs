@@ -27,6 +27,10 @@ pub enum Step {
     NeedInput(usize),
     /// Replies reached the reply window; write them, then call `process` again.
     MoreQueued,
+    /// `-R` requests ran since the connection last read and more are waiting: write the
+    /// replies, let other connections run, then call `process` again (memcached's
+    /// `conn_yields`).
+    Yield,
     /// A request ended the pass (quit, shutdown) or the stream must close.
     Done(Flow),
 }
@@ -92,6 +96,8 @@ pub struct Session {
     datagram: bool,
     /// Connection id in `-vv` logs.
     id: u64,
+    /// Requests executed since the connection last read or yielded (`-R`).
+    since_yield: usize,
 }
 
 impl Session {
@@ -105,6 +111,7 @@ impl Session {
             authenticated: settings.auth.is_none() && settings.sasl.is_none(),
             datagram: false,
             id,
+            since_yield: 0,
         }
     }
 
@@ -121,6 +128,7 @@ impl Session {
             authenticated: true,
             datagram: true,
             id: 0,
+            since_yield: 0,
         }
     }
 
@@ -149,6 +157,12 @@ impl Session {
                 return (Step::MoreQueued, at);
             }
             let rest = &input[at..];
+            // A datagram's requests are one message; a stream yields after -R of them.
+            if !self.datagram && self.since_yield >= ctx.settings.reqs_per_event && !rest.is_empty()
+            {
+                self.since_yield = 0;
+                return (Step::Yield, at);
+            }
             let frame = match self.resume.take() {
                 Some(paused) => Frame::Request {
                     request: paused.request(rest),
@@ -158,7 +172,11 @@ impl Session {
                 None => self.parse_next(rest, ctx.settings.protocol, limits),
             };
             let (request, consumed, swallow) = match frame {
-                Frame::Incomplete { needed } => return (Step::NeedInput(needed), at),
+                Frame::Incomplete { needed } => {
+                    // Waiting for the client: the next read starts a new turn.
+                    self.since_yield = 0;
+                    return (Step::NeedInput(needed), at);
+                }
                 Frame::Close => return (Step::Done(Flow::Close), at),
                 Frame::Request {
                     request,
@@ -202,6 +220,7 @@ impl Session {
             }
             at += consumed;
             self.swallow = swallow;
+            self.since_yield += 1;
             match flow {
                 Flow::Continue => {}
                 // Without a connection there is nothing to close or to stop for.

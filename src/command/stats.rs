@@ -70,6 +70,8 @@ pub fn snapshot(
         threads: settings.threads,
         since_cert_refresh: tls.map(|tls| store.clock().unix_now() - tls.refreshed_at()),
         udp_enabled: settings.udp_port != 0,
+        idle_timeout_enabled: settings.idle_timeout != 0,
+        lru_maintainer: settings.lru_maintainer,
     };
     Snapshot::collect(store, stats, facts)
 }
@@ -139,16 +141,18 @@ fn settings(ctx: &Context<'_>) -> StatLines {
         flush_enabled: s.flush_enabled,
         idle_timeout: s.idle_timeout,
         read_buf_mem_limit: s.read_buf_mem_limit,
-        tls: ctx.tls.map(|tls| {
-            let options = tls.settings();
+        ssl_enabled: ctx.tls.is_some(),
+        tls: {
+            let options = ctx.tls.map_or(&s.ssl_options, |tls| tls.settings());
             TlsFacts {
                 chain_cert: options.chain_cert.as_deref(),
                 key: options.key.as_deref(),
                 verify_mode: options.verify_mode,
                 ca_cert: options.ca_cert.as_deref(),
                 min_version: &options.min_version,
+                wbuf_size: options.wbuf_size,
             }
-        }),
+        },
         memory_file: s.memory_file.as_deref(),
     }
     .lines()

@@ -14,6 +14,7 @@ use super::Shared;
 use crate::buffers::{READ_BUFFER, ReplyWindow};
 use crate::command::session::{Session, Step};
 use crate::command::{Context, Flow};
+use crate::config::ProtocolMode;
 use crate::protocol::ReplyBuffer;
 use crate::stats::{ConnCounters, ConnInfo};
 use bytes::{Buf, Bytes, BytesMut};
@@ -92,7 +93,16 @@ pub async fn serve<S: ClientStream>(
     // One timer per connection, on the heap so connections without idle_timeout do not
     // carry its room in their task.
     let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
-    tracing::debug!("<{} new client connection from {}", info.id, info.peer);
+    // memcached -vv's line, which names the protocol mode (-B).
+    tracing::debug!(
+        "<{} new {} client connection",
+        info.id,
+        match shared.settings.protocol {
+            ProtocolMode::Auto => "auto-negotiating",
+            ProtocolMode::Ascii => "ascii",
+            ProtocolMode::Binary => "binary",
+        }
+    );
     loop {
         let window = buffers.grant_window();
         let flow = connection.process(shared, window);
@@ -118,6 +128,11 @@ pub async fn serve<S: ClientStream>(
                 return;
             }
             (Step::MoreQueued, _) => continue,
+            (Step::Yield, _) => {
+                shared.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+                continue;
+            }
             (Step::NeedInput(_) | Step::Done(_), _) => {}
         }
         let idle = connection.read.is_empty();
@@ -156,7 +171,10 @@ pub async fn serve<S: ClientStream>(
             result = read => result,
             _ = &mut stopped => Ok(0),
             // Silent for idle_timeout: close, as memcached does.
-            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => Ok(0),
+            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
+                shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
+                Ok(0)
+            }
         };
         match outcome {
             Ok(0) | Err(_) => {
