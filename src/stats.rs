@@ -11,7 +11,7 @@ pub mod snapshot;
 
 use dashmap::DashMap;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Counters a connection accumulates locally between batches.
@@ -310,17 +310,104 @@ impl std::fmt::Debug for LogLevelHook {
     }
 }
 
-/// What `stats conns` shows of one connection.
+/// What a connection is doing, by memcached's names in `stats conns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConnState {
+    /// A listening socket.
+    Listening,
+    /// Waiting for a request (or the rest of one) to arrive; also a UDP socket.
+    Read,
+    /// Executing requests.
+    ParseCmd,
+    /// Waiting for the data block of a storage command.
+    Nread,
+    /// Discarding the data block of a refused storage command.
+    Swallow,
+    /// Writing replies.
+    Mwrite,
+}
+
+impl ConnState {
+    const ALL: [ConnState; 6] = [
+        ConnState::Listening,
+        ConnState::Read,
+        ConnState::ParseCmd,
+        ConnState::Nread,
+        ConnState::Swallow,
+        ConnState::Mwrite,
+    ];
+
+    /// memcached's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Listening => "conn_listening",
+            ConnState::Read => "conn_read",
+            ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Nread => "conn_nread",
+            ConnState::Swallow => "conn_swallow",
+            ConnState::Mwrite => "conn_mwrite",
+        }
+    }
+}
+
+/// What a `stats conns` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A client connection (shows the address it came in on, `listen_addr`).
+    Client,
+    /// A listening TCP or unix socket.
+    Listener,
+    /// A worker's share of a UDP socket (memcached lists one per worker thread).
+    Udp,
+}
+
+/// What `stats conns` shows of one connection or socket.
 #[derive(Debug)]
 pub struct ConnInfo {
     /// Connection id (`stats conns`, logs).
     pub id: u64,
-    /// Client address (`tcp:host:port`, `unix:path`).
+    /// What the entry is.
+    pub kind: ConnKind,
+    /// Client address (`tcp:host:port`), or the socket's own address for a listener.
     pub peer: String,
-    /// The listening address it came in on.
+    /// The listening address a client came in on.
     pub local: String,
     /// Server time of its last command.
     pub last_command: AtomicU32,
+    /// Its [`ConnState`], as a number.
+    state: AtomicU8,
+}
+
+impl ConnInfo {
+    /// A new entry (listening, or waiting to read) whose last command was at `now`.
+    pub fn new(id: u64, kind: ConnKind, peer: String, local: String, now: u32) -> Self {
+        let state = match kind {
+            ConnKind::Listener => ConnState::Listening,
+            ConnKind::Client | ConnKind::Udp => ConnState::Read,
+        };
+        ConnInfo {
+            id,
+            kind,
+            peer,
+            local,
+            last_command: now.into(),
+            state: AtomicU8::new(state as u8),
+        }
+    }
+
+    /// What it is doing now.
+    pub fn state(&self) -> ConnState {
+        ConnState::ALL[usize::from(self.state.load(Ordering::Relaxed))]
+    }
+
+    /// Records what it is doing now (written only on a change, so the cache line stays
+    /// clean while a connection repeats itself).
+    pub fn set_state(&self, state: ConnState) {
+        if self.state.load(Ordering::Relaxed) != state as u8 {
+            self.state.store(state as u8, Ordering::Relaxed);
+        }
+    }
 }
 
 /// An admitted connection's place in `curr_connections` and `stats conns`, given back
@@ -406,12 +493,13 @@ mod tests {
     fn a_panicking_connection_gives_its_place_back() {
         let stats = ServerStats::default();
         stats.curr_connections.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ConnInfo {
-            id: 7,
-            peer: "peer".into(),
-            local: "local".into(),
-            last_command: AtomicU32::new(0),
-        });
+        let info = Arc::new(ConnInfo::new(
+            7,
+            ConnKind::Client,
+            "peer".into(),
+            "local".into(),
+            0,
+        ));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _guard = stats.admit(info);
             assert_eq!(stats.conns.len(), 1);

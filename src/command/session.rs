@@ -16,6 +16,7 @@ use crate::protocol::{
     Frame, GetKeys, Keys, Limits, ProtocolError, Reply, ReplyBuffer, ReplyStyle, Request,
     StoreMode, binary, parse, text_get,
 };
+use crate::stats::ConnState;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
@@ -98,6 +99,9 @@ pub struct Session {
     id: u64,
     /// Requests executed since the connection last read or yielded (`-R`).
     since_yield: usize,
+    /// The input ends inside a request whose command line (or binary header) is
+    /// complete: what is missing is its data block.
+    awaiting_data: bool,
 }
 
 impl Session {
@@ -112,6 +116,7 @@ impl Session {
             datagram: false,
             id,
             since_yield: 0,
+            awaiting_data: false,
         }
     }
 
@@ -129,6 +134,7 @@ impl Session {
             datagram: true,
             id: 0,
             since_yield: 0,
+            awaiting_data: false,
         }
     }
 
@@ -144,6 +150,7 @@ impl Session {
         out: &mut ReplyBuffer,
     ) -> (Step, usize) {
         let mut at = 0;
+        self.awaiting_data = false;
         loop {
             if self.swallow > 0 {
                 let skip = self.swallow.min(input.len() - at);
@@ -175,6 +182,10 @@ impl Session {
                 Frame::Incomplete { needed } => {
                     // Waiting for the client: the next read starts a new turn.
                     self.since_yield = 0;
+                    self.awaiting_data = match self.binary {
+                        Some(true) => rest.len() >= binary::HEADER_SIZE,
+                        _ => memchr::memchr(b'\n', rest).is_some(),
+                    };
                     return (Step::NeedInput(needed), at);
                 }
                 Frame::Close => return (Step::Done(Flow::Close), at),
@@ -227,6 +238,18 @@ impl Session {
                 _ if self.datagram => {}
                 _ => return (Step::Done(flow), at),
             }
+        }
+    }
+
+    /// What the connection waits for after a pass that needs input, by memcached's
+    /// `stats conns` names: a value's data block, the rest of a refused one, or a request.
+    pub fn waiting(&self) -> ConnState {
+        if self.swallow > 0 {
+            ConnState::Swallow
+        } else if self.awaiting_data {
+            ConnState::Nread
+        } else {
+            ConnState::Read
         }
     }
 

@@ -11,7 +11,7 @@ use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StatsGroup};
 use crate::stats::snapshot::{
     ServerFacts, SettingsSnapshot, Snapshot, StatLines, StatValue, TlsFacts,
 };
-use crate::stats::{ConnCounters, ServerStats};
+use crate::stats::{ConnCounters, ConnKind, ServerStats};
 use crate::store::Store;
 use std::sync::atomic::Ordering;
 
@@ -170,9 +170,14 @@ fn conns(ctx: &Context<'_>) -> StatLines {
         .collect();
     conns.sort_by_key(|(id, _)| *id);
     for (id, info) in conns {
+        if info.kind == ConnKind::Udp {
+            out.stat(&format!("{id}:UDP"), "UDP");
+        }
         out.stat(&format!("{id}:addr"), &info.peer);
-        out.stat(&format!("{id}:listen_addr"), &info.local);
-        out.stat(&format!("{id}:state"), "conn_parse_cmd");
+        if info.kind == ConnKind::Client {
+            out.stat(&format!("{id}:listen_addr"), &info.local);
+        }
+        out.stat(&format!("{id}:state"), info.state().name());
         let last = info.last_command.load(Ordering::Relaxed);
         out.stat(
             &format!("{id}:secs_since_last_cmd"),

@@ -16,7 +16,7 @@ use crate::command::session::{Session, Step};
 use crate::command::{Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::ReplyBuffer;
-use crate::stats::{ConnCounters, ConnInfo};
+use crate::stats::{ConnCounters, ConnInfo, ConnState};
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -105,7 +105,11 @@ pub async fn serve<S: ClientStream>(
     );
     loop {
         let window = buffers.grant_window();
+        info.set_state(ConnState::ParseCmd);
         let flow = connection.process(shared, window);
+        if !connection.replies.is_empty() {
+            info.set_state(ConnState::Mwrite);
+        }
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
         shared.stats.absorb(&mut connection.counters);
@@ -142,6 +146,7 @@ pub async fn serve<S: ClientStream>(
             connection.replies.release();
             connection.pending = Vec::new();
         }
+        info.set_state(connection.session.waiting());
         let needed = match flow {
             Step::NeedInput(needed) => needed,
             _ => 0,
