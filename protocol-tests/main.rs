@@ -20,6 +20,7 @@ mod operator;
 mod prometheus;
 mod restart;
 mod sasl;
+mod server_ops;
 mod sessions;
 mod startup;
 mod store_stress;
