@@ -330,4 +330,38 @@ mod tests {
         assert_eq!(s.idle_timeout, 5);
         assert_eq!(s.ignored_options, ["hashpower=20"]);
     }
+
+    #[test]
+    fn ssl_min_version_reads_memcacheds_numbers_and_warns_below_1_2() {
+        let tls = |value: &str| settings(&["-o", &format!("ssl_min_version={value}")]);
+        assert_eq!(tls("3").unwrap().ssl_options.min_version, "tlsv1.3");
+        assert_eq!(tls("tlsv1.2").unwrap().ssl_options.min_version, "tlsv1.2");
+        assert_eq!(
+            tls("4").unwrap_err().message,
+            "Invalid ssl_min_version. Use help to see valid options."
+        );
+        assert_eq!(
+            tls("x").unwrap_err().message,
+            "could not parse argument to ssl_min_version"
+        );
+        let s = settings(&["-Z", "-o", "ssl_min_version=1,ssl_wbuf_size=8"]).unwrap();
+        assert_eq!(s.tls.as_ref().unwrap().wbuf_size, 8192);
+        assert!(s.startup_warnings[0].contains("TLS 1.2"));
+        assert!(
+            settings(&["-o", "ssl_min_version=0"])
+                .unwrap()
+                .startup_warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn no_lru_maintainer_is_honoured() {
+        assert!(settings(&[]).unwrap().lru_maintainer);
+        assert!(
+            !settings(&["-o", "no_lru_maintainer"])
+                .unwrap()
+                .lru_maintainer
+        );
+    }
 }
