@@ -343,3 +343,89 @@ fn ssl_min_version_below_1_2_starts_with_a_warning() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `stats <group>` on a unix-socket stream; the (name, value) pairs.
+fn unix_stats(stream: &mut std::os::unix::net::UnixStream, group: &str) -> Vec<(String, String)> {
+    stream
+        .write_all(format!("stats {group}\r\n").as_bytes())
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let count = stream.read(&mut buffer).expect("stats reply");
+        assert!(count > 0, "closed inside stats");
+        reply.extend_from_slice(&buffer[..count]);
+    }
+    String::from_utf8(reply)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.strip_prefix("STAT "))
+        .map(|line| {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            (name.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn unix_socket_stats_and_conns_match_memcached() {
+    use std::os::unix::net::UnixStream;
+    let mut seen = Vec::new();
+    for kind in kinds() {
+        // Short: memcached cuts a listening unix socket's path at 26 bytes in `stats
+        // conns` (README, "Known differences").
+        let dir = std::path::PathBuf::from(format!("/tmp/fo-{}", free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        let path_text = path.to_str().unwrap().to_string();
+        let mut child = command_for(kind, free_port(), &["-s", &path_text])
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut waiting = loop {
+            if let Ok(stream) = UnixStream::connect(&path) {
+                break stream;
+            }
+            assert!(Instant::now() < deadline, "{kind:?} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        waiting.write_all(b"set k 0 0 10\r\nab").unwrap();
+        let mut asking = UnixStream::connect(&path).unwrap();
+        asking
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let conns: Vec<(String, String)> = unix_stats(&mut asking, "conns")
+            .into_iter()
+            .map(|(name, value)| {
+                let field = name.split_once(':').unwrap().1.to_string();
+                // Paths and times differ between the two runs; the rest must not.
+                let value = if field == "secs_since_last_cmd" {
+                    String::new()
+                } else {
+                    value.replace(&path_text, "PATH")
+                };
+                (field, value)
+            })
+            .collect();
+        let listener = ("addr".to_string(), "unix:PATH".to_string());
+        assert_eq!(conns[0], listener, "[{kind:?}] {conns:?}");
+        let names = |group: &str, stream: &mut UnixStream| -> Vec<String> {
+            unix_stats(stream, group)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        };
+        let general = names("", &mut asking);
+        let settings = names("settings", &mut asking);
+        seen.push((kind, conns, general, settings));
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let [ours, theirs] = &seen[..] {
+        assert_eq!(ours.1, theirs.1, "stats conns over a unix socket");
+        assert_eq!(ours.2, theirs.2, "stats names under -s");
+        assert_eq!(ours.3, theirs.3, "stats settings names under -s");
+    }
+}
