@@ -302,7 +302,7 @@ fn stat_name_sets_match_memcached_under_option_sets() {
 }
 
 #[test]
-fn ssl_min_version_below_1_2_starts_with_a_warning() {
+fn tls_below_1_2_starts_with_a_warning_and_stats_match_memcached() {
     if external_target() {
         return;
     }
@@ -327,18 +327,32 @@ fn ssl_min_version_below_1_2_starts_with_a_warning() {
     }
     for version in ["0", "1"] {
         let options = format!(
-            "ssl_chain_cert={},ssl_key={},ssl_min_version={version}",
+            "ssl_chain_cert={},ssl_key={},ssl_min_version={version},ssl_wbuf_size=8",
             cert.display(),
             key.display()
         );
         // memcached accepts the option and starts; so does ferrocached, saying what it
-        // offers instead.
+        // offers instead. Over TLS both print the same stat names and ssl_* settings.
+        let mut seen = Vec::new();
         for kind in kinds() {
             let server = Logged::start(kind, &["-Z", "-o", &options]);
             let log = server.log();
             if kind == Kind::Ferrocached {
                 assert!(log.contains("WARNING") && log.contains("TLS 1.2"), "{log}");
             }
+            let Some(mut python) = crate::support::tool("python3") else {
+                return;
+            };
+            let output = python
+                .args(["-c", TLS_STATS, &server.port.to_string()])
+                .output()
+                .expect("python3");
+            assert!(output.status.success(), "{output:?}");
+            seen.push(String::from_utf8(output.stdout).unwrap());
+        }
+        if let [ours, theirs] = &seen[..] {
+            assert_eq!(ours, theirs, "stats over TLS, ssl_min_version={version}");
+            assert!(ours.contains("ssl_wbuf_size 8192"), "{ours}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -429,3 +443,26 @@ fn unix_socket_stats_and_conns_match_memcached() {
         assert_eq!(ours.3, theirs.3, "stats settings names under -s");
     }
 }
+
+/// Prints the names of `stats`, then the `ssl_*` lines of `stats settings`, read over
+/// TLS from 127.0.0.1:<argv[1]>.
+const TLS_STATS: &str = r#"
+import socket, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+stream = context.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))))
+for group in ["", "settings"]:
+    stream.sendall(("stats %s\r\n" % group).encode())
+    reply = b""
+    while not reply.endswith(b"END\r\n"):
+        reply += stream.recv(65536)
+    for line in reply.decode().split("\r\n"):
+        fields = line.split(" ")
+        if fields[0] != "STAT":
+            continue
+        if group == "":
+            print(fields[1])
+        elif fields[1].startswith("ssl_"):
+            print(line)
+"#;
