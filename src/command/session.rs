@@ -360,3 +360,45 @@ fn first_line(bytes: &[u8]) -> String {
         .trim_end()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{ConnCounters, ServerStats};
+    use crate::store::{Clock, Store};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_stream_yields_after_r_requests_with_more_waiting_and_waits_as_memcached_names() {
+        let settings = Settings {
+            reqs_per_event: 3,
+            ..Settings::default()
+        };
+        let store = Store::new(&settings.store_config(), Arc::new(Clock::new()));
+        let stats = ServerStats::default();
+        let mut counters = ConnCounters::default();
+        let mut ctx = Context {
+            store: &store,
+            settings: &settings,
+            stats: &stats,
+            counters: &mut counters,
+            tls: None,
+            reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
+        };
+        let limits = settings.limits();
+        let mut out = ReplyBuffer::new();
+        let mut session = Session::stream(&settings, 1);
+        let input = b"get a\r\n".repeat(7);
+        let (step, consumed) = session.process(&input, &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::Yield, 21));
+        let (step, consumed) = session.process(&input[21..], &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::Yield, 21));
+        // Nothing waits after the last request: no yield, the session waits to read.
+        let (step, consumed) = session.process(&input[42..], &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::NeedInput(1), 7));
+        assert_eq!(session.waiting(), ConnState::Read);
+        let (step, _) = session.process(b"set k 0 0 5\r\nab", &mut ctx, &limits, &mut out);
+        assert!(matches!(step, Step::NeedInput(_)));
+        assert_eq!(session.waiting(), ConnState::Nread);
+    }
+}
