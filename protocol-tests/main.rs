@@ -22,6 +22,7 @@ mod package;
 mod prometheus;
 mod restart;
 mod sasl;
+mod server_ops;
 mod sessions;
 mod slabs;
 mod startup;

@@ -474,21 +474,8 @@ fn stats_settings_names_follow_memcacheds_order() {
             .into_iter()
             .map(|(name, _)| name)
             .collect();
-        // memcached's list, less what only extstore and TLS builds print.
-        let ours: Vec<&str> = MEMCACHED_SETTINGS
-            .iter()
-            .copied()
-            .filter(|name| {
-                !name.starts_with("ext_") && (!name.starts_with("ssl_") || *name == "ssl_enabled")
-            })
-            .collect();
-        match server.kind {
-            Kind::Ferrocached => assert_eq!(names, ours),
-            Kind::Memcached => assert_eq!(names, MEMCACHED_SETTINGS),
-            Kind::External => assert!(
-                names == ours || names == MEMCACHED_SETTINGS,
-                "external server's stats settings: {names:?}"
-            ),
-        }
+        // ext_* (constants: no extstore) and ssl_* lines are printed as memcached's
+        // Debian build prints them, with or without -Z.
+        assert_eq!(names, MEMCACHED_SETTINGS, "[{:?}]", server.kind);
     }
 }

@@ -7,7 +7,9 @@ use ferrocached::store::Clock;
 use ferrocached::store::snapshot::{self, Snapshots};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{EnvFilter, reload};
 
 /// memcached's exit status when it cannot listen.
 const EXIT_LISTEN_FAILED: u8 = 71;
@@ -41,7 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    init_logging(settings.verbosity);
+    let change_log_level = init_logging(settings.verbosity);
+    for warning in &settings.startup_warnings {
+        eprintln!("WARNING: {warning}");
+    }
     for option in &settings.ignored_options {
         tracing::warn!(option, "memcached tuning option accepted and ignored");
     }
@@ -65,6 +70,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
+        if let Some(change_log_level) = change_log_level {
+            shared.stats.log_level.install(change_log_level);
+        }
         let stop = shutdown_signal(shared.clone());
         // A warm restart loads its items before any listener opens.
         if let Some(snapshots) = &shared.snapshots
@@ -182,21 +190,49 @@ fn warm_start(shared: &Shared, snapshots: &Snapshots) -> Result<(), ExitCode> {
     }
 }
 
-/// Logs to stderr: -v warnings and errors, -vv every command, -vvv internals.
-fn init_logging(verbosity: u8) {
-    let level = match verbosity {
-        0 => "error",
-        1 => "warn",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+/// The log level for memcached's verbosity: 0 errors, 1 (`-v`) warnings as well,
+/// 2 (`-vv`, `verbosity 2`) every connection and command, 3 (`-vvv`) internals.
+fn log_level(verbosity: u32) -> LevelFilter {
+    match verbosity {
+        0 => LevelFilter::ERROR,
+        1 => LevelFilter::WARN,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    }
+}
+
+/// Logs to stderr at the level of `-v` (see [`log_level`]); `RUST_LOG`, when set,
+/// chooses instead. Returns what the `verbosity` command calls to change the level at
+/// run time (nothing under `RUST_LOG`, which stays as given).
+fn init_logging(verbosity: u8) -> Option<impl Fn(u32) + Send + Sync + 'static> {
+    if let Ok(filter) = EnvFilter::try_from_default_env() {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(stderr_output())
+            .init();
+        return None;
+    }
+    let (filter, handle) = reload::Layer::new(log_level(u32::from(verbosity)));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr_output())
+        .init();
+    Some(move |level| {
+        if let Err(error) = handle.reload(log_level(level)) {
+            tracing::error!(%error, "cannot change the log level");
+        }
+    })
+}
+
+/// The log lines' formatting: to stderr, coloured only on a terminal.
+fn stderr_output<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Completes on SIGTERM, SIGINT, SIGUSR1 (graceful) or a `shutdown [graceful]` command.

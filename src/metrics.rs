@@ -44,7 +44,9 @@ const COUNTERS: &[(&str, &str, Figure)] = &[
         "memcached_connections_rejected_total",
         |s| s.server.rejected_connections,
     ),
-    ("conn_yields", "memcached_connections_yielded_total", |_| 0),
+    ("conn_yields", "memcached_connections_yielded_total", |s| {
+        s.server.conn_yields
+    }),
     (
         "listen_disabled_num",
         "memcached_connections_listener_disabled_total",

@@ -11,8 +11,8 @@ pub mod snapshot;
 
 use dashmap::DashMap;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Counters a connection accumulates locally between batches.
 #[derive(Debug, Default, Clone, Copy)]
@@ -193,8 +193,15 @@ pub struct ServerStats {
     pub ssl_handshake_errors: AtomicU64,
     /// UDP replies dropped by `udp_max_reply_ratio`.
     pub udp_replies_dropped: AtomicU64,
-    /// Current `verbosity` level (changed by the command).
+    /// Current `verbosity` level (changed by the command; see [`ServerStats::set_verbosity`]).
     pub verbosity: AtomicU32,
+    /// Applies a `verbosity` change to the log output.
+    pub log_level: LogLevelHook,
+    /// Pipelining clients that ran `-R` requests from one read and let others run
+    /// (`conn_yields`).
+    pub conn_yields: AtomicU64,
+    /// Connections closed for being silent longer than `-o idle_timeout` (`idle_kicks`).
+    pub idle_kicks: AtomicU64,
     /// Open connections by id, for `stats conns`.
     pub conns: DashMap<u64, Arc<ConnInfo>>,
     /// Per-prefix counters of `stats detail`, kept only while it is on.
@@ -283,17 +290,127 @@ impl Ord for PrefixCounters {
     }
 }
 
-/// What `stats conns` shows of one connection.
+/// How a `verbosity` change reaches the log output. The binary owns the log subscriber
+/// and installs the hook once at start; without one (tests, embedding) the level is only
+/// recorded.
+#[derive(Default)]
+pub struct LogLevelHook(OnceLock<Box<dyn Fn(u32) + Send + Sync>>);
+
+impl LogLevelHook {
+    /// Installs `apply`, called with each new level; a second install is ignored.
+    pub fn install(&self, apply: impl Fn(u32) + Send + Sync + 'static) {
+        let _ = self.0.set(Box::new(apply));
+    }
+}
+
+impl std::fmt::Debug for LogLevelHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "LogLevelHook(installed)"
+        } else {
+            "LogLevelHook(none)"
+        })
+    }
+}
+
+/// What a connection is doing, by memcached's names in `stats conns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ConnState {
+    /// A listening socket.
+    Listening,
+    /// Waiting for a request (or the rest of one) to arrive; also a UDP socket.
+    Read,
+    /// Executing requests.
+    ParseCmd,
+    /// Waiting for the data block of a storage command.
+    Nread,
+    /// Discarding the data block of a refused storage command.
+    Swallow,
+    /// Writing replies.
+    Mwrite,
+}
+
+impl ConnState {
+    const ALL: [ConnState; 6] = [
+        ConnState::Listening,
+        ConnState::Read,
+        ConnState::ParseCmd,
+        ConnState::Nread,
+        ConnState::Swallow,
+        ConnState::Mwrite,
+    ];
+
+    /// memcached's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnState::Listening => "conn_listening",
+            ConnState::Read => "conn_read",
+            ConnState::ParseCmd => "conn_parse_cmd",
+            ConnState::Nread => "conn_nread",
+            ConnState::Swallow => "conn_swallow",
+            ConnState::Mwrite => "conn_mwrite",
+        }
+    }
+}
+
+/// What a `stats conns` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnKind {
+    /// A client connection (shows the address it came in on, `listen_addr`).
+    Client,
+    /// A listening TCP or unix socket.
+    Listener,
+    /// A worker's share of a UDP socket (memcached lists one per worker thread).
+    Udp,
+}
+
+/// What `stats conns` shows of one connection or socket.
 #[derive(Debug)]
 pub struct ConnInfo {
     /// Connection id (`stats conns`, logs).
     pub id: u64,
-    /// Client address (`tcp:host:port`, `unix:path`).
+    /// What the entry is.
+    pub kind: ConnKind,
+    /// Client address (`tcp:host:port`), or the socket's own address for a listener.
     pub peer: String,
-    /// The listening address it came in on.
+    /// The listening address a client came in on.
     pub local: String,
     /// Server time of its last command.
     pub last_command: AtomicU32,
+    /// Its [`ConnState`], as a number.
+    state: AtomicU8,
+}
+
+impl ConnInfo {
+    /// A new entry (listening, or waiting to read) whose last command was at `now`.
+    pub fn new(id: u64, kind: ConnKind, peer: String, local: String, now: u32) -> Self {
+        let state = match kind {
+            ConnKind::Listener => ConnState::Listening,
+            ConnKind::Client | ConnKind::Udp => ConnState::Read,
+        };
+        ConnInfo {
+            id,
+            kind,
+            peer,
+            local,
+            last_command: now.into(),
+            state: AtomicU8::new(state as u8),
+        }
+    }
+
+    /// What it is doing now.
+    pub fn state(&self) -> ConnState {
+        ConnState::ALL[usize::from(self.state.load(Ordering::Relaxed))]
+    }
+
+    /// Records what it is doing now (written only on a change, so the cache line stays
+    /// clean while a connection repeats itself).
+    pub fn set_state(&self, state: ConnState) {
+        if self.state.load(Ordering::Relaxed) != state as u8 {
+            self.state.store(state as u8, Ordering::Relaxed);
+        }
+    }
 }
 
 /// An admitted connection's place in `curr_connections` and `stats conns`, given back
@@ -320,6 +437,15 @@ impl ServerStats {
         ConnectionGuard { stats: self, id }
     }
 
+    /// The `verbosity` command: records `level` for `stats settings` and makes the log
+    /// output follow it at once.
+    pub fn set_verbosity(&self, level: u32) {
+        self.verbosity.store(level, Ordering::Relaxed);
+        if let Some(apply) = self.log_level.0.get() {
+            apply(level);
+        }
+    }
+
     /// Folds a connection's local counters into the serving thread's share and zeroes
     /// them.
     pub fn absorb(&self, local: &mut ConnCounters) {
@@ -333,6 +459,8 @@ impl ServerStats {
             &self.rejected_connections,
             &self.auth_cmds,
             &self.auth_errors,
+            &self.conn_yields,
+            &self.idle_kicks,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -368,12 +496,13 @@ mod tests {
     fn a_panicking_connection_gives_its_place_back() {
         let stats = ServerStats::default();
         stats.curr_connections.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ConnInfo {
-            id: 7,
-            peer: "peer".into(),
-            local: "local".into(),
-            last_command: AtomicU32::new(0),
-        });
+        let info = Arc::new(ConnInfo::new(
+            7,
+            ConnKind::Client,
+            "peer".into(),
+            "local".into(),
+            0,
+        ));
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _guard = stats.admit(info);
             assert_eq!(stats.conns.len(), 1);

@@ -7,7 +7,6 @@ use crate::protocol::{
     ClassList, CrawlerCommand, Exptime, ProtocolError, Reply, ReplyBuffer, ShutdownMode,
 };
 use crate::store::{ClassSet, Reassign};
-use std::sync::atomic::Ordering;
 
 /// The version string clients see: memcached's protocol level, then ours.
 pub const VERSION: &str = concat!("1.6.18-ferrocached-", env!("CARGO_PKG_VERSION"));
@@ -37,7 +36,7 @@ pub fn version(out: &mut ReplyBuffer) -> Flow {
 
 /// `verbosity <level>`: memcached caps the level at 2.
 pub fn verbosity(ctx: &mut Context<'_>, out: &mut ReplyBuffer, level: u32, noreply: bool) -> Flow {
-    ctx.stats.verbosity.store(level.min(2), Ordering::Relaxed);
+    ctx.stats.set_verbosity(level.min(2));
     reply(out, Reply::Ok, noreply);
     Flow::Continue
 }

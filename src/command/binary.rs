@@ -6,8 +6,8 @@
 use super::core;
 use super::{Context, Flow};
 use crate::protocol::binary::{
-    SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_exptime, compose, compose_error, compose_hit,
-    opcode, write_response,
+    SASL_AUTHENTICATED, SASL_MECHANISMS, Status, be_exptime, be_u32, compose, compose_error,
+    compose_hit, opcode, write_response,
 };
 use crate::protocol::{BinaryRequest, ReplyBuffer};
 
@@ -56,6 +56,10 @@ pub fn execute(ctx: &mut Context<'_>, out: &mut ReplyBuffer, request: &BinaryReq
             Flow::Continue
         }
         VERBOSITY => {
+            // The level is the 4-byte extras, capped at 2 as the text command caps it.
+            if request.extras.len() == 4 {
+                ctx.stats.set_verbosity(be_u32(request.extras, 0).min(2));
+            }
             write_response(out, op, Status::Ok, request.opaque, 0, &[], &[], 0);
             Flow::Continue
         }

@@ -16,6 +16,7 @@ use crate::protocol::{
     Frame, GetKeys, Keys, Limits, ProtocolError, Reply, ReplyBuffer, ReplyStyle, Request,
     StoreMode, binary, parse, text_get,
 };
+use crate::stats::ConnState;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
@@ -27,6 +28,10 @@ pub enum Step {
     NeedInput(usize),
     /// Replies reached the reply window; write them, then call `process` again.
     MoreQueued,
+    /// `-R` requests ran since the connection last read and more are waiting: write the
+    /// replies, let other connections run, then call `process` again (memcached's
+    /// `conn_yields`).
+    Yield,
     /// A request ended the pass (quit, shutdown) or the stream must close.
     Done(Flow),
 }
@@ -92,6 +97,11 @@ pub struct Session {
     datagram: bool,
     /// Connection id in `-vv` logs.
     id: u64,
+    /// Requests executed since the connection last read or yielded (`-R`).
+    since_yield: usize,
+    /// The input ends inside a request whose command line (or binary header) is
+    /// complete: what is missing is its data block.
+    awaiting_data: bool,
 }
 
 impl Session {
@@ -105,6 +115,8 @@ impl Session {
             authenticated: settings.auth.is_none() && settings.sasl.is_none(),
             datagram: false,
             id,
+            since_yield: 0,
+            awaiting_data: false,
         }
     }
 
@@ -121,6 +133,8 @@ impl Session {
             authenticated: true,
             datagram: true,
             id: 0,
+            since_yield: 0,
+            awaiting_data: false,
         }
     }
 
@@ -137,6 +151,7 @@ impl Session {
     ) -> (Step, usize) {
         crate::watch::set_connection(self.id);
         let mut at = 0;
+        self.awaiting_data = false;
         loop {
             if self.swallow > 0 {
                 let skip = self.swallow.min(input.len() - at);
@@ -150,6 +165,12 @@ impl Session {
                 return (Step::MoreQueued, at);
             }
             let rest = &input[at..];
+            // A datagram's requests are one message; a stream yields after -R of them.
+            if !self.datagram && self.since_yield >= ctx.settings.reqs_per_event && !rest.is_empty()
+            {
+                self.since_yield = 0;
+                return (Step::Yield, at);
+            }
             let frame = match self.resume.take() {
                 Some(paused) => Frame::Request {
                     request: paused.request(rest),
@@ -159,7 +180,15 @@ impl Session {
                 None => self.parse_next(rest, ctx.settings.protocol, limits),
             };
             let (request, consumed, swallow) = match frame {
-                Frame::Incomplete { needed } => return (Step::NeedInput(needed), at),
+                Frame::Incomplete { needed } => {
+                    // Waiting for the client: the next read starts a new turn.
+                    self.since_yield = 0;
+                    self.awaiting_data = match self.binary {
+                        Some(true) => rest.len() >= binary::HEADER_SIZE,
+                        _ => memchr::memchr(b'\n', rest).is_some(),
+                    };
+                    return (Step::NeedInput(needed), at);
+                }
                 Frame::Close => return (Step::Done(Flow::Close), at),
                 Frame::Request {
                     request,
@@ -203,6 +232,7 @@ impl Session {
             }
             at += consumed;
             self.swallow = swallow;
+            self.since_yield += 1;
             match flow {
                 Flow::Continue => {}
                 // Without a connection there is nothing to close or to stop for.
@@ -226,6 +256,18 @@ impl Session {
     /// True once the session speaks the binary protocol.
     pub fn is_binary(&self) -> bool {
         self.binary == Some(true)
+    }
+
+    /// What the connection waits for after a pass that needs input, by memcached's
+    /// `stats conns` names: a value's data block, the rest of a refused one, or a request.
+    pub fn waiting(&self) -> ConnState {
+        if self.swallow > 0 {
+            ConnState::Swallow
+        } else if self.awaiting_data {
+            ConnState::Nread
+        } else {
+            ConnState::Read
+        }
     }
 
     /// Parses the next request of `input`, deciding text or binary on the first byte
@@ -334,4 +376,46 @@ fn first_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end])
         .trim_end()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{ConnCounters, ServerStats};
+    use crate::store::{Clock, Store};
+    use std::sync::Arc;
+
+    #[test]
+    fn a_stream_yields_after_r_requests_with_more_waiting_and_waits_as_memcached_names() {
+        let settings = Settings {
+            reqs_per_event: 3,
+            ..Settings::default()
+        };
+        let store = Store::new(&settings.store_config(), Arc::new(Clock::new()));
+        let stats = ServerStats::default();
+        let mut counters = ConnCounters::default();
+        let mut ctx = Context {
+            store: &store,
+            settings: &settings,
+            stats: &stats,
+            counters: &mut counters,
+            tls: None,
+            reply_window: crate::buffers::ReplyWindow::UNBOUNDED,
+        };
+        let limits = settings.limits();
+        let mut out = ReplyBuffer::new();
+        let mut session = Session::stream(&settings, 1);
+        let input = b"get a\r\n".repeat(7);
+        let (step, consumed) = session.process(&input, &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::Yield, 21));
+        let (step, consumed) = session.process(&input[21..], &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::Yield, 21));
+        // Nothing waits after the last request: no yield, the session waits to read.
+        let (step, consumed) = session.process(&input[42..], &mut ctx, &limits, &mut out);
+        assert_eq!((step, consumed), (Step::NeedInput(1), 7));
+        assert_eq!(session.waiting(), ConnState::Read);
+        let (step, _) = session.process(b"set k 0 0 5\r\nab", &mut ctx, &limits, &mut out);
+        assert!(matches!(step, Step::NeedInput(_)));
+        assert_eq!(session.waiting(), ConnState::Nread);
+    }
 }

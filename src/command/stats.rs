@@ -11,7 +11,7 @@ use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StatsGroup};
 use crate::stats::snapshot::{
     ServerFacts, SettingsSnapshot, Snapshot, StatLines, StatValue, TlsFacts,
 };
-use crate::stats::{ConnCounters, ServerStats};
+use crate::stats::{ConnCounters, ConnKind, ServerStats};
 use crate::store::Store;
 use std::sync::atomic::Ordering;
 
@@ -71,6 +71,8 @@ pub fn snapshot(
         since_cert_refresh: tls.map(|tls| store.clock().unix_now() - tls.refreshed_at()),
         udp_enabled: settings.udp_port != 0,
         snapshot_interval: settings.snapshot_interval,
+        idle_timeout_enabled: settings.idle_timeout != 0,
+        lru_maintainer: settings.lru_maintainer,
     };
     Snapshot::collect(store, stats, facts)
 }
@@ -142,16 +144,18 @@ fn settings(ctx: &Context<'_>) -> StatLines {
         read_buf_mem_limit: s.read_buf_mem_limit,
         watcher_logbuf_size: s.watcher_logbuf_size,
         worker_logbuf_size: s.worker_logbuf_size,
-        tls: ctx.tls.map(|tls| {
-            let options = tls.settings();
+        ssl_enabled: ctx.tls.is_some(),
+        tls: {
+            let options = ctx.tls.map_or(&s.ssl_options, |tls| tls.settings());
             TlsFacts {
                 chain_cert: options.chain_cert.as_deref(),
                 key: options.key.as_deref(),
                 verify_mode: options.verify_mode,
                 ca_cert: options.ca_cert.as_deref(),
                 min_version: &options.min_version,
+                wbuf_size: options.wbuf_size,
             }
-        }),
+        },
         memory_file: s.memory_file.as_deref(),
         slab_automove: ctx.store.automove(),
         lru_crawler: ctx.store.tuning().crawler_enabled(),
@@ -173,9 +177,14 @@ fn conns(ctx: &Context<'_>) -> StatLines {
         .collect();
     conns.sort_by_key(|(id, _)| *id);
     for (id, info) in conns {
+        if info.kind == ConnKind::Udp {
+            out.stat(&format!("{id}:UDP"), "UDP");
+        }
         out.stat(&format!("{id}:addr"), &info.peer);
-        out.stat(&format!("{id}:listen_addr"), &info.local);
-        out.stat(&format!("{id}:state"), "conn_parse_cmd");
+        if info.kind == ConnKind::Client {
+            out.stat(&format!("{id}:listen_addr"), &info.local);
+        }
+        out.stat(&format!("{id}:state"), info.state().name());
         let last = info.last_command.load(Ordering::Relaxed);
         out.stat(
             &format!("{id}:secs_since_last_cmd"),

@@ -14,8 +14,6 @@ const TUNING_OPTIONS: &[&str] = &[
     "hash_algorithm",
     "lru_crawler_sleep",
     "lru_crawler_tocrawl",
-    "lru_maintainer",
-    "no_lru_maintainer",
     "hot_lru_pct",
     "warm_lru_pct",
     "hot_max_factor",
@@ -61,6 +59,7 @@ pub(super) fn apply(settings: &mut Settings, lists: &[String]) -> Result<Extende
         sasl_pwdb: std::env::var("MEMCACHED_SASL_PWDB").ok(),
         tls: TlsSettings {
             min_version: "tlsv1.2".into(),
+            wbuf_size: super::DEFAULT_SSL_WBUF_SIZE,
             ..TlsSettings::default()
         },
     };
@@ -77,22 +76,41 @@ pub(super) fn apply(settings: &mut Settings, lists: &[String]) -> Result<Extende
                 Ok(mode @ 0..=3) => tls.verify_mode = mode,
                 _ => return refuse(format!("Invalid ssl_verify_mode: \"{value}\"")),
             },
-            "ssl_min_version" => match value {
-                "tlsv1.2" | "tlsv1.3" => tls.min_version = value.to_string(),
-                "tlsv1" | "tlsv1.1" => {
-                    return refuse(format!(
-                        "ssl_min_version {value} is not supported (TLS 1.2 or later)"
-                    ));
-                }
-                _ => return refuse(format!("Invalid ssl_min_version: \"{value}\"")),
+            "ssl_min_version" => tls.min_version = min_version(value)?.to_string(),
+            "ssl_wbuf_size" => match crate::numbers::strtoul32(value.as_bytes()) {
+                Some(kilobytes) => tls.wbuf_size = kilobytes as usize * 1024,
+                None => return refuse("could not parse argument to ssl_wbuf_size"),
             },
             // Cipher lists and buffer sizes are OpenSSL knobs; rustls picks safe ones.
-            "ssl_ciphers" | "ssl_keyformat" | "ssl_wbuf_size" | "ssl_session_cache"
-            | "ssl_kernel_tls" => settings.ignored_options.push(option.to_string()),
+            "ssl_ciphers" | "ssl_keyformat" | "ssl_session_cache" | "ssl_kernel_tls" => {
+                settings.ignored_options.push(option.to_string())
+            }
             _ => apply_one(settings, option)?,
         }
     }
     Ok(extended)
+}
+
+/// `ssl_min_version`: memcached's numbers 0 to 3 (and, as ferrocached always took,
+/// the names `tlsv1` to `tlsv1.3`), as the name `stats settings` prints.
+fn min_version(value: &str) -> Result<&'static str, ConfigError> {
+    const NAMES: [&str; 4] = ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"];
+    if let Some(name) = NAMES.iter().find(|name| **name == value) {
+        return Ok(name);
+    }
+    if value == "tlsv1" {
+        return Ok(NAMES[0]);
+    }
+    match crate::numbers::strtol32(value.as_bytes()) {
+        Some(number) => usize::try_from(number)
+            .ok()
+            .and_then(|index| NAMES.get(index).copied())
+            .map_or_else(
+                || refuse("Invalid ssl_min_version. Use help to see valid options."),
+                Ok,
+            ),
+        None => refuse("could not parse argument to ssl_min_version"),
+    }
 }
 
 /// Applies one option that sets a field of [`Settings`] directly.
@@ -139,6 +157,8 @@ fn apply_one(settings: &mut Settings, option: &str) -> Result<(), ConfigError> {
         },
         "lru_crawler" => settings.lru_crawler = true,
         "no_lru_crawler" => settings.lru_crawler = false,
+        "lru_maintainer" => settings.lru_maintainer = true,
+        "no_lru_maintainer" => settings.lru_maintainer = false,
         _ if TUNING_OPTIONS.contains(&name) => settings.ignored_options.push(option.to_string()),
         _ => return refuse(format!("Illegal suboption \"{option}\"")),
     }

@@ -85,9 +85,17 @@ pub struct TlsSettings {
     pub ca_cert: Option<String>,
     /// `ssl_verify_mode`: 0 none, 1 request, 2 require, 3 once.
     pub verify_mode: u8,
-    /// `ssl_min_version`: `tlsv1.2` (default) or `tlsv1.3`.
+    /// `ssl_min_version`, by memcached's name for it (`tlsv1.0` ... `tlsv1.3`, default
+    /// `tlsv1.2`). rustls offers nothing below TLS 1.2, so `tlsv1.0` and `tlsv1.1` mean
+    /// 1.2 (with a warning at start).
     pub min_version: String,
+    /// `ssl_wbuf_size` in bytes (given in KiB; default 16 KiB). Reported only: rustls
+    /// sizes its own record buffers.
+    pub wbuf_size: usize,
 }
+
+/// memcached's default `ssl_wbuf_size`, 16 KiB.
+pub const DEFAULT_SSL_WBUF_SIZE: usize = 16 * 1024;
 
 /// `-B`: the protocol a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +198,15 @@ pub struct Settings {
     pub worker_logbuf_size: u32,
     /// `-o` options accepted for compatibility but not acted on (reported in the log).
     pub ignored_options: Vec<String>,
+    /// The `-o ssl_*` options as given, `-Z` or not (`stats settings` prints them either
+    /// way, as memcached does).
+    pub ssl_options: TlsSettings,
+    /// Not `-o no_lru_maintainer`: memcached then leaves the maintainer's figures out of
+    /// `stats`, and so does ferrocached.
+    pub lru_maintainer: bool,
+    /// Warnings about options that start the server differently from what they ask
+    /// (printed on stderr whatever the verbosity).
+    pub startup_warnings: Vec<String>,
 }
 
 /// Default UDP reply cap: a minimal request may be answered by about one full datagram,
@@ -321,5 +338,39 @@ mod tests {
         let s = settings(&["-o", "idle_timeout=5,hashpower=20"]).unwrap();
         assert_eq!(s.idle_timeout, 5);
         assert_eq!(s.ignored_options, ["hashpower=20"]);
+    }
+
+    #[test]
+    fn ssl_min_version_reads_memcacheds_numbers_and_warns_below_1_2() {
+        let tls = |value: &str| settings(&["-o", &format!("ssl_min_version={value}")]);
+        assert_eq!(tls("3").unwrap().ssl_options.min_version, "tlsv1.3");
+        assert_eq!(tls("tlsv1.2").unwrap().ssl_options.min_version, "tlsv1.2");
+        assert_eq!(
+            tls("4").unwrap_err().message,
+            "Invalid ssl_min_version. Use help to see valid options."
+        );
+        assert_eq!(
+            tls("x").unwrap_err().message,
+            "could not parse argument to ssl_min_version"
+        );
+        let s = settings(&["-Z", "-o", "ssl_min_version=1,ssl_wbuf_size=8"]).unwrap();
+        assert_eq!(s.tls.as_ref().unwrap().wbuf_size, 8192);
+        assert!(s.startup_warnings[0].contains("TLS 1.2"));
+        assert!(
+            settings(&["-o", "ssl_min_version=0"])
+                .unwrap()
+                .startup_warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn no_lru_maintainer_is_honoured() {
+        assert!(settings(&[]).unwrap().lru_maintainer);
+        assert!(
+            !settings(&["-o", "no_lru_maintainer"])
+                .unwrap()
+                .lru_maintainer
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! memcached's message and exit status.
 
 use super::{
-    Args, ConfigError, DEFAULT_UDP_MAX_REPLY_RATIO, ProtocolMode, Settings, extended, refuse,
-    refuse_while_parsing,
+    Args, ConfigError, DEFAULT_UDP_MAX_REPLY_RATIO, ProtocolMode, Settings, TlsSettings, extended,
+    refuse, refuse_while_parsing,
 };
 
 /// The longest leading number of `text`, or 0, as C's `atoi`/`atof` read it.
@@ -144,9 +144,19 @@ impl Settings {
             udp_max_reply_ratio: DEFAULT_UDP_MAX_REPLY_RATIO,
             metrics_listen: args.metrics_listen.clone(),
             ignored_options: Vec::new(),
+            ssl_options: TlsSettings::default(),
+            lru_maintainer: true,
+            startup_warnings: Vec::new(),
         };
         let extended = extended::apply(&mut settings, &args.extended)?;
+        settings.ssl_options = extended.tls.clone();
         if args.enable_ssl {
+            if matches!(extended.tls.min_version.as_str(), "tlsv1.0" | "tlsv1.1") {
+                settings.startup_warnings.push(format!(
+                    "ssl_min_version {} asked: TLS 1.2 is the oldest version ferrocached offers, so it is the minimum",
+                    extended.tls.min_version
+                ));
+            }
             settings.tls = Some(extended.tls);
         }
         if settings.snapshot_interval > 0 && settings.memory_file.is_none() {

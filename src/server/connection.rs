@@ -14,8 +14,9 @@ use super::Shared;
 use crate::buffers::{READ_BUFFER, ReplyWindow};
 use crate::command::session::{Session, Step};
 use crate::command::{Context, Flow};
+use crate::config::ProtocolMode;
 use crate::protocol::ReplyBuffer;
-use crate::stats::{ConnCounters, ConnInfo};
+use crate::stats::{ConnCounters, ConnInfo, ConnState};
 use crate::watch::CloseReason;
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::Future;
@@ -93,10 +94,20 @@ pub async fn serve<S: ClientStream>(
     // One timer per connection, on the heap so connections without idle_timeout do not
     // carry its room in their task.
     let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
-    tracing::debug!("<{} new client connection from {}", info.id, info.peer);
+    // memcached -vv's line, which names the protocol mode (-B).
+    tracing::debug!(
+        "<{} new {} client connection",
+        info.id,
+        match shared.settings.protocol {
+            ProtocolMode::Auto => "auto-negotiating",
+            ProtocolMode::Ascii => "ascii",
+            ProtocolMode::Binary => "binary",
+        }
+    );
     let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
     loop {
         let window = buffers.grant_window();
+        info.set_state(ConnState::ParseCmd);
         let flow = connection.process(shared, window);
         // A watcher is attached before its OK leaves: it misses nothing that follows.
         let watching = match flow {
@@ -105,6 +116,9 @@ pub async fn serve<S: ClientStream>(
             }
             _ => None,
         };
+        if !connection.replies.is_empty() {
+            info.set_state(ConnState::Mwrite);
+        }
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
         shared.stats.absorb(&mut connection.counters);
@@ -139,6 +153,11 @@ pub async fn serve<S: ClientStream>(
                 return;
             }
             (Step::MoreQueued, _) => continue,
+            (Step::Yield, _) => {
+                shared.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
+                continue;
+            }
             (Step::NeedInput(_) | Step::Done(_), _) => {}
         }
         let idle = connection.read.is_empty();
@@ -148,6 +167,7 @@ pub async fn serve<S: ClientStream>(
             connection.replies.release();
             connection.pending = Vec::new();
         }
+        info.set_state(connection.session.waiting());
         let needed = match flow {
             Step::NeedInput(needed) => needed,
             _ => 0,
@@ -182,6 +202,7 @@ pub async fn serve<S: ClientStream>(
             // Silent for idle_timeout: close, as memcached does.
             _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
                 events.reason = CloseReason::IdleTimeout;
+                shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
                 Ok(0)
             }
         };

@@ -59,7 +59,7 @@ impl Socket {
 pub struct Accepted {
     /// The socket.
     pub socket: Socket,
-    /// `tcp:host:port` or `unix:path` of the client.
+    /// `tcp:host:port` of the client (`?:<AF 0>` for a unix-socket one, as memcached).
     pub peer: String,
     /// The listening address it came in on.
     pub local: String,
@@ -75,6 +75,16 @@ fn tcp_name(address: SocketAddr) -> String {
 }
 
 impl Listener {
+    /// `tcp:host:port` or `unix:path`, as `stats conns` names it.
+    pub fn name(&self) -> String {
+        match self {
+            Listener::Tcp { listener, .. } => listener
+                .local_addr()
+                .map_or_else(|_| "tcp:?".into(), tcp_name),
+            Listener::Unix(_, path) => format!("unix:{}", path.display()),
+        }
+    }
+
     /// Waits for the next client.
     pub async fn accept(&self) -> io::Result<Accepted> {
         match self {
@@ -91,11 +101,11 @@ impl Listener {
             }
             Listener::Unix(listener, path) => {
                 let (socket, _) = listener.accept().await?;
-                let name = format!("unix:{}", path.display());
                 Ok(Accepted {
                     socket: Socket::Unix(socket),
-                    peer: name.clone(),
-                    local: name,
+                    // memcached's words for an unnamed unix-socket client.
+                    peer: "?:<AF 0>".into(),
+                    local: format!("unix:{}", path.display()),
                     tls: false,
                 })
             }

@@ -21,7 +21,7 @@ use listen::{Accepted, Socket, StdSocket};
 
 use crate::config::Settings;
 use crate::protocol::{Limits, ProtocolError};
-use crate::stats::{ConnInfo, ServerStats};
+use crate::stats::{ConnInfo, ConnKind, ServerStats};
 use crate::store::snapshot::{SnapshotError, Snapshots};
 use crate::store::{Clock, Store};
 use std::future::Future;
@@ -155,6 +155,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(tick_clock(shared.clone(), stop.clone()));
     tasks.spawn(crawl(shared.clone(), stop.clone()));
+    list_sockets(&shared, &listeners, &udp_sockets);
     for listener in listeners {
         tasks.spawn(accept_loop(
             shared.clone(),
@@ -361,6 +362,32 @@ async fn reload_on_sighup(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) 
     }
 }
 
+/// Lists the listening sockets in `stats conns` as memcached does: each listener, and
+/// each UDP socket once per worker thread (every worker reads it).
+fn list_sockets(shared: &Shared, listeners: &[Listener], udp_sockets: &[tokio::net::UdpSocket]) {
+    let now = shared.store.clock().now();
+    let list = |kind, address: String| {
+        let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let info = ConnInfo::new(id, kind, address, String::new(), now);
+        shared.stats.conns.insert(id, Arc::new(info));
+    };
+    for listener in listeners {
+        list(ConnKind::Listener, listener.name());
+    }
+    for socket in udp_sockets {
+        let Ok(address) = socket.local_addr() else {
+            continue;
+        };
+        let name = match address {
+            std::net::SocketAddr::V4(v4) => format!("udp:{v4}"),
+            std::net::SocketAddr::V6(v6) => format!("udp6:{v6}"),
+        };
+        for _ in 0..shared.settings.threads {
+            list(ConnKind::Udp, name.clone());
+        }
+    }
+}
+
 async fn tick_clock(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut interval = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -416,12 +443,13 @@ async fn accept_loop(
             continue;
         }
         let id = shared.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ConnInfo {
+        let info = Arc::new(ConnInfo::new(
             id,
-            peer: accepted.peer.clone(),
-            local: accepted.local.clone(),
-            last_command: shared.store.clock().now().into(),
-        });
+            ConnKind::Client,
+            accepted.peer.clone(),
+            accepted.local.clone(),
+            shared.store.clock().now(),
+        ));
         stats
             .connection_structures
             .fetch_max(current + 1, Ordering::Relaxed);

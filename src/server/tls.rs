@@ -36,6 +36,7 @@ fn load(settings: &TlsSettings) -> Result<TlsAcceptor, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version.as_str() {
         "tlsv1.3" => &[&rustls::version::TLS13],
+        // Older minimums were warned about at start: 1.2 is the oldest rustls offers.
         _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
     };
     let builder = ServerConfig::builder_with_provider(provider.clone())

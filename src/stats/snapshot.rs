@@ -112,6 +112,10 @@ pub struct ServerFacts {
     pub udp_enabled: bool,
     /// `-o snapshot_interval` (0: no periodic snapshot).
     pub snapshot_interval: u64,
+    /// `-o idle_timeout` is set (`idle_kicks` is reported only then, as in memcached).
+    pub idle_timeout_enabled: bool,
+    /// Not `-o no_lru_maintainer` (memcached reports the maintainer's figures only then).
+    pub lru_maintainer: bool,
 }
 
 /// The server-wide counters at one moment.
@@ -135,6 +139,8 @@ pub struct ServerCounters {
     pub bytes_written: u64,
     pub ssl_handshake_errors: u64,
     pub udp_replies_dropped: u64,
+    pub conn_yields: u64,
+    pub idle_kicks: u64,
 }
 
 impl ServerCounters {
@@ -159,6 +165,8 @@ impl ServerCounters {
             bytes_written: requests.bytes_written,
             ssl_handshake_errors: read(&stats.ssl_handshake_errors),
             udp_replies_dropped: read(&stats.udp_replies_dropped),
+            conn_yields: read(&stats.conn_yields),
+            idle_kicks: read(&stats.idle_kicks),
         }
     }
 }
@@ -307,6 +315,9 @@ impl Snapshot {
         stat("store_no_memory", server.store_no_memory.into());
         stat("auth_cmds", server.auth_cmds.into());
         stat("auth_errors", server.auth_errors.into());
+        if self.facts.idle_timeout_enabled {
+            stat("idle_kicks", server.idle_kicks.into());
+        }
         stat("bytes_read", server.bytes_read.into());
         stat("bytes_written", server.bytes_written.into());
         stat("limit_maxbytes", self.limit_maxbytes.into());
@@ -314,7 +325,7 @@ impl Snapshot {
         stat("listen_disabled_num", 0u64.into());
         stat("time_in_listen_disabled_us", 0u64.into());
         stat("threads", self.facts.threads.into());
-        stat("conn_yields", 0u64.into());
+        stat("conn_yields", server.conn_yields.into());
         stat("hash_power_level", self.hash_power().into());
         stat("hash_bytes", self.hash_bytes.into());
         stat("hash_is_expanding", 0u64.into());
@@ -329,7 +340,10 @@ impl Snapshot {
         stat("slabs_moved", items.slabs_moved.into());
         stat("lru_crawler_running", 0u64.into());
         stat("lru_crawler_starts", 0u64.into());
-        stat("lru_maintainer_juggles", 0u64.into());
+        let maintainer = self.facts.lru_maintainer;
+        if maintainer {
+            stat("lru_maintainer_juggles", 0u64.into());
+        }
         stat("malloc_fails", 0u64.into());
         let log = crate::watch::counters();
         stat("log_worker_dropped", log.worker_dropped.into());
@@ -338,11 +352,14 @@ impl Snapshot {
         stat("log_watcher_sent", log.watcher_sent.into());
         stat("log_watchers", log.watchers.into());
         for name in GENERAL_ZEROES_LOG {
+            // memcached prints the TLS figures between log_watchers and the napi ids.
+            if name == "unexpected_napi_ids"
+                && let Some(since) = self.facts.since_cert_refresh
+            {
+                stat("ssl_handshake_errors", server.ssl_handshake_errors.into());
+                stat("time_since_server_cert_refresh", since.into());
+            }
             stat(name, 0u64.into());
-        }
-        if let Some(since) = self.facts.since_cert_refresh {
-            stat("ssl_handshake_errors", server.ssl_handshake_errors.into());
-            stat("time_since_server_cert_refresh", since.into());
         }
         stat("bytes", items.bytes.into());
         stat("curr_items", items.curr_items.into());
@@ -350,13 +367,18 @@ impl Snapshot {
         stat("slab_global_page_pool", 0u64.into());
         stat("expired_unfetched", items.expired_unfetched.into());
         stat("evicted_unfetched", items.evicted_unfetched.into());
-        stat("evicted_active", 0u64.into());
+        if maintainer {
+            stat("evicted_active", 0u64.into());
+        }
         stat("evictions", items.evictions.into());
         stat("reclaimed", items.reclaimed.into());
         stat("crawler_reclaimed", items.crawler_reclaimed.into());
         stat("crawler_items_checked", items.crawler_items_checked.into());
         for name in GENERAL_ZEROES_LRU {
-            stat(name, 0u64.into());
+            // Only lrutail_reflocked is not the maintainer's.
+            if maintainer || name == "lrutail_reflocked" {
+                stat(name, 0u64.into());
+            }
         }
         if self.facts.udp_enabled {
             stat("udp_replies_dropped", server.udp_replies_dropped.into());
@@ -531,8 +553,10 @@ pub struct SettingsSnapshot<'a> {
     pub watcher_logbuf_size: u32,
     /// `-o worker_logbuf_size`, in bytes.
     pub worker_logbuf_size: u32,
-    /// The `-o ssl_*` options, with `-Z`.
-    pub tls: Option<TlsFacts<'a>>,
+    /// `-Z` (`ssl_enabled`).
+    pub ssl_enabled: bool,
+    /// The `-o ssl_*` options (printed with or without `-Z`, as memcached does).
+    pub tls: TlsFacts<'a>,
     /// `-e` (`memory_file`).
     pub memory_file: Option<&'a str>,
     /// `slabs automove` now (`slab_automove`).
@@ -558,7 +582,23 @@ pub struct TlsFacts<'a> {
     pub ca_cert: Option<&'a str>,
     /// `ssl_min_version`.
     pub min_version: &'a str,
+    /// `ssl_wbuf_size` in bytes.
+    pub wbuf_size: usize,
 }
+
+/// memcached's extstore settings at their defaults: Debian's memcached is built with
+/// extstore and prints them; ferrocached has no extstore, so they are constants (README).
+const EXTSTORE_SETTINGS: [(&str, &str); 9] = [
+    ("ext_item_size", "512"),
+    ("ext_item_age", "4294967295"),
+    ("ext_low_ttl", "0"),
+    ("ext_recache_rate", "2000"),
+    ("ext_wbuf_size", "4194304"),
+    ("ext_compact_under", "0"),
+    ("ext_drop_under", "0"),
+    ("ext_max_sleep", "1000000"),
+    ("ext_max_frag", "0.80"),
+];
 
 /// memcached's spelling of a flag in `stats settings`.
 fn yes_no(value: bool) -> StatValue {
@@ -644,23 +684,23 @@ impl SettingsSnapshot<'_> {
         stat("read_buf_mem_limit", self.read_buf_mem_limit.into());
         stat("track_sizes", "no".into());
         stat("inline_ascii_response", "no".into());
-        stat("slab_automove_freeratio", "0.010".into());
-        match &self.tls {
-            None => stat("ssl_enabled", "no".into()),
-            Some(tls) => {
-                stat("ssl_enabled", "yes".into());
-                stat("ssl_chain_cert", text_or(tls.chain_cert, "NULL"));
-                stat("ssl_key", text_or(tls.key, "NULL"));
-                stat("ssl_verify_mode", u64::from(tls.verify_mode).into());
-                stat("ssl_keyformat", 1u64.into());
-                stat("ssl_ciphers", "NULL".into());
-                stat("ssl_ca_cert", text_or(tls.ca_cert, "NULL"));
-                stat("ssl_wbuf_size", 16_384u64.into());
-                stat("ssl_session_cache", "no".into());
-                stat("ssl_kernel_tls", "no".into());
-                stat("ssl_min_version", tls.min_version.to_string().into());
-            }
+        for (name, value) in EXTSTORE_SETTINGS {
+            stat(name, value.into());
         }
+        stat("slab_automove_freeratio", "0.010".into());
+        stat("ext_drop_unread", "no".into());
+        let tls = &self.tls;
+        stat("ssl_enabled", yes_no(self.ssl_enabled));
+        stat("ssl_chain_cert", text_or(tls.chain_cert, "(null)"));
+        stat("ssl_key", text_or(tls.key, "(null)"));
+        stat("ssl_verify_mode", u64::from(tls.verify_mode).into());
+        stat("ssl_keyformat", 1u64.into());
+        stat("ssl_ciphers", "NULL".into());
+        stat("ssl_ca_cert", text_or(tls.ca_cert, "NULL"));
+        stat("ssl_wbuf_size", tls.wbuf_size.into());
+        stat("ssl_session_cache", "no".into());
+        stat("ssl_kernel_tls", "no".into());
+        stat("ssl_min_version", tls.min_version.to_string().into());
         stat("num_napi_ids", "(null)".into());
         stat("memory_file", text_or(self.memory_file, "(null)"));
         lines
@@ -681,6 +721,8 @@ mod tests {
             since_cert_refresh: None,
             udp_enabled: false,
             snapshot_interval: 0,
+            idle_timeout_enabled: false,
+            lru_maintainer: true,
         }
     }
 
