@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin ferrocached --example loadgen
-LOADGEN=target/release/examples/loadgen
+LOADGEN=${LOADGEN:-target/release/examples/loadgen}
 REQUESTS=100000
 CONNECTIONS=512
 out=$(mktemp -d)
