@@ -5,14 +5,33 @@
 //! ```text
 //! cargo run --release --example loadgen -- --server 127.0.0.1:11211 \
 //!     --connections 50 --pipeline 1 --get-ratio 0.9 --keys 100000 --value-size 100 \
-//!     --duration 10
+//!     --duration 10 [--mode window|lockstep]
 //! ```
 //! Prints one line: `ops=... ops_per_sec=... p50_us=... p99_us=... hits=... misses=...`.
+//!
+//! Two ways to drive a pipeline of depth N on each connection:
+//! - `window` (the default, as memtier_benchmark's `--pipeline` does): keep N requests in
+//!   flight; every reply that arrives is answered with a new request at once, all the
+//!   requests freed by one read going out in one write. The server never waits for the
+//!   slowest reply of a batch, and each request's latency runs from its own send.
+//! - `lockstep`: write N requests, wait for all N replies, repeat. A server that sends
+//!   each reply in a syscall of its own (memcached 1.6 flushes after every `get`) wakes
+//!   the generator N times per batch and then idles until the whole batch is read; this
+//!   mode is kept to show that effect (see README "Performance").
 
 use hdrhistogram::Histogram;
+use std::collections::VecDeque;
+use std::io::Write;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// How a connection keeps its pipeline full; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Window,
+    Lockstep,
+}
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -26,6 +45,7 @@ struct Options {
     duration: Duration,
     requests: Option<u64>,
     prefill: bool,
+    mode: Mode,
 }
 
 fn parse_options() -> Options {
@@ -40,6 +60,7 @@ fn parse_options() -> Options {
         duration: Duration::from_secs(10),
         requests: None,
         prefill: false,
+        mode: Mode::Window,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut index = 0;
@@ -57,6 +78,13 @@ fn parse_options() -> Options {
                 options.duration = Duration::from_secs_f64(value.parse().expect("--duration"))
             }
             "--requests" => options.requests = Some(value.parse().expect("--requests")),
+            "--mode" => {
+                options.mode = match value.as_str() {
+                    "window" => Mode::Window,
+                    "lockstep" => Mode::Lockstep,
+                    other => panic!("--mode window|lockstep, not {other}"),
+                }
+            }
             "--prefill" => {
                 options.prefill = true;
                 index += 1;
@@ -66,6 +94,7 @@ fn parse_options() -> Options {
         }
         index += 2;
     }
+    assert!(options.pipeline >= 1, "--pipeline must be at least 1");
     options
 }
 
@@ -81,9 +110,11 @@ impl Rng {
     }
 }
 
+/// The reply a request in flight waits for.
 #[derive(Clone, Copy)]
 enum Expect {
-    Get,
+    /// A `get` of this many keys.
+    Get(usize),
     Stored,
 }
 
@@ -99,56 +130,19 @@ fn key(index: u64) -> String {
     format!("key:{index:012}")
 }
 
-/// Reads replies for `expected` requests from `buffer`/`socket`.
-async fn read_replies(
-    socket: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-    expected: &[Expect],
-    outcome: &mut Outcome,
-) -> std::io::Result<()> {
-    let mut position = 0;
-    for expect in expected {
-        loop {
-            match parse_reply(&buffer[position..], *expect) {
-                Some((consumed, hits, misses)) => {
-                    position += consumed;
-                    outcome.hits += hits;
-                    outcome.misses += misses;
-                    break;
-                }
-                None => {
-                    let mut chunk = [0u8; 65536];
-                    let count = socket.read(&mut chunk).await?;
-                    if count == 0 {
-                        return Err(std::io::ErrorKind::UnexpectedEof.into());
-                    }
-                    buffer.extend_from_slice(&chunk[..count]);
-                }
-            }
-        }
-    }
-    buffer.drain(..position);
-    Ok(())
-}
-
 /// One complete reply at the front of `data`: (bytes, hits, misses).
 fn parse_reply(data: &[u8], expect: Expect) -> Option<(usize, u64, u64)> {
-    let line_end = |from: usize| {
-        data[from..]
-            .windows(2)
-            .position(|pair| pair == b"\r\n")
-            .map(|offset| from + offset + 2)
-    };
+    let line_end = |from: usize| memchr::memchr(b'\n', &data[from..]).map(|at| from + at + 1);
     match expect {
         Expect::Stored => line_end(0).map(|end| (end, 0, 0)),
-        Expect::Get => {
+        Expect::Get(keys) => {
             let mut at = 0;
             let mut hits = 0;
             loop {
                 let end = line_end(at)?;
                 let line = &data[at..end - 2];
                 if line == b"END" {
-                    return Some((end, hits, 0));
+                    return Some((end, hits, keys as u64 - hits));
                 }
                 let length: usize = std::str::from_utf8(line)
                     .ok()?
@@ -166,55 +160,114 @@ fn parse_reply(data: &[u8], expect: Expect) -> Option<(usize, u64, u64)> {
     }
 }
 
+/// Per-connection request source: the deterministic request stream and what each
+/// request in flight waits for, with its send time.
+struct Generator {
+    rng: Rng,
+    value: Vec<u8>,
+    in_flight: VecDeque<(Expect, Instant)>,
+}
+
+impl Generator {
+    /// Appends one request to `request` and remembers it as sent at `now`.
+    fn push(&mut self, options: &Options, request: &mut Vec<u8>, now: Instant) {
+        let roll = (self.rng.next() % 10_000) as f64 / 10_000.0;
+        if roll < options.get_ratio {
+            request.extend_from_slice(b"get");
+            for _ in 0..options.multiget {
+                write!(request, " key:{:012}", self.rng.next() % options.keys).expect("vec");
+            }
+            request.extend_from_slice(b"\r\n");
+            self.in_flight
+                .push_back((Expect::Get(options.multiget), now));
+        } else {
+            let index = self.rng.next() % options.keys;
+            write!(
+                request,
+                "set key:{index:012} 0 0 {}\r\n",
+                options.value_size
+            )
+            .expect("vec");
+            request.extend_from_slice(&self.value);
+            request.extend_from_slice(b"\r\n");
+            self.in_flight.push_back((Expect::Stored, now));
+        }
+    }
+}
+
 async fn connection(options: Options, id: usize, deadline: Instant) -> std::io::Result<Outcome> {
     let mut socket = TcpStream::connect(&options.server).await?;
     socket.set_nodelay(true)?;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0x1000_0000_01B3));
-    let value = vec![b'v'; options.value_size];
+    let mut generator = Generator {
+        rng: Rng(0x9E37_79B9_7F4A_7C15 ^ (id as u64 + 1).wrapping_mul(0x1000_0000_01B3)),
+        value: vec![b'v'; options.value_size],
+        in_flight: VecDeque::with_capacity(options.pipeline),
+    };
     let mut outcome = Outcome {
         histogram: Some(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")),
         ..Outcome::default()
     };
-    let mut request = Vec::with_capacity(64 * 1024);
-    let mut expected = Vec::with_capacity(options.pipeline);
-    let mut buffer = Vec::with_capacity(64 * 1024);
-    let per_connection = options
+    let limit = options
         .requests
         .map(|total| total / options.connections as u64);
+    let mut sent = 0u64;
+    let may_send = |sent: u64, now: Instant| now < deadline && limit.is_none_or(|l| sent < l);
+    let mut request = Vec::with_capacity(64 * 1024);
+    let mut buffer = vec![0u8; 256 * 1024];
+    let (mut start, mut end) = (0usize, 0usize);
     loop {
-        if Instant::now() >= deadline || per_connection.is_some_and(|limit| outcome.ops >= limit) {
+        // Fill the window: all of it at start and in lockstep once a batch is done; in
+        // window mode one new request per reply just read.
+        let now = Instant::now();
+        request.clear();
+        let refill = options.mode == Mode::Window || generator.in_flight.is_empty();
+        while refill && generator.in_flight.len() < options.pipeline && may_send(sent, now) {
+            generator.push(&options, &mut request, now);
+            sent += 1;
+        }
+        if !request.is_empty() {
+            socket.write_all(&request).await?;
+        }
+        if generator.in_flight.is_empty() {
             break;
         }
-        request.clear();
-        expected.clear();
-        for _ in 0..options.pipeline {
-            let roll = (rng.next() % 10_000) as f64 / 10_000.0;
-            if roll < options.get_ratio {
-                request.extend_from_slice(b"get");
-                for _ in 0..options.multiget {
-                    request.push(b' ');
-                    request.extend_from_slice(key(rng.next() % options.keys).as_bytes());
+        // Read at least one complete reply.
+        let mut completed = 0;
+        while completed == 0 {
+            if end == buffer.len() {
+                buffer.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+                if end == buffer.len() {
+                    buffer.resize(buffer.len() * 2, 0);
                 }
-                request.extend_from_slice(b"\r\n");
-                expected.push(Expect::Get);
-            } else {
-                let key = key(rng.next() % options.keys);
-                request.extend_from_slice(
-                    format!("set {key} 0 0 {}\r\n", options.value_size).as_bytes(),
-                );
-                request.extend_from_slice(&value);
-                request.extend_from_slice(b"\r\n");
-                expected.push(Expect::Stored);
+            }
+            let count = socket.read(&mut buffer[end..]).await?;
+            if count == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            end += count;
+            let now = Instant::now();
+            while let Some(&(expect, sent_at)) = generator.in_flight.front() {
+                let Some((consumed, hits, misses)) = parse_reply(&buffer[start..end], expect)
+                else {
+                    break;
+                };
+                start += consumed;
+                generator.in_flight.pop_front();
+                outcome.hits += hits;
+                outcome.misses += misses;
+                outcome.ops += 1;
+                completed += 1;
+                if let Some(histogram) = outcome.histogram.as_mut() {
+                    let micros = now.duration_since(sent_at).as_micros().max(1) as u64;
+                    histogram.saturating_record(micros);
+                }
+            }
+            if start == end {
+                (start, end) = (0, 0);
             }
         }
-        let started = Instant::now();
-        socket.write_all(&request).await?;
-        read_replies(&mut socket, &mut buffer, &expected, &mut outcome).await?;
-        let micros = started.elapsed().as_micros().max(1) as u64;
-        if let Some(histogram) = outcome.histogram.as_mut() {
-            histogram.saturating_record_n(micros, expected.len() as u64);
-        }
-        outcome.ops += expected.len() as u64;
     }
     Ok(outcome)
 }

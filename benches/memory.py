@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Memory figures from issue 2/3: RSS after 1,000,000 sets of 100-byte values with
+"""Memory figures from issue 2/3/13: RSS after 1,000,000 sets of 100-byte values with
 12-byte keys, for any server binary, measured in one run.
 
-usage: benches/memory.py BINARY [--limit-mb 64] [--items 1000000] [--threads 1]
-Prints one summary line: server, limit, RSS before/after, RSS/limit, bytes per item,
-curr_items, evictions, and whether the newest 1000 items are all present.
+usage: benches/memory.py [BINARY] [--limit-mb 64] [--items 1000000] [--threads 1]
+With BINARY: one line for that server (limit, RSS before/after, RSS/limit, bytes per
+item, curr_items, evictions, whether the newest 1000 items are all present).
+Without: ferrocached (target/release/ferrocached) and memcached ($MEMCACHED_BIN or
+/usr/bin/memcached), each at -m 4096 (bytes per item, nothing evicted) and at -m 64
+(RSS/limit, evicting), then one summary line:
+`memory: bytes/item ferrocached B memcached B; RSS/limit at -m 64 ferrocached R memcached R`.
 """
 import argparse, os, socket, subprocess, sys, time
 
@@ -43,13 +47,9 @@ def stats(sock):
         if len(parts) == 3 and parts[0] == "STAT": out[parts[1]] = parts[2]
     return out
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary"); ap.add_argument("--limit-mb", type=int, default=64)
-    ap.add_argument("--items", type=int, default=1_000_000); ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args()
+def measure(binary, limit_mb, items, threads):
     port = free_port()
-    cmd = [a.binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-m", str(a.limit_mb), "-t", str(a.threads)]
+    cmd = [binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-m", str(limit_mb), "-t", str(threads)]
     if os.geteuid() == 0: cmd += ["-u", "root"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -59,25 +59,43 @@ def main():
         before = rss_kib(proc.pid)
         value = b"v" * 100
         batch = 1000
-        for start in range(0, a.items, batch):
-            req = b"".join(b"set k%011d 0 0 100 noreply\r\n%s\r\n" % (i, value) for i in range(start, min(start + batch, a.items)))
+        for start in range(0, items, batch):
+            req = b"".join(b"set k%011d 0 0 100 noreply\r\n%s\r\n" % (i, value) for i in range(start, min(start + batch, items)))
             sock.sendall(req)
         sock.sendall(b"version\r\n"); read_until(sock, b"", b"VERSION")
         time.sleep(0.5)
         after = rss_kib(proc.pid)
         st = stats(sock)
         newest_ok = True
-        for i in range(a.items - 1000, a.items):
+        for i in range(items - 1000, items):
             sock.sendall(b"get k%011d\r\n" % i)
             data = read_until(sock, b"", b"END\r\n")
             if not data.startswith(b"VALUE"): newest_ok = False
-        limit_kib = a.limit_mb * 1024
+        limit_kib = limit_mb * 1024
         per_item = (after - before) * 1024 / max(int(st["curr_items"]), 1)
-        print(f"{os.path.basename(a.binary)} -m {a.limit_mb}: rss_before={before/1024:.1f}MiB rss_after={after/1024:.1f}MiB "
+        print(f"{os.path.basename(binary)} -m {limit_mb}: rss_before={before/1024:.1f}MiB rss_after={after/1024:.1f}MiB "
               f"rss/limit={after/limit_kib:.3f} bytes_per_item={per_item:.0f} curr_items={st['curr_items']} "
               f"evictions={st['evictions']} newest_1000_present={newest_ok}")
+        return dict(rss_per_limit=after / limit_kib, bytes_per_item=per_item)
     finally:
         proc.kill(); proc.wait()
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary", nargs="?"); ap.add_argument("--limit-mb", type=int, default=64)
+    ap.add_argument("--items", type=int, default=1_000_000); ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    if a.binary:
+        measure(a.binary, a.limit_mb, a.items, a.threads)
+        return
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    servers = {"ferrocached": os.path.join(root, "target/release/ferrocached"),
+               "memcached": os.environ.get("MEMCACHED_BIN", "/usr/bin/memcached")}
+    dense = {name: measure(binary, 4096, a.items, a.threads) for name, binary in servers.items()}
+    tight = {name: measure(binary, 64, a.items, a.threads) for name, binary in servers.items()}
+    print(f"memory: bytes/item at -m 4096 ferrocached {dense['ferrocached']['bytes_per_item']:.1f} "
+          f"memcached {dense['memcached']['bytes_per_item']:.1f}; RSS/limit at -m 64 "
+          f"ferrocached {tight['ferrocached']['rss_per_limit']:.3f} memcached {tight['memcached']['rss_per_limit']:.3f}")
 
 if __name__ == "__main__":
     main()
