@@ -274,6 +274,7 @@ fn stat_name_sets_match_memcached_under_option_sets() {
     for flags in [
         &[][..],
         &["-o", "no_lru_maintainer"],
+        &["-o", "no_lru_crawler"],
         &["-o", "modern"],
         &["-o", "idle_timeout=30"],
         &["-o", "ssl_wbuf_size=8,ssl_min_version=3"],
@@ -298,6 +299,32 @@ fn stat_name_sets_match_memcached_under_option_sets() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(settings(ours), settings(theirs), "under {flags:?}");
+    }
+}
+
+#[test]
+fn crawler_figures_follow_the_crawler_switch_and_count_starts() {
+    for server in servers(&[]) {
+        let mut c = server.connect();
+        let starts = c.stat("lru_crawler_starts");
+        c.roundtrip(b"set k 0 0 1\r\nv\r\n", b"STORED\r\n");
+        c.send(b"lru_crawler metadump all\r\n");
+        // Item lines end in a bare newline: the last line read ends with END.
+        while !c.read_line().ends_with(b"END\r\n") {}
+        assert!(
+            c.stat("lru_crawler_starts") > starts,
+            "{:?}: a metadump starts the crawler",
+            server.kind
+        );
+        c.roundtrip(b"lru_crawler disable\r\n", b"OK\r\n");
+        let names = c.stats("");
+        assert!(
+            !names.iter().any(|(name, _)| name.starts_with("lru_crawler_")),
+            "{:?}: a disabled crawler's figures are left out",
+            server.kind
+        );
+        c.roundtrip(b"lru_crawler enable\r\n", b"OK\r\n");
+        assert_eq!(c.stat("lru_crawler_running"), 0, "{:?}", server.kind);
     }
 }
 

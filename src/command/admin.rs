@@ -109,13 +109,19 @@ pub fn lru_crawler(ctx: &mut Context<'_>, out: &mut ReplyBuffer, command: Crawle
         }
         CrawlerCommand::Crawl(ClassList::Hash) => out.error(ProtocolError::CrawlerHashCrawl),
         CrawlerCommand::Crawl(classes) => match class_set(classes) {
-            Ok(classes) if ctx.store.crawl_classes(classes) => out.reply(Reply::Ok),
+            Ok(classes) if ctx.store.crawl_classes(classes) => {
+                ctx.store.tuning().count_crawler_start();
+                out.reply(Reply::Ok)
+            }
             Ok(_) => out.reply(Reply::CrawlerBusy),
             Err(refusal) => out.reply(refusal),
         },
         CrawlerCommand::Metadump(classes) => match class_set(classes) {
             Ok(_) if ctx.store.crawling() => out.reply(Reply::CrawlerBusy),
-            Ok(classes) => metadump(ctx, out, classes),
+            Ok(classes) => {
+                ctx.store.tuning().count_crawler_start();
+                metadump(ctx, out, classes)
+            }
             Err(refusal) => out.reply(refusal),
         },
     }

@@ -9,7 +9,7 @@ use super::{Context, Flow, TlsControl};
 use crate::config::Settings;
 use crate::protocol::{ProtocolError, Reply, ReplyBuffer, StatsGroup};
 use crate::stats::snapshot::{
-    ServerFacts, SettingsSnapshot, Snapshot, StatLines, StatValue, TlsFacts,
+    CrawlerFacts, ServerFacts, SettingsSnapshot, Snapshot, StatLines, StatValue, TlsFacts,
 };
 use crate::stats::{ConnCounters, ConnKind, ServerStats};
 use crate::store::Store;
@@ -73,6 +73,10 @@ pub fn snapshot(
         snapshot_interval: settings.snapshot_interval,
         idle_timeout_enabled: settings.idle_timeout != 0,
         lru_maintainer: settings.lru_maintainer,
+        crawler: store.tuning().crawler_enabled().then(|| CrawlerFacts {
+            running: store.crawling(),
+            starts: store.tuning().crawler_starts(),
+        }),
     };
     Snapshot::collect(store, stats, facts)
 }

@@ -116,6 +116,17 @@ pub struct ServerFacts {
     pub idle_timeout_enabled: bool,
     /// Not `-o no_lru_maintainer` (memcached reports the maintainer's figures only then).
     pub lru_maintainer: bool,
+    /// The LRU crawler's figures while it is enabled (memcached reports them only then).
+    pub crawler: Option<CrawlerFacts>,
+}
+
+/// What `stats` says of the LRU crawler while it is enabled.
+#[derive(Debug, Clone, Copy)]
+pub struct CrawlerFacts {
+    /// An operator's `lru_crawler crawl` has not gone round yet (`lru_crawler_running`).
+    pub running: bool,
+    /// Crawls begun on request: `lru_crawler crawl` and `metadump` (`lru_crawler_starts`).
+    pub starts: u64,
 }
 
 /// The server-wide counters at one moment.
@@ -338,8 +349,10 @@ impl Snapshot {
             stat(name, value.into());
         }
         stat("slabs_moved", items.slabs_moved.into());
-        stat("lru_crawler_running", 0u64.into());
-        stat("lru_crawler_starts", 0u64.into());
+        if let Some(crawler) = self.facts.crawler {
+            stat("lru_crawler_running", u64::from(crawler.running).into());
+            stat("lru_crawler_starts", crawler.starts.into());
+        }
         let maintainer = self.facts.lru_maintainer;
         if maintainer {
             stat("lru_maintainer_juggles", 0u64.into());
@@ -723,6 +736,7 @@ mod tests {
             snapshot_interval: 0,
             idle_timeout_enabled: false,
             lru_maintainer: true,
+            crawler: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! task and admin commands, never on a request's path. (`slabs automove`, which
 //! allocations read, lives in the memory budget the shards share.)
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// memcached's default `lru_crawler_sleep` (microseconds).
 const DEFAULT_CRAWLER_SLEEP: u32 = 100;
@@ -14,6 +14,7 @@ pub struct Tuning {
     crawler_enabled: AtomicBool,
     crawler_sleep: AtomicU32,
     crawler_tocrawl: AtomicU32,
+    crawler_starts: AtomicU64,
 }
 
 impl Tuning {
@@ -23,6 +24,7 @@ impl Tuning {
             crawler_enabled: AtomicBool::new(crawler_enabled),
             crawler_sleep: AtomicU32::new(DEFAULT_CRAWLER_SLEEP),
             crawler_tocrawl: AtomicU32::new(0),
+            crawler_starts: AtomicU64::new(0),
         }
     }
 
@@ -54,5 +56,16 @@ impl Tuning {
     /// `lru_crawler tocrawl <n>`.
     pub fn set_crawler_tocrawl(&self, items: u32) {
         self.crawler_tocrawl.store(items, Ordering::Relaxed);
+    }
+
+    /// Crawls begun on an operator's request (`lru_crawler crawl`, `lru_crawler
+    /// metadump`): `lru_crawler_starts`.
+    pub fn crawler_starts(&self) -> u64 {
+        self.crawler_starts.load(Ordering::Relaxed)
+    }
+
+    /// Counts one crawl begun (`lru_crawler_starts`).
+    pub fn count_crawler_start(&self) {
+        self.crawler_starts.fetch_add(1, Ordering::Relaxed);
     }
 }
