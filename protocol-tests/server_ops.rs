@@ -319,7 +319,9 @@ fn crawler_figures_follow_the_crawler_switch_and_count_starts() {
         c.roundtrip(b"lru_crawler disable\r\n", b"OK\r\n");
         let names = c.stats("");
         assert!(
-            !names.iter().any(|(name, _)| name.starts_with("lru_crawler_")),
+            !names
+                .iter()
+                .any(|(name, _)| name.starts_with("lru_crawler_")),
             "{:?}: a disabled crawler's figures are left out",
             server.kind
         );

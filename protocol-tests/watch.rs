@@ -250,6 +250,18 @@ fn watch_connevents_logs_connections_opening_and_closing() {
         drop(c);
         let closed = next_event(&mut watcher, "conn_close", &[("rport", port.as_str())]);
         assert!(closed.contains(" reason=normal "), "{closed}");
+        // A request stream that cannot be read on (a line over 2048 bytes that is not a
+        // get) is closed as an error.
+        let mut c = server.connect();
+        let port = c.stream.local_addr().unwrap().port().to_string();
+        c.send(&[b'x'; 3000]);
+        assert!(c.is_closed());
+        let closed = next_event(&mut watcher, "conn_close", &[("rport", port.as_str())]);
+        assert!(
+            closed.contains(" reason=error "),
+            "{:?}: {closed}",
+            server.kind
+        );
     }
 }
 

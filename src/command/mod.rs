@@ -27,6 +27,9 @@ pub enum Flow {
     Continue,
     /// Close this connection (quit).
     Close,
+    /// Close this connection: its request stream cannot be read on (an overlong line, a
+    /// malformed binary header, an HTTP request). `watch connevents` calls it an error.
+    Reject,
     /// Stop the server (`shutdown`, only with `-A`).
     Shutdown {
         /// `shutdown graceful`.

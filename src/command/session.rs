@@ -189,7 +189,7 @@ impl Session {
                     };
                     return (Step::NeedInput(needed), at);
                 }
-                Frame::Close => return (Step::Done(Flow::Close), at),
+                Frame::Close => return (Step::Done(Flow::Reject), at),
                 Frame::Request {
                     request,
                     consumed,

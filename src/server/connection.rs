@@ -143,6 +143,11 @@ pub async fn serve<S: ClientStream>(
                 }
                 return;
             }
+            (Step::Done(Flow::Reject), _) => {
+                events.reason = CloseReason::Error;
+                buffers.give_read_buffer(connection.read);
+                return;
+            }
             (_, Err(_)) | (Step::Done(Flow::Close), _) => {
                 buffers.give_read_buffer(connection.read);
                 return;
