@@ -1,5 +1,5 @@
 //! The shard's index: finding a key, deciding whether what was found is still live
-//! (expiry, flush_all), and unlinking an item from the index, its LRU list and memory.
+//! (expiry, flush_all), and unlinking an item from the index, its queue and memory.
 //! The index's own memory is charged to the shared budget here.
 
 use super::{Now, Shard};
@@ -120,7 +120,7 @@ impl Shard {
         self.unlink(handle, hash);
     }
 
-    /// Removes an item from the index, its LRU list and memory.
+    /// Removes an item from the index, its eviction queue and memory.
     pub(super) fn unlink(&mut self, handle: Handle, hash: u64) {
         if let Ok(entry) = self
             .index
@@ -128,7 +128,7 @@ impl Shard {
         {
             entry.remove();
         }
-        self.memory.lru_unlink(handle);
+        self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
         let size = item_size(header.key_len as usize, header.value_len as usize) as u64;
         let class = self.memory.class_of(handle);

@@ -1,5 +1,5 @@
 //! One shard of the store: an index from key to item handle, the shard's slab memory
-//! and its LRU lists. Everything here runs under the shard's mutex, so counters are plain
+//! and its eviction queues. Everything here runs under the shard's mutex, so counters are plain
 //! integers and no operation takes a second lock.
 //!
 //! The shard's methods are split by concern: `index` (lookup, unlink, the index's share
@@ -249,7 +249,7 @@ impl ShardCounters {
 /// A shard: index, memory and counters.
 pub struct Shard {
     index: HashTable<Handle>,
-    /// Slab memory, LRU lists and per-class counters.
+    /// Slab memory, eviction queues and per-class counters.
     memory: Memory,
     sizes: SizeClasses,
     hasher: RandomState,
@@ -311,7 +311,7 @@ impl Shard {
         }
     }
 
-    /// Empties the shard after a panic interrupted an operation on it: an LRU list or
+    /// Empties the shard after a panic interrupted an operation on it: an eviction queue or
     /// the index may be half updated, so nothing in it is trusted. Memory goes back to
     /// the budget; CAS values keep counting up so no old CAS can match a new item.
     pub fn rebuild(&mut self) {

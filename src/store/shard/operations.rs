@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, LIVE, NIL, STALE, TOKEN_SENT, item_size};
+use crate::store::item::{Handle, Header, IN_MAIN, LIVE, NIL, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -288,8 +288,16 @@ impl Shard {
                 }
             }
         };
+        // A value written over a kept item takes its place in the policy: its queue and
+        // its read count.
+        let mut main = false;
         if let Some(old) = self.find(key, hash) {
+            let old_header = *self.memory.header(old);
+            main = old_header.state & IN_MAIN != 0;
             self.unlink(old, hash);
+            self.memory
+                .header_mut(handle)
+                .set_frequency(old_header.frequency());
         }
         let memory = &self.memory;
         let hasher = &self.hasher;
@@ -299,7 +307,7 @@ impl Shard {
         if exptime != 0 {
             self.expiring += 1;
         }
-        self.memory.lru_push_head(handle);
+        self.memory.enqueue(handle, main);
         let class = self.memory.class_of(handle);
         self.memory.class_mut(class).requested += total as u64;
         self.counters.curr_items += 1;
