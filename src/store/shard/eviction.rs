@@ -7,8 +7,9 @@
 //! count. A new item enters the small queue. While the small queue holds at least
 //! `SMALL_QUEUE_PERCENT` of the class (or the main queue is empty), eviction looks at its
 //! tail: an item read since it entered moves to the main queue with its count cleared,
-//! one never read is evicted, so a burst of one-hit wonders passes through the small
-//! queue without pushing out what is read again. Otherwise eviction looks at the main
+//! one never read is evicted (its fingerprint goes to the ghost table, `ghost.rs`), so
+//! a burst of one-hit wonders passes through the small queue without pushing out what
+//! is read again; a key stored while the ghost remembers it enters the main queue. Otherwise eviction looks at the main
 //! queue's tail: an item with a count goes back to the head with the count lowered by
 //! one, one without is evicted. Reads only set bits in the item; nothing is relinked on
 //! a hit.
@@ -253,12 +254,18 @@ impl Shard {
             let candidate = self.memory.eviction_candidate(class);
             let header = self.memory.header_mut(candidate);
             let count = header.frequency();
+            let in_main = header.state & IN_MAIN != 0;
             if count == 0 {
+                if !in_main {
+                    let hash = self.hash_of(candidate);
+                    if self.ghost.remember(hash, self.counters.curr_items) {
+                        self.charge_index();
+                    }
+                }
                 self.evict(candidate);
                 return candidate;
             }
             // Ends: each turn lowers a count or moves an item out of the small queue.
-            let in_main = header.state & IN_MAIN != 0;
             header.set_frequency(if in_main { count - 1 } else { 0 });
             self.memory.dequeue(candidate);
             self.memory.enqueue(candidate, true);

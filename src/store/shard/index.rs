@@ -26,9 +26,10 @@ impl Shard {
         buckets * (std::mem::size_of::<Handle>() + 1)
     }
 
-    /// Charges index growth to the budget, so `-m` bounds items and index together.
+    /// Charges index (and ghost table) growth to the budget, so `-m` bounds items and
+    /// index together.
     pub(super) fn charge_index(&mut self) {
-        let now = self.index_bytes();
+        let now = self.index_bytes() + self.ghost.bytes();
         if now > self.index_charge {
             self.memory.budget().take_anyway(now - self.index_charge);
         } else if now < self.index_charge {

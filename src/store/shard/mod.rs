@@ -10,6 +10,7 @@
 
 mod dump;
 mod eviction;
+mod ghost;
 mod index;
 mod maintenance;
 mod meta;
@@ -260,8 +261,10 @@ pub struct Shard {
     evictions_enabled: bool,
     item_size_max: usize,
     crawl_cursor: usize,
-    /// Bytes of index charged to the memory budget.
+    /// Bytes of index and ghost table charged to the memory budget.
     index_charge: usize,
+    /// Keys the small queues evicted unread lately (S3-FIFO's ghost queue).
+    ghost: ghost::Ghost,
     /// Live items that have an expiry time: the crawler has work only while some do.
     expiring: u64,
     /// Classes the crawler sweeps once (bit n: the class of 0-based index n), after a
@@ -302,6 +305,7 @@ impl Shard {
             item_size_max,
             crawl_cursor: 0,
             index_charge: 0,
+            ghost: ghost::Ghost::default(),
             expiring: 0,
             sweep_classes: 0,
             operator_crawl: false,
@@ -319,6 +323,7 @@ impl Shard {
         self.memory.budget().give_back(self.index_charge);
         self.index = HashTable::new();
         self.index_charge = 0;
+        self.ghost.clear();
         self.crawl_cursor = 0;
         self.expiring = 0;
         self.sweep_classes = 0;

@@ -289,16 +289,17 @@ impl Shard {
             }
         };
         // A value written over a kept item takes its place in the policy: its queue and
-        // its read count.
-        let mut main = false;
-        if let Some(old) = self.find(key, hash) {
+        // its read count. A new key the small queue evicted unread lately goes to main.
+        let main = if let Some(old) = self.find(key, hash) {
             let old_header = *self.memory.header(old);
-            main = old_header.state & IN_MAIN != 0;
             self.unlink(old, hash);
             self.memory
                 .header_mut(handle)
                 .set_frequency(old_header.frequency());
-        }
+            old_header.state & IN_MAIN != 0
+        } else {
+            self.ghost.take(hash)
+        };
         let memory = &self.memory;
         let hasher = &self.hasher;
         self.index
