@@ -354,9 +354,7 @@ impl Shard {
                 continue;
             };
             self.memory.relocate(handle, spare);
-            if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
-                *entry = spare;
-            }
+            self.index.replace(hash, handle, spare);
             self.counters.slab_reassign_rescues += 1;
         }
         for (handle, hash) in dropped {

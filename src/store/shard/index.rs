@@ -17,13 +17,7 @@ pub(super) enum Lookup {
 impl Shard {
     /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
     pub fn index_bytes(&self) -> usize {
-        // hashbrown keeps a control byte per bucket; capacity is 7/8 of the buckets.
-        let buckets = if self.index.capacity() == 0 {
-            0
-        } else {
-            (self.index.capacity() * 8 / 7).next_power_of_two()
-        };
-        buckets * (std::mem::size_of::<Handle>() + 1)
+        self.index.bytes()
     }
 
     /// Charges index (and ghost table) growth to the budget, so `-m` bounds items and
@@ -40,9 +34,7 @@ impl Shard {
 
     pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
         let memory = &self.memory;
-        self.index
-            .find(hash, |&handle| memory.key(handle) == key)
-            .copied()
+        self.index.find(hash, |handle| memory.key(handle) == key)
     }
 
     /// What a lookup of `key` would find, without touching, removing or counting
@@ -123,12 +115,7 @@ impl Shard {
 
     /// Removes an item from the index, its eviction queue and memory.
     pub(super) fn unlink(&mut self, handle: Handle, hash: u64) {
-        if let Ok(entry) = self
-            .index
-            .find_entry(hash, |&candidate| candidate == handle)
-        {
-            entry.remove();
-        }
+        self.index.remove(hash, handle);
         self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
         let size = item_size(header.key_len as usize, header.value_len as usize) as u64;

@@ -15,6 +15,7 @@ mod index;
 mod maintenance;
 mod meta;
 mod operations;
+mod table;
 
 pub use dump::{ClassStats, DumpedItem, ItemCursor, LiveItem};
 use index::Lookup;
@@ -23,7 +24,6 @@ pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView
 
 use super::item::Handle;
 use super::memory::{Budget, ClassCounters, Memory, SizeClasses, ValueRef};
-use hashbrown::HashTable;
 use std::hash::RandomState;
 use std::sync::Arc;
 
@@ -249,7 +249,7 @@ impl ShardCounters {
 
 /// A shard: index, memory and counters.
 pub struct Shard {
-    index: HashTable<Handle>,
+    index: table::Table,
     /// Slab memory, eviction queues and per-class counters.
     memory: Memory,
     sizes: SizeClasses,
@@ -294,7 +294,7 @@ impl Shard {
         item_size_max: usize,
     ) -> Self {
         Shard {
-            index: HashTable::new(),
+            index: table::Table::default(),
             memory: Memory::new(&sizes, budget),
             sizes,
             hasher,
@@ -321,7 +321,7 @@ impl Shard {
     pub fn rebuild(&mut self) {
         self.memory.clear(&self.sizes);
         self.memory.budget().give_back(self.index_charge);
-        self.index = HashTable::new();
+        self.index = table::Table::default();
         self.index_charge = 0;
         self.ghost.clear();
         self.crawl_cursor = 0;

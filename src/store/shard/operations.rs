@@ -303,7 +303,7 @@ impl Shard {
         let memory = &self.memory;
         let hasher = &self.hasher;
         self.index
-            .insert_unique(hash, handle, |&other| hasher.hash_one(memory.key(other)));
+            .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
         self.charge_index();
         if exptime != 0 {
             self.expiring += 1;
