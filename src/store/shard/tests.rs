@@ -227,7 +227,7 @@ fn incr_decr_wrap_floor_and_pad_in_place() {
 }
 
 #[test]
-fn full_memory_evicts_the_least_recently_used() {
+fn full_memory_evicts_the_oldest_unread_items() {
     let limit = 8 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
