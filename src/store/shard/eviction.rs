@@ -18,6 +18,11 @@ use super::{Now, OutOfMemory, RoomWanted, Shard};
 use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL};
 use crate::store::memory::{Memory, PAGE_SIZE};
 
+/// Items one eviction may move or requeue before it takes the candidate it stands at,
+/// read or not: bounds the time an eviction holds the shard lock when every item was
+/// read lately (a full pass over a million-item queue would take tens of milliseconds).
+pub(super) const REQUEUES_MAX: usize = 100;
+
 /// How many items from each queue's tail are checked for being expired or flushed
 /// before making room by eviction (memcached checks a few at its LRU tail).
 const TAIL_CHECKS: usize = 5;
@@ -250,12 +255,13 @@ impl Shard {
     /// Evicts one item of a class that holds items, as the S3-FIFO policy (module
     /// comment) picks it. Returns the evicted item's (now free) handle.
     pub(super) fn evict_tail(&mut self, class: usize) -> Handle {
+        let mut requeued = 0;
         loop {
             let candidate = self.memory.eviction_candidate(class);
             let header = self.memory.header_mut(candidate);
             let count = header.frequency();
             let in_main = header.state & IN_MAIN != 0;
-            if count == 0 {
+            if count == 0 || requeued == REQUEUES_MAX {
                 if !in_main {
                     let hash = self.hash_of(candidate);
                     if self.ghost.remember(hash, self.counters.curr_items) {
@@ -265,7 +271,7 @@ impl Shard {
                 self.evict(candidate);
                 return candidate;
             }
-            // Ends: each turn lowers a count or moves an item out of the small queue.
+            requeued += 1;
             header.set_frequency(if in_main { count - 1 } else { 0 });
             self.memory.dequeue(candidate);
             self.memory.enqueue(candidate, true);

@@ -353,6 +353,36 @@ fn a_main_queue_item_read_no_more_is_evicted_in_its_turn() {
 }
 
 #[test]
+fn one_eviction_requeues_a_bounded_number_of_read_items() {
+    let limit = 2 * PAGE_SIZE;
+    let value = vec![b'v'; 100];
+    let capacity = {
+        let mut f = Fixture::new(limit, true);
+        let mut stored = 0;
+        while f.shard.counters.evictions == 0 {
+            f.set(format!("k{stored}").as_bytes(), &value, 0, at(10));
+            stored += 1;
+        }
+        stored - 1
+    };
+    let mut f = Fixture::new(limit, true);
+    for i in 0..capacity {
+        f.set(format!("k{i}").as_bytes(), &value, 0, at(10));
+    }
+    for i in 0..capacity {
+        for _ in 0..3 {
+            f.get(format!("k{i}").as_bytes(), at(10));
+        }
+    }
+    f.set(b"one-more", &value, 0, at(10));
+    assert_eq!(f.shard.counters.evictions, 1);
+    // The first REQUEUES_MAX read items moved to the main queue; the next one was
+    // taken although read, instead of a pass over the whole class.
+    assert!(f.holds(b"k0"));
+    assert!(!f.holds(format!("k{}", super::eviction::REQUEUES_MAX).as_bytes()));
+}
+
+#[test]
 fn a_value_written_over_a_kept_item_keeps_its_place() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
