@@ -116,6 +116,12 @@ impl Shard {
     /// Removes an item from the index, its eviction queue and memory.
     pub(super) fn unlink(&mut self, handle: Handle, hash: u64) {
         self.index.remove(hash, handle);
+        self.release_item(handle);
+    }
+
+    /// Removes an item from its eviction queue, the counts and memory, leaving its index
+    /// entry to the caller (an overwrite files the new item in the same slot).
+    pub(super) fn release_item(&mut self, handle: Handle) {
         self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
         let size = item_size(header.key_len as usize, header.value_len as usize) as u64;

@@ -290,21 +290,24 @@ impl Shard {
         };
         // A value written over a kept item takes its place in the policy: its queue and
         // its read count. A new key the small queue evicted unread lately goes to main.
-        let main = if let Some(old) = self.find(key, hash) {
+        let memory = &self.memory;
+        let main = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key) {
+            // One probe for an overwrite: the new item takes the old one's slot.
+            let old = self.index.at(at);
             let old_header = *self.memory.header(old);
-            self.unlink(old, hash);
+            self.release_item(old);
+            self.index.set_at(at, handle);
             self.memory
                 .header_mut(handle)
                 .set_frequency(old_header.frequency());
             old_header.state & IN_MAIN != 0
         } else {
+            let hasher = &self.hasher;
+            self.index
+                .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
+            self.charge_index();
             self.ghost.take(hash)
         };
-        let memory = &self.memory;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
-        self.charge_index();
         if exptime != 0 {
             self.expiring += 1;
         }

@@ -66,7 +66,7 @@ impl Table {
 
     /// The slot of the entry whose tag matches `hash` and for which `matches` holds.
     #[inline]
-    fn position(&self, hash: u64, mut matches: impl FnMut(Handle) -> bool) -> Option<usize> {
+    pub fn position(&self, hash: u64, mut matches: impl FnMut(Handle) -> bool) -> Option<usize> {
         let size = self.tags.len();
         if size == 0 {
             return None;
@@ -131,6 +131,19 @@ impl Table {
         true
     }
 
+    /// The handle in slot `at` (from `position`).
+    #[inline]
+    pub fn at(&self, at: usize) -> Handle {
+        self.slots[at]
+    }
+
+    /// Puts `handle` in slot `at` (from `position`, with no insert or removal since) in
+    /// place of the entry there: a new item under the same key.
+    #[inline]
+    pub fn set_at(&mut self, at: usize, handle: Handle) {
+        self.slots[at] = handle;
+    }
+
     /// Files `new` where `old` was (an item moved to another chunk).
     pub fn replace(&mut self, hash: u64, old: Handle, new: Handle) {
         if let Some(at) = self.position(hash, |other| other == old) {
@@ -193,7 +206,13 @@ mod tests {
             assert_eq!(found.is_some(), handle % 3 != 0, "{handle}");
         }
         table.replace(hash_of(1), 1, 77_777);
-        assert_eq!(table.find(hash_of(1), |_| true), Some(77_777));
+        assert_eq!(table.find(hash_of(1), |other| other == 1), None);
+        assert!(table.find(hash_of(1), |other| other == 77_777).is_some());
+        let at = table.position(hash_of(2), |other| other == 2).unwrap();
+        assert_eq!(table.at(at), 2);
+        table.set_at(at, 88_888);
+        assert!(table.find(hash_of(2), |other| other == 88_888).is_some());
+        assert_eq!(table.len(), 10_000 - 3334);
     }
 
     #[test]
