@@ -515,8 +515,8 @@ impl Store {
     }
 
     /// Frees memory until `bytes` more fit under the limit: first pages without live
-    /// items in any shard, then the oldest data of the shard whose least recently used
-    /// item is oldest. One shard lock at a time. False if that much could not be freed.
+    /// items in any shard, then the oldest data of the shard whose next eviction
+    /// candidate was accessed longest ago. One shard lock at a time. False if that much could not be freed.
     fn free_room(&self, bytes: usize) -> bool {
         let fits = || self.budget.used() + bytes <= self.budget.limit();
         let all = || 0..self.shards.len();
