@@ -1,25 +1,33 @@
 //! The fixed header every stored item carries, inline in its slab chunk.
 //!
 //! Layout of a chunk: `[Header][key bytes][value bytes]`, no padding between them. The
-//! header holds the LRU links as chunk handles (4 bytes each instead of pointers), so an
-//! item costs 40 bytes of metadata plus its key and value; memcached's item header is 48.
+//! header holds the eviction queue links as chunk handles (4 bytes each instead of
+//! pointers), so an item costs 40 bytes of metadata plus its key and value; memcached's
+//! item header is 48.
 
 /// Handle of an item inside one shard: a page/chunk pair, or a large-item slot.
 pub type Handle = u32;
 
-/// "No item": the end of an LRU list.
+/// "No item": the end of an eviction queue.
 pub const NIL: Handle = u32::MAX;
 
 /// The item is linked into the index (cleared when the chunk is freed).
 pub const LIVE: u8 = 1;
 /// The item has been read at least once since it was stored (`mg h`, `evicted_unfetched`).
 pub const FETCHED: u8 = 2;
-/// The item was read since it last passed the LRU tail (second chance before eviction).
-pub const ACTIVE: u8 = 4;
 /// Meta: the item was invalidated (`md I`, `ms I`); readers see `X`.
 pub const STALE: u8 = 8;
 /// Meta: one reader already won the right to recache it (`W` sent; others see `Z`).
 pub const TOKEN_SENT: u8 = 16;
+/// Two bits counting reads since the item last reached an eviction queue's tail (0 to
+/// `FREQUENCY_MAX`): the eviction policy keeps items whose count is not zero.
+pub const FREQUENCY: u8 = 32 | 64;
+/// Shift of the `FREQUENCY` bits.
+pub const FREQUENCY_SHIFT: u32 = 5;
+/// The highest read count the `FREQUENCY` bits hold.
+pub const FREQUENCY_MAX: u8 = 3;
+/// The item is in its class's main queue; otherwise in the small (probation) queue.
+pub const IN_MAIN: u8 = 128;
 
 /// Per-item metadata stored in front of the key.
 #[repr(C)]
@@ -27,15 +35,15 @@ pub const TOKEN_SENT: u8 = 16;
 pub struct Header {
     /// Compare-and-swap version; 0 when CAS is disabled (`-C`).
     pub cas: u64,
-    /// Previous item in the LRU list of this item's class (towards the head).
+    /// Previous item in this item's eviction queue (towards the head).
     pub prev: Handle,
-    /// Next item in the LRU list (towards the tail).
+    /// Next item in the eviction queue (towards the tail).
     pub next: Handle,
     /// Server time of the last store (flush_all compares against it).
     pub time: u32,
     /// Server time at which the item expires; 0 = never.
     pub exptime: u32,
-    /// Server time of the last access (LRU age, `mg l`).
+    /// Server time of the last access (eviction age, `mg l`).
     pub atime: u32,
     /// Opaque client flags.
     pub flags: u32,
@@ -43,7 +51,7 @@ pub struct Header {
     pub value_len: u32,
     /// Length of the key in bytes (at most 250).
     pub key_len: u8,
-    /// `LIVE`, `FETCHED`, `ACTIVE`, `STALE`, `TOKEN_SENT` bits.
+    /// `LIVE`, `FETCHED`, `STALE`, `TOKEN_SENT`, `IN_MAIN` bits and the `FREQUENCY` count.
     pub state: u8,
 }
 
@@ -60,6 +68,18 @@ impl Header {
     #[inline]
     pub fn is_expired(&self, now: u32) -> bool {
         self.exptime != 0 && self.exptime <= now
+    }
+
+    /// Reads counted since the item last reached a queue's tail (0 to `FREQUENCY_MAX`).
+    #[inline]
+    pub fn frequency(&self) -> u8 {
+        (self.state & FREQUENCY) >> FREQUENCY_SHIFT
+    }
+
+    /// Sets the read count (at most `FREQUENCY_MAX`).
+    #[inline]
+    pub fn set_frequency(&mut self, count: u8) {
+        self.state = (self.state & !FREQUENCY) | (count.min(FREQUENCY_MAX) << FREQUENCY_SHIFT);
     }
 }
 

@@ -1,14 +1,16 @@
 //! Slab memory of one shard: 256 KiB pages (`PAGE_SIZE`) cut into fixed-size chunks by
-//! size class, plus large items in allocations of their own, and one LRU list per class.
+//! size class, plus large items in allocations of their own, and two eviction queues per class.
 //!
 //! This is memcached's slab allocator in miniature. Every byte a shard holds is a page or
 //! a large item, both taken from one budget shared by all shards (`-m`), so the process
-//! size follows the limit while a shard with few items never starves for pages. Pages
+//! size follows the limit while a shard with few items never starves for pages. Each
+//! class keeps its items in two FIFO queues linked through the item headers, a small
+//! probation queue and a main queue (S3-FIFO, see `shard/eviction.rs`). Pages
 //! move between classes when another class holds older data (the page mover in
 //! `shard/eviction.rs`, reached from `Shard::chunk_for`), so a change in value sizes never
 //! starves a class ("slab calcification").
 
-use super::item::{FETCHED, HEADER_SIZE, Handle, Header, NIL};
+use super::item::{FETCHED, HEADER_SIZE, Handle, Header, IN_MAIN, NIL};
 use bytes::Bytes;
 use slab::Slab;
 use std::sync::Arc;
@@ -275,18 +277,43 @@ impl ClassCounters {
     }
 }
 
-/// Per-class state: free chunks, the page being cut, the LRU list and counters.
+/// One FIFO queue of a class's items, linked through their headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Queue {
+    /// The item that entered last.
+    pub head: Handle,
+    /// The item that entered first: where eviction looks.
+    pub tail: Handle,
+    /// Items in the queue.
+    pub len: u64,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+        }
+    }
+}
+
+/// Share of a class's items, in percent, the small queue may hold before eviction takes
+/// from it first (S3-FIFO's 10%).
+pub const SMALL_QUEUE_PERCENT: u64 = 10;
+
+/// Per-class state: free chunks, the page being cut, the eviction queues and counters.
 #[derive(Debug, Default)]
 pub struct ClassState {
     /// Chunk size in bytes (0 for the large-item class).
     pub chunk_size: usize,
     free: Vec<Handle>,
     carving: Option<(u32, u32)>,
-    /// Most recently stored item.
-    pub head: Handle,
-    /// Least recently used item: the next eviction candidate.
-    pub tail: Handle,
-    /// Items currently linked in this class.
+    /// New items, on probation: those not read again before they reach the tail leave.
+    pub small: Queue,
+    /// Items read while on probation (or written over a main item), kept while read.
+    pub main: Queue,
+    /// Items currently linked in this class (both queues).
     pub items: u64,
     /// Pages owned by this class.
     pub pages: u32,
@@ -340,16 +367,10 @@ impl Memory {
             .iter()
             .map(|&chunk_size| ClassState {
                 chunk_size,
-                head: NIL,
-                tail: NIL,
                 ..ClassState::default()
             })
             .collect();
-        classes.push(ClassState {
-            head: NIL,
-            tail: NIL,
-            ..ClassState::default()
-        });
+        classes.push(ClassState::default());
         Memory {
             pages: Vec::new(),
             free_pages: Vec::new(),
@@ -647,10 +668,29 @@ impl Memory {
         &self.budget
     }
 
-    /// Links an item at the head of its class's LRU list.
-    pub fn lru_push_head(&mut self, handle: Handle) {
+    /// The queue of `class` an item with these state bits belongs to.
+    fn queue_mut(&mut self, class: usize, state: u8) -> &mut Queue {
+        let class = &mut self.classes[class];
+        if state & IN_MAIN != 0 {
+            &mut class.main
+        } else {
+            &mut class.small
+        }
+    }
+
+    /// Links an item at the head of its class's main queue (`main`) or small queue.
+    pub fn enqueue(&mut self, handle: Handle, main: bool) {
         let class = self.class_of(handle);
-        let old_head = self.classes[class].head;
+        let state = {
+            let header = self.header_mut(handle);
+            if main {
+                header.state |= IN_MAIN;
+            } else {
+                header.state &= !IN_MAIN;
+            }
+            header.state
+        };
+        let old_head = self.queue_mut(class, state).head;
         {
             let header = self.header_mut(handle);
             header.prev = NIL;
@@ -659,30 +699,46 @@ impl Memory {
         if old_head != NIL {
             self.header_mut(old_head).prev = handle;
         } else {
-            self.classes[class].tail = handle;
+            self.queue_mut(class, state).tail = handle;
         }
-        self.classes[class].head = handle;
+        let queue = self.queue_mut(class, state);
+        queue.head = handle;
+        queue.len += 1;
         self.classes[class].items += 1;
     }
 
-    /// Unlinks an item from its class's LRU list.
-    pub fn lru_unlink(&mut self, handle: Handle) {
+    /// Unlinks an item from its class's queue.
+    pub fn dequeue(&mut self, handle: Handle) {
         let class = self.class_of(handle);
-        let (prev, next) = {
+        let (prev, next, state) = {
             let header = self.header(handle);
-            (header.prev, header.next)
+            (header.prev, header.next, header.state)
         };
         if prev != NIL {
             self.header_mut(prev).next = next;
         } else {
-            self.classes[class].head = next;
+            self.queue_mut(class, state).head = next;
         }
         if next != NIL {
             self.header_mut(next).prev = prev;
         } else {
-            self.classes[class].tail = prev;
+            self.queue_mut(class, state).tail = prev;
         }
+        self.queue_mut(class, state).len -= 1;
         self.classes[class].items -= 1;
+    }
+
+    /// The item eviction looks at next in `class` (`NIL` if the class is empty): the
+    /// small queue's tail while that queue holds its share of the class or the main
+    /// queue is empty, else the main queue's tail.
+    pub fn eviction_candidate(&self, class: usize) -> Handle {
+        let state = &self.classes[class];
+        let small_first = state.small.len * 100 >= state.items * SMALL_QUEUE_PERCENT;
+        if (small_first || state.main.tail == NIL) && state.small.tail != NIL {
+            state.small.tail
+        } else {
+            state.main.tail
+        }
     }
 
     /// Live items in one page (the page mover evicts them all).
@@ -735,7 +791,7 @@ impl Memory {
     }
 
     /// Moves a live item of a paged class into the free chunk `to` of the same class
-    /// (`slabs reassign` rescuing it from the page it empties): the bytes, its LRU
+    /// (`slabs reassign` rescuing it from the page it empties): the bytes, its queue
     /// position and the pages' counts. The caller repoints the index.
     pub fn relocate(&mut self, from: Handle, to: Handle) {
         let chunk_size = self.classes[self.class_of(from)].chunk_size;
@@ -749,19 +805,19 @@ impl Memory {
         self.pages[(to >> CHUNK_BITS) as usize].used += 1;
         self.header_mut(from).state = 0;
         let class = self.class_of(to);
-        let (prev, next) = {
+        let (prev, next, state) = {
             let header = self.header(to);
-            (header.prev, header.next)
+            (header.prev, header.next, header.state)
         };
         if prev != NIL {
             self.header_mut(prev).next = to;
         } else {
-            self.classes[class].head = to;
+            self.queue_mut(class, state).head = to;
         }
         if next != NIL {
             self.header_mut(next).prev = to;
         } else {
-            self.classes[class].tail = to;
+            self.queue_mut(class, state).tail = to;
         }
     }
 
@@ -809,11 +865,12 @@ impl Memory {
         (found, position)
     }
 
-    /// Marks an item as read (for `evicted_unfetched` and second-chance eviction).
+    /// Marks an item as read (for `evicted_unfetched`) and counts the read for eviction.
     #[inline]
     pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
         let header = self.header_mut(handle);
-        header.state |= FETCHED | super::item::ACTIVE;
+        header.state |= FETCHED;
+        header.set_frequency(header.frequency() + 1);
         header.atime = now;
     }
 }

@@ -1,5 +1,5 @@
 //! The item store: a fixed number of shards, each a mutex around its own index, slab
-//! memory and LRU lists. A key's shard comes from a hash keyed with a per-process random
+//! memory and eviction queues. A key's shard comes from a hash keyed with a per-process random
 //! seed, so clients cannot aim all their keys at one shard.
 //!
 //! The store speaks in items and outcomes; it never formats wire text and never parses.
@@ -274,7 +274,7 @@ impl Store {
     }
 
     /// Locks one shard. A poisoned lock means a panic interrupted an operation halfway
-    /// (an LRU link or the index may be half written), so the shard is emptied before
+    /// (a queue link or the index may be half written), so the shard is emptied before
     /// anyone uses it again: its items are lost like evictions, the rest of the cache
     /// keeps serving. Counted in `shards_rebuilt` and logged as an error.
     #[inline]
@@ -515,8 +515,8 @@ impl Store {
     }
 
     /// Frees memory until `bytes` more fit under the limit: first pages without live
-    /// items in any shard, then the oldest data of the shard whose least recently used
-    /// item is oldest. One shard lock at a time. False if that much could not be freed.
+    /// items in any shard, then the oldest data of the shard whose next eviction
+    /// candidate was accessed longest ago. One shard lock at a time. False if that much could not be freed.
     fn free_room(&self, bytes: usize) -> bool {
         let fits = || self.budget.used() + bytes <= self.budget.limit();
         let all = || 0..self.shards.len();

@@ -384,8 +384,8 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
 }
 
 /// Checks a snapshot completely before anything is stored, then loads it, least
-/// recently used first: if it does not fit, eviction drops the oldest items, and the LRU
-/// order is rebuilt. Under `-M` (no eviction) the most recent are loaded first instead,
+/// recently used first: if it does not fit, eviction drops the oldest items (they
+/// enter the probation queues in access order). Under `-M` (no eviction) the most recent are loaded first instead,
 /// so what does not fit is the oldest. A bad file leaves the store empty, never
 /// half-loaded.
 pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {

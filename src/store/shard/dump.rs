@@ -93,16 +93,20 @@ impl ClassStats {
 
 impl Shard {
     /// Visits every live item of the classes in `classes` (bit n: the class of 0-based
-    /// index n) (`lru_crawler metadump`), oldest first within each class.
+    /// index n) (`lru_crawler metadump`), within each class the main queue then the
+    /// small one, each from its tail (the order eviction would take them).
     pub fn for_each_live(&self, now: Now, classes: u64, mut visit: impl FnMut(LiveItem<'_>)) {
         for class in (0..self.memory.class_count()).filter(|class| classes >> class & 1 == 1) {
-            let mut handle = self.memory.class(class).tail;
-            while handle != NIL {
-                let header = self.memory.header(handle);
-                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                    visit(self.live_item(handle, header));
+            let state = self.memory.class(class);
+            for tail in [state.main.tail, state.small.tail] {
+                let mut handle = tail;
+                while handle != NIL {
+                    let header = self.memory.header(handle);
+                    if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                        visit(self.live_item(handle, header));
+                    }
+                    handle = header.prev;
                 }
-                handle = header.prev;
             }
         }
     }
@@ -135,9 +139,11 @@ impl Shard {
             total.items += state.items;
             total.requested += state.requested;
             total.counters.add(&state.counters);
-            if state.tail != NIL {
-                let age = now.saturating_sub(self.memory.header(state.tail).atime);
-                total.age = total.age.max(age);
+            for tail in [state.small.tail, state.main.tail] {
+                if tail != NIL {
+                    let age = now.saturating_sub(self.memory.header(tail).atime);
+                    total.age = total.age.max(age);
+                }
             }
         }
     }
@@ -207,20 +213,23 @@ impl Shard {
         Ok(())
     }
 
-    /// Items of one class from the LRU head, for `stats cachedump`, until `out` holds
-    /// `limit` items (0 = all).
+    /// Items of one class for `stats cachedump`, newest first (the small queue from
+    /// its head, then the main queue), until `out` holds `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
-        let mut handle = self.memory.class(class).head;
-        while handle != NIL && (limit == 0 || out.len() < limit) {
-            let header = self.memory.header(handle);
-            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                out.push(DumpedItem {
-                    key: self.memory.key(handle).to_vec(),
-                    size: header.value_len as usize,
-                    exptime: header.exptime,
-                });
+        let state = self.memory.class(class);
+        for head in [state.small.head, state.main.head] {
+            let mut handle = head;
+            while handle != NIL && (limit == 0 || out.len() < limit) {
+                let header = self.memory.header(handle);
+                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                    out.push(DumpedItem {
+                        key: self.memory.key(handle).to_vec(),
+                        size: header.value_len as usize,
+                        exptime: header.exptime,
+                    });
+                }
+                handle = header.next;
             }
-            handle = header.next;
         }
     }
 }

@@ -1,13 +1,31 @@
-//! Making room: reclaiming dead items at the LRU tails, evicting the oldest data (with a
-//! second chance for recently read items), moving pages between classes, and giving
-//! memory back to the budget shared with the other shards.
+//! Making room: reclaiming dead items at the queue tails, evicting by S3-FIFO, moving
+//! pages between classes, and giving memory back to the budget shared with the other
+//! shards.
+//!
+//! Eviction policy (S3-FIFO, Yang et al., SOSP 2023, as Pelikan offers it): each class
+//! has a small probation queue and a main queue, both FIFO, and every item a 2-bit read
+//! count. A new item enters the small queue. While the small queue holds at least
+//! `SMALL_QUEUE_PERCENT` of the class (or the main queue is empty), eviction looks at its
+//! tail: an item read since it entered moves to the main queue with its count cleared,
+//! one never read is evicted (its fingerprint goes to the ghost table, `ghost.rs`), so
+//! a burst of one-hit wonders passes through the small queue without pushing out what
+//! is read again; a key stored while the ghost remembers it enters the main queue. Otherwise eviction looks at the main
+//! queue's tail: an item with a count goes back to the head with the count lowered by
+//! one, one without is evicted. Reads only set bits in the item; nothing is relinked on
+//! a hit.
 
 use super::{Now, OutOfMemory, RoomWanted, Shard};
-use crate::store::item::{ACTIVE, FETCHED, Handle, NIL};
+use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL};
 use crate::store::memory::{Memory, PAGE_SIZE};
 
-/// How many LRU-tail items get a second chance before one is evicted regardless.
-const SECOND_CHANCES: usize = 5;
+/// Items one eviction may move or requeue before it takes the candidate it stands at,
+/// read or not: bounds the time an eviction holds the shard lock when every item was
+/// read lately (a full pass over a million-item queue would take tens of milliseconds).
+pub(super) const REQUEUES_MAX: usize = 100;
+
+/// How many items from each queue's tail are checked for being expired or flushed
+/// before making room by eviction (memcached checks a few at its LRU tail).
+const TAIL_CHECKS: usize = 5;
 
 impl Shard {
     /// Returns whole pages to the budget while it is overdrawn (after the index grew).
@@ -52,12 +70,12 @@ impl Shard {
         true
     }
 
-    /// Frees one page of a slab class for the budget: evicts from the LRU tail, oldest
-    /// first, until a page empties; if a page's worth of evictions emptied none (items
-    /// of all ages share pages), the page of the tail is emptied outright.
+    /// Frees one page of a slab class for the budget: evicts as the policy orders until
+    /// a page empties; if a page's worth of evictions emptied none (items of all ages
+    /// share pages), the page of the next candidate is emptied outright.
     pub(super) fn free_page_of(&mut self, class: usize) {
         for _ in 0..PAGE_SIZE / self.memory.class(class).chunk_size {
-            if self.memory.class(class).tail == NIL {
+            if self.memory.class(class).items == 0 {
                 return;
             }
             let evicted = self.evict_tail(class);
@@ -69,17 +87,21 @@ impl Shard {
                 return;
             }
         }
-        if self.memory.class(class).tail != NIL {
+        if self.memory.class(class).items != 0 {
             self.move_page_from(class);
             self.memory.drop_free_page();
         }
     }
 
-    /// Last access time of the shard's least recently used item: the store evicts from
-    /// the shard whose oldest item is oldest.
+    /// Last access time of the shard's next eviction candidate: the store evicts from
+    /// the shard whose candidate is oldest.
     pub fn oldest_access(&self) -> Option<u32> {
         let class = self.oldest_tail_class(self.memory.large_class())?;
-        Some(self.memory.header(self.memory.class(class).tail).atime)
+        Some(
+            self.memory
+                .header(self.memory.eviction_candidate(class))
+                .atime,
+        )
     }
 
     /// Takes the note left by an allocation that failed while other shards hold memory.
@@ -141,7 +163,7 @@ impl Shard {
                     self.evict_tail(victim);
                 }
                 Some(victim) if automove => self.move_page_from(victim),
-                Some(_) if self.memory.class(class).tail != NIL => {
+                Some(_) if self.memory.class(class).items != 0 => {
                     self.evict_tail(class);
                 }
                 Some(_) | None => return Err(self.no_room(class, PAGE_SIZE)),
@@ -181,29 +203,34 @@ impl Shard {
         Ok(())
     }
 
-    /// Frees the class's LRU tail if it is expired or flushed (memcached checks a few).
+    /// Frees an expired or flushed item near the tail of one of the class's queues
+    /// (memcached checks a few at its LRU tail).
     pub(super) fn reclaim_dead_tail(&mut self, class: usize, now: Now) -> bool {
-        let mut handle = self.memory.class(class).tail;
-        for _ in 0..SECOND_CHANCES {
-            if handle == NIL {
-                return false;
+        let state = self.memory.class(class);
+        for tail in [state.small.tail, state.main.tail] {
+            let mut handle = tail;
+            for _ in 0..TAIL_CHECKS {
+                if handle == NIL {
+                    break;
+                }
+                let header = *self.memory.header(handle);
+                if header.is_expired(now.now) || self.is_flushed(&header, now) {
+                    let hash = self.hash_of(handle);
+                    self.remove_dead(handle, hash);
+                    return true;
+                }
+                handle = header.prev;
             }
-            let header = *self.memory.header(handle);
-            if header.is_expired(now.now) || self.is_flushed(&header, now) {
-                let hash = self.hash_of(handle);
-                self.remove_dead(handle, hash);
-                return true;
-            }
-            handle = header.prev;
         }
         false
     }
 
-    /// The class whose least recently used item is oldest; `preferred` wins ties. Ages
-    /// are whole seconds, so the store order (CAS) breaks ties within a second.
+    /// The class whose next eviction candidate was accessed longest ago; `preferred`
+    /// wins ties. Ages are whole seconds, so the store order (CAS) breaks ties within a
+    /// second.
     pub(super) fn oldest_tail_class(&self, preferred: usize) -> Option<usize> {
         let age_of = |class: usize| {
-            let tail = self.memory.class(class).tail;
+            let tail = self.memory.eviction_candidate(class);
             (tail != NIL).then(|| {
                 let header = self.memory.header(tail);
                 (header.atime, header.cas)
@@ -225,21 +252,30 @@ impl Shard {
         best.map(|(class, _)| class)
     }
 
-    /// Evicts the LRU tail of a class, giving recently read items a second chance.
-    /// Returns the evicted item's (now free) handle.
+    /// Evicts one item of a class that holds items, as the S3-FIFO policy (module
+    /// comment) picks it. Returns the evicted item's (now free) handle.
     pub(super) fn evict_tail(&mut self, class: usize) -> Handle {
-        for _ in 0..SECOND_CHANCES {
-            let tail = self.memory.class(class).tail;
-            if self.memory.header(tail).state & ACTIVE == 0 {
-                break;
+        let mut requeued = 0;
+        loop {
+            let candidate = self.memory.eviction_candidate(class);
+            let header = self.memory.header_mut(candidate);
+            let count = header.frequency();
+            let in_main = header.state & IN_MAIN != 0;
+            if count == 0 || requeued == REQUEUES_MAX {
+                if !in_main {
+                    let hash = self.hash_of(candidate);
+                    if self.ghost.remember(hash, self.counters.curr_items) {
+                        self.charge_index();
+                    }
+                }
+                self.evict(candidate);
+                return candidate;
             }
-            self.memory.header_mut(tail).state &= !ACTIVE;
-            self.memory.lru_unlink(tail);
-            self.memory.lru_push_head(tail);
+            requeued += 1;
+            header.set_frequency(if in_main { count - 1 } else { 0 });
+            self.memory.dequeue(candidate);
+            self.memory.enqueue(candidate, true);
         }
-        let victim = self.memory.class(class).tail;
-        self.evict(victim);
-        victim
     }
 
     pub(super) fn evict(&mut self, handle: Handle) {
@@ -262,9 +298,10 @@ impl Shard {
         self.unlink(handle, hash);
     }
 
-    /// Empties the page holding `victim`'s LRU tail and hands it to the free page list.
+    /// Empties the page holding `victim`'s next eviction candidate and hands it to the
+    /// free page list.
     pub(super) fn move_page_from(&mut self, victim: usize) {
-        let tail = self.memory.class(victim).tail;
+        let tail = self.memory.eviction_candidate(victim);
         let Some(page) = Memory::page_of(tail) else {
             return self.evict(tail);
         };
@@ -323,9 +360,7 @@ impl Shard {
                 continue;
             };
             self.memory.relocate(handle, spare);
-            if let Some(entry) = self.index.find_mut(hash, |&other| other == handle) {
-                *entry = spare;
-            }
+            self.index.replace(hash, handle, spare);
             self.counters.slab_reassign_rescues += 1;
         }
         for (handle, hash) in dropped {

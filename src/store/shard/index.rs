@@ -1,5 +1,5 @@
 //! The shard's index: finding a key, deciding whether what was found is still live
-//! (expiry, flush_all), and unlinking an item from the index, its LRU list and memory.
+//! (expiry, flush_all), and unlinking an item from the index, its queue and memory.
 //! The index's own memory is charged to the shared budget here.
 
 use super::{Now, Shard};
@@ -17,18 +17,13 @@ pub(super) enum Lookup {
 impl Shard {
     /// Bytes of the index (counted in `hash_bytes` and charged against `-m`).
     pub fn index_bytes(&self) -> usize {
-        // hashbrown keeps a control byte per bucket; capacity is 7/8 of the buckets.
-        let buckets = if self.index.capacity() == 0 {
-            0
-        } else {
-            (self.index.capacity() * 8 / 7).next_power_of_two()
-        };
-        buckets * (std::mem::size_of::<Handle>() + 1)
+        self.index.bytes()
     }
 
-    /// Charges index growth to the budget, so `-m` bounds items and index together.
+    /// Charges index (and ghost table) growth to the budget, so `-m` bounds items and
+    /// index together.
     pub(super) fn charge_index(&mut self) {
-        let now = self.index_bytes();
+        let now = self.index_bytes() + self.ghost.bytes();
         if now > self.index_charge {
             self.memory.budget().take_anyway(now - self.index_charge);
         } else if now < self.index_charge {
@@ -39,9 +34,7 @@ impl Shard {
 
     pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
         let memory = &self.memory;
-        self.index
-            .find(hash, |&handle| memory.key(handle) == key)
-            .copied()
+        self.index.find(hash, |handle| memory.key(handle) == key)
     }
 
     /// What a lookup of `key` would find, without touching, removing or counting
@@ -120,15 +113,16 @@ impl Shard {
         self.unlink(handle, hash);
     }
 
-    /// Removes an item from the index, its LRU list and memory.
+    /// Removes an item from the index, its eviction queue and memory.
     pub(super) fn unlink(&mut self, handle: Handle, hash: u64) {
-        if let Ok(entry) = self
-            .index
-            .find_entry(hash, |&candidate| candidate == handle)
-        {
-            entry.remove();
-        }
-        self.memory.lru_unlink(handle);
+        self.index.remove(hash, handle);
+        self.release_item(handle);
+    }
+
+    /// Removes an item from its eviction queue, the counts and memory, leaving its index
+    /// entry to the caller (an overwrite files the new item in the same slot).
+    pub(super) fn release_item(&mut self, handle: Handle) {
+        self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
         let size = item_size(header.key_len as usize, header.value_len as usize) as u64;
         let class = self.memory.class_of(handle);

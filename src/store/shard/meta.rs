@@ -16,7 +16,7 @@ pub struct MetaGet {
     pub vivify: Option<u32>,
     /// `R`: win when the item expires before this server time.
     pub recache_before: Option<u32>,
-    /// Not `u`: count the read for the LRU.
+    /// Not `u`: count the read for eviction.
     pub bump: bool,
 }
 

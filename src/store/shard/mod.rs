@@ -1,5 +1,5 @@
 //! One shard of the store: an index from key to item handle, the shard's slab memory
-//! and its LRU lists. Everything here runs under the shard's mutex, so counters are plain
+//! and its eviction queues. Everything here runs under the shard's mutex, so counters are plain
 //! integers and no operation takes a second lock.
 //!
 //! The shard's methods are split by concern: `index` (lookup, unlink, the index's share
@@ -10,10 +10,12 @@
 
 mod dump;
 mod eviction;
+mod ghost;
 mod index;
 mod maintenance;
 mod meta;
 mod operations;
+mod table;
 
 pub use dump::{ClassStats, DumpedItem, ItemCursor, LiveItem};
 use index::Lookup;
@@ -22,7 +24,6 @@ pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView
 
 use super::item::Handle;
 use super::memory::{Budget, ClassCounters, Memory, SizeClasses, ValueRef};
-use hashbrown::HashTable;
 use std::hash::RandomState;
 use std::sync::Arc;
 
@@ -248,8 +249,8 @@ impl ShardCounters {
 
 /// A shard: index, memory and counters.
 pub struct Shard {
-    index: HashTable<Handle>,
-    /// Slab memory, LRU lists and per-class counters.
+    index: table::Table,
+    /// Slab memory, eviction queues and per-class counters.
     memory: Memory,
     sizes: SizeClasses,
     hasher: RandomState,
@@ -260,8 +261,10 @@ pub struct Shard {
     evictions_enabled: bool,
     item_size_max: usize,
     crawl_cursor: usize,
-    /// Bytes of index charged to the memory budget.
+    /// Bytes of index and ghost table charged to the memory budget.
     index_charge: usize,
+    /// Keys the small queues evicted unread lately (S3-FIFO's ghost queue).
+    ghost: ghost::Ghost,
     /// Live items that have an expiry time: the crawler has work only while some do.
     expiring: u64,
     /// Classes the crawler sweeps once (bit n: the class of 0-based index n), after a
@@ -291,7 +294,7 @@ impl Shard {
         item_size_max: usize,
     ) -> Self {
         Shard {
-            index: HashTable::new(),
+            index: table::Table::default(),
             memory: Memory::new(&sizes, budget),
             sizes,
             hasher,
@@ -302,6 +305,7 @@ impl Shard {
             item_size_max,
             crawl_cursor: 0,
             index_charge: 0,
+            ghost: ghost::Ghost::default(),
             expiring: 0,
             sweep_classes: 0,
             operator_crawl: false,
@@ -311,14 +315,15 @@ impl Shard {
         }
     }
 
-    /// Empties the shard after a panic interrupted an operation on it: an LRU list or
+    /// Empties the shard after a panic interrupted an operation on it: an eviction queue or
     /// the index may be half updated, so nothing in it is trusted. Memory goes back to
     /// the budget; CAS values keep counting up so no old CAS can match a new item.
     pub fn rebuild(&mut self) {
         self.memory.clear(&self.sizes);
         self.memory.budget().give_back(self.index_charge);
-        self.index = HashTable::new();
+        self.index = table::Table::default();
         self.index_charge = 0;
+        self.ghost.clear();
         self.crawl_cursor = 0;
         self.expiring = 0;
         self.sweep_classes = 0;

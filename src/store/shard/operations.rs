@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, LIVE, NIL, STALE, TOKEN_SENT, item_size};
+use crate::store::item::{Handle, Header, IN_MAIN, LIVE, NIL, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -288,18 +288,30 @@ impl Shard {
                 }
             }
         };
-        if let Some(old) = self.find(key, hash) {
-            self.unlink(old, hash);
-        }
+        // A value written over a kept item takes its place in the policy: its queue and
+        // its read count. A new key the small queue evicted unread lately goes to main.
         let memory = &self.memory;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, handle, |&other| hasher.hash_one(memory.key(other)));
-        self.charge_index();
+        let main = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key) {
+            // One probe for an overwrite: the new item takes the old one's slot.
+            let old = self.index.at(at);
+            let old_header = *self.memory.header(old);
+            self.release_item(old);
+            self.index.set_at(at, handle);
+            self.memory
+                .header_mut(handle)
+                .set_frequency(old_header.frequency());
+            old_header.state & IN_MAIN != 0
+        } else {
+            let hasher = &self.hasher;
+            self.index
+                .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
+            self.charge_index();
+            self.ghost.take(hash)
+        };
         if exptime != 0 {
             self.expiring += 1;
         }
-        self.memory.lru_push_head(handle);
+        self.memory.enqueue(handle, main);
         let class = self.memory.class_of(handle);
         self.memory.class_mut(class).requested += total as u64;
         self.counters.curr_items += 1;

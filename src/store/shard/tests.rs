@@ -227,7 +227,7 @@ fn incr_decr_wrap_floor_and_pad_in_place() {
 }
 
 #[test]
-fn full_memory_evicts_the_least_recently_used() {
+fn full_memory_evicts_the_oldest_unread_items() {
     let limit = 8 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
@@ -270,6 +270,133 @@ fn recently_read_items_get_a_second_chance() {
             );
         }
     }
+}
+
+impl Fixture {
+    /// True when the key is stored, without counting a read.
+    fn holds(&self, key: &[u8]) -> bool {
+        self.shard.find(key, self.hasher.hash_one(key)).is_some()
+    }
+}
+
+#[test]
+fn one_read_protects_a_key_from_a_scan_of_one_hit_wonders() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    let hot: Vec<String> = (0..100).map(|i| format!("hot{i}")).collect();
+    for key in &hot {
+        f.set(key.as_bytes(), &value, 0, at(10));
+        assert!(f.get(key.as_bytes(), at(10)).is_some());
+    }
+    // Ten times what memory holds, each key written once and never read: an LRU would
+    // have pushed the hot keys out after one pass.
+    for i in 0..40_000 {
+        f.set(format!("scan{i}").as_bytes(), &value, 0, at(10));
+    }
+    assert!(f.shard.counters.evictions > 30_000);
+    for key in &hot {
+        assert!(f.holds(key.as_bytes()), "{key} survived the scan");
+    }
+    assert!(!f.holds(b"scan0"));
+    assert!(f.holds(b"scan39999"), "the newest item is kept");
+}
+
+#[test]
+fn items_never_read_again_are_evicted_before_items_read_again() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    let mut stored = 0;
+    while f.shard.counters.evictions == 0 {
+        f.set(format!("fill{stored}").as_bytes(), &value, 0, at(10));
+        stored += 1;
+    }
+    // The first key made room for the last; of the rest of the first half every other
+    // key is read once, then a full pass of new keys follows.
+    assert!(!f.holds(b"fill0"));
+    for i in (2..stored / 2).step_by(2) {
+        f.get(format!("fill{i}").as_bytes(), at(10));
+    }
+    for i in 0..stored {
+        f.set(format!("new{i}").as_bytes(), &value, 0, at(11));
+    }
+    for i in 1..stored / 2 {
+        let read = i % 2 == 0;
+        assert_eq!(
+            f.holds(format!("fill{i}").as_bytes()),
+            read,
+            "fill{i} (read: {read})"
+        );
+    }
+}
+
+#[test]
+fn a_main_queue_item_read_no_more_is_evicted_in_its_turn() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    f.set(b"once-hot", &value, 0, at(10));
+    f.get(b"once-hot", at(10));
+    // Its count takes it into the main queue once; without further reads, the main
+    // queue's turn comes and it goes like any other unread item.
+    let mut i = 0;
+    while f.holds(b"once-hot") {
+        f.set(format!("k{i}").as_bytes(), &value, 0, at(10));
+        f.get(format!("k{i}").as_bytes(), at(10));
+        i += 1;
+        assert!(
+            i < 100_000,
+            "an unread main-queue item is evicted eventually"
+        );
+    }
+}
+
+#[test]
+fn one_eviction_requeues_a_bounded_number_of_read_items() {
+    let limit = 2 * PAGE_SIZE;
+    let value = vec![b'v'; 100];
+    let capacity = {
+        let mut f = Fixture::new(limit, true);
+        let mut stored = 0;
+        while f.shard.counters.evictions == 0 {
+            f.set(format!("k{stored}").as_bytes(), &value, 0, at(10));
+            stored += 1;
+        }
+        stored - 1
+    };
+    let mut f = Fixture::new(limit, true);
+    for i in 0..capacity {
+        f.set(format!("k{i}").as_bytes(), &value, 0, at(10));
+    }
+    for i in 0..capacity {
+        for _ in 0..3 {
+            f.get(format!("k{i}").as_bytes(), at(10));
+        }
+    }
+    f.set(b"one-more", &value, 0, at(10));
+    assert_eq!(f.shard.counters.evictions, 1);
+    // The first REQUEUES_MAX read items moved to the main queue; the next one was
+    // taken although read, instead of a pass over the whole class.
+    assert!(f.holds(b"k0"));
+    assert!(!f.holds(format!("k{}", super::eviction::REQUEUES_MAX).as_bytes()));
+}
+
+#[test]
+fn a_value_written_over_a_kept_item_keeps_its_place() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let value = vec![b'v'; 100];
+    f.set(b"hot", &value, 0, at(10));
+    f.get(b"hot", at(10));
+    for i in 0..20_000 {
+        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        if i % 5000 == 0 {
+            // Rewritten, never read again: still where a read had put it.
+            f.set(b"hot", &[b'r'; 100], 0, at(10));
+        }
+    }
+    assert!(f.holds(b"hot"));
 }
 
 #[test]
