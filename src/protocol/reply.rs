@@ -391,10 +391,37 @@ impl ReplyBuffer {
         self.push(b" s]\r\n");
     }
 
-    /// Frees the buffer's allocation (a connection with nothing pending holds none).
-    pub fn release(&mut self) {
+    /// True while the buffer holds no allocation to compose into (an idle connection's).
+    pub fn lacks_storage(&self) -> bool {
+        self.current.capacity() == 0
+    }
+
+    /// Gives an empty buffer its storage (a pooled allocation), so composing replies does
+    /// not grow one from nothing for every request.
+    pub fn provide(&mut self, storage: BytesMut) {
         debug_assert!(self.is_empty());
-        *self = ReplyBuffer::new();
+        self.current = storage;
+    }
+
+    /// Takes the storage back from an empty buffer (for a pool), leaving it holding no
+    /// allocation: a connection with nothing pending holds none.
+    pub fn reclaim(&mut self) -> BytesMut {
+        debug_assert!(self.is_empty());
+        self.queued = Vec::new();
+        std::mem::take(&mut self.current)
+    }
+
+    /// Everything queued when it is one contiguous run (no value was queued by
+    /// reference): it can be written straight from the buffer, then [`ReplyBuffer::clear`]ed.
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        self.queued.is_empty().then_some(&self.current[..])
+    }
+
+    /// Forgets everything queued (once written), keeping the allocation.
+    pub fn clear(&mut self) {
+        self.queued.clear();
+        self.queued_len = 0;
+        self.current.clear();
     }
 
     /// Drops everything queued after the first `len` bytes (a UDP reply that outgrew

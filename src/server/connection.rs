@@ -107,6 +107,9 @@ pub async fn serve<S: ClientStream>(
     let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
     loop {
         let window = buffers.grant_window();
+        if connection.replies.lacks_storage() {
+            connection.replies.provide(buffers.take_reply_buffer());
+        }
         info.set_state(ConnState::ParseCmd);
         let flow = connection.process(shared, window);
         // A watcher is attached before its OK leaves: it misses nothing that follows.
@@ -164,7 +167,7 @@ pub async fn serve<S: ClientStream>(
         if idle {
             // Nothing pending: hold no buffers while the client thinks.
             buffers.give_read_buffer(std::mem::take(&mut connection.read));
-            connection.replies.release();
+            buffers.give_reply_buffer(connection.replies.reclaim());
             connection.pending = Vec::new();
         }
         info.set_state(connection.session.waiting());
@@ -258,6 +261,13 @@ impl Connection {
     /// Writes every queued reply.
     async fn flush<S: ClientStream>(&mut self, socket: &mut S) -> io::Result<()> {
         if self.replies.is_empty() {
+            return Ok(());
+        }
+        if let Some(replies) = self.replies.contiguous() {
+            // The common case: written straight from the buffer, which keeps its room.
+            socket.write_all(replies).await?;
+            self.counters.bytes_written += replies.len() as u64;
+            self.replies.clear();
             return Ok(());
         }
         self.replies.take(&mut self.pending);
