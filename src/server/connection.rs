@@ -78,6 +78,8 @@ pub async fn serve<S: ClientStream>(
     mut stop: watch::Receiver<bool>,
 ) {
     let buffers = &shared.stats.buffers;
+    // Taken on the worker thread that runs this task for its whole life.
+    let counters = shared.stats.thread_share();
     let mut connection = Connection {
         read: BytesMut::new(),
         replies: ReplyBuffer::new(),
@@ -135,10 +137,10 @@ pub async fn serve<S: ClientStream>(
         }
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
-        shared.stats.absorb(&mut connection.counters);
+        counters.absorb(&mut connection.counters);
         let written = connection.flush(&mut socket).await;
         buffers.return_window(window);
-        shared.stats.absorb(&mut connection.counters);
+        counters.absorb(&mut connection.counters);
         let now = shared.store.clock().now();
         last_active = now;
         // Written only when the second changes: the line stays clean between batches.
