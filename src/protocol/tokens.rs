@@ -74,7 +74,11 @@ impl<'a> Tokens<'a> {
                 count += 1;
                 break;
             }
-            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
+            // Tokens are short: a plain scan beats setting up a vectorised search.
+            let end = line[at..]
+                .iter()
+                .position(|&byte| byte == b' ')
+                .map_or(line.len(), |offset| at + offset);
             items[count] = &line[at..end];
             count += 1;
             at = end;
