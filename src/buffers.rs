@@ -22,6 +22,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// Size of a read buffer; grows for a large value and goes back to this size when idle.
 pub const READ_BUFFER: usize = 16 * 1024;
+/// Size of a reply buffer: room for the replies of a batch of small requests, reserved
+/// once (values from `protocol::reply`'s share threshold up are queued by reference, not
+/// copied in), so composing a reply never grows it from nothing.
+pub const REPLY_BUFFER: usize = 4 * 1024;
 /// Reply bytes a connection queues before it writes them and resumes.
 pub const REPLY_WINDOW: usize = 2 * 1024 * 1024;
 /// Smallest reply window granted under a memory limit.
@@ -51,7 +55,8 @@ impl ReplyWindow {
         resumable: true,
     };
 }
-/// Read buffers kept per thread for connections that become busy again.
+/// Read buffers (and, separately, reply buffers) kept per thread for connections that
+/// become busy again.
 const POOL_CAPACITY: usize = 64;
 
 /// Bytes pooled by one thread. Only that thread writes it (a load and a store, never a
@@ -61,10 +66,12 @@ const POOL_CAPACITY: usize = 64;
 #[repr(align(128))]
 struct PooledBytes(AtomicU64);
 
-/// One thread's pool: which [`BufferMemory`] it belongs to, its buffers, its figure.
+/// One thread's pool: which [`BufferMemory`] it belongs to, its read and reply buffers,
+/// its figure (of read buffers, which is what memcached's `read_buf_bytes_free` counts).
 struct Pool {
     owner: u64,
     buffers: Vec<BytesMut>,
+    replies: Vec<BytesMut>,
     pooled: Arc<PooledBytes>,
 }
 
@@ -145,6 +152,7 @@ impl BufferMemory {
                 *slot = Some(Pool {
                     owner: self.owner,
                     buffers: Vec::new(),
+                    replies: Vec::new(),
                     pooled,
                 });
             }
@@ -228,6 +236,30 @@ impl BufferMemory {
         self.read_bytes
             .fetch_sub(READ_BUFFER as u64, Ordering::Relaxed);
         self.uncharge(READ_BUFFER);
+    }
+
+    /// A reply buffer of [`REPLY_BUFFER`] bytes from this thread's pool or a new one. Reply
+    /// buffers are not charged to `read_buf_mem_limit`: the reply window bounds what a
+    /// pass queues.
+    pub fn take_reply_buffer(&self) -> BytesMut {
+        self.with_pool(|pool| pool.replies.pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(REPLY_BUFFER))
+    }
+
+    /// Takes back a connection's written reply buffer: pooled if it is of the standard
+    /// size and the pool has room, freed otherwise (one that grew for a long reply).
+    pub fn give_reply_buffer(&self, mut buffer: BytesMut) {
+        buffer.clear();
+        // Reclaims the whole allocation when nothing else shares it.
+        buffer.reserve(REPLY_BUFFER);
+        if buffer.capacity() != REPLY_BUFFER {
+            return;
+        }
+        self.with_pool(|pool| {
+            if pool.replies.len() < POOL_CAPACITY {
+                pool.replies.push(buffer);
+            }
+        });
     }
 
     /// Grants a reply window for one pass over a connection's requests: a resumable
@@ -336,6 +368,30 @@ mod tests {
         memory.give_read_buffer(buffer);
         assert_eq!(memory.stats().read_buffers, 0);
         assert_eq!(memory.used.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn reply_buffers_of_the_standard_size_are_pooled() {
+        let memory = BufferMemory::default();
+        let mut first = memory.take_reply_buffer();
+        assert_eq!(first.capacity(), REPLY_BUFFER);
+        first.extend_from_slice(b"VALUE k 0 1\r\n");
+        let address = first.as_ptr();
+        let written = first.split().freeze();
+        drop(written);
+        memory.give_reply_buffer(first);
+        let again = memory.take_reply_buffer();
+        assert_eq!(again.as_ptr(), address, "the allocation was reused");
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), REPLY_BUFFER);
+        let mut grown = again;
+        grown.reserve(4 * REPLY_BUFFER);
+        memory.give_reply_buffer(grown);
+        assert_eq!(
+            memory.with_pool(|pool| pool.replies.len()),
+            0,
+            "a grown one was freed, not pooled"
+        );
     }
 
     #[test]

@@ -82,6 +82,28 @@ impl ConnCounters {
 #[repr(align(128))]
 struct ThreadCounters([AtomicU64; REQUEST_COUNTERS]);
 
+/// One thread's share of a [`RequestCounters`], held by whatever folds counters into it.
+/// Only code running on the thread that took it may use it (a single-threaded worker's
+/// connection task): adds are a load and a store, which a second writing thread would
+/// lose.
+#[derive(Debug, Clone)]
+pub struct ThreadShare(Arc<ThreadCounters>);
+
+impl ThreadShare {
+    /// Folds a connection's local counters into the share and zeroes them.
+    #[inline]
+    pub fn absorb(&self, local: &mut ConnCounters) {
+        let values = std::mem::take(local).to_array();
+        for (counter, value) in self.0.0.iter().zip(values) {
+            if value != 0 {
+                // Only this thread writes its share: no read-modify-write needed.
+                let sum = counter.load(Ordering::Relaxed).wrapping_add(value);
+                counter.store(sum, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Which [`RequestCounters`] a thread's slot belongs to (a server's, or a test's).
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
 
@@ -117,28 +139,28 @@ impl Default for RequestCounters {
 impl RequestCounters {
     /// Folds a connection's local counters into this thread's share and zeroes them.
     pub fn absorb(&self, local: &mut ConnCounters) {
-        let values = std::mem::take(local).to_array();
+        self.thread_share().absorb(local);
+    }
+
+    /// This thread's share, registered on first use. A connection task of a
+    /// single-threaded worker runtime (it never moves to another thread) takes it once
+    /// and folds its counters in without looking the share up per batch.
+    pub fn thread_share(&self) -> ThreadShare {
         SLOT.with(|slot| {
             let mut slot = slot.borrow_mut();
-            let share = match &*slot {
-                Some((id, share)) if *id == self.id => share,
+            match &*slot {
+                Some((id, share)) if *id == self.id => ThreadShare(share.clone()),
                 _ => {
                     let share = Arc::new(ThreadCounters::default());
                     self.threads
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(share.clone());
-                    &slot.insert((self.id, share)).1
-                }
-            };
-            for (counter, value) in share.0.iter().zip(values) {
-                if value != 0 {
-                    // Only this thread writes its share: no read-modify-write needed.
-                    let sum = counter.load(Ordering::Relaxed).wrapping_add(value);
-                    counter.store(sum, Ordering::Relaxed);
+                    *slot = Some((self.id, share.clone()));
+                    ThreadShare(share)
                 }
             }
-        });
+        })
     }
 
     /// The sums over every thread since the last reset.
@@ -450,6 +472,11 @@ impl ServerStats {
     /// them.
     pub fn absorb(&self, local: &mut ConnCounters) {
         self.requests.absorb(local);
+    }
+
+    /// The serving thread's share of the request counters (see [`ThreadShare`]).
+    pub fn thread_share(&self) -> ThreadShare {
+        self.requests.thread_share()
     }
 
     /// Zeroes the counters `stats reset` zeroes (gauges such as curr_connections stay).

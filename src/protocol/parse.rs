@@ -27,8 +27,25 @@ pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         line = &line[..line.len() - 1];
     }
     let consumed = newline + 1;
+    if let Some(key) = single_key_get(line) {
+        return request(text_get(Keys(key), false, None), consumed);
+    }
     let tokens = Tokens::split(line);
     parse_line(tokens, line, buffer, consumed, limits)
+}
+
+/// The key list of `get <key>`, the most common request, when the line is exactly that
+/// (one space, one valid key): the general path below would split the line into tokens
+/// and walk the key list twice for the same request.
+#[inline]
+fn single_key_get(line: &[u8]) -> Option<&[u8]> {
+    let key = line.strip_prefix(b"get ")?;
+    let simple = !key.is_empty()
+        && key.len() <= KEY_MAX_LENGTH
+        && key[0] != b' '
+        && key.iter().all(|&byte| byte != b' ');
+    // The list the general path hands on starts after the command word.
+    simple.then(|| &line[3..])
 }
 
 fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {

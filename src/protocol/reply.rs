@@ -3,6 +3,7 @@
 //! parsers (`meta.rs`, `binary.rs`); outside `protocol` only `command/stats.rs` spells
 //! reply text.
 
+use super::request::KEY_MAX_LENGTH;
 use bytes::{Bytes, BytesMut};
 
 /// Status lines of successful (or unsurprising) outcomes.
@@ -216,6 +217,26 @@ impl ProtocolError {
     }
 }
 
+/// Room for a `VALUE` line: the words, a key of [`KEY_MAX_LENGTH`] bytes, three numbers
+/// of up to 20 digits, spaces and CRLF.
+const VALUE_HEADER_ROOM: usize = 6 + KEY_MAX_LENGTH + 3 * 21 + 2;
+
+/// Writes `value` in decimal into `line` from `at`; returns where the digits end.
+#[inline]
+fn put_decimal(line: &mut [u8], at: usize, mut value: u64) -> usize {
+    let mut end = at;
+    loop {
+        line[end] = b'0' + (value % 10) as u8;
+        end += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    line[at..end].reverse();
+    end
+}
+
 /// Values at least this long are queued by reference instead of copied.
 const SHARE_THRESHOLD: usize = 4096;
 
@@ -322,8 +343,35 @@ impl ReplyBuffer {
         self.queued.push(value.clone());
     }
 
-    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, composed on the stack and appended at
+    /// once (one capacity check and copy for the line, not one per piece).
     pub fn value_header(&mut self, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
+        let mut line = [0u8; VALUE_HEADER_ROOM];
+        if key.len() > KEY_MAX_LENGTH {
+            return self.value_header_in_pieces(key, flags, len, cas);
+        }
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            line[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(b"VALUE ");
+        put(key);
+        line[at] = b' ';
+        at = put_decimal(&mut line, at + 1, u64::from(flags));
+        line[at] = b' ';
+        at = put_decimal(&mut line, at + 1, len as u64);
+        if let Some(cas) = cas {
+            line[at] = b' ';
+            at = put_decimal(&mut line, at + 1, cas);
+        }
+        line[at..at + 2].copy_from_slice(b"\r\n");
+        at += 2;
+        self.push(&line[..at]);
+    }
+
+    /// [`ReplyBuffer::value_header`] for a key longer than text keys may be.
+    fn value_header_in_pieces(&mut self, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
         self.push(b"VALUE ");
         self.push(key);
         self.push(b" ");
@@ -391,10 +439,37 @@ impl ReplyBuffer {
         self.push(b" s]\r\n");
     }
 
-    /// Frees the buffer's allocation (a connection with nothing pending holds none).
-    pub fn release(&mut self) {
+    /// True while the buffer holds no allocation to compose into (an idle connection's).
+    pub fn lacks_storage(&self) -> bool {
+        self.current.capacity() == 0
+    }
+
+    /// Gives an empty buffer its storage (a pooled allocation), so composing replies does
+    /// not grow one from nothing for every request.
+    pub fn provide(&mut self, storage: BytesMut) {
         debug_assert!(self.is_empty());
-        *self = ReplyBuffer::new();
+        self.current = storage;
+    }
+
+    /// Takes the storage back from an empty buffer (for a pool), leaving it holding no
+    /// allocation: a connection with nothing pending holds none.
+    pub fn reclaim(&mut self) -> BytesMut {
+        debug_assert!(self.is_empty());
+        self.queued = Vec::new();
+        std::mem::take(&mut self.current)
+    }
+
+    /// Everything queued when it is one contiguous run (no value was queued by
+    /// reference): it can be written straight from the buffer, then [`ReplyBuffer::clear`]ed.
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        self.queued.is_empty().then_some(&self.current[..])
+    }
+
+    /// Forgets everything queued (once written), keeping the allocation.
+    pub fn clear(&mut self) {
+        self.queued.clear();
+        self.queued_len = 0;
+        self.current.clear();
     }
 
     /// Drops everything queued after the first `len` bytes (a UDP reply that outgrew

@@ -5,9 +5,34 @@
 const MAX_TOKENS: usize = 24;
 
 /// The space-separated words of a line, lazily (a multiget may name thousands of keys).
-pub(super) fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&byte| byte == b' ')
-        .filter(|word| !word.is_empty())
+pub(super) fn words(line: &[u8]) -> Words<'_> {
+    Words(line)
+}
+
+/// Iterator of [`words`]. Words are keys and numbers, short enough that a plain scan
+/// for the space beats setting up a vectorised search.
+pub(super) struct Words<'a>(&'a [u8]);
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let mut rest = self.0;
+        while let [b' ', tail @ ..] = rest {
+            rest = tail;
+        }
+        if rest.is_empty() {
+            self.0 = rest;
+            return None;
+        }
+        let end = rest
+            .iter()
+            .position(|&byte| byte == b' ')
+            .unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(&rest[..end])
+    }
 }
 
 /// The part of a line after its first `skip` words (a multiget's key list, a meta
@@ -49,7 +74,11 @@ impl<'a> Tokens<'a> {
                 count += 1;
                 break;
             }
-            let end = memchr::memchr(b' ', &line[at..]).map_or(line.len(), |offset| at + offset);
+            // Tokens are short: a plain scan beats setting up a vectorised search.
+            let end = line[at..]
+                .iter()
+                .position(|&byte| byte == b' ')
+                .map_or(line.len(), |offset| at + offset);
             items[count] = &line[at..end];
             count += 1;
             at = end;

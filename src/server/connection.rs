@@ -21,7 +21,9 @@ use crate::watch::CloseReason;
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
@@ -76,6 +78,8 @@ pub async fn serve<S: ClientStream>(
     mut stop: watch::Receiver<bool>,
 ) {
     let buffers = &shared.stats.buffers;
+    // Taken on the worker thread that runs this task for its whole life.
+    let counters = shared.stats.thread_share();
     let mut connection = Connection {
         read: BytesMut::new(),
         replies: ReplyBuffer::new(),
@@ -84,16 +88,25 @@ pub async fn serve<S: ClientStream>(
         session: Session::stream(&shared.settings, info.id),
     };
     // One future for the whole connection, not a new one per read.
-    let mut stopped = std::pin::pin!(async move {
+    let probe = stop.clone();
+    let waiting = std::pin::pin!(async move {
         let _ = stop.changed().await;
     });
-    let idle_timeout = match shared.settings.idle_timeout {
-        0 => None,
-        seconds => Some(Duration::from_secs(seconds)),
+    let mut stopped = StopSignal {
+        probe,
+        waiting,
+        registered: None,
     };
+    let idle_timeout = shared.settings.idle_timeout;
     // One timer per connection, on the heap so connections without idle_timeout do not
-    // carry its room in their task.
-    let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
+    // carry its room in their task. It is not moved per request: when it fires, the
+    // connection closes only if it has been silent for the whole idle_timeout, by the
+    // server's clock in seconds (as memcached checks it), and re-arms for the rest
+    // otherwise.
+    let mut idle_timer =
+        (idle_timeout > 0).then(|| Box::pin(tokio::time::sleep(Duration::from_secs(idle_timeout))));
+    // The server clock's second of the connection's last batch.
+    let mut last_active: u32;
     // memcached -vv's line, which names the protocol mode (-B).
     tracing::debug!(
         "<{} new {} client connection",
@@ -107,6 +120,9 @@ pub async fn serve<S: ClientStream>(
     let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
     loop {
         let window = buffers.grant_window();
+        if connection.replies.lacks_storage() {
+            connection.replies.provide(buffers.take_reply_buffer());
+        }
         info.set_state(ConnState::ParseCmd);
         let flow = connection.process(shared, window);
         // A watcher is attached before its OK leaves: it misses nothing that follows.
@@ -121,11 +137,12 @@ pub async fn serve<S: ClientStream>(
         }
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
-        shared.stats.absorb(&mut connection.counters);
+        counters.absorb(&mut connection.counters);
         let written = connection.flush(&mut socket).await;
         buffers.return_window(window);
-        shared.stats.absorb(&mut connection.counters);
+        counters.absorb(&mut connection.counters);
         let now = shared.store.clock().now();
+        last_active = now;
         // Written only when the second changes: the line stays clean between batches.
         if info.last_command.load(Ordering::Relaxed) != now {
             info.last_command.store(now, Ordering::Relaxed);
@@ -169,7 +186,7 @@ pub async fn serve<S: ClientStream>(
         if idle {
             // Nothing pending: hold no buffers while the client thinks.
             buffers.give_read_buffer(std::mem::take(&mut connection.read));
-            connection.replies.release();
+            buffers.give_reply_buffer(connection.replies.reclaim());
             connection.pending = Vec::new();
         }
         info.set_state(connection.session.waiting());
@@ -195,20 +212,30 @@ pub async fn serve<S: ClientStream>(
             }
             socket.read_buf(&mut connection.read).await
         };
-        if let (Some(timer), Some(limit)) = (idle_timer.as_mut(), idle_timeout) {
-            timer.as_mut().reset(tokio::time::Instant::now() + limit);
-        }
-        let outcome = tokio::select! {
-            result = read => result,
-            _ = &mut stopped => {
-                events.reason = CloseReason::Shutdown;
-                Ok(0)
-            }
-            // Silent for idle_timeout: close, as memcached does.
-            _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
-                events.reason = CloseReason::IdleTimeout;
-                shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
-                Ok(0)
+        let outcome = {
+            let mut read = std::pin::pin!(read);
+            loop {
+                // In a fixed order: the stop signal costs an atomic load to check.
+                tokio::select! {
+                    biased;
+                    _ = &mut stopped => {
+                        events.reason = CloseReason::Shutdown;
+                        break Ok(0);
+                    }
+                    result = &mut read => break result,
+                    _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
+                        let silent = u64::from(shared.store.clock().now().saturating_sub(last_active));
+                        if silent >= idle_timeout {
+                            // Silent for idle_timeout: close, as memcached does.
+                            events.reason = CloseReason::IdleTimeout;
+                            shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
+                            break Ok(0);
+                        }
+                        let rest = Duration::from_secs(idle_timeout - silent);
+                        let timer = idle_timer.as_mut().expect("armed");
+                        timer.as_mut().reset(tokio::time::Instant::now() + rest);
+                    }
+                }
             }
         };
         match outcome {
@@ -228,6 +255,40 @@ pub async fn serve<S: ClientStream>(
                 }
             }
         }
+    }
+}
+
+/// The server's stop signal as one connection waits for it. Polling tokio's
+/// `watch::Receiver::changed` takes the channel's lock, shared by every connection, and
+/// a connection polls it once or twice per request; this polls it only when the task's
+/// waker is new or the channel's version moved (one atomic load otherwise).
+struct StopSignal<F> {
+    /// A second receiver of the stop channel, to read its version without waiting.
+    probe: watch::Receiver<bool>,
+    /// Resolves once the stop channel changes; registered with the waker last polled.
+    waiting: F,
+    /// The waker `waiting` was last polled with (and will wake).
+    registered: Option<Waker>,
+}
+
+impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let registered = this
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
+        // A closed channel counts as a change: `waiting` then resolves.
+        if registered && !this.probe.has_changed().unwrap_or(true) {
+            return Poll::Pending;
+        }
+        let poll = Pin::new(&mut this.waiting).poll(cx);
+        if poll.is_pending() {
+            this.registered = Some(cx.waker().clone());
+        }
+        poll
     }
 }
 
@@ -263,6 +324,13 @@ impl Connection {
     /// Writes every queued reply.
     async fn flush<S: ClientStream>(&mut self, socket: &mut S) -> io::Result<()> {
         if self.replies.is_empty() {
+            return Ok(());
+        }
+        if let Some(replies) = self.replies.contiguous() {
+            // The common case: written straight from the buffer, which keeps its room.
+            socket.write_all(replies).await?;
+            self.counters.bytes_written += replies.len() as u64;
+            self.replies.clear();
             return Ok(());
         }
         self.replies.take(&mut self.pending);

@@ -27,7 +27,7 @@ use crate::store::{Clock, Store};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{Notify, watch};
@@ -145,7 +145,8 @@ pub async fn run(
     shutdown: impl Future<Output = StopKind>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
-    let workers = match Workers::start(shared.settings.threads, &stop) {
+    let timers = shared.settings.idle_timeout > 0;
+    let workers = match Workers::start(shared.settings.threads, &stop, timers) {
         Ok(workers) => Arc::new(workers),
         Err(error) => {
             tracing::error!(%error, "cannot start worker threads");
@@ -234,15 +235,20 @@ impl Drop for LiveConnection {
 }
 
 impl Workers {
-    fn start(count: usize, stop: &watch::Receiver<bool>) -> std::io::Result<Workers> {
+    /// Starts `count` workers; `timers` enables tokio's timer in them, which costs every
+    /// wait for events a clock read and a timer-wheel check, so only idle_timeout gets it.
+    fn start(count: usize, stop: &watch::Receiver<bool>, timers: bool) -> std::io::Result<Workers> {
         let mut handles = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let live = Arc::new(AtomicUsize::new(0));
         let drain_limit_ms = Arc::new(AtomicU64::new(0));
         for index in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_io();
+            if timers {
+                builder.enable_time();
+            }
+            let runtime = builder.build()?;
             handles.push(runtime.handle().clone());
             let mut stop = stop.clone();
             let live = live.clone();
@@ -256,13 +262,22 @@ impl Workers {
                             // Connections saw the stop signal: each finishes the batch it
                             // is executing, flushes and returns. Wait for that, bounded.
                             let limit = drain_limit_ms.load(Ordering::Relaxed);
-                            let drained = async {
-                                while live.load(Ordering::Acquire) > 0 {
-                                    tokio::time::sleep(DRAIN_POLL).await;
+                            let deadline = Instant::now() + Duration::from_millis(limit);
+                            // Ticks from a plain thread: the runtime may have no timer.
+                            let (tick, mut ticks) = tokio::sync::mpsc::channel::<()>(1);
+                            let ticker = std::thread::Builder::new()
+                                .name("drain-ticker".into())
+                                .spawn(move || {
+                                    while tick.blocking_send(()).is_ok() {
+                                        std::thread::sleep(DRAIN_POLL);
+                                    }
+                                });
+                            if ticker.is_ok() {
+                                while live.load(Ordering::Acquire) > 0 && Instant::now() < deadline
+                                {
+                                    let _ = ticks.recv().await;
                                 }
-                            };
-                            let _ =
-                                tokio::time::timeout(Duration::from_millis(limit), drained).await;
+                            }
                         });
                         // What is left (a client that does not read its replies) is dropped;
                         // no task can execute a request once this returns.

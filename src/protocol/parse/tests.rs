@@ -191,3 +191,28 @@ fn binary_stat_keys_name_the_same_groups_as_text_stats_lines() {
     );
     assert_eq!(stats_group(b"bogus"), StatsGroup::Unknown);
 }
+
+#[test]
+fn the_single_key_get_shortcut_parses_as_the_general_path_does() {
+    let long = format!("get {}\r\n", "k".repeat(KEY_MAX_LENGTH + 1));
+    let limits = Limits::default();
+    for input in [
+        "get k\r\n",
+        "get k\n",
+        "get  k\r\n",
+        "get k \r\n",
+        "get a b\r\n",
+        "get \r\n",
+        "get\r\n",
+        "gets k\r\n",
+        long.as_str(),
+    ] {
+        let buffer = input.as_bytes();
+        let newline = buffer.iter().position(|&byte| byte == b'\n').unwrap();
+        let line = buffer[..newline]
+            .strip_suffix(b"\r")
+            .unwrap_or(&buffer[..newline]);
+        let general = parse_line(Tokens::split(line), line, buffer, newline + 1, &limits);
+        assert_eq!(parse(buffer, &limits), general, "{input:?}");
+    }
+}
