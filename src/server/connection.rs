@@ -75,13 +75,7 @@ pub async fn serve<S: ClientStream>(
     mut stop: watch::Receiver<bool>,
 ) {
     let buffers = &shared.stats.buffers;
-    let mut connection = Connection {
-        read: BytesMut::new(),
-        replies: ReplyBuffer::new(),
-        pending: Vec::new(),
-        counters: ConnCounters::default(),
-        session: Session::stream(&shared.settings, info.id),
-    };
+    let mut connection = Connection::new(shared, info.id);
     // One future for the whole connection, not a new one per read.
     let mut stopped = std::pin::pin!(async move {
         let _ = stop.changed().await;
@@ -93,29 +87,15 @@ pub async fn serve<S: ClientStream>(
     // One timer per connection, on the heap so connections without idle_timeout do not
     // carry its room in their task.
     let mut idle_timer = idle_timeout.map(|limit| Box::pin(tokio::time::sleep(limit)));
-    tracing::debug!("<{} new client connection from {}", info.id, info.peer);
-    let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
+    let mut events = opened(info);
     loop {
-        let window = buffers.grant_window();
-        let flow = connection.process(shared, window);
-        // A watcher is attached before its OK leaves: it misses nothing that follows.
-        let watching = match flow {
-            Step::Done(Flow::Watch(kinds)) => {
-                crate::watch::Watching::attach(kinds, shared.settings.watcher_logbuf_size as usize)
-            }
-            _ => None,
-        };
-        // Counted before the replies leave: a client holding a reply finds its request
-        // in `stats` on any connection. Bytes written are counted once they are.
-        shared.stats.absorb(&mut connection.counters);
+        let Batch {
+            step: flow,
+            window,
+            watching,
+        } = connection.begin_batch(shared);
         let written = connection.flush(&mut socket).await;
-        buffers.return_window(window);
-        shared.stats.absorb(&mut connection.counters);
-        let now = shared.store.clock().now();
-        // Written only when the second changes: the line stays clean between batches.
-        if info.last_command.load(Ordering::Relaxed) != now {
-            info.last_command.store(now, Ordering::Relaxed);
-        }
+        connection.end_batch(shared, info, window);
         if written.is_err() {
             events.reason = CloseReason::Error;
         }
@@ -205,16 +185,86 @@ pub async fn serve<S: ClientStream>(
     }
 }
 
-/// A stream connection's buffers and counters around its request [`Session`].
-struct Connection {
-    read: BytesMut,
-    replies: ReplyBuffer,
-    pending: Vec<Bytes>,
-    counters: ConnCounters,
-    session: Session,
+/// Logs a new connection (`-vv`, `watch connevents`); the returned events report its
+/// close when dropped. Both data paths open their connections here.
+pub(super) fn opened(info: &ConnInfo) -> crate::watch::ConnectionEvents<'_> {
+    tracing::debug!("<{} new client connection from {}", info.id, info.peer);
+    crate::watch::ConnectionEvents::open(info.id, &info.peer)
+}
+
+/// A stream connection's buffers and counters around its request [`Session`]: what
+/// both data paths (this tokio loop and the io_uring engine, `super::uring`) keep per
+/// client, and the batch steps they share.
+pub(super) struct Connection {
+    /// Received bytes not yet consumed by the session.
+    pub(super) read: BytesMut,
+    /// Replies queued by the current batch.
+    pub(super) replies: ReplyBuffer,
+    /// Replies taken out of `replies` while they are written.
+    pub(super) pending: Vec<Bytes>,
+    /// Counters folded into the server's after each batch.
+    pub(super) counters: ConnCounters,
+    /// The request loop's state.
+    pub(super) session: Session,
+}
+
+/// What [`Connection::begin_batch`] produced: where the session stopped, the reply
+/// window to give back once the replies are written, and a watcher to serve after them.
+pub(super) struct Batch {
+    /// Where the pass stopped.
+    pub(super) step: Step,
+    /// Returned by [`Connection::end_batch`].
+    pub(super) window: ReplyWindow,
+    /// Attached when the batch ended in `watch`.
+    pub(super) watching: Option<crate::watch::Watching>,
 }
 
 impl Connection {
+    /// A connection with id `id` (for logs) that holds no buffer yet.
+    pub(super) fn new(shared: &Shared, id: u64) -> Connection {
+        Connection {
+            read: BytesMut::new(),
+            replies: ReplyBuffer::new(),
+            pending: Vec::new(),
+            counters: ConnCounters::default(),
+            session: Session::stream(&shared.settings, id),
+        }
+    }
+
+    /// Runs every complete request in the read buffer within a freshly granted reply
+    /// window. The caller writes the replies, then calls [`Connection::end_batch`].
+    pub(super) fn begin_batch(&mut self, shared: &Shared) -> Batch {
+        let window = shared.stats.buffers.grant_window();
+        let step = self.process(shared, window);
+        // A watcher is attached before its OK leaves: it misses nothing that follows.
+        let watching = match step {
+            Step::Done(Flow::Watch(kinds)) => {
+                crate::watch::Watching::attach(kinds, shared.settings.watcher_logbuf_size as usize)
+            }
+            _ => None,
+        };
+        // Counted before the replies leave: a client holding a reply finds its request
+        // in `stats` on any connection. Bytes written are counted once they are.
+        shared.stats.absorb(&mut self.counters);
+        Batch {
+            step,
+            window,
+            watching,
+        }
+    }
+
+    /// After the batch's replies were written (or failed): gives the window back, counts
+    /// the bytes written and stamps the connection's last command time.
+    pub(super) fn end_batch(&mut self, shared: &Shared, info: &ConnInfo, window: ReplyWindow) {
+        shared.stats.buffers.return_window(window);
+        shared.stats.absorb(&mut self.counters);
+        let now = shared.store.clock().now();
+        // Written only when the second changes: the line stays clean between batches.
+        if info.last_command.load(Ordering::Relaxed) != now {
+            info.last_command.store(now, Ordering::Relaxed);
+        }
+    }
+
     /// Parses and executes every complete request in the read buffer, then drops the
     /// bytes done with. `window` bounds the reply bytes this pass queues (see
     /// `crate::buffers`).

@@ -14,12 +14,13 @@ mod connection;
 mod listen;
 pub mod tls;
 pub mod udp;
+mod uring;
 
 pub use listen::{Listener, bind_listeners, bind_udp};
 
 use listen::{Accepted, Socket, StdSocket};
 
-use crate::config::Settings;
+use crate::config::{IoEngine, Settings};
 use crate::protocol::{Limits, ProtocolError};
 use crate::stats::{ConnInfo, ServerStats};
 use crate::store::snapshot::{SnapshotError, Snapshots};
@@ -83,7 +84,10 @@ pub struct Shared {
 impl Shared {
     /// Builds the store and counters for these settings; fails if TLS certificates
     /// cannot be loaded.
-    pub fn new(settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
+    /// The io engine is settled here too (`-o io_engine`): `stats settings` shows the one
+    /// in use.
+    pub fn new(mut settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
+        settings.io_engine = uring::resolve(settings.io_engine, uring::probe)?;
         let tls = match &settings.tls {
             Some(options) => Some(tls::TlsState::new(options.clone(), clock.unix_now())?),
             None => None,
@@ -145,7 +149,7 @@ pub async fn run(
     shutdown: impl Future<Output = StopKind>,
 ) {
     let (stop_sender, stop) = watch::channel(false);
-    let workers = match Workers::start(shared.settings.threads, &stop) {
+    let workers = match Workers::start(&shared, &stop) {
         Ok(workers) => Arc::new(workers),
         Err(error) => {
             tracing::error!(%error, "cannot start worker threads");
@@ -205,9 +209,15 @@ pub async fn run(
     }
 }
 
-/// The worker threads, each driving its own single-threaded runtime.
+/// One worker: its single-threaded runtime and, under the io_uring engine, its ring.
+struct Worker {
+    runtime: tokio::runtime::Handle,
+    ring: Option<Arc<uring::RingHandle>>,
+}
+
+/// The worker threads, each driving its own single-threaded runtime (and ring thread).
 struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
+    workers: Vec<Worker>,
     next: AtomicU64,
     /// Connections being served, on all workers.
     live: Arc<AtomicUsize>,
@@ -233,8 +243,9 @@ impl Drop for LiveConnection {
 }
 
 impl Workers {
-    fn start(count: usize, stop: &watch::Receiver<bool>) -> std::io::Result<Workers> {
-        let mut handles = Vec::with_capacity(count);
+    fn start(shared: &Arc<Shared>, stop: &watch::Receiver<bool>) -> std::io::Result<Workers> {
+        let count = shared.settings.threads;
+        let mut workers = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let live = Arc::new(AtomicUsize::new(0));
         let drain_limit_ms = Arc::new(AtomicU64::new(0));
@@ -242,7 +253,19 @@ impl Workers {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            handles.push(runtime.handle().clone());
+            let ring = match shared.settings.io_engine {
+                IoEngine::Uring => {
+                    let (ring, thread) =
+                        uring::start(index, shared.clone(), drain_limit_ms.clone())?;
+                    threads.push(thread);
+                    Some(ring)
+                }
+                IoEngine::Auto | IoEngine::Epoll => None,
+            };
+            workers.push(Worker {
+                runtime: runtime.handle().clone(),
+                ring: ring.clone(),
+            });
             let mut stop = stop.clone();
             let live = live.clone();
             let drain_limit_ms = drain_limit_ms.clone();
@@ -252,6 +275,9 @@ impl Workers {
                     .spawn(move || {
                         runtime.block_on(async move {
                             let _ = stop.changed().await;
+                            if let Some(ring) = &ring {
+                                ring.stop();
+                            }
                             // Connections saw the stop signal: each finishes the batch it
                             // is executing, flushes and returns. Wait for that, bounded.
                             let limit = drain_limit_ms.load(Ordering::Relaxed);
@@ -270,7 +296,7 @@ impl Workers {
             );
         }
         Ok(Workers {
-            handles,
+            workers,
             next: AtomicU64::new(0),
             live,
             drain_limit_ms,
@@ -295,9 +321,9 @@ impl Workers {
     }
 
     /// The worker for the next connection.
-    fn pick(&self) -> &tokio::runtime::Handle {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.handles.len();
-        &self.handles[index]
+    fn pick(&self) -> &Worker {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.workers.len();
+        &self.workers[index]
     }
 }
 
@@ -431,10 +457,17 @@ async fn accept_loop(
         // The socket moves to the worker's reactor.
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
+        let worker = workers.pick();
+        let ring = worker.ring.clone();
         let task = async move {
             let _admitted = shared.stats.admit(info.clone());
             let _live = live;
             match socket {
+                // Plain TCP goes to the worker's ring under the io_uring engine.
+                Ok(StdSocket::Tcp(socket)) if !tls && ring.is_some() => {
+                    let ring = ring.as_deref().expect("checked");
+                    uring::serve(ring, socket, &info, stop).await;
+                }
                 Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
                     // On the heap: TLS state is large, and plain connections would
                     // otherwise each reserve room for it in their task.
@@ -452,7 +485,7 @@ async fn accept_loop(
                 Err(_) => {}
             }
         };
-        workers.pick().spawn(task);
+        worker.runtime.spawn(task);
     }
 }
 

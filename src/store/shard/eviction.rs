@@ -246,7 +246,9 @@ impl Shard {
         let now = self.now_seen;
         let header = *self.memory.header(handle);
         let unfetched = header.state & FETCHED == 0;
-        crate::watch::log(crate::watch::Kinds::EVICTIONS, || self.eviction_line(handle));
+        crate::watch::log(crate::watch::Kinds::EVICTIONS, || {
+            self.eviction_line(handle)
+        });
         let class = self.class_counters(handle);
         class.evicted += 1;
         class.evicted_nonzero += u64::from(header.exptime != 0);
