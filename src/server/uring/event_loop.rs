@@ -24,11 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Submission queue entries; the completion queue is [`COMPLETION_ENTRIES`] so a turn
-/// with many multishot completions does not overflow it.
+/// Submission queue entries; the completion queue is eight times larger so a turn with
+/// many multishot completions does not overflow it.
 pub(super) const SUBMISSION_ENTRIES: u32 = 1024;
-/// See [`SUBMISSION_ENTRIES`].
-pub(super) const COMPLETION_ENTRIES: u32 = 8192;
 /// The one provided-buffer group receives pick from.
 const BUFFER_GROUP: u16 = 0;
 /// Provided buffers per ring: each receive completion holds one until the loop copies
