@@ -458,16 +458,24 @@ async fn accept_loop(
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
         let worker = workers.pick();
-        let ring = worker.ring.clone();
+        let socket = match (socket, &worker.ring) {
+            // Plain TCP goes to the worker's ring under the io_uring engine, in a task
+            // of its own that holds no room for the tokio path's connection state.
+            (Ok(StdSocket::Tcp(socket)), Some(ring)) if !tls => {
+                let ring = ring.clone();
+                worker.runtime.spawn(async move {
+                    let _admitted = shared.stats.admit(info.clone());
+                    let _live = live;
+                    uring::serve(&ring, socket, &info, stop).await;
+                });
+                continue;
+            }
+            (socket, _) => socket,
+        };
         let task = async move {
             let _admitted = shared.stats.admit(info.clone());
             let _live = live;
             match socket {
-                // Plain TCP goes to the worker's ring under the io_uring engine.
-                Ok(StdSocket::Tcp(socket)) if !tls && ring.is_some() => {
-                    let ring = ring.as_deref().expect("checked");
-                    uring::serve(ring, socket, &info, stop).await;
-                }
                 Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
                     // On the heap: TLS state is large, and plain connections would
                     // otherwise each reserve room for it in their task.

@@ -30,10 +30,12 @@ pub(super) const SUBMISSION_ENTRIES: u32 = 1024;
 /// The one provided-buffer group receives pick from.
 const BUFFER_GROUP: u16 = 0;
 /// Provided buffers per ring: each receive completion holds one until the loop copies
-/// its bytes into the connection's read buffer, in the same turn.
-const PROVIDED_BUFFERS: u16 = 128;
-/// Bytes per provided buffer: one read buffer's worth.
-const PROVIDED_BUFFER_SIZE: usize = READ_BUFFER;
+/// its bytes into the connection's read buffer, in the same turn. The kernel hands them
+/// out in turn (first in, first out), so all of them become resident: 512 KiB per ring.
+/// A turn that needs more ends some receives with ENOBUFS; they are re-armed.
+const PROVIDED_BUFFERS: u16 = 64;
+/// Bytes per provided buffer: a 4 KiB value with its command line fits one.
+const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
 /// Unparsed bytes a connection may gather while its replies are being sent before its
 /// receive is cancelled (re-armed after the send): TCP backpressure reaches the client.
 pub(super) const READ_AHEAD_LIMIT: usize = 4 * READ_BUFFER;
@@ -129,6 +131,8 @@ pub(super) struct RingLoop<'s> {
     wake_count: Box<u64>,
     /// Connections to process at the end of the turn.
     ready: Vec<usize>,
+    /// Completions taken off the queue and not handled yet (user data, result, flags).
+    backlog: Vec<(u64, i32, u32)>,
     next_generation: u32,
     stop_deadline: Option<Instant>,
 }
@@ -151,6 +155,7 @@ impl<'s> RingLoop<'s> {
                 .into_boxed_slice(),
             wake_count: Box::new(0),
             ready: Vec::new(),
+            backlog: Vec::new(),
             next_generation: 0,
             stop_deadline: None,
         }
@@ -170,12 +175,12 @@ impl<'s> RingLoop<'s> {
         // SAFETY: `provided` lives as long as the ring (declared after it).
         unsafe { self.push(all) };
         self.arm_wake();
-        let mut completions = Vec::new();
         let mut last_sweep = Instant::now();
         loop {
             let timeout = types::Timespec::from(TICK);
             let args = types::SubmitArgs::new().timespec(&timeout);
-            match self.ring.submitter().submit_with_args(1, &args) {
+            let want = usize::from(self.backlog.is_empty());
+            match self.ring.submitter().submit_with_args(want, &args) {
                 Ok(_) => {}
                 Err(error)
                     if matches!(
@@ -184,15 +189,15 @@ impl<'s> RingLoop<'s> {
                     ) => {}
                 Err(error) => return Err(error),
             }
-            completions.clear();
-            completions.extend(
-                self.ring
-                    .completion()
-                    .map(|entry| (entry.user_data(), entry.result(), entry.flags())),
-            );
+            self.take_completions();
+            let mut completions = std::mem::take(&mut self.backlog);
             for &(data, result, flags) in &completions {
                 self.complete(data, result, flags);
             }
+            // Kept for its capacity; anything queued meanwhile is handled first next turn.
+            completions.clear();
+            completions.append(&mut self.backlog);
+            self.backlog = completions;
             self.serve_ready();
             let now = Instant::now();
             if self.stop_deadline.is_none() && self.handle.stopping.load(Ordering::Acquire) {
@@ -213,6 +218,15 @@ impl<'s> RingLoop<'s> {
         Ok(())
     }
 
+    /// Moves every posted completion to the backlog.
+    fn take_completions(&mut self) {
+        self.backlog.extend(
+            self.ring
+                .completion()
+                .map(|entry| (entry.user_data(), entry.result(), entry.flags())),
+        );
+    }
+
     /// Queues `entry`, submitting first if the queue is full.
     ///
     /// # Safety
@@ -224,7 +238,9 @@ impl<'s> RingLoop<'s> {
                 return;
             }
             if let Err(error) = self.ring.submit() {
-                tracing::warn!(%error, "io_uring submit failed");
+                // Completions the kernel could not post (EBUSY) wait for room: make it.
+                tracing::debug!(%error, "io_uring submit with a full queue failed");
+                self.take_completions();
             }
         }
     }
@@ -453,6 +469,23 @@ impl<'s> RingLoop<'s> {
 
     fn submit_send(&mut self, slot: usize) {
         let conn = &mut self.connections[slot];
+        let fd = types::Fd(conn.socket.as_raw_fd());
+        let token = user_data(Op::Send, slot, conn.generation);
+        if let [chunk] = conn.connection.pending.as_slice() {
+            // One slice (most replies): a plain send, no header for the kernel to copy.
+            let entry = opcode::Send::new(
+                fd,
+                chunk.as_ptr(),
+                u32::try_from(chunk.len()).unwrap_or(u32::MAX),
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(token);
+            // SAFETY: the pending `Bytes` stays in the connection, untouched, until this
+            // send completes; a connection leaves the ring only with no send in flight.
+            unsafe { self.push(entry) };
+            return;
+        }
         conn.iovecs.clear();
         conn.iovecs.extend(
             conn.connection
@@ -466,10 +499,10 @@ impl<'s> RingLoop<'s> {
         );
         conn.header.msg_iov = conn.iovecs.as_mut_ptr();
         conn.header.msg_iovlen = conn.iovecs.len();
-        let entry = opcode::SendMsg::new(types::Fd(conn.socket.as_raw_fd()), &*conn.header)
+        let entry = opcode::SendMsg::new(fd, &*conn.header)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
-            .user_data(user_data(Op::Send, slot, conn.generation));
+            .user_data(token);
         // SAFETY: the header, the iovecs and the pending `Bytes` they point into stay in
         // the connection, untouched, until this send completes; a connection leaves the
         // ring only with no send in flight.

@@ -159,6 +159,15 @@ impl std::fmt::Display for Unavailable {
     }
 }
 
+/// Closes a ring's inbox when its thread ends, however it ends.
+struct CloseInboxOnExit(Arc<RingHandle>);
+
+impl Drop for CloseInboxOnExit {
+    fn drop(&mut self) {
+        self.0.close_inbox();
+    }
+}
+
 /// A ring as the engine runs it. Completions are posted only when the ring's one
 /// thread waits for them (`DEFER_TASKRUN`, Linux 6.1): the kernel never interrupts the
 /// thread to run io_uring's task work, which otherwise costs more than the system calls
@@ -189,6 +198,7 @@ pub fn probe() -> Result<(), Unavailable> {
         ("SEND_ZC (multishot receive)", opcode::SendZc::CODE),
         ("PROVIDE_BUFFERS", opcode::ProvideBuffers::CODE),
         ("SENDMSG", opcode::SendMsg::CODE),
+        ("SEND", opcode::Send::CODE),
         ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
         ("READ", opcode::Read::CODE),
     ] {
@@ -246,6 +256,8 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name(format!("ring-{index}"))
         .spawn(move || {
+            // Even if the loop panics, later connections must not wait for it.
+            let _closed = CloseInboxOnExit(served.clone());
             // Created here: a single-issuer ring belongs to the thread that creates it.
             match build_ring(event_loop::SUBMISSION_ENTRIES) {
                 Ok(ring) => {
@@ -260,7 +272,6 @@ pub fn start(
                     let _ = created.send(Err(error));
                 }
             }
-            served.close_inbox();
         })?;
     creation
         .recv()
