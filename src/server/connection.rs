@@ -234,8 +234,18 @@ impl Connection {
     /// Runs every complete request in the read buffer within a freshly granted reply
     /// window. The caller writes the replies, then calls [`Connection::end_batch`].
     pub(super) fn begin_batch(&mut self, shared: &Shared) -> Batch {
+        self.begin_batch_on(shared, None).0
+    }
+
+    /// [`Connection::begin_batch`] over `lent` bytes instead of the read buffer (which
+    /// then holds nothing): the caller keeps what the returned count does not cover.
+    pub(super) fn begin_batch_on(
+        &mut self,
+        shared: &Shared,
+        lent: Option<&[u8]>,
+    ) -> (Batch, usize) {
         let window = shared.stats.buffers.grant_window();
-        let step = self.process(shared, window);
+        let (step, consumed) = self.process(shared, window, lent);
         // A watcher is attached before its OK leaves: it misses nothing that follows.
         let watching = match step {
             Step::Done(Flow::Watch(kinds)) => {
@@ -246,11 +256,12 @@ impl Connection {
         // Counted before the replies leave: a client holding a reply finds its request
         // in `stats` on any connection. Bytes written are counted once they are.
         shared.stats.absorb(&mut self.counters);
-        Batch {
+        let batch = Batch {
             step,
             window,
             watching,
-        }
+        };
+        (batch, consumed)
     }
 
     /// After the batch's replies were written (or failed): gives the window back, counts
@@ -265,10 +276,15 @@ impl Connection {
         }
     }
 
-    /// Parses and executes every complete request in the read buffer, then drops the
-    /// bytes done with. `window` bounds the reply bytes this pass queues (see
-    /// `crate::buffers`).
-    fn process(&mut self, shared: &Shared, window: ReplyWindow) -> Step {
+    /// Parses and executes every complete request in the read buffer (or in `lent`),
+    /// then drops the read buffer's bytes done with. `window` bounds the reply bytes
+    /// this pass queues (see `crate::buffers`). Returns the step and the bytes consumed.
+    fn process(
+        &mut self,
+        shared: &Shared,
+        window: ReplyWindow,
+        lent: Option<&[u8]>,
+    ) -> (Step, usize) {
         let mut ctx = Context {
             store: &shared.store,
             settings: &shared.settings,
@@ -277,11 +293,14 @@ impl Connection {
             tls: shared.tls_control(),
             reply_window: window,
         };
+        let input = lent.unwrap_or(&self.read[..]);
         let (step, consumed) =
             self.session
-                .process(&self.read, &mut ctx, &shared.limits, &mut self.replies);
-        self.read.advance(consumed);
-        step
+                .process(input, &mut ctx, &shared.limits, &mut self.replies);
+        if lent.is_none() {
+            self.read.advance(consumed);
+        }
+        (step, consumed)
     }
 
     /// Writes every queued reply.

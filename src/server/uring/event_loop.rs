@@ -189,6 +189,15 @@ impl<'s> RingLoop<'s> {
         .user_data(user_data(Op::Provide, 0, 0));
         // SAFETY: `provided` lives as long as the ring (declared after it).
         unsafe { self.push(all) };
+        if self.shared.settings.read_buf_mem_limit > 0 {
+            // One read buffer in this thread's pool from the start: a ring serves many
+            // connections per turn and holds their reply windows until the next, so its
+            // first read must not find the limit spent by other rings' windows.
+            let buffers = &self.shared.stats.buffers;
+            if let Some(buffer) = buffers.take_read_buffer() {
+                buffers.give_read_buffer(buffer);
+            }
+        }
         self.arm_wake();
         let mut last_sweep = Instant::now();
         loop {
@@ -388,7 +397,9 @@ impl<'s> RingLoop<'s> {
 
     fn received(&mut self, slot: usize, generation: u32, result: i32, flags: u32) {
         let buffer = cqueue::buffer_select(flags);
-        let buffers = &self.shared.stats.buffers;
+        let shared = self.shared;
+        let buffers = &shared.stats.buffers;
+        let mut direct = None;
         if let Some(conn) = self
             .connections
             .get_mut(slot)
@@ -400,7 +411,9 @@ impl<'s> RingLoop<'s> {
             match (result, buffer) {
                 (count @ 1.., Some(id)) if conn.closing.is_none() => {
                     let start = usize::from(id) * PROVIDED_BUFFER_SIZE;
-                    let bytes = &self.provided[start..start + count as usize];
+                    let mut bytes = &self.provided[start..start + count as usize];
+                    conn.connection.counters.bytes_read += count as u64;
+                    conn.last_active = Instant::now();
                     let read = &mut conn.connection.read;
                     if read.capacity() == 0 {
                         match buffers.take_read_buffer() {
@@ -410,10 +423,24 @@ impl<'s> RingLoop<'s> {
                             None => conn.closing = Some(CloseReason::Error),
                         }
                     }
+                    if conn.closing.is_none()
+                        && conn.connection.read.is_empty()
+                        && conn.sending.is_none()
+                        && !conn.connection.session.paused()
+                    {
+                        // Nothing held back: run the requests straight from the
+                        // provided buffer and keep only an incomplete rest; the read
+                        // buffer goes back to the pool before the replies are sent.
+                        let (batch, consumed) = conn.connection.begin_batch_on(shared, Some(bytes));
+                        bytes = &bytes[consumed..];
+                        if bytes.is_empty() {
+                            let read = std::mem::take(&mut conn.connection.read);
+                            buffers.give_read_buffer(read);
+                        }
+                        direct = Some(batch);
+                    }
                     if conn.closing.is_none() {
                         conn.connection.read.extend_from_slice(bytes);
-                        conn.connection.counters.bytes_read += count as u64;
-                        conn.last_active = Instant::now();
                     }
                 }
                 (0, _) => conn.hung_up = true,
@@ -435,6 +462,9 @@ impl<'s> RingLoop<'s> {
         }
         if let Some(id) = buffer {
             self.provide(id);
+        }
+        if let Some(batch) = direct {
+            self.finish_batch(slot, batch);
         }
     }
 
@@ -570,15 +600,23 @@ impl<'s> RingLoop<'s> {
                 return;
             }
             let batch = connection.begin_batch(shared);
-            if !connection.replies.is_empty() {
-                self.start_send(slot, batch);
-                return;
-            }
-            connection.end_batch(shared, &conn.info, batch.window);
-            if !self.settle(slot, batch.step, batch.watching) {
+            if !self.finish_batch(slot, batch) {
                 return;
             }
         }
+    }
+
+    /// Sends a batch's replies, or settles it at once when it queued none; true to
+    /// process again at once.
+    fn finish_batch(&mut self, slot: usize, batch: Batch) -> bool {
+        let conn = &mut self.connections[slot];
+        if !conn.connection.replies.is_empty() {
+            self.start_send(slot, batch);
+            return false;
+        }
+        conn.connection
+            .end_batch(self.shared, &conn.info, batch.window);
+        self.settle(slot, batch.step, batch.watching)
     }
 
     /// What follows a batch whose replies were written; true to process again at once.
