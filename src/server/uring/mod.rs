@@ -21,7 +21,8 @@
 //!
 //! Ownership: the ring thread owns each connection's socket, read buffer and replies
 //! while it serves it; the kernel owns a provided buffer from the receive that filled it
-//! until the loop copies the bytes out and provides it again, and reads a send's
+//! until the loop has run the requests in it (copying only an incomplete rest into the
+//! connection's read buffer) and provides it again, and reads a send's
 //! `msghdr`/iovecs (kept in the connection, pointing into its pending `Bytes`) until
 //! that send completes. A connection leaves the ring only once no operation on it is in
 //! flight. The connection's task on its tokio worker keeps everything that outlives the
