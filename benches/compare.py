@@ -68,6 +68,7 @@ def start(binary, port):
     cmd = ["taskset", "-c", "0", binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "1024", "-c", "4096"]
     if os.geteuid() == 0:
         cmd += ["-u", "root"]
+    cmd += os.environ.get("FERRO_ARGS", "").split() if binary == FERRO else []  # e.g. -o io_engine=epoll
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
     while True:

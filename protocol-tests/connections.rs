@@ -57,6 +57,40 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 #[test]
+fn a_client_that_never_reads_is_not_read_ahead_without_bound() {
+    for server in servers(&[]) {
+        let mut setup = server.connect();
+        let value = vec![b'b'; 512 * 1024];
+        let mut request = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        setup.roundtrip(&request, b"STORED\r\n");
+
+        // Requests keep coming while their replies cannot leave: the server must stop
+        // reading (socket buffers then fill and the writes block), not queue them all.
+        let mut hog = server.connect();
+        hog.stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let requests = b"get big\r\n".repeat(10_000);
+        let limit = 64 << 20;
+        let mut written = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while written < limit && Instant::now() < deadline {
+            match hog.stream.write(&requests) {
+                Ok(count) => written += count,
+                Err(_) => break,
+            }
+        }
+        assert!(
+            written < 32 << 20,
+            "[{}] {written} bytes of requests accepted ahead of their replies",
+            setup.label
+        );
+    }
+}
+
+#[test]
 fn a_client_that_never_reads_cannot_grow_the_server() {
     for server in servers(&[]) {
         let mut setup = server.connect();

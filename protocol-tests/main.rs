@@ -15,6 +15,7 @@ mod errors;
 mod expiry;
 mod fuzzing;
 mod hostile;
+mod io_engine;
 mod memory;
 mod meta;
 mod operator;

@@ -116,6 +116,14 @@ fn running_as_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The io engine every ferrocached the suite starts is forced to
+/// (`FERROCACHED_IO_ENGINE=uring|epoll`); unset, ferrocached picks its default.
+pub fn io_engine() -> Option<String> {
+    std::env::var("FERROCACHED_IO_ENGINE")
+        .ok()
+        .filter(|engine| !engine.is_empty())
+}
+
 /// Command line for a server kind with the given extra flags.
 pub fn command_for(kind: Kind, port: u16, flags: &[&str]) -> Command {
     let mut command = match kind {
@@ -126,6 +134,10 @@ pub fn command_for(kind: Kind, port: u16, flags: &[&str]) -> Command {
     // Both refuse to run as root without -u.
     if running_as_root() {
         command.args(["-u", "root"]);
+    }
+    // scripts/test runs the suite once per io engine; a test's own -o comes later and wins.
+    if let (Kind::Ferrocached, Some(engine)) = (kind, io_engine()) {
+        command.args(["-o", &format!("io_engine={engine}")]);
     }
     command
         .args(["-p", &port.to_string(), "-l", "127.0.0.1", "-U", "0"])

@@ -145,6 +145,7 @@ fn settings(ctx: &Context<'_>) -> StatLines {
         item_size_max: s.item_size_max,
         flush_enabled: s.flush_enabled,
         idle_timeout: s.idle_timeout,
+        io_engine: s.io_engine.name(),
         read_buf_mem_limit: s.read_buf_mem_limit,
         watcher_logbuf_size: s.watcher_logbuf_size,
         worker_logbuf_size: s.worker_logbuf_size,

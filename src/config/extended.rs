@@ -124,6 +124,16 @@ fn apply_one(settings: &mut Settings, option: &str) -> Result<(), ConfigError> {
             Ok(seconds) => settings.idle_timeout = seconds,
             Err(_) => return refuse(format!("Invalid idle_timeout: \"{value}\"")),
         },
+        "io_engine" => match value {
+            "auto" => settings.io_engine = super::IoEngine::Auto,
+            "uring" => settings.io_engine = super::IoEngine::Uring,
+            "epoll" => settings.io_engine = super::IoEngine::Epoll,
+            _ => {
+                return refuse(format!(
+                    "Invalid io_engine: \"{value}\" (auto, uring or epoll)"
+                ));
+            }
+        },
         "read_buf_mem_limit" if value.is_empty() => {
             return refuse("Missing read_buf_mem_limit argument");
         }

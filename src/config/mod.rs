@@ -119,6 +119,28 @@ impl ProtocolMode {
     }
 }
 
+/// `-o io_engine`: how plain TCP connections move their bytes (see `server::uring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoEngine {
+    /// io_uring where the kernel offers what the engine needs, else epoll (the default).
+    Auto,
+    /// io_uring, or refuse to start.
+    Uring,
+    /// tokio's epoll reactor, the classic path.
+    Epoll,
+}
+
+impl IoEngine {
+    /// The name `-o io_engine` takes and `stats settings` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoEngine::Auto => "auto",
+            IoEngine::Uring => "uring",
+            IoEngine::Epoll => "epoll",
+        }
+    }
+}
+
 /// Validated settings the server runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -187,6 +209,8 @@ pub struct Settings {
     pub udp_max_reply_ratio: usize,
     /// `-o idle_timeout`: seconds a connection may stay silent (0 = forever).
     pub idle_timeout: u64,
+    /// `-o io_engine`: requested before the server starts, the engine in use after.
+    pub io_engine: IoEngine,
     /// `-o read_buf_mem_limit` in bytes: all connections' read buffers and reply windows
     /// together (0 = unlimited).
     pub read_buf_mem_limit: usize,

@@ -138,6 +138,7 @@ impl Settings {
             unix_socket: args.unix_socket.clone(),
             unix_mask,
             idle_timeout: 0,
+            io_engine: super::IoEngine::Auto,
             read_buf_mem_limit: 0,
             watcher_logbuf_size: crate::watch::DEFAULT_WATCHER_BUFFER,
             worker_logbuf_size: crate::watch::DEFAULT_WORKER_BUFFER,

@@ -16,7 +16,7 @@ use crate::command::session::{Session, Step};
 use crate::command::{Context, Flow};
 use crate::config::ProtocolMode;
 use crate::protocol::ReplyBuffer;
-use crate::stats::{ConnCounters, ConnInfo, ConnState};
+use crate::stats::{ConnCounters, ConnInfo, ConnState, ThreadShare};
 use crate::watch::CloseReason;
 use bytes::{Buf, Bytes, BytesMut};
 use std::future::Future;
@@ -78,15 +78,7 @@ pub async fn serve<S: ClientStream>(
     mut stop: watch::Receiver<bool>,
 ) {
     let buffers = &shared.stats.buffers;
-    // Taken on the worker thread that runs this task for its whole life.
-    let counters = shared.stats.thread_share();
-    let mut connection = Connection {
-        read: BytesMut::new(),
-        replies: ReplyBuffer::new(),
-        pending: Vec::new(),
-        counters: ConnCounters::default(),
-        session: Session::stream(&shared.settings, info.id),
-    };
+    let mut connection = Connection::new(shared, info.id);
     // One future for the whole connection, not a new one per read.
     let probe = stop.clone();
     let waiting = std::pin::pin!(async move {
@@ -107,46 +99,15 @@ pub async fn serve<S: ClientStream>(
         (idle_timeout > 0).then(|| Box::pin(tokio::time::sleep(Duration::from_secs(idle_timeout))));
     // The server clock's second of the connection's last batch.
     let mut last_active: u32;
-    // memcached -vv's line, which names the protocol mode (-B).
-    tracing::debug!(
-        "<{} new {} client connection",
-        info.id,
-        match shared.settings.protocol {
-            ProtocolMode::Auto => "auto-negotiating",
-            ProtocolMode::Ascii => "ascii",
-            ProtocolMode::Binary => "binary",
-        }
-    );
-    let mut events = crate::watch::ConnectionEvents::open(info.id, &info.peer);
+    let mut events = opened(shared, info);
     loop {
-        let window = buffers.grant_window();
-        if connection.replies.lacks_storage() {
-            connection.replies.provide(buffers.take_reply_buffer());
-        }
-        info.set_state(ConnState::ParseCmd);
-        let flow = connection.process(shared, window);
-        // A watcher is attached before its OK leaves: it misses nothing that follows.
-        let watching = match flow {
-            Step::Done(Flow::Watch(kinds)) => {
-                crate::watch::Watching::attach(kinds, shared.settings.watcher_logbuf_size as usize)
-            }
-            _ => None,
-        };
-        if !connection.replies.is_empty() {
-            info.set_state(ConnState::Mwrite);
-        }
-        // Counted before the replies leave: a client holding a reply finds its request
-        // in `stats` on any connection. Bytes written are counted once they are.
-        counters.absorb(&mut connection.counters);
+        let Batch {
+            step: flow,
+            window,
+            watching,
+        } = connection.begin_batch(shared, info);
         let written = connection.flush(&mut socket).await;
-        buffers.return_window(window);
-        counters.absorb(&mut connection.counters);
-        let now = shared.store.clock().now();
-        last_active = now;
-        // Written only when the second changes: the line stays clean between batches.
-        if info.last_command.load(Ordering::Relaxed) != now {
-            info.last_command.store(now, Ordering::Relaxed);
-        }
+        last_active = connection.end_batch(shared, info, window);
         if written.is_err() {
             events.reason = CloseReason::Error;
         }
@@ -185,9 +146,7 @@ pub async fn serve<S: ClientStream>(
         let idle = connection.read.is_empty();
         if idle {
             // Nothing pending: hold no buffers while the client thinks.
-            buffers.give_read_buffer(std::mem::take(&mut connection.read));
-            buffers.give_reply_buffer(connection.replies.reclaim());
-            connection.pending = Vec::new();
+            connection.release_buffers(shared);
         }
         info.set_state(connection.session.waiting());
         let needed = match flow {
@@ -292,20 +251,148 @@ impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
     }
 }
 
-/// A stream connection's buffers and counters around its request [`Session`].
-struct Connection {
-    read: BytesMut,
-    replies: ReplyBuffer,
-    pending: Vec<Bytes>,
-    counters: ConnCounters,
-    session: Session,
+/// Logs a new connection (`-vv`, `watch connevents`); the returned events report its
+/// close when dropped. Both data paths open their connections here.
+pub(super) fn opened<'a>(
+    shared: &Shared,
+    info: &'a ConnInfo,
+) -> crate::watch::ConnectionEvents<'a> {
+    // memcached -vv's line, which names the protocol mode (-B).
+    tracing::debug!(
+        "<{} new {} client connection",
+        info.id,
+        match shared.settings.protocol {
+            ProtocolMode::Auto => "auto-negotiating",
+            ProtocolMode::Ascii => "ascii",
+            ProtocolMode::Binary => "binary",
+        }
+    );
+    crate::watch::ConnectionEvents::open(info.id, &info.peer)
+}
+
+/// A stream connection's buffers and counters around its request [`Session`]: what
+/// both data paths (this tokio loop and the io_uring engine, `super::uring`) keep per
+/// client, and the batch steps they share.
+pub(super) struct Connection {
+    /// Received bytes not yet consumed by the session.
+    pub(super) read: BytesMut,
+    /// Replies queued by the current batch.
+    pub(super) replies: ReplyBuffer,
+    /// Replies taken out of `replies` while they are written.
+    pub(super) pending: Vec<Bytes>,
+    /// Counters folded into the server's after each batch.
+    pub(super) counters: ConnCounters,
+    /// The request loop's state.
+    pub(super) session: Session,
+    /// The counters of the thread serving this connection, which folds `counters` in.
+    share: ThreadShare,
+}
+
+/// What [`Connection::begin_batch`] produced: where the session stopped, the reply
+/// window to give back once the replies are written, and a watcher to serve after them.
+pub(super) struct Batch {
+    /// Where the pass stopped.
+    pub(super) step: Step,
+    /// Returned by [`Connection::end_batch`].
+    pub(super) window: ReplyWindow,
+    /// Attached when the batch ended in `watch`.
+    pub(super) watching: Option<crate::watch::Watching>,
 }
 
 impl Connection {
-    /// Parses and executes every complete request in the read buffer, then drops the
-    /// bytes done with. `window` bounds the reply bytes this pass queues (see
-    /// `crate::buffers`).
-    fn process(&mut self, shared: &Shared, window: ReplyWindow) -> Step {
+    /// A connection with id `id` (for logs) that holds no buffer yet. Made on the
+    /// thread that serves it for its whole life (a worker's runtime, or a ring thread),
+    /// whose counter share it takes.
+    pub(super) fn new(shared: &Shared, id: u64) -> Connection {
+        Connection {
+            read: BytesMut::new(),
+            replies: ReplyBuffer::new(),
+            pending: Vec::new(),
+            counters: ConnCounters::default(),
+            session: Session::stream(&shared.settings, id),
+            share: shared.stats.thread_share(),
+        }
+    }
+
+    /// Nothing pending: hands the read and reply buffers back to the thread's pools, so
+    /// an idle connection holds none while the client thinks.
+    pub(super) fn release_buffers(&mut self, shared: &Shared) {
+        let buffers = &shared.stats.buffers;
+        buffers.give_read_buffer(std::mem::take(&mut self.read));
+        buffers.give_reply_buffer(self.replies.reclaim());
+        self.pending = Vec::new();
+    }
+
+    /// Runs every complete request in the read buffer within a freshly granted reply
+    /// window. The caller writes the replies, then calls [`Connection::end_batch`].
+    pub(super) fn begin_batch(&mut self, shared: &Shared, info: &ConnInfo) -> Batch {
+        self.begin_batch_on(shared, info, None).0
+    }
+
+    /// [`Connection::begin_batch`] over `lent` bytes instead of the read buffer (which
+    /// then holds nothing): the caller keeps what the returned count does not cover.
+    pub(super) fn begin_batch_on(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        lent: Option<&[u8]>,
+    ) -> (Batch, usize) {
+        let buffers = &shared.stats.buffers;
+        let window = buffers.grant_window();
+        if self.replies.lacks_storage() {
+            self.replies.provide(buffers.take_reply_buffer());
+        }
+        info.set_state(ConnState::ParseCmd);
+        let (step, consumed) = self.process(shared, window, lent);
+        // A watcher is attached before its OK leaves: it misses nothing that follows.
+        let watching = match step {
+            Step::Done(Flow::Watch(kinds)) => {
+                crate::watch::Watching::attach(kinds, shared.settings.watcher_logbuf_size as usize)
+            }
+            _ => None,
+        };
+        if !self.replies.is_empty() {
+            info.set_state(ConnState::Mwrite);
+        }
+        // Counted before the replies leave: a client holding a reply finds its request
+        // in `stats` on any connection. Bytes written are counted once they are.
+        self.share.absorb(&mut self.counters);
+        let batch = Batch {
+            step,
+            window,
+            watching,
+        };
+        (batch, consumed)
+    }
+
+    /// After the batch's replies were written (or failed): gives the window back, counts
+    /// the bytes written and stamps the connection's last command time, which it
+    /// returns (the server clock's second).
+    pub(super) fn end_batch(
+        &mut self,
+        shared: &Shared,
+        info: &ConnInfo,
+        window: ReplyWindow,
+    ) -> u32 {
+        shared.stats.buffers.return_window(window);
+        self.share.absorb(&mut self.counters);
+        let now = shared.store.clock().now();
+        // Written only when the second changes: the line stays clean between batches.
+        if info.last_command.load(Ordering::Relaxed) != now {
+            info.last_command.store(now, Ordering::Relaxed);
+        }
+        now
+    }
+
+    /// Parses and executes every complete request in the read buffer (or in `lent`),
+    /// then drops the read buffer's bytes done with. `window` bounds the reply bytes
+    /// this pass queues (see `crate::buffers`). Returns the step and the bytes consumed.
+    fn process(
+        &mut self,
+        shared: &Shared,
+        window: ReplyWindow,
+        lent: Option<&[u8]>,
+    ) -> (Step, usize) {
         let mut ctx = Context {
             store: &shared.store,
             settings: &shared.settings,
@@ -314,11 +401,14 @@ impl Connection {
             tls: shared.tls_control(),
             reply_window: window,
         };
+        let input = lent.unwrap_or(&self.read[..]);
         let (step, consumed) =
             self.session
-                .process(&self.read, &mut ctx, &shared.limits, &mut self.replies);
-        self.read.advance(consumed);
-        step
+                .process(input, &mut ctx, &shared.limits, &mut self.replies);
+        if lent.is_none() {
+            self.read.advance(consumed);
+        }
+        (step, consumed)
     }
 
     /// Writes every queued reply.

@@ -14,12 +14,13 @@ mod connection;
 mod listen;
 pub mod tls;
 pub mod udp;
+mod uring;
 
 pub use listen::{Listener, bind_listeners, bind_udp};
 
 use listen::{Accepted, Socket, StdSocket};
 
-use crate::config::Settings;
+use crate::config::{IoEngine, Settings};
 use crate::protocol::{Limits, ProtocolError};
 use crate::stats::{ConnInfo, ConnKind, ServerStats};
 use crate::store::snapshot::{SnapshotError, Snapshots};
@@ -83,7 +84,10 @@ pub struct Shared {
 impl Shared {
     /// Builds the store and counters for these settings; fails if TLS certificates
     /// cannot be loaded.
-    pub fn new(settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
+    /// The io engine is settled here too (`-o io_engine`): `stats settings` shows the one
+    /// in use.
+    pub fn new(mut settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
+        settings.io_engine = uring::resolve(settings.io_engine, uring::probe)?;
         let tls = match &settings.tls {
             Some(options) => Some(tls::TlsState::new(options.clone(), clock.unix_now())?),
             None => None,
@@ -146,7 +150,7 @@ pub async fn run(
 ) {
     let (stop_sender, stop) = watch::channel(false);
     let timers = shared.settings.idle_timeout > 0;
-    let workers = match Workers::start(shared.settings.threads, &stop, timers) {
+    let workers = match Workers::start(&shared, &stop, timers) {
         Ok(workers) => Arc::new(workers),
         Err(error) => {
             tracing::error!(%error, "cannot start worker threads");
@@ -207,9 +211,15 @@ pub async fn run(
     }
 }
 
-/// The worker threads, each driving its own single-threaded runtime.
+/// One worker: its single-threaded runtime and, under the io_uring engine, its ring.
+struct Worker {
+    runtime: tokio::runtime::Handle,
+    ring: Option<Arc<uring::RingHandle>>,
+}
+
+/// The worker threads, each driving its own single-threaded runtime (and ring thread).
 struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
+    workers: Vec<Worker>,
     next: AtomicU64,
     /// Connections being served, on all workers.
     live: Arc<AtomicUsize>,
@@ -235,10 +245,15 @@ impl Drop for LiveConnection {
 }
 
 impl Workers {
-    /// Starts `count` workers; `timers` enables tokio's timer in them, which costs every
+    /// Starts `-t` workers; `timers` enables tokio's timer in them, which costs every
     /// wait for events a clock read and a timer-wheel check, so only idle_timeout gets it.
-    fn start(count: usize, stop: &watch::Receiver<bool>, timers: bool) -> std::io::Result<Workers> {
-        let mut handles = Vec::with_capacity(count);
+    fn start(
+        shared: &Arc<Shared>,
+        stop: &watch::Receiver<bool>,
+        timers: bool,
+    ) -> std::io::Result<Workers> {
+        let count = shared.settings.threads;
+        let mut workers = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let live = Arc::new(AtomicUsize::new(0));
         let drain_limit_ms = Arc::new(AtomicU64::new(0));
@@ -249,7 +264,19 @@ impl Workers {
                 builder.enable_time();
             }
             let runtime = builder.build()?;
-            handles.push(runtime.handle().clone());
+            let ring = match shared.settings.io_engine {
+                IoEngine::Uring => {
+                    let (ring, thread) =
+                        uring::start(index, shared.clone(), drain_limit_ms.clone())?;
+                    threads.push(thread);
+                    Some(ring)
+                }
+                IoEngine::Auto | IoEngine::Epoll => None,
+            };
+            workers.push(Worker {
+                runtime: runtime.handle().clone(),
+                ring: ring.clone(),
+            });
             let mut stop = stop.clone();
             let live = live.clone();
             let drain_limit_ms = drain_limit_ms.clone();
@@ -259,6 +286,9 @@ impl Workers {
                     .spawn(move || {
                         runtime.block_on(async move {
                             let _ = stop.changed().await;
+                            if let Some(ring) = &ring {
+                                ring.stop();
+                            }
                             // Connections saw the stop signal: each finishes the batch it
                             // is executing, flushes and returns. Wait for that, bounded.
                             let limit = drain_limit_ms.load(Ordering::Relaxed);
@@ -286,7 +316,7 @@ impl Workers {
             );
         }
         Ok(Workers {
-            handles,
+            workers,
             next: AtomicU64::new(0),
             live,
             drain_limit_ms,
@@ -311,9 +341,9 @@ impl Workers {
     }
 
     /// The worker for the next connection.
-    fn pick(&self) -> &tokio::runtime::Handle {
-        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.handles.len();
-        &self.handles[index]
+    fn pick(&self) -> &Worker {
+        let index = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.workers.len();
+        &self.workers[index]
     }
 }
 
@@ -474,6 +504,21 @@ async fn accept_loop(
         // The socket moves to the worker's reactor.
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
+        let worker = workers.pick();
+        let socket = match (socket, &worker.ring) {
+            // Plain TCP goes to the worker's ring under the io_uring engine, in a task
+            // of its own that holds no room for the tokio path's connection state.
+            (Ok(StdSocket::Tcp(socket)), Some(ring)) if !tls => {
+                let ring = ring.clone();
+                worker.runtime.spawn(async move {
+                    let _admitted = shared.stats.admit(info.clone());
+                    let _live = live;
+                    uring::serve(&ring, &shared, socket, &info, stop).await;
+                });
+                continue;
+            }
+            (socket, _) => socket,
+        };
         let task = async move {
             let _admitted = shared.stats.admit(info.clone());
             let _live = live;
@@ -495,7 +540,7 @@ async fn accept_loop(
                 Err(_) => {}
             }
         };
-        workers.pick().spawn(task);
+        worker.runtime.spawn(task);
     }
 }
 

@@ -560,6 +560,8 @@ pub struct SettingsSnapshot<'a> {
     pub flush_enabled: bool,
     /// `-o idle_timeout`.
     pub idle_timeout: u64,
+    /// `-o io_engine`, as resolved at start (ferrocached's own line).
+    pub io_engine: &'static str,
     /// `-o read_buf_mem_limit`.
     pub read_buf_mem_limit: usize,
     /// `-o watcher_logbuf_size`, in bytes.
@@ -716,6 +718,7 @@ impl SettingsSnapshot<'_> {
         stat("ssl_min_version", tls.min_version.to_string().into());
         stat("num_napi_ids", "(null)".into());
         stat("memory_file", text_or(self.memory_file, "(null)"));
+        stat("io_engine", self.io_engine.into());
         lines
     }
 }

@@ -1,0 +1,100 @@
+//! `-o io_engine`: ferrocached's own option (memcached refuses it as an illegal
+//! suboption), so these tests run against ferrocached alone. The rest of the suite runs
+//! once per engine (scripts/test sets `FERROCACHED_IO_ENGINE`).
+
+use crate::support::{Kind, command_for, io_engine, start};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn engine_shown(server: &crate::support::Server) -> String {
+    server
+        .connect()
+        .stats("settings")
+        .into_iter()
+        .find(|(name, _)| name == "io_engine")
+        .map(|(_, value)| value)
+        .expect("stats settings shows io_engine")
+}
+
+/// Runs a command line that should exit by itself: its status and stderr.
+fn run_to_exit(flags: &[&str]) -> (Option<i32>, String) {
+    let mut child = command_for(Kind::Ferrocached, 1, flags)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn stats_settings_shows_the_engine_chosen() {
+    let epoll = start(Kind::Ferrocached, &["-o", "io_engine=epoll"]);
+    assert_eq!(engine_shown(&epoll), "epoll");
+    // Forced: either it runs on io_uring or it refuses to start, saying why.
+    let port = crate::support::free_port();
+    let mut forced = command_for(Kind::Ferrocached, port, &["-o", "io_engine=uring"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let address = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect(&address).is_ok() {
+            let _ = forced.kill();
+            let _ = forced.wait();
+            let uring = start(Kind::Ferrocached, &["-o", "io_engine=uring"]);
+            assert_eq!(engine_shown(&uring), "uring");
+            // The default is io_uring where the kernel offers it.
+            let default = start(Kind::Ferrocached, &["-o", "io_engine=auto"]);
+            assert_eq!(engine_shown(&default), "uring");
+            break;
+        }
+        if forced.try_wait().expect("wait").is_some() {
+            let output = forced.wait_with_output().expect("wait");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(64), "{stderr}");
+            assert!(
+                stderr.contains("io_engine=uring is unavailable: "),
+                "{stderr}"
+            );
+            // Without io_uring the default falls back to epoll.
+            let default = start(Kind::Ferrocached, &["-o", "io_engine=auto"]);
+            assert_eq!(engine_shown(&default), "epoll");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "io_engine=uring neither started nor exited"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_suites_engine_is_the_one_in_use() {
+    let server = start(Kind::Ferrocached, &[]);
+    let shown = engine_shown(&server);
+    match io_engine().as_deref() {
+        Some("auto") | None => assert!(shown == "uring" || shown == "epoll", "{shown}"),
+        Some(engine) => assert_eq!(shown, engine),
+    }
+}
+
+#[test]
+fn an_unknown_io_engine_is_refused_at_start() {
+    let (status, stderr) = run_to_exit(&["-o", "io_engine=kqueue"]);
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Invalid io_engine: \"kqueue\" (auto, uring or epoll)"),
+        "{stderr}"
+    );
+}

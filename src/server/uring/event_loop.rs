@@ -1,0 +1,772 @@
+//! One worker's ring: the loop turn (wait once, handle every completion, process every
+//! connection that received bytes, queue their sends) and each connection's states.
+//!
+//! A connection is *receiving* while its multishot receive is armed (until a completion
+//! without `IORING_CQE_F_MORE`), *sending* while a batch's replies are being written,
+//! and *closing* once it must go: it leaves the ring when neither operation is in
+//! flight.
+
+use super::{Handoff, Outcome, RingHandle};
+use crate::buffers::{READ_BUFFER, ReplyWindow};
+use crate::command::Flow;
+use crate::command::session::Step;
+use crate::server::Shared;
+use crate::server::connection::{Batch, Connection};
+use crate::stats::ConnInfo;
+use crate::watch::{CloseReason, Watching};
+use bytes::{Buf, Bytes};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use slab::Slab;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Submission queue entries; the completion queue is eight times larger so a turn with
+/// many multishot completions does not overflow it.
+pub(super) const SUBMISSION_ENTRIES: u32 = 1024;
+/// The one provided-buffer group receives pick from.
+const BUFFER_GROUP: u16 = 0;
+/// Provided buffers per ring: each receive completion holds one until the loop copies
+/// its bytes into the connection's read buffer, in the same turn. The kernel hands them
+/// out in turn (first in, first out), so all of them become resident: 512 KiB per ring.
+/// A turn that needs more ends some receives with ENOBUFS; they are re-armed.
+const PROVIDED_BUFFERS: u16 = 64;
+/// Bytes per provided buffer: a 4 KiB value with its command line fits one.
+const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
+/// Unparsed bytes a connection may gather while its replies are being sent before its
+/// receive is cancelled (re-armed after the send): TCP backpressure reaches the client.
+pub(super) const READ_AHEAD_LIMIT: usize = 4 * READ_BUFFER;
+/// At most this many slices per `sendmsg`.
+const MAX_IOVECS: usize = 256;
+/// Under load a turn waits up to this many microseconds for completions from more of
+/// its connections before it serves what has arrived (`IORING_FEAT_MIN_TIMEOUT`, Linux
+/// 6.12): fewer, fuller turns. A wait that began before the first completion (an idle
+/// server) returns at once, so a lone request is not delayed.
+const COALESCE_USEC: u32 = 30;
+/// At most this many completions are waited for in one coalesced turn.
+const MAX_COALESCED: usize = 64;
+/// The longest wait: idle timeouts and the stop deadline are checked at least this often.
+const TICK: Duration = Duration::from_secs(1);
+
+/// What a completion belongs to, in the low byte of its user data; the slot sits above
+/// it and the connection's generation in the top 24 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Wake = 1,
+    Provide = 2,
+    Receive = 3,
+    Send = 4,
+    Cancel = 5,
+}
+
+fn user_data(op: Op, slot: usize, generation: u32) -> u64 {
+    (u64::from(generation) << 40) | ((slot as u64 & 0xffff_ffff) << 8) | op as u64
+}
+
+fn decode(data: u64) -> (Option<Op>, usize, u32) {
+    let op = match data & 0xff {
+        1 => Some(Op::Wake),
+        2 => Some(Op::Provide),
+        3 => Some(Op::Receive),
+        4 => Some(Op::Send),
+        5 => Some(Op::Cancel),
+        _ => None,
+    };
+    (
+        op,
+        ((data >> 8) & 0xffff_ffff) as usize,
+        (data >> 40) as u32,
+    )
+}
+
+/// A batch whose replies are being written.
+struct InFlight {
+    step: Step,
+    window: ReplyWindow,
+    watching: Option<Watching>,
+    /// Reply bytes of the whole batch, counted as written once all are.
+    total: usize,
+}
+
+/// One client on the ring.
+struct RingConnection {
+    socket: std::net::TcpStream,
+    info: Arc<ConnInfo>,
+    done: oneshot::Sender<Outcome>,
+    connection: Connection,
+    /// Tells this connection's completions from those of an earlier one in its slot.
+    generation: u32,
+    receiving: bool,
+    cancelling: bool,
+    sending: Option<InFlight>,
+    /// What the send in flight reads: slices of `connection.pending` and their header.
+    iovecs: Vec<libc::iovec>,
+    header: Box<libc::msghdr>,
+    /// Bytes the session needs before its next request can be parsed.
+    needed: usize,
+    /// The client closed its side.
+    hung_up: bool,
+    closing: Option<CloseReason>,
+    /// Sent `watch`'s OK: the socket goes back to tokio with this.
+    watching: Option<Watching>,
+    last_active: Instant,
+    /// Already in the turn's ready list.
+    queued: bool,
+}
+
+impl RingConnection {
+    /// Received bytes are held back while a send is in flight and this many are waiting.
+    fn throttled(&self) -> bool {
+        self.sending.is_some() && self.connection.read.len() >= READ_AHEAD_LIMIT.max(self.needed)
+    }
+}
+
+/// The ring, its provided buffers and the connections it serves.
+pub(super) struct RingLoop<'s> {
+    /// Declared first so it is dropped first: no kernel operation outlives the memory
+    /// below.
+    ring: IoUring,
+    shared: &'s Shared,
+    handle: Arc<RingHandle>,
+    drain_limit_ms: Arc<AtomicU64>,
+    connections: Slab<RingConnection>,
+    provided: Box<[u8]>,
+    /// The eventfd read's destination.
+    wake_count: Box<u64>,
+    /// Connections to process at the end of the turn.
+    ready: Vec<usize>,
+    /// Connections that ran `-R` requests from one read with more waiting: served again
+    /// next turn, after the others (memcached's `conn_yields`).
+    yielded: Vec<usize>,
+    /// Completions taken off the queue and not handled yet (user data, result, flags).
+    backlog: Vec<(u64, i32, u32)>,
+    next_generation: u32,
+    stop_deadline: Option<Instant>,
+    /// [`COALESCE_USEC`] where the kernel supports it, else 0.
+    coalesce_usec: u32,
+}
+
+impl<'s> RingLoop<'s> {
+    /// A loop over `ring` serving what `handle` is given.
+    pub(super) fn new(
+        ring: IoUring,
+        shared: &'s Shared,
+        handle: Arc<RingHandle>,
+        drain_limit_ms: Arc<AtomicU64>,
+    ) -> Self {
+        let coalesce_usec = if ring.params().is_feature_min_timeout() {
+            COALESCE_USEC
+        } else {
+            0
+        };
+        RingLoop {
+            coalesce_usec,
+            ring,
+            shared,
+            handle,
+            drain_limit_ms,
+            connections: Slab::new(),
+            provided: vec![0; usize::from(PROVIDED_BUFFERS) * PROVIDED_BUFFER_SIZE]
+                .into_boxed_slice(),
+            wake_count: Box::new(0),
+            ready: Vec::new(),
+            yielded: Vec::new(),
+            backlog: Vec::new(),
+            next_generation: 0,
+            stop_deadline: None,
+        }
+    }
+
+    /// Runs until stopped and drained (or past the drain limit).
+    pub(super) fn run(&mut self) -> io::Result<()> {
+        let all = opcode::ProvideBuffers::new(
+            self.provided.as_mut_ptr(),
+            PROVIDED_BUFFER_SIZE as i32,
+            PROVIDED_BUFFERS,
+            BUFFER_GROUP,
+            0,
+        )
+        .build()
+        .user_data(user_data(Op::Provide, 0, 0));
+        // SAFETY: `provided` lives as long as the ring (declared after it).
+        unsafe { self.push(all) };
+        if self.shared.settings.read_buf_mem_limit > 0 {
+            // One read buffer in this thread's pool from the start: a ring serves many
+            // connections per turn and holds their reply windows until the next, so its
+            // first read must not find the limit spent by other rings' windows.
+            let buffers = &self.shared.stats.buffers;
+            if let Some(buffer) = buffers.take_read_buffer() {
+                buffers.give_read_buffer(buffer);
+            }
+        }
+        self.arm_wake();
+        let mut last_sweep = Instant::now();
+        loop {
+            let timeout = types::Timespec::from(TICK);
+            let args = types::SubmitArgs::new()
+                .timespec(&timeout)
+                .min_wait_usec(self.coalesce_usec);
+            let want = if !self.backlog.is_empty() || !self.yielded.is_empty() {
+                0
+            } else if self.coalesce_usec > 0 {
+                self.connections.len().clamp(1, MAX_COALESCED)
+            } else {
+                1
+            };
+            match self.ring.submitter().submit_with_args(want, &args) {
+                Ok(_) => {}
+                Err(error)
+                    if matches!(
+                        error.raw_os_error(),
+                        Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                    ) => {}
+                Err(error) => return Err(error),
+            }
+            self.take_completions();
+            let mut completions = std::mem::take(&mut self.backlog);
+            for &(data, result, flags) in &completions {
+                self.complete(data, result, flags);
+            }
+            // Kept for its capacity; anything queued meanwhile is handled first next turn.
+            completions.clear();
+            completions.append(&mut self.backlog);
+            self.backlog = completions;
+            // Yielded connections go last (`ready` is served from its end).
+            let mut yielded = std::mem::take(&mut self.yielded);
+            yielded.append(&mut self.ready);
+            self.ready = yielded;
+            self.serve_ready();
+            let now = Instant::now();
+            if self.stop_deadline.is_none() && self.handle.stopping.load(Ordering::Acquire) {
+                self.begin_stop(now);
+            }
+            if now.duration_since(last_sweep) >= TICK {
+                last_sweep = now;
+                self.close_idle(now);
+                self.serve_ready();
+            }
+            if let Some(deadline) = self.stop_deadline
+                && (self.connections.is_empty() || now >= deadline)
+            {
+                break;
+            }
+        }
+        self.abandon();
+        Ok(())
+    }
+
+    /// Moves every posted completion to the backlog.
+    fn take_completions(&mut self) {
+        self.backlog.extend(
+            self.ring
+                .completion()
+                .map(|entry| (entry.user_data(), entry.result(), entry.flags())),
+        );
+    }
+
+    /// Queues `entry`, submitting first if the queue is full.
+    ///
+    /// # Safety
+    /// Every buffer `entry` points to must stay valid until its completion arrives.
+    unsafe fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            if let Err(error) = self.ring.submit() {
+                // Completions the kernel could not post (EBUSY) wait for room: make it.
+                tracing::debug!(%error, "io_uring submit with a full queue failed");
+                self.take_completions();
+            }
+        }
+    }
+
+    fn arm_wake(&mut self) {
+        let entry = opcode::Read::new(
+            types::Fd(self.handle.wake.as_raw_fd()),
+            std::ptr::from_mut::<u64>(&mut self.wake_count).cast(),
+            8,
+        )
+        .build()
+        .user_data(user_data(Op::Wake, 0, 0));
+        // SAFETY: `wake_count` is boxed and lives as long as the ring.
+        unsafe { self.push(entry) };
+    }
+
+    fn complete(&mut self, data: u64, result: i32, flags: u32) {
+        let (op, slot, generation) = decode(data);
+        match op {
+            Some(Op::Wake) => {
+                for handoff in self.handle.take_handoffs() {
+                    self.admit(handoff);
+                }
+                self.arm_wake();
+            }
+            Some(Op::Provide) if result < 0 => {
+                tracing::error!(result, "io_uring provide buffers failed");
+            }
+            Some(Op::Receive) => self.received(slot, generation, result, flags),
+            Some(Op::Send) => self.sent(slot, generation, result),
+            Some(Op::Provide | Op::Cancel) | None => {}
+        }
+    }
+
+    fn admit(&mut self, handoff: Handoff) {
+        let Handoff { socket, info, done } = handoff;
+        if self.stop_deadline.is_some() {
+            let _ = done.send(Outcome {
+                reason: CloseReason::Shutdown,
+                watch: None,
+            });
+            return;
+        }
+        // The ring never blocks on a socket: a blocking one makes io_uring poll for
+        // readiness instead of answering EAGAIN.
+        let _ = socket.set_nonblocking(false);
+        self.next_generation = (self.next_generation + 1) & 0x00ff_ffff;
+        let slot = self.connections.insert(RingConnection {
+            socket,
+            connection: Connection::new(self.shared, info.id),
+            info,
+            done,
+            generation: self.next_generation,
+            receiving: false,
+            cancelling: false,
+            sending: None,
+            iovecs: Vec::new(),
+            // SAFETY: an all-zero msghdr is a valid empty header.
+            header: Box::new(unsafe { std::mem::zeroed() }),
+            needed: 0,
+            hung_up: false,
+            closing: None,
+            watching: None,
+            last_active: Instant::now(),
+            queued: false,
+        });
+        self.arm_receive(slot);
+    }
+
+    fn arm_receive(&mut self, slot: usize) {
+        let conn = &mut self.connections[slot];
+        conn.receiving = true;
+        conn.cancelling = false;
+        let entry = opcode::RecvMulti::new(types::Fd(conn.socket.as_raw_fd()), BUFFER_GROUP)
+            .build()
+            .user_data(user_data(Op::Receive, slot, conn.generation));
+        // SAFETY: receives write only into provided buffers.
+        unsafe { self.push(entry) };
+    }
+
+    fn cancel_receive(&mut self, slot: usize) {
+        let conn = &mut self.connections[slot];
+        conn.cancelling = true;
+        let entry = opcode::AsyncCancel::new(user_data(Op::Receive, slot, conn.generation))
+            .build()
+            .user_data(user_data(Op::Cancel, slot, conn.generation));
+        // SAFETY: a cancellation points to no memory.
+        unsafe { self.push(entry) };
+    }
+
+    /// Gives provided buffer `id` back to the kernel.
+    fn provide(&mut self, id: u16) {
+        let start = usize::from(id) * PROVIDED_BUFFER_SIZE;
+        let entry = opcode::ProvideBuffers::new(
+            self.provided[start..].as_mut_ptr(),
+            PROVIDED_BUFFER_SIZE as i32,
+            1,
+            BUFFER_GROUP,
+            id,
+        )
+        .build()
+        .user_data(user_data(Op::Provide, 0, 0));
+        // SAFETY: `provided` lives as long as the ring.
+        unsafe { self.push(entry) };
+    }
+
+    /// The live connection a completion belongs to.
+    fn connection(&mut self, slot: usize, generation: u32) -> Option<&mut RingConnection> {
+        self.connections
+            .get_mut(slot)
+            .filter(|conn| conn.generation == generation)
+    }
+
+    fn mark_ready(&mut self, slot: usize) {
+        if let Some(conn) = self.connections.get_mut(slot)
+            && !conn.queued
+        {
+            conn.queued = true;
+            self.ready.push(slot);
+        }
+    }
+
+    fn received(&mut self, slot: usize, generation: u32, result: i32, flags: u32) {
+        let buffer = cqueue::buffer_select(flags);
+        let shared = self.shared;
+        let buffers = &shared.stats.buffers;
+        let mut direct = None;
+        if let Some(conn) = self
+            .connections
+            .get_mut(slot)
+            .filter(|conn| conn.generation == generation)
+        {
+            if !cqueue::more(flags) {
+                conn.receiving = false;
+            }
+            match (result, buffer) {
+                (count @ 1.., Some(id)) if conn.closing.is_none() => {
+                    let start = usize::from(id) * PROVIDED_BUFFER_SIZE;
+                    let mut bytes = &self.provided[start..start + count as usize];
+                    conn.connection.counters.bytes_read += count as u64;
+                    conn.last_active = Instant::now();
+                    let read = &mut conn.connection.read;
+                    if read.capacity() == 0 {
+                        match buffers.take_read_buffer() {
+                            Some(buffer) => *read = buffer,
+                            // Under read_buf_mem_limit a connection that finds no room
+                            // is closed.
+                            None => conn.closing = Some(CloseReason::Error),
+                        }
+                    }
+                    if conn.closing.is_none()
+                        && conn.connection.read.is_empty()
+                        && conn.sending.is_none()
+                        && !conn.connection.session.paused()
+                    {
+                        // Nothing held back: run the requests straight from the
+                        // provided buffer and keep only an incomplete rest; the read
+                        // buffer goes back to the pool before the replies are sent.
+                        let (batch, consumed) =
+                            conn.connection
+                                .begin_batch_on(shared, &conn.info, Some(bytes));
+                        bytes = &bytes[consumed..];
+                        if bytes.is_empty() {
+                            let read = std::mem::take(&mut conn.connection.read);
+                            buffers.give_read_buffer(read);
+                        }
+                        direct = Some(batch);
+                    }
+                    if conn.closing.is_none() {
+                        conn.connection.read.extend_from_slice(bytes);
+                    }
+                }
+                (0, _) => conn.hung_up = true,
+                (error, _)
+                    if error < 0
+                        && error != -libc::ENOBUFS
+                        && error != -libc::ECANCELED
+                        && conn.closing.is_none() =>
+                {
+                    conn.closing = Some(CloseReason::Error);
+                }
+                _ => {}
+            }
+            let cancel = conn.receiving && !conn.cancelling && conn.throttled();
+            if cancel {
+                self.cancel_receive(slot);
+            }
+            self.mark_ready(slot);
+        }
+        if let Some(id) = buffer {
+            self.provide(id);
+        }
+        if let Some(batch) = direct {
+            self.finish_batch(slot, batch);
+        }
+    }
+
+    fn sent(&mut self, slot: usize, generation: u32, result: i32) {
+        let shared = self.shared;
+        let Some(conn) = self.connection(slot, generation) else {
+            return;
+        };
+        if result <= 0 || conn.closing.is_some() {
+            if let Some(flight) = conn.sending.take() {
+                conn.connection.end_batch(shared, &conn.info, flight.window);
+            }
+            conn.closing.get_or_insert(CloseReason::Error);
+            self.mark_ready(slot);
+            return;
+        }
+        let pending = &mut conn.connection.pending;
+        let mut written = result as usize;
+        let mut done = 0;
+        while written > 0 && done < pending.len() {
+            let chunk = &mut pending[done];
+            if written >= chunk.len() {
+                written -= chunk.len();
+                done += 1;
+            } else {
+                chunk.advance(written);
+                written = 0;
+            }
+        }
+        pending.drain(..done);
+        if !pending.is_empty() {
+            self.submit_send(slot);
+            return;
+        }
+        let flight = conn.sending.take().expect("a send completed");
+        conn.connection.counters.bytes_written += flight.total as u64;
+        conn.connection.end_batch(shared, &conn.info, flight.window);
+        conn.last_active = Instant::now();
+        self.settle(slot, flight.step, flight.watching);
+        self.mark_ready(slot);
+    }
+
+    fn start_send(&mut self, slot: usize, batch: Batch) {
+        let conn = &mut self.connections[slot];
+        conn.connection.replies.take(&mut conn.connection.pending);
+        let total = conn.connection.pending.iter().map(Bytes::len).sum();
+        conn.sending = Some(InFlight {
+            step: batch.step,
+            window: batch.window,
+            watching: batch.watching,
+            total,
+        });
+        self.submit_send(slot);
+    }
+
+    fn submit_send(&mut self, slot: usize) {
+        let conn = &mut self.connections[slot];
+        let fd = types::Fd(conn.socket.as_raw_fd());
+        let token = user_data(Op::Send, slot, conn.generation);
+        if let [chunk] = conn.connection.pending.as_slice() {
+            // One slice (most replies): a plain send, no header for the kernel to copy.
+            let entry = opcode::Send::new(
+                fd,
+                chunk.as_ptr(),
+                u32::try_from(chunk.len()).unwrap_or(u32::MAX),
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(token);
+            // SAFETY: the pending `Bytes` stays in the connection, untouched, until this
+            // send completes; a connection leaves the ring only with no send in flight.
+            unsafe { self.push(entry) };
+            return;
+        }
+        conn.iovecs.clear();
+        conn.iovecs.extend(
+            conn.connection
+                .pending
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|chunk| libc::iovec {
+                    iov_base: chunk.as_ptr().cast_mut().cast(),
+                    iov_len: chunk.len(),
+                }),
+        );
+        conn.header.msg_iov = conn.iovecs.as_mut_ptr();
+        conn.header.msg_iovlen = conn.iovecs.len();
+        let entry = opcode::SendMsg::new(fd, &*conn.header)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(token);
+        // SAFETY: the header, the iovecs and the pending `Bytes` they point into stay in
+        // the connection, untouched, until this send completes; a connection leaves the
+        // ring only with no send in flight.
+        unsafe { self.push(entry) };
+    }
+
+    /// Processes each connection that received bytes or finished a send this turn, then
+    /// re-arms, cancels or retires it.
+    fn serve_ready(&mut self) {
+        while let Some(slot) = self.ready.pop() {
+            let Some(conn) = self.connections.get_mut(slot) else {
+                continue;
+            };
+            conn.queued = false;
+            if conn.closing.is_none() {
+                self.process(slot);
+            }
+            self.tend(slot);
+        }
+    }
+
+    /// Runs the connection's complete requests, batch by batch, until it must wait for
+    /// input or for a send.
+    fn process(&mut self, slot: usize) {
+        let shared = self.shared;
+        loop {
+            let conn = &mut self.connections[slot];
+            if conn.sending.is_some() || conn.closing.is_some() {
+                return;
+            }
+            let connection = &mut conn.connection;
+            if connection.read.is_empty() && !connection.session.paused() {
+                if conn.hung_up {
+                    conn.closing = Some(CloseReason::Normal);
+                } else {
+                    // Nothing pending: hold no buffers while the client thinks.
+                    connection.release_buffers(shared);
+                    conn.info.set_state(connection.session.waiting());
+                }
+                return;
+            }
+            let batch = connection.begin_batch(shared, &conn.info);
+            if !self.finish_batch(slot, batch) {
+                return;
+            }
+        }
+    }
+
+    /// Sends a batch's replies, or settles it at once when it queued none; true to
+    /// process again at once.
+    fn finish_batch(&mut self, slot: usize, batch: Batch) -> bool {
+        let conn = &mut self.connections[slot];
+        if !conn.connection.replies.is_empty() {
+            self.start_send(slot, batch);
+            return false;
+        }
+        conn.connection
+            .end_batch(self.shared, &conn.info, batch.window);
+        self.settle(slot, batch.step, batch.watching)
+    }
+
+    /// What follows a batch whose replies were written; true to process again at once.
+    fn settle(&mut self, slot: usize, step: Step, watching: Option<Watching>) -> bool {
+        let stopping = self.stop_deadline.is_some();
+        let conn = &mut self.connections[slot];
+        match step {
+            Step::MoreQueued => return true,
+            Step::Yield => {
+                self.shared
+                    .stats
+                    .conn_yields
+                    .fetch_add(1, Ordering::Relaxed);
+                if !conn.queued {
+                    conn.queued = true;
+                    self.yielded.push(slot);
+                }
+            }
+            Step::Done(Flow::Reject) => conn.closing = Some(CloseReason::Error),
+            Step::Done(Flow::Watch(_)) => {
+                conn.watching = watching;
+                conn.closing = Some(CloseReason::Normal);
+            }
+            Step::Done(Flow::Close) => conn.closing = Some(CloseReason::Normal),
+            Step::Done(Flow::Shutdown { graceful }) => {
+                self.shared.request_shutdown(graceful);
+                conn.closing = Some(CloseReason::Normal);
+            }
+            Step::NeedInput(needed) => {
+                conn.needed = needed;
+                conn.info.set_state(conn.connection.session.waiting());
+                if stopping {
+                    conn.closing = Some(CloseReason::Shutdown);
+                } else if conn.hung_up {
+                    conn.closing = Some(CloseReason::Normal);
+                }
+            }
+            Step::Done(_) if stopping => conn.closing = Some(CloseReason::Shutdown),
+            Step::Done(_) => {}
+        }
+        false
+    }
+
+    /// Re-arms a receive that ended, cancels one a closing connection still has, and
+    /// retires a closing connection with nothing in flight.
+    fn tend(&mut self, slot: usize) {
+        let conn = &self.connections[slot];
+        if conn.closing.is_none() {
+            if !conn.receiving && !conn.hung_up && !conn.throttled() {
+                self.arm_receive(slot);
+            }
+            return;
+        }
+        if conn.receiving {
+            if !conn.cancelling {
+                self.cancel_receive(slot);
+            }
+            return;
+        }
+        if conn.sending.is_none() {
+            self.retire(slot);
+        }
+    }
+
+    /// Hands a finished connection back to its task on tokio.
+    fn retire(&mut self, slot: usize) {
+        let conn = self.connections.remove(slot);
+        let RingConnection {
+            socket,
+            done,
+            mut connection,
+            closing,
+            watching,
+            ..
+        } = conn;
+        self.shared
+            .stats
+            .buffers
+            .give_read_buffer(std::mem::take(&mut connection.read));
+        let watch = watching.map(|watching| (watching, socket));
+        let _ = done.send(Outcome {
+            reason: closing.unwrap_or(CloseReason::Normal),
+            watch,
+        });
+    }
+
+    fn begin_stop(&mut self, now: Instant) {
+        let limit = Duration::from_millis(self.drain_limit_ms.load(Ordering::Relaxed));
+        self.stop_deadline = Some(now + limit);
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| conn.sending.is_none() && conn.closing.is_none())
+            .map(|(slot, _)| slot)
+            .collect();
+        // A connection sending its batch closes once that is written (see `settle`).
+        for slot in idle {
+            self.connections[slot].closing = Some(CloseReason::Shutdown);
+            self.mark_ready(slot);
+        }
+        self.serve_ready();
+    }
+
+    /// Closes connections silent for `-o idle_timeout`, as memcached does.
+    fn close_idle(&mut self, now: Instant) {
+        let limit = match self.shared.settings.idle_timeout {
+            0 => return,
+            seconds => Duration::from_secs(seconds),
+        };
+        let idle: Vec<usize> = self
+            .connections
+            .iter()
+            .filter(|(_, conn)| {
+                conn.sending.is_none()
+                    && conn.closing.is_none()
+                    && now.duration_since(conn.last_active) >= limit
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in idle {
+            self.connections[slot].closing = Some(CloseReason::IdleTimeout);
+            self.mark_ready(slot);
+        }
+    }
+
+    /// Past the drain limit: what is left (a client that does not read its replies) is
+    /// dropped. Its sockets are shut down so the clients see the close, and the
+    /// connections with an operation in flight are leaked rather than freed under the
+    /// kernel (the process is exiting).
+    fn abandon(&mut self) {
+        for (_, conn) in self.connections.iter() {
+            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+        }
+        let mut leaked = false;
+        for conn in self.connections.drain() {
+            if conn.receiving || conn.sending.is_some() {
+                leaked = true;
+                std::mem::forget(conn);
+            }
+        }
+        if leaked {
+            std::mem::forget(std::mem::take(&mut self.provided));
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The io_uring data path for plain TCP connections (`-o io_engine=uring`, the default
+//! where the kernel offers it).
+//!
+//! At depth 1 most of a cache server's CPU is kernel time in one receive and one send
+//! system call per request. Here each worker thread drives one ring: receives are
+//! multishot (armed once per connection, completing into buffers the ring provides), and
+//! every reply that became ready during a loop turn is queued as a send and submitted
+//! with the next wait, so a turn costs one `io_uring_enter` however many connections
+//! it served.
+//!
+//! ```text
+//!  tokio (control plane)                      ring thread (data plane), one per worker
+//!  ─────────────────────                      ─────────────────────────────────────────
+//!  accept, -c limit, admit, conn_new   ──▶  inbox + eventfd ──▶ RecvMulti(fd, group)
+//!  task awaits the Outcome  ◀── oneshot ──┐                        │ CQE: bytes in a
+//!  watch: serves the socket on tokio      │                        ▼ provided buffer
+//!  conn_close with the Outcome's reason   │   Connection::begin_batch (shared with the
+//!  TLS, unix sockets, UDP: tokio only     │   tokio path) ─▶ SendMsg ─▶ end_batch
+//!                                         └── closed, idle, stopped, or handed back
+//! ```
+//!
+//! Ownership: the ring thread owns each connection's socket, read buffer and replies
+//! while it serves it; the kernel owns a provided buffer from the receive that filled it
+//! until the loop has run the requests in it (copying only an incomplete rest into the
+//! connection's read buffer) and provides it again, and reads a send's
+//! `msghdr`/iovecs (kept in the connection, pointing into its pending `Bytes`) until
+//! that send completes. A connection leaves the ring only once no operation on it is in
+//! flight. The connection's task on its tokio worker keeps everything that outlives the
+//! data path: its `curr_connections` place, the live count a stopping worker waits for,
+//! and the `watch connevents` lines.
+//!
+//! Backpressure matches the classic path: a connection does not parse while its replies
+//! are being sent, and one that keeps sending meanwhile has its receive cancelled once
+//! it has [`event_loop::READ_AHEAD_LIMIT`] bytes unparsed, re-armed after the send.
+
+mod event_loop;
+
+use super::Shared;
+use crate::config::IoEngine;
+use crate::stats::ConnInfo;
+use crate::watch::{CloseReason, Watching};
+use io_uring::{IoUring, opcode};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{oneshot, watch};
+
+/// How a connection left the ring.
+pub struct Outcome {
+    /// What `watch connevents` reports when the connection closes.
+    pub reason: CloseReason,
+    /// The client asked for `watch`: its OK was sent; the socket goes back to tokio.
+    pub watch: Option<(Watching, std::net::TcpStream)>,
+}
+
+/// A connection handed to a ring.
+struct Handoff {
+    socket: std::net::TcpStream,
+    info: Arc<ConnInfo>,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The tokio side's way into one worker's ring.
+pub struct RingHandle {
+    /// Connections waiting to be admitted; `None` once the ring thread has exited.
+    inbox: Mutex<Option<Vec<Handoff>>>,
+    /// Written to wake the ring thread (new connections, stop).
+    wake: OwnedFd,
+    stopping: AtomicBool,
+}
+
+impl RingHandle {
+    /// Serves `socket` on the ring until it closes or asks for `watch`. A ring that has
+    /// stopped drops the connection, which answers [`CloseReason::Shutdown`].
+    async fn serve(&self, socket: std::net::TcpStream, info: Arc<ConnInfo>) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        if let Some(inbox) = self
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            inbox.push(Handoff { socket, info, done });
+        }
+        self.wake();
+        outcome.await.unwrap_or(Outcome {
+            reason: CloseReason::Shutdown,
+            watch: None,
+        })
+    }
+
+    /// The connections handed over since the last call.
+    fn take_handoffs(&self) -> Vec<Handoff> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        inbox.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The ring thread has exited: later connections are dropped at once.
+    fn close_inbox(&self) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Tells the ring the server is stopping: each connection finishes and flushes the
+    /// batch it is executing, then closes.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        let one: u64 = 1;
+        // An eventfd write fails only when its counter would overflow: it is awake then.
+        // SAFETY: writes 8 bytes from a live u64 to an fd this handle owns.
+        unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+/// Serves one admitted plain TCP connection on `ring`: opens its `watch connevents`
+/// lines, waits for the ring to finish with it, and serves a `watch` on tokio.
+pub async fn serve(
+    ring: &RingHandle,
+    shared: &Shared,
+    socket: std::net::TcpStream,
+    info: &Arc<ConnInfo>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut events = super::connection::opened(shared, info);
+    let outcome = ring.serve(socket, info.clone()).await;
+    events.reason = outcome.reason;
+    if let Some((watching, socket)) = outcome.watch {
+        let stopped = std::pin::pin!(async move {
+            let _ = stop.changed().await;
+        });
+        if socket.set_nonblocking(true).is_ok()
+            && let Ok(mut socket) = tokio::net::TcpStream::from_std(socket)
+        {
+            watching.serve(&mut socket, stopped).await;
+        }
+        // memcached reports a watcher's end as an error close.
+        events.reason = CloseReason::Error;
+    }
+}
+
+/// Why io_uring cannot serve here.
+#[derive(Debug)]
+pub struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Closes a ring's inbox when its thread ends, however it ends.
+struct CloseInboxOnExit(Arc<RingHandle>);
+
+impl Drop for CloseInboxOnExit {
+    fn drop(&mut self) {
+        self.0.close_inbox();
+    }
+}
+
+/// A ring as the engine runs it. Completions are posted only when the ring's one
+/// thread waits for them (`DEFER_TASKRUN`, Linux 6.1): the kernel never interrupts the
+/// thread to run io_uring's task work, which otherwise costs more than the system calls
+/// the ring saves.
+fn build_ring(entries: u32) -> io::Result<IoUring> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(entries * 8)
+        .build(entries)
+}
+
+/// Checks that this kernel lets the process create a ring with what the engine uses:
+/// multishot receive (Linux 6.0, detected by its sibling `SEND_ZC`), provided buffers,
+/// `sendmsg`, cancellation, waits with a timeout (`EXT_ARG`) and deferred task work. A seccomp filter or
+/// `kernel.io_uring_disabled` makes the setup itself fail.
+pub fn probe() -> Result<(), Unavailable> {
+    let ring = build_ring(8).map_err(|error| Unavailable(format!("io_uring_setup: {error}")))?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(Unavailable("kernel lacks IORING_FEAT_EXT_ARG".into()));
+    }
+    let mut probe = io_uring::Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|error| Unavailable(format!("io_uring probe: {error}")))?;
+    for (name, code) in [
+        ("RECV", opcode::RecvMulti::CODE),
+        ("SEND_ZC (multishot receive)", opcode::SendZc::CODE),
+        ("PROVIDE_BUFFERS", opcode::ProvideBuffers::CODE),
+        ("SENDMSG", opcode::SendMsg::CODE),
+        ("SEND", opcode::Send::CODE),
+        ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
+        ("READ", opcode::Read::CODE),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(Unavailable(format!("kernel lacks IORING_OP_{name}")));
+        }
+    }
+    Ok(())
+}
+
+/// The engine to run with: `requested` as settled against what the kernel offers
+/// (`available`). `auto` falls back to epoll with an info line; a forced `uring` that the
+/// kernel refuses is an error, not a silent downgrade.
+pub fn resolve(
+    requested: IoEngine,
+    available: impl FnOnce() -> Result<(), Unavailable>,
+) -> Result<IoEngine, String> {
+    match requested {
+        IoEngine::Epoll => Ok(IoEngine::Epoll),
+        IoEngine::Uring => match available() {
+            Ok(()) => Ok(IoEngine::Uring),
+            Err(why) => Err(format!("io_engine=uring is unavailable: {why}")),
+        },
+        IoEngine::Auto => match available() {
+            Ok(()) => Ok(IoEngine::Uring),
+            Err(why) => {
+                tracing::info!(%why, "io_uring unavailable: plain TCP connections use epoll");
+                Ok(IoEngine::Epoll)
+            }
+        },
+    }
+}
+
+/// Starts one worker's ring thread. It serves what [`RingHandle::serve`] hands it and
+/// exits once stopped and drained (or after `drain_limit_ms`, read when the stop comes).
+pub fn start(
+    index: usize,
+    shared: Arc<Shared>,
+    drain_limit_ms: Arc<AtomicU64>,
+) -> io::Result<(Arc<RingHandle>, std::thread::JoinHandle<()>)> {
+    // SAFETY: eventfd has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+    let handle = Arc::new(RingHandle {
+        inbox: Mutex::new(Some(Vec::new())),
+        wake,
+        stopping: AtomicBool::new(false),
+    });
+    let served = handle.clone();
+    let (created, creation) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("ring-{index}"))
+        .spawn(move || {
+            // Even if the loop panics, later connections must not wait for it.
+            let _closed = CloseInboxOnExit(served.clone());
+            // Created here: a single-issuer ring belongs to the thread that creates it.
+            match build_ring(event_loop::SUBMISSION_ENTRIES) {
+                Ok(ring) => {
+                    let _ = created.send(Ok(()));
+                    let mut ring =
+                        event_loop::RingLoop::new(ring, &shared, served.clone(), drain_limit_ms);
+                    if let Err(error) = ring.run() {
+                        tracing::error!(%error, "io_uring worker failed");
+                    }
+                }
+                Err(error) => {
+                    let _ = created.send(Err(error));
+                }
+            }
+        })?;
+    creation
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("io_uring worker thread died")))?;
+    Ok((handle, thread))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> Result<(), Unavailable> {
+        Err(Unavailable(
+            "io_uring_setup: Operation not permitted".into(),
+        ))
+    }
+
+    #[test]
+    fn auto_falls_back_to_epoll_where_io_uring_is_refused() {
+        assert_eq!(resolve(IoEngine::Auto, refused), Ok(IoEngine::Epoll));
+        assert_eq!(resolve(IoEngine::Auto, || Ok(())), Ok(IoEngine::Uring));
+    }
+
+    #[test]
+    fn a_forced_uring_that_is_refused_fails_with_the_reason() {
+        let error = resolve(IoEngine::Uring, refused).unwrap_err();
+        assert_eq!(
+            error,
+            "io_engine=uring is unavailable: io_uring_setup: Operation not permitted"
+        );
+        assert_eq!(resolve(IoEngine::Uring, || Ok(())), Ok(IoEngine::Uring));
+    }
+
+    #[test]
+    fn epoll_never_asks_the_kernel() {
+        let asked = std::cell::Cell::new(false);
+        let engine = resolve(IoEngine::Epoll, || {
+            asked.set(true);
+            Ok(())
+        });
+        assert_eq!(engine, Ok(IoEngine::Epoll));
+        assert!(!asked.get());
+    }
+}
