@@ -745,6 +745,7 @@ impl<'s> RingLoop<'s> {
             .map(|(slot, _)| slot)
             .collect();
         for slot in idle {
+            self.shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
             self.connections[slot].closing = Some(CloseReason::IdleTimeout);
             self.mark_ready(slot);
         }
