@@ -110,13 +110,16 @@ fn tls_listeners_serve_real_tls_clients() {
         drop(wrong);
         // memcached counts the failure when its worker gets to the socket, which on a
         // loaded machine can take seconds: poll for it.
+        // On a heavily loaded machine memcached 1.6.18 was seen not to count it at all
+        // (its worker met the client's close before the bad record): that is reported,
+        // not failed, for memcached; ferrocached must count it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while c.stat("ssl_handshake_errors") == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "[{:?}] handshake error counted",
-                server.kind
-            );
+            if std::time::Instant::now() >= deadline {
+                assert_ne!(server.kind, Kind::Ferrocached, "handshake error counted");
+                eprintln!("NOTE: memcached did not count this handshake error in 30 s");
+                break;
+            }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         let settings = c.stats("settings");
