@@ -31,6 +31,7 @@ servers and is printed beside the same workload driven by loadgen.
 
 usage: benches/compare.py [--rounds 3] [--seconds 10] [--workloads get90,get90_p16,mget10,set4k]
                           [--mode window|lockstep] [--memcslap-execute 10000 | 0 to skip]
+environment: FERRO_ARGS (extra ferrocached flags), SERVER_THREADS (-t for both servers)
 Run from the repository root after `cargo build --release --bins --examples`.
 Prints a table, then one summary line per workload and one for the memcslap cross-check.
 """
@@ -65,7 +66,11 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 def start(binary, port):
-    cmd = ["taskset", "-c", "0", binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "1024", "-c", "4096"]
+    # SERVER_THREADS=2 runs both servers with -t 2 on both CPUs (sharing CPU 1 with the
+    # generator): a scaling check of CPU per request, not of throughput, on a 2-core machine.
+    threads = os.environ.get("SERVER_THREADS", "1")
+    cpus = "0" if threads == "1" else "0-1"
+    cmd = ["taskset", "-c", cpus, binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-t", threads, "-m", "1024", "-c", "4096"]
     if os.geteuid() == 0:
         cmd += ["-u", "root"]
     cmd += os.environ.get("FERRO_ARGS", "").split() if binary == FERRO else []  # e.g. -o io_engine=epoll

@@ -87,7 +87,9 @@ impl Shared {
     /// The io engine is settled here too (`-o io_engine`): `stats settings` shows the one
     /// in use.
     pub fn new(mut settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
-        settings.io_engine = uring::resolve(settings.io_engine, uring::probe)?;
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        settings.io_engine =
+            uring::resolve(settings.io_engine, settings.threads, cpus, uring::probe)?;
         let tls = match &settings.tls {
             Some(options) => Some(tls::TlsState::new(options.clone(), clock.unix_now())?),
             None => None,
