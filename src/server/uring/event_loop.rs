@@ -89,6 +89,10 @@ struct InFlight {
     watching: Option<Watching>,
     /// Reply bytes of the whole batch, counted as written once all are.
     total: usize,
+    /// Bytes already sent straight from the reply buffer, when the batch's replies are
+    /// one contiguous run there (the common case: no copy, no allocation per send);
+    /// `None` when they were taken into `connection.pending`.
+    in_place: Option<usize>,
 }
 
 /// One client on the ring.
@@ -485,11 +489,24 @@ impl<'s> RingLoop<'s> {
         };
         if result <= 0 || conn.closing.is_some() {
             if let Some(flight) = conn.sending.take() {
+                if flight.in_place.is_some() {
+                    conn.connection.replies.clear();
+                }
                 conn.connection.end_batch(shared, &conn.info, flight.window);
             }
             conn.closing.get_or_insert(CloseReason::Error);
             self.mark_ready(slot);
             return;
+        }
+        if let Some(flight) = conn.sending.as_mut()
+            && let Some(sent) = flight.in_place.as_mut()
+        {
+            *sent += result as usize;
+            if *sent < flight.total {
+                self.submit_send(slot);
+                return;
+            }
+            conn.connection.replies.clear();
         }
         let pending = &mut conn.connection.pending;
         let mut written = result as usize;
@@ -519,13 +536,20 @@ impl<'s> RingLoop<'s> {
 
     fn start_send(&mut self, slot: usize, batch: Batch) {
         let conn = &mut self.connections[slot];
-        conn.connection.replies.take(&mut conn.connection.pending);
-        let total = conn.connection.pending.iter().map(Bytes::len).sum();
+        let connection = &mut conn.connection;
+        let (total, in_place) = match connection.replies.contiguous() {
+            Some(replies) => (replies.len(), Some(0)),
+            None => {
+                connection.replies.take(&mut connection.pending);
+                (connection.pending.iter().map(Bytes::len).sum(), None)
+            }
+        };
         conn.sending = Some(InFlight {
             step: batch.step,
             window: batch.window,
             watching: batch.watching,
             total,
+            in_place,
         });
         self.submit_send(slot);
     }
@@ -534,6 +558,23 @@ impl<'s> RingLoop<'s> {
         let conn = &mut self.connections[slot];
         let fd = types::Fd(conn.socket.as_raw_fd());
         let token = user_data(Op::Send, slot, conn.generation);
+        let in_place = conn.sending.as_ref().and_then(|flight| flight.in_place);
+        if let (Some(sent), Some(replies)) = (in_place, conn.connection.replies.contiguous()) {
+            let rest = &replies[sent..];
+            let entry = opcode::Send::new(
+                fd,
+                rest.as_ptr(),
+                u32::try_from(rest.len()).unwrap_or(u32::MAX),
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(token);
+            // SAFETY: the reply buffer's storage is neither written nor freed until this
+            // send completes (nothing runs on a connection with a send in flight, and it
+            // leaves the ring only with none).
+            unsafe { self.push(entry) };
+            return;
+        }
         if let [chunk] = conn.connection.pending.as_slice() {
             // One slice (most replies): a plain send, no header for the kernel to copy.
             let entry = opcode::Send::new(
