@@ -9,7 +9,7 @@
 //! reads its config, so each test runs a copy in which only host names, ports and file
 //! locations are replaced by local ones.
 
-use crate::support::{ferrocached_binary, free_port, skip, tool};
+use crate::support::{ferrocached_binary, free_port, python_yaml_check, skip, tool};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -653,19 +653,9 @@ assert targets == ["cache1:9150", "cache2:9150"], targets
 assert prometheus["rule_files"] == ["alerts.yml"]
 print("ok")
 "#;
-    let output = Command::new("python3")
-        .args(["-c", script, deployment().to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") {
-        skip("the Python module yaml (PyYAML) is not installed");
+    if !python_yaml_check(script, &deployment()) {
         return;
     }
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     // The MSM nodes of both contexts are the compose hosts of the cache nodes.
     for context in ["tomcat/context-sticky.xml", "tomcat/context-nonsticky.xml"] {
         assert!(read(context).contains(r#"memcachedNodes="n1:cache1:11211,n2:cache2:11211""#));

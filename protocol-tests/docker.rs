@@ -1,7 +1,7 @@
 //! What can be checked of docker/ without a Docker engine: the entrypoint's behaviour,
 //! that compose.yml parses and names files that exist, and the Dockerfile's promises.
 
-use crate::support::skip;
+use crate::support::python_yaml_check;
 use std::path::Path;
 use std::process::Command;
 
@@ -58,19 +58,7 @@ with open(os.path.join(root, "docker/prometheus.yml")) as f:
 assert targets == ["n1:9150", "n2:9150"], targets
 print("ok")
 "#;
-    let output = Command::new("python3")
-        .args(["-c", script, repository().to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") {
-        skip("the Python module yaml (PyYAML) is not installed");
-        return;
-    }
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    python_yaml_check(script, repository());
 }
 
 #[test]

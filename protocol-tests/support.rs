@@ -18,7 +18,7 @@
 use std::fmt::Display;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -385,4 +385,23 @@ pub fn tool(name: &str) -> Option<Command> {
     }
     skip(format!("the tool {name} is not installed"));
     None
+}
+
+/// Runs a Python `script` that checks YAML files under `root` (its `sys.argv[1]`) and
+/// asserts it succeeded. False, after a visible skip, when PyYAML is missing.
+pub fn python_yaml_check(script: &str, root: &Path) -> bool {
+    let output = Command::new("python3")
+        .args(["-c", script, root.to_str().unwrap()])
+        .output()
+        .expect("python3 runs");
+    if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") {
+        skip("the Python module yaml (PyYAML) is not installed");
+        return false;
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    true
 }
