@@ -6,6 +6,7 @@
 //! and *closing* once it must go: it leaves the ring when neither operation is in
 //! flight.
 
+use super::buffer_ring::BufferRing;
 use super::{Handoff, Outcome, RingHandle};
 use crate::buffers::{READ_BUFFER, ReplyWindow};
 use crate::command::Flow;
@@ -28,14 +29,14 @@ use tokio::sync::oneshot;
 /// many multishot completions does not overflow it.
 pub(super) const SUBMISSION_ENTRIES: u32 = 1024;
 /// The one provided-buffer group receives pick from.
-const BUFFER_GROUP: u16 = 0;
+pub(super) const BUFFER_GROUP: u16 = 0;
 /// Provided buffers per ring: each receive completion holds one until the loop copies
 /// its bytes into the connection's read buffer, in the same turn. The kernel hands them
 /// out in turn (first in, first out), so all of them become resident: 512 KiB per ring.
 /// A turn that needs more ends some receives with ENOBUFS; they are re-armed.
-const PROVIDED_BUFFERS: u16 = 64;
+pub(super) const PROVIDED_BUFFERS: u16 = 64;
 /// Bytes per provided buffer: a 4 KiB value with its command line fits one.
-const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
+pub(super) const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
 /// Unparsed bytes a connection may gather while its replies are being sent before its
 /// receive is cancelled (re-armed after the send): TCP backpressure reaches the client.
 pub(super) const READ_AHEAD_LIMIT: usize = 4 * READ_BUFFER;
@@ -56,7 +57,6 @@ const TICK: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Wake = 1,
-    Provide = 2,
     Receive = 3,
     Send = 4,
     Cancel = 5,
@@ -69,7 +69,6 @@ fn user_data(op: Op, slot: usize, generation: u32) -> u64 {
 fn decode(data: u64) -> (Option<Op>, usize, u32) {
     let op = match data & 0xff {
         1 => Some(Op::Wake),
-        2 => Some(Op::Provide),
         3 => Some(Op::Receive),
         4 => Some(Op::Send),
         5 => Some(Op::Cancel),
@@ -137,7 +136,7 @@ pub(super) struct RingLoop<'s> {
     handle: Arc<RingHandle>,
     drain_limit_ms: Arc<AtomicU64>,
     connections: Slab<RingConnection>,
-    provided: Box<[u8]>,
+    provided: BufferRing,
     /// The eventfd read's destination.
     wake_count: Box<u64>,
     /// Connections to process at the end of the turn.
@@ -160,43 +159,33 @@ impl<'s> RingLoop<'s> {
         shared: &'s Shared,
         handle: Arc<RingHandle>,
         drain_limit_ms: Arc<AtomicU64>,
-    ) -> Self {
+    ) -> io::Result<Self> {
         let coalesce_usec = if ring.params().is_feature_min_timeout() {
             COALESCE_USEC
         } else {
             0
         };
-        RingLoop {
+        let provided =
+            BufferRing::register(&ring, BUFFER_GROUP, PROVIDED_BUFFERS, PROVIDED_BUFFER_SIZE)?;
+        Ok(RingLoop {
             coalesce_usec,
             ring,
             shared,
             handle,
             drain_limit_ms,
             connections: Slab::new(),
-            provided: vec![0; usize::from(PROVIDED_BUFFERS) * PROVIDED_BUFFER_SIZE]
-                .into_boxed_slice(),
+            provided,
             wake_count: Box::new(0),
             ready: Vec::new(),
             yielded: Vec::new(),
             backlog: Vec::new(),
             next_generation: 0,
             stop_deadline: None,
-        }
+        })
     }
 
     /// Runs until stopped and drained (or past the drain limit).
     pub(super) fn run(&mut self) -> io::Result<()> {
-        let all = opcode::ProvideBuffers::new(
-            self.provided.as_mut_ptr(),
-            PROVIDED_BUFFER_SIZE as i32,
-            PROVIDED_BUFFERS,
-            BUFFER_GROUP,
-            0,
-        )
-        .build()
-        .user_data(user_data(Op::Provide, 0, 0));
-        // SAFETY: `provided` lives as long as the ring (declared after it).
-        unsafe { self.push(all) };
         if self.shared.settings.read_buf_mem_limit > 0 {
             // One read buffer in this thread's pool from the start: a ring serves many
             // connections per turn and holds their reply windows until the next, so its
@@ -310,12 +299,9 @@ impl<'s> RingLoop<'s> {
                 }
                 self.arm_wake();
             }
-            Some(Op::Provide) if result < 0 => {
-                tracing::error!(result, "io_uring provide buffers failed");
-            }
             Some(Op::Receive) => self.received(slot, generation, result, flags),
             Some(Op::Send) => self.sent(slot, generation, result),
-            Some(Op::Provide | Op::Cancel) | None => {}
+            Some(Op::Cancel) | None => {}
         }
     }
 
@@ -375,22 +361,6 @@ impl<'s> RingLoop<'s> {
         unsafe { self.push(entry) };
     }
 
-    /// Gives provided buffer `id` back to the kernel.
-    fn provide(&mut self, id: u16) {
-        let start = usize::from(id) * PROVIDED_BUFFER_SIZE;
-        let entry = opcode::ProvideBuffers::new(
-            self.provided[start..].as_mut_ptr(),
-            PROVIDED_BUFFER_SIZE as i32,
-            1,
-            BUFFER_GROUP,
-            id,
-        )
-        .build()
-        .user_data(user_data(Op::Provide, 0, 0));
-        // SAFETY: `provided` lives as long as the ring.
-        unsafe { self.push(entry) };
-    }
-
     /// The live connection a completion belongs to.
     fn connection(&mut self, slot: usize, generation: u32) -> Option<&mut RingConnection> {
         self.connections
@@ -422,8 +392,7 @@ impl<'s> RingLoop<'s> {
             }
             match (result, buffer) {
                 (count @ 1.., Some(id)) if conn.closing.is_none() => {
-                    let start = usize::from(id) * PROVIDED_BUFFER_SIZE;
-                    let mut bytes = &self.provided[start..start + count as usize];
+                    let mut bytes = self.provided.received(id, count as usize);
                     conn.connection.counters.bytes_read += count as u64;
                     conn.last_active = Instant::now();
                     let read = &mut conn.connection.read;
@@ -475,7 +444,7 @@ impl<'s> RingLoop<'s> {
             self.mark_ready(slot);
         }
         if let Some(id) = buffer {
-            self.provide(id);
+            self.provided.recycle(id);
         }
         if let Some(batch) = direct {
             self.finish_batch(slot, batch);
@@ -808,7 +777,7 @@ impl<'s> RingLoop<'s> {
             }
         }
         if leaked {
-            std::mem::forget(std::mem::take(&mut self.provided));
+            self.provided.leak();
         }
     }
 }

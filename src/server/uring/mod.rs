@@ -33,6 +33,7 @@
 //! are being sent, and one that keeps sending meanwhile has its receive cancelled once
 //! it has [`event_loop::READ_AHEAD_LIMIT`] bytes unparsed, re-armed after the send.
 
+mod buffer_ring;
 mod event_loop;
 
 use super::Shared;
@@ -183,7 +184,7 @@ fn build_ring(entries: u32) -> io::Result<IoUring> {
 }
 
 /// Checks that this kernel lets the process create a ring with what the engine uses:
-/// multishot receive (Linux 6.0, detected by its sibling `SEND_ZC`), provided buffers,
+/// multishot receive (Linux 6.0, detected by its sibling `SEND_ZC`), a buffer ring,
 /// `sendmsg`, cancellation, waits with a timeout (`EXT_ARG`) and deferred task work. A seccomp filter or
 /// `kernel.io_uring_disabled` makes the setup itself fail.
 pub fn probe() -> Result<(), Unavailable> {
@@ -195,10 +196,11 @@ pub fn probe() -> Result<(), Unavailable> {
     ring.submitter()
         .register_probe(&mut probe)
         .map_err(|error| Unavailable(format!("io_uring probe: {error}")))?;
+    buffer_ring::BufferRing::register(&ring, event_loop::BUFFER_GROUP, 1, 64)
+        .map_err(|error| Unavailable(format!("io_uring buffer ring: {error}")))?;
     for (name, code) in [
         ("RECV", opcode::RecvMulti::CODE),
         ("SEND_ZC (multishot receive)", opcode::SendZc::CODE),
-        ("PROVIDE_BUFFERS", opcode::ProvideBuffers::CODE),
         ("SENDMSG", opcode::SendMsg::CODE),
         ("SEND", opcode::Send::CODE),
         ("ASYNC_CANCEL", opcode::AsyncCancel::CODE),
@@ -276,11 +278,12 @@ pub fn start(
             // Even if the loop panics, later connections must not wait for it.
             let _closed = CloseInboxOnExit(served.clone());
             // Created here: a single-issuer ring belongs to the thread that creates it.
-            match build_ring(event_loop::SUBMISSION_ENTRIES) {
-                Ok(ring) => {
+            let ring = build_ring(event_loop::SUBMISSION_ENTRIES).and_then(|ring| {
+                event_loop::RingLoop::new(ring, &shared, served.clone(), drain_limit_ms)
+            });
+            match ring {
+                Ok(mut ring) => {
                     let _ = created.send(Ok(()));
-                    let mut ring =
-                        event_loop::RingLoop::new(ring, &shared, served.clone(), drain_limit_ms);
                     if let Err(error) = ring.run() {
                         tracing::error!(%error, "io_uring worker failed");
                     }
