@@ -150,6 +150,9 @@ pub(super) struct RingLoop<'s> {
     stop_deadline: Option<Instant>,
     /// [`COALESCE_USEC`] where the kernel supports it, else 0.
     coalesce_usec: u32,
+    /// When the current turn's wait returned: the time of every completion in the turn
+    /// (idle timeouts count whole seconds, so one clock read a turn is enough).
+    turn_began: Instant,
 }
 
 impl<'s> RingLoop<'s> {
@@ -175,6 +178,7 @@ impl<'s> RingLoop<'s> {
             drain_limit_ms,
             connections: Slab::new(),
             provided,
+            turn_began: Instant::now(),
             wake_count: Box::new(0),
             ready: Vec::new(),
             yielded: Vec::new(),
@@ -218,6 +222,7 @@ impl<'s> RingLoop<'s> {
                     ) => {}
                 Err(error) => return Err(error),
             }
+            self.turn_began = Instant::now();
             self.take_completions();
             let mut completions = std::mem::take(&mut self.backlog);
             for &(data, result, flags) in &completions {
@@ -394,7 +399,7 @@ impl<'s> RingLoop<'s> {
                 (count @ 1.., Some(id)) if conn.closing.is_none() => {
                     let mut bytes = self.provided.received(id, count as usize);
                     conn.connection.counters.bytes_read += count as u64;
-                    conn.last_active = Instant::now();
+                    conn.last_active = self.turn_began;
                     let read = &mut conn.connection.read;
                     if read.capacity() == 0 {
                         match buffers.take_read_buffer() {
@@ -453,6 +458,7 @@ impl<'s> RingLoop<'s> {
 
     fn sent(&mut self, slot: usize, generation: u32, result: i32) {
         let shared = self.shared;
+        let now = self.turn_began;
         let Some(conn) = self.connection(slot, generation) else {
             return;
         };
@@ -498,7 +504,7 @@ impl<'s> RingLoop<'s> {
         let flight = conn.sending.take().expect("a send completed");
         conn.connection.counters.bytes_written += flight.total as u64;
         conn.connection.end_batch(shared, &conn.info, flight.window);
-        conn.last_active = Instant::now();
+        conn.last_active = now;
         self.settle(slot, flight.step, flight.watching);
         self.mark_ready(slot);
     }
