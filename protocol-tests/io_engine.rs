@@ -53,13 +53,12 @@ fn stats_settings_shows_the_engine_chosen() {
             let _ = forced.wait();
             let uring = start(Kind::Ferrocached, &["-o", "io_engine=uring"]);
             assert_eq!(engine_shown(&uring), "uring");
-            // The default is io_uring where the kernel offers it and each worker has two
-            // CPUs; with fewer, epoll.
+            // The default is io_uring where the kernel offers it and each worker has a
+            // CPU; with more workers than CPUs, epoll.
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             let one = start(Kind::Ferrocached, &["-o", "io_engine=auto", "-t", "1"]);
-            let expected = if cpus >= 2 { "uring" } else { "epoll" };
-            assert_eq!(engine_shown(&one), expected);
-            let crowded = (cpus / 2 + 1).to_string();
+            assert_eq!(engine_shown(&one), "uring");
+            let crowded = (cpus + 1).to_string();
             let crowded = start(Kind::Ferrocached, &["-o", "io_engine=auto", "-t", &crowded]);
             assert_eq!(engine_shown(&crowded), "epoll");
             break;
