@@ -1,9 +1,11 @@
 //! The fixed header every stored item carries, inline in its slab chunk.
 //!
-//! Layout of a chunk: `[Header][key bytes][value bytes]`, no padding between them. The
-//! header holds the eviction queue links as chunk handles (4 bytes each instead of
-//! pointers), so an item costs 40 bytes of metadata plus its key and value; memcached's
-//! item header is 48.
+//! Layout of a chunk: `[Header][client flags, 4 bytes, only when not 0][key][value]`, no
+//! padding between them (memcached also keeps the flags only when they are not 0). The
+//! header keeps one time field, as memcached 1.6 does: the last access, set on store,
+//! which also decides flush_all. Its queue links are 4-byte chunk handles, so an item
+//! costs 32 bytes of metadata plus its key and value; memcached's item header is 48
+//! (56 with CAS).
 
 /// Handle of an item inside one shard: a page/chunk pair, or a large-item slot.
 pub type Handle = u32;
@@ -15,6 +17,8 @@ pub const NIL: Handle = u32::MAX;
 pub const LIVE: u8 = 1;
 /// The item has been read at least once since it was stored (`mg h`, `evicted_unfetched`).
 pub const FETCHED: u8 = 2;
+/// The item's client flags are not 0 and follow the header in its chunk.
+pub const HAS_FLAGS: u8 = 4;
 /// Meta: the item was invalidated (`md I`, `ms I`); readers see `X`.
 pub const STALE: u8 = 8;
 /// Meta: one reader already won the right to recache it (`W` sent; others see `Z`).
@@ -29,38 +33,48 @@ pub const FREQUENCY_MAX: u8 = 3;
 /// The item is in its class's main queue; otherwise in the small (probation) queue.
 pub const IN_MAIN: u8 = 128;
 
+/// Seconds a read may leave the access time alone once the item is marked fetched and
+/// its read count is full (memcached's `ITEM_UPDATE_INTERVAL`): a hit on a hot item then
+/// writes nothing to its header.
+pub const UPDATE_INTERVAL: u32 = 60;
+
 /// Per-item metadata stored in front of the key.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Header {
     /// Compare-and-swap version; 0 when CAS is disabled (`-C`).
     pub cas: u64,
+    /// Server time at which the item expires; 0 = never.
+    pub exptime: u32,
+    /// Server time of the last store or access (eviction age, `mg l`, flush_all).
+    pub atime: u32,
     /// Previous item in this item's eviction queue (towards the head).
     pub prev: Handle,
     /// Next item in the eviction queue (towards the tail).
     pub next: Handle,
-    /// Server time of the last store (flush_all compares against it).
-    pub time: u32,
-    /// Server time at which the item expires; 0 = never.
-    pub exptime: u32,
-    /// Server time of the last access (eviction age, `mg l`).
-    pub atime: u32,
-    /// Opaque client flags.
-    pub flags: u32,
-    /// Length of the value in bytes.
-    pub value_len: u32,
+    /// Length of the value of an item in a chunk (chunks hold at most 16 KiB); a large
+    /// item's length is its value's own.
+    pub value_len: u16,
     /// Length of the key in bytes (at most 250).
     pub key_len: u8,
-    /// `LIVE`, `FETCHED`, `STALE`, `TOKEN_SENT`, `IN_MAIN` bits and the `FREQUENCY` count.
+    /// `LIVE`, `FETCHED`, `HAS_FLAGS`, `STALE`, `TOKEN_SENT`, `IN_MAIN` bits and the
+    /// `FREQUENCY` count.
     pub state: u8,
 }
 
 /// Bytes taken by the header in front of every chunk.
 pub const HEADER_SIZE: usize = std::mem::size_of::<Header>();
 
-/// Bytes an item of this key and value length needs in a chunk.
-pub fn item_size(key_len: usize, value_len: usize) -> usize {
-    HEADER_SIZE + key_len + value_len
+/// Bytes the client flags take in a chunk: none when they are 0.
+#[inline]
+pub fn flags_size(flags: u32) -> usize {
+    if flags == 0 { 0 } else { 4 }
+}
+
+/// Bytes an item of this key and value length and these client flags needs in a chunk.
+#[inline]
+pub fn item_size(key_len: usize, value_len: usize, flags: u32) -> usize {
+    HEADER_SIZE + flags_size(flags) + key_len + value_len
 }
 
 impl Header {
@@ -81,6 +95,21 @@ impl Header {
     pub fn set_frequency(&mut self, count: u8) {
         self.state = (self.state & !FREQUENCY) | (count.min(FREQUENCY_MAX) << FREQUENCY_SHIFT);
     }
+
+    /// Offset of the key in the chunk: after the header and the flags if present.
+    #[inline]
+    pub fn key_offset(&self) -> usize {
+        HEADER_SIZE + if self.state & HAS_FLAGS != 0 { 4 } else { 0 }
+    }
+
+    /// True when a read changes nothing memcached would show: the item is marked
+    /// fetched, its read count is full and its access time is under `UPDATE_INTERVAL`
+    /// old.
+    #[inline]
+    pub fn read_is_recorded(&self, now: u32) -> bool {
+        self.state & (FETCHED | FREQUENCY) == FETCHED | FREQUENCY
+            && now.wrapping_sub(self.atime) < UPDATE_INTERVAL
+    }
 }
 
 #[cfg(test)]
@@ -88,8 +117,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_is_forty_bytes_and_eight_aligned() {
-        assert_eq!(HEADER_SIZE, 40);
+    fn header_is_thirty_two_bytes_and_eight_aligned() {
+        assert_eq!(HEADER_SIZE, 32);
         assert_eq!(std::mem::align_of::<Header>(), 8);
+    }
+
+    #[test]
+    fn flags_take_room_only_when_not_zero() {
+        assert_eq!(item_size(12, 100, 0), HEADER_SIZE + 112);
+        assert_eq!(item_size(12, 100, 7), HEADER_SIZE + 116);
+        let mut header = Header::default();
+        assert_eq!(header.key_offset(), HEADER_SIZE);
+        header.state |= HAS_FLAGS;
+        assert_eq!(header.key_offset(), HEADER_SIZE + 4);
+    }
+
+    #[test]
+    fn a_read_is_recorded_once_fetched_full_and_recent() {
+        let mut header = Header {
+            atime: 100,
+            state: LIVE | FETCHED,
+            ..Header::default()
+        };
+        assert!(!header.read_is_recorded(100));
+        header.set_frequency(FREQUENCY_MAX);
+        assert!(header.read_is_recorded(100));
+        assert!(header.read_is_recorded(100 + UPDATE_INTERVAL - 1));
+        assert!(!header.read_is_recorded(100 + UPDATE_INTERVAL));
     }
 }

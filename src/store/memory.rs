@@ -10,7 +10,7 @@
 //! `shard/eviction.rs`, reached from `Shard::chunk_for`), so a change in value sizes never
 //! starves a class ("slab calcification").
 
-use super::item::{FETCHED, HEADER_SIZE, Handle, Header, IN_MAIN, NIL};
+use super::item::{FETCHED, HAS_FLAGS, HEADER_SIZE, Handle, Header, IN_MAIN, NIL};
 use bytes::Bytes;
 use slab::Slab;
 use std::sync::Arc;
@@ -108,23 +108,41 @@ const MAX_PAGES: usize = (LARGE_BIT >> CHUNK_BITS) as usize;
 /// Class of a page that no class owns (free or returned).
 const NO_CLASS: usize = usize::MAX;
 
-/// The chunk sizes of the slab classes, derived from `-n` and `-f` as memcached does.
+/// Chunk sizes up to which classes go in 8-byte steps (see `SizeClasses::new`).
+pub const FINE_STEPS_UP_TO: usize = 256;
+
+/// Slab classes below `SLAB_CHUNK_MAX` at most: with that last class, memcached's 63.
+const MAX_CLASSES: usize = 62;
+
+/// The chunk sizes of the slab classes, derived from `-n` and `-f`.
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
 }
 
 impl SizeClasses {
-    /// Classes start at memcached's 48-byte item header plus `min_space` (`-n`) and grow
-    /// by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`.
+    /// memcached's chunk sizes (from its 48-byte item header plus `min_space` (`-n`),
+    /// growing by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`), with every
+    /// 8-byte step between the first class and `FINE_STEPS_UP_TO` added: ferrocached's
+    /// smaller header makes small items fall between memcached's classes (a 136-byte item
+    /// would take a 152-byte chunk). memcached's sizes stay among the classes; if the
+    /// steps would pass memcached's limit of classes, memcached's sizes alone are kept.
     pub fn new(min_space: usize, factor: f64) -> Self {
         let mut sizes = Vec::new();
-        let mut size = (48 + min_space).max(HEADER_SIZE + 8);
+        let first = align8((48 + min_space).max(HEADER_SIZE + 8));
+        let mut size = first;
         let factor = factor.max(1.01);
-        while (size as f64) <= SLAB_CHUNK_MAX as f64 / factor && sizes.len() < 62 {
+        while (size as f64) <= SLAB_CHUNK_MAX as f64 / factor && sizes.len() < MAX_CLASSES {
             size = align8(size);
             sizes.push(size);
             size = (size as f64 * factor) as usize;
+        }
+        let mut stepped = sizes.clone();
+        stepped.extend((first..=FINE_STEPS_UP_TO).step_by(8));
+        stepped.sort_unstable();
+        stepped.dedup();
+        if stepped.len() <= MAX_CLASSES {
+            sizes = stepped;
         }
         sizes.push(SLAB_CHUNK_MAX);
         SizeClasses { sizes }
@@ -203,6 +221,7 @@ struct Page {
 /// An item too big for a chunk: its value is refcounted so a reply can share it.
 struct LargeItem {
     header: Header,
+    flags: u32,
     key: Box<[u8]>,
     value: Bytes,
 }
@@ -481,13 +500,48 @@ impl Memory {
             return &self.large[(handle & !LARGE_BIT) as usize].key;
         }
         let header = self.header(handle);
-        // SAFETY: the key was written right after the header and lies within the chunk.
+        // SAFETY: the key was written right after the header (and flags) and lies
+        // within the chunk.
         unsafe {
             std::slice::from_raw_parts(
-                self.chunk_ptr(handle).add(HEADER_SIZE),
+                self.chunk_ptr(handle).add(header.key_offset()),
                 header.key_len as usize,
             )
         }
+    }
+
+    /// The item's client flags (kept in the chunk only when they are not 0).
+    #[inline]
+    pub fn flags(&self, handle: Handle) -> u32 {
+        if handle & LARGE_BIT != 0 {
+            return self.large[(handle & !LARGE_BIT) as usize].flags;
+        }
+        if self.header(handle).state & HAS_FLAGS == 0 {
+            return 0;
+        }
+        // SAFETY: a chunk with `HAS_FLAGS` holds 4 bytes of flags right after the header.
+        let bytes = unsafe { *(self.chunk_ptr(handle).add(HEADER_SIZE) as *const [u8; 4]) };
+        u32::from_ne_bytes(bytes)
+    }
+
+    /// Length of the item's value.
+    #[inline]
+    pub fn value_len(&self, handle: Handle) -> usize {
+        if handle & LARGE_BIT != 0 {
+            return self.large[(handle & !LARGE_BIT) as usize].value.len();
+        }
+        usize::from(self.header(handle).value_len)
+    }
+
+    /// Bytes the item takes in its chunk (`item_size`): what `bytes`, `mem_requested`
+    /// and `me` report.
+    #[inline]
+    pub fn item_size(&self, handle: Handle) -> usize {
+        super::item::item_size(
+            self.key(handle).len(),
+            self.value_len(handle),
+            self.flags(handle),
+        )
     }
 
     /// The item's value.
@@ -501,8 +555,8 @@ impl Memory {
         ValueRef::Inline(unsafe {
             std::slice::from_raw_parts(
                 self.chunk_ptr(handle)
-                    .add(HEADER_SIZE + header.key_len as usize),
-                header.value_len as usize,
+                    .add(header.key_offset() + header.key_len as usize),
+                usize::from(header.value_len),
             )
         })
     }
@@ -512,28 +566,45 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return None;
         }
-        let (key_len, value_len) = {
+        let (value_at, value_len) = {
             let header = self.header(handle);
-            (header.key_len as usize, header.value_len as usize)
+            (
+                header.key_offset() + header.key_len as usize,
+                usize::from(header.value_len),
+            )
         };
         // SAFETY: the value lies inside the chunk and we hold `&mut self`.
         Some(unsafe {
-            std::slice::from_raw_parts_mut(
-                self.chunk_ptr_mut(handle).add(HEADER_SIZE + key_len),
-                value_len,
-            )
+            std::slice::from_raw_parts_mut(self.chunk_ptr_mut(handle).add(value_at), value_len)
         })
     }
 
-    /// Writes a new item into a chunk of `class` obtained from `take_chunk`.
-    pub fn write_item(&mut self, handle: Handle, header: Header, key: &[u8], parts: &[&[u8]]) {
+    /// Writes a new item into a chunk of `class` obtained from `take_chunk`; the flags
+    /// take room only when they are not 0.
+    pub fn write_item(
+        &mut self,
+        handle: Handle,
+        mut header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) {
         let ptr = self.chunk_ptr_mut(handle);
-        // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, key and
-        // all value parts fit; source and destination never overlap (the parts are not
-        // inside a free chunk).
+        if flags != 0 {
+            header.state |= HAS_FLAGS;
+        } else {
+            header.state &= !HAS_FLAGS;
+        }
+        // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, flags,
+        // key and all value parts fit; source and destination never overlap (the parts
+        // are not inside a free chunk).
         unsafe {
             std::ptr::write(ptr as *mut Header, header);
             let mut at = ptr.add(HEADER_SIZE);
+            if flags != 0 {
+                std::ptr::write(at as *mut [u8; 4], flags.to_ne_bytes());
+                at = at.add(4);
+            }
             std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
             at = at.add(key.len());
             for part in parts {
@@ -625,7 +696,13 @@ impl Memory {
     }
 
     /// Stores a large item if the limit allows; `None` means room must be made first.
-    pub fn insert_large(&mut self, header: Header, key: &[u8], value: Bytes) -> Option<Handle> {
+    pub fn insert_large(
+        &mut self,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        value: Bytes,
+    ) -> Option<Handle> {
         let footprint = large_footprint(key.len(), value.len());
         if !self.budget.try_take(footprint) {
             return None;
@@ -633,6 +710,7 @@ impl Memory {
         self.used += footprint;
         let slot = self.large.insert(LargeItem {
             header,
+            flags,
             key: key.into(),
             value,
         });
@@ -868,6 +946,11 @@ impl Memory {
     /// Marks an item as read (for `evicted_unfetched`) and counts the read for eviction.
     #[inline]
     pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
+        // As memcached's ITEM_UPDATE_INTERVAL: a read that would change nothing shown
+        // leaves the header unwritten.
+        if self.header(handle).read_is_recorded(now) {
+            return;
+        }
         let header = self.header_mut(handle);
         header.state |= FETCHED;
         header.set_frequency(header.frequency() + 1);
@@ -878,4 +961,36 @@ impl Memory {
 /// Bytes a large item is charged: its key and value plus allocator and header overhead.
 pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
     HEADER_SIZE + 64 + key_len + value_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::item::item_size;
+
+    #[test]
+    fn classes_step_by_eight_up_to_256_and_keep_memcacheds_sizes() {
+        let classes = SizeClasses::new(48, 1.25);
+        let sizes = classes.sizes();
+        assert_eq!(&sizes[..3], &[96, 104, 112]);
+        for memcached in [96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184] {
+            assert!(sizes.contains(&memcached), "{memcached} in {sizes:?}");
+        }
+        assert!(sizes.contains(&FINE_STEPS_UP_TO));
+        assert!(!sizes.contains(&(FINE_STEPS_UP_TO + 8)));
+        assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(sizes.last(), Some(&SLAB_CHUNK_MAX));
+        assert!(sizes.len() <= MAX_CLASSES + 1);
+        // A 12-byte key and a 100-byte value fill their chunk exactly.
+        let item = item_size(12, 100, 0);
+        assert_eq!(classes.class_for(item).map(|class| sizes[class]), Some(item));
+    }
+
+    #[test]
+    fn a_small_factor_keeps_memcacheds_sizes_alone_within_the_class_limit() {
+        let classes = SizeClasses::new(48, 1.02);
+        let sizes = classes.sizes();
+        assert_eq!(sizes.len(), MAX_CLASSES + 1);
+        assert_eq!(sizes[1], align8((96.0 * 1.02) as usize));
+    }
 }

@@ -3,7 +3,7 @@
 //! `/metrics`), cachedump entries, live-item iteration (metadump, snapshots) and restore.
 
 use super::{Now, OutOfMemory, Shard};
-use crate::store::item::{FETCHED, Handle, Header, NIL, item_size};
+use crate::store::item::{FETCHED, Handle, Header, NIL};
 use crate::store::memory::ClassCounters;
 
 /// One line of `stats cachedump`.
@@ -116,13 +116,13 @@ impl Shard {
         LiveItem {
             key: self.memory.key(handle),
             value: self.memory.value(handle).bytes(),
-            flags: header.flags,
+            flags: self.memory.flags(handle),
             exptime: header.exptime,
             cas: header.cas,
             accessed: header.atime,
             fetched: header.state & FETCHED != 0,
             class: self.memory.class_of(handle) + 1,
-            size: item_size(header.key_len as usize, header.value_len as usize),
+            size: self.memory.item_size(handle),
         }
     }
 
@@ -176,7 +176,7 @@ impl Shard {
             let header = self.memory.header(handle);
             if !header.is_expired(now.now) && !self.is_flushed(header, now) {
                 visit(self.live_item(handle, header));
-                bytes += usize::from(header.key_len) + header.value_len as usize;
+                bytes += usize::from(header.key_len) + self.memory.value_len(handle);
             }
             items += 1;
             cursor.after = Some(handle);
@@ -224,7 +224,7 @@ impl Shard {
                 if !header.is_expired(now.now) && !self.is_flushed(header, now) {
                     out.push(DumpedItem {
                         key: self.memory.key(handle).to_vec(),
-                        size: header.value_len as usize,
+                        size: self.memory.value_len(handle),
                         exptime: header.exptime,
                     });
                 }

@@ -260,12 +260,12 @@ fn recently_read_items_get_a_second_chance() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    f.set(b"hot", &value, 0, at(10));
+    f.set(b"hot000000", &value, 0, at(10));
     for i in 0..20_000 {
-        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("cold{i:05}").as_bytes(), &value, 0, at(10));
         if i % 100 == 0 {
             assert!(
-                f.get(b"hot", at(10)).is_some(),
+                f.get(b"hot000000", at(10)).is_some(),
                 "a key read often survives ({i})"
             );
         }
@@ -284,7 +284,7 @@ fn one_read_protects_a_key_from_a_scan_of_one_hit_wonders() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    let hot: Vec<String> = (0..100).map(|i| format!("hot{i}")).collect();
+    let hot: Vec<String> = (0..100).map(|i| format!("hot{i:06}")).collect();
     for key in &hot {
         f.set(key.as_bytes(), &value, 0, at(10));
         assert!(f.get(key.as_bytes(), at(10)).is_some());
@@ -292,13 +292,13 @@ fn one_read_protects_a_key_from_a_scan_of_one_hit_wonders() {
     // Ten times what memory holds, each key written once and never read: an LRU would
     // have pushed the hot keys out after one pass.
     for i in 0..40_000 {
-        f.set(format!("scan{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("scan{i:05}").as_bytes(), &value, 0, at(10));
     }
     assert!(f.shard.counters.evictions > 30_000);
     for key in &hot {
         assert!(f.holds(key.as_bytes()), "{key} survived the scan");
     }
-    assert!(!f.holds(b"scan0"));
+    assert!(!f.holds(b"scan00000"));
     assert!(f.holds(b"scan39999"), "the newest item is kept");
 }
 
@@ -387,16 +387,16 @@ fn a_value_written_over_a_kept_item_keeps_its_place() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    f.set(b"hot", &value, 0, at(10));
-    f.get(b"hot", at(10));
+    f.set(b"hot000000", &value, 0, at(10));
+    f.get(b"hot000000", at(10));
     for i in 0..20_000 {
-        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("cold{i:05}").as_bytes(), &value, 0, at(10));
         if i % 5000 == 0 {
             // Rewritten, never read again: still where a read had put it.
-            f.set(b"hot", &[b'r'; 100], 0, at(10));
+            f.set(b"hot000000", &[b'r'; 100], 0, at(10));
         }
     }
-    assert!(f.holds(b"hot"));
+    assert!(f.holds(b"hot000000"));
 }
 
 #[test]
