@@ -3,14 +3,14 @@
 //! Layout of a chunk: `[Header][client flags, 4 bytes, only when not 0][key][value]`, no
 //! padding between them (memcached also keeps the flags only when they are not 0). The
 //! header keeps one time field, as memcached 1.6 does: the last access, set on store,
-//! which also decides flush_all. Its queue links are 4-byte chunk handles, so an item
-//! costs 32 bytes of metadata plus its key and value; memcached's item header is 48
-//! (56 with CAS).
+//! which also decides flush_all. It has no queue links: the eviction queues are a CLOCK
+//! over the chunks and a ring of handles (`memory.rs`), so an item costs 24 bytes of
+//! metadata plus its key and value; memcached's item header is 48 (56 with CAS).
 
 /// Handle of an item inside one shard: a page/chunk pair, or a large-item slot.
 pub type Handle = u32;
 
-/// "No item": the end of an eviction queue.
+/// "No item": an empty queue, or a hole in the small queue's ring.
 pub const NIL: Handle = u32::MAX;
 
 /// The item is linked into the index (cleared when the chunk is freed).
@@ -38,6 +38,13 @@ pub const IN_MAIN: u8 = 128;
 /// writes nothing to its header.
 pub const UPDATE_INTERVAL: u32 = 60;
 
+/// Position numbers of the small queue's ring: 31 bits, wrapping.
+pub const RING_POSITIONS: u32 = u32::MAX >> 1;
+
+/// `Header::ring` of a probation item that overflowed the ring (no position number has
+/// this value).
+pub const RING_OVERFLOW: u32 = u32::MAX;
+
 /// Per-item metadata stored in front of the key.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,10 +55,10 @@ pub struct Header {
     pub exptime: u32,
     /// Server time of the last store or access (eviction age, `mg l`, flush_all).
     pub atime: u32,
-    /// Previous item in this item's eviction queue (towards the head).
-    pub prev: Handle,
-    /// Next item in the eviction queue (towards the tail).
-    pub next: Handle,
+    /// Position number of the item's entry in its class's small-queue ring,
+    /// `RING_OVERFLOW` for a probation item outside the ring (meaningless once the item
+    /// is in the main queue).
+    pub ring: u32,
     /// Length of the value of an item in a chunk (chunks hold at most 16 KiB); a large
     /// item's length is its value's own.
     pub value_len: u16,
@@ -117,8 +124,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_is_thirty_two_bytes_and_eight_aligned() {
-        assert_eq!(HEADER_SIZE, 32);
+    fn header_is_twenty_four_bytes_and_eight_aligned() {
+        assert_eq!(HEADER_SIZE, 24);
         assert_eq!(std::mem::align_of::<Header>(), 8);
     }
 

@@ -4,7 +4,7 @@
 
 use super::{Now, OutOfMemory, Shard};
 use crate::store::item::{FETCHED, Handle, Header, NIL};
-use crate::store::memory::ClassCounters;
+use crate::store::memory::{ClassCounters, Sweep};
 
 /// One line of `stats cachedump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,19 +93,23 @@ impl ClassStats {
 
 impl Shard {
     /// Visits every live item of the classes in `classes` (bit n: the class of 0-based
-    /// index n) (`lru_crawler metadump`), within each class the main queue then the
-    /// small one, each from its tail (the order eviction would take them).
+    /// index n) (`lru_crawler metadump`), within each class the main queue from the
+    /// CLOCK hand round, then the small one: its overflow from its hand round, then its
+    /// ring first entered first (the order eviction would look at them).
     pub fn for_each_live(&self, now: Now, classes: u64, mut visit: impl FnMut(LiveItem<'_>)) {
         for class in (0..self.memory.class_count()).filter(|class| classes >> class & 1 == 1) {
-            let state = self.memory.class(class);
-            for tail in [state.main.tail, state.small.tail] {
-                let mut handle = tail;
-                while handle != NIL {
-                    let header = self.memory.header(handle);
-                    if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                        visit(self.live_item(handle, header));
-                    }
-                    handle = header.prev;
+            let mut handles = Vec::new();
+            for sweep in [Sweep::Main, Sweep::Overflow] {
+                self.memory.sweep(class, sweep, |handle| {
+                    handles.push(handle);
+                    true
+                });
+            }
+            handles.extend(self.memory.class(class).small.iter());
+            for handle in handles {
+                let header = self.memory.header(handle);
+                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                    visit(self.live_item(handle, header));
                 }
             }
         }
@@ -139,9 +143,10 @@ impl Shard {
             total.items += state.items;
             total.requested += state.requested;
             total.counters.add(&state.counters);
-            for tail in [state.small.tail, state.main.tail] {
-                if tail != NIL {
-                    let age = now.saturating_sub(self.memory.header(tail).atime);
+            let main = self.memory.candidate(class, Sweep::Main);
+            for next in [self.memory.probation_candidate(class), main] {
+                if next != NIL {
+                    let age = now.saturating_sub(self.memory.header(next).atime);
                     total.age = total.age.max(age);
                 }
             }
@@ -213,22 +218,28 @@ impl Shard {
         Ok(())
     }
 
-    /// Items of one class for `stats cachedump`, newest first (the small queue from
-    /// its head, then the main queue), until `out` holds `limit` items (0 = all).
+    /// Items of one class for `stats cachedump`: the small queue's ring newest first, its
+    /// overflow, then the main queue from the CLOCK hand round, until `out` holds
+    /// `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
-        let state = self.memory.class(class);
-        for head in [state.small.head, state.main.head] {
-            let mut handle = head;
-            while handle != NIL && (limit == 0 || out.len() < limit) {
-                let header = self.memory.header(handle);
-                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                    out.push(DumpedItem {
-                        key: self.memory.key(handle).to_vec(),
-                        size: self.memory.value_len(handle),
-                        exptime: header.exptime,
-                    });
-                }
-                handle = header.next;
+        let mut handles: Vec<Handle> = self.memory.class(class).small.iter().rev().collect();
+        for sweep in [Sweep::Overflow, Sweep::Main] {
+            self.memory.sweep(class, sweep, |handle| {
+                handles.push(handle);
+                true
+            });
+        }
+        for handle in handles {
+            if limit != 0 && out.len() >= limit {
+                return;
+            }
+            let header = self.memory.header(handle);
+            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                out.push(DumpedItem {
+                    key: self.memory.key(handle).to_vec(),
+                    size: self.memory.value_len(handle),
+                    exptime: header.exptime,
+                });
             }
         }
     }

@@ -23,7 +23,7 @@ impl Shard {
     /// Charges index (and ghost table) growth to the budget, so `-m` bounds items and
     /// index together.
     pub(super) fn charge_index(&mut self) {
-        let now = self.index_bytes() + self.ghost.bytes();
+        let now = self.index_bytes() + self.ghost.bytes() + self.memory.ring_bytes();
         if now > self.index_charge {
             self.memory.budget().take_anyway(now - self.index_charge);
         } else if now < self.index_charge {

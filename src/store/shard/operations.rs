@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, IN_MAIN, LIVE, NIL, STALE, TOKEN_SENT, item_size};
+use crate::store::item::{Handle, Header, IN_MAIN, LIVE, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -256,8 +256,7 @@ impl Shard {
         let cas = self.new_cas();
         let header = Header {
             cas,
-            prev: NIL,
-            next: NIL,
+            ring: 0,
             exptime,
             atime: now.now,
             // Only an item that fits a chunk keeps its length here (a chunk holds at
