@@ -33,9 +33,10 @@ pub const FREQUENCY_MAX: u8 = 3;
 /// The item is in its class's main queue; otherwise in the small (probation) queue.
 pub const IN_MAIN: u8 = 128;
 
-/// Seconds a read may leave the access time alone once the item is marked fetched and
-/// its read count is full (memcached's `ITEM_UPDATE_INTERVAL`): a hit on a hot item then
-/// writes nothing to its header.
+/// Seconds an access leaves the access time alone (memcached's `ITEM_UPDATE_INTERVAL`):
+/// `mg l` and metadump's `la=` count from the store or from an access at least this
+/// long after the previous recorded one, and a hit on a hot item writes nothing to its
+/// header.
 pub const UPDATE_INTERVAL: u32 = 60;
 
 /// Position numbers of the small queue's ring: 31 bits, wrapping.
@@ -109,13 +110,27 @@ impl Header {
         HEADER_SIZE + if self.state & HAS_FLAGS != 0 { 4 } else { 0 }
     }
 
-    /// True when a read changes nothing memcached would show: the item is marked
-    /// fetched, its read count is full and its access time is under `UPDATE_INTERVAL`
-    /// old.
+    /// True when the access time is more than `UPDATE_INTERVAL` old at `now`
+    /// (memcached's `it->time < current_time - ITEM_UPDATE_INTERVAL`).
+    #[inline]
+    pub fn access_is_dated(&self, now: u32) -> bool {
+        now.saturating_sub(self.atime) > UPDATE_INTERVAL
+    }
+
+    /// Records an access at `now` as memcached's `do_item_update`: only when the access
+    /// time is more than `UPDATE_INTERVAL` old.
+    #[inline]
+    pub fn note_access(&mut self, now: u32) {
+        if self.access_is_dated(now) {
+            self.atime = now;
+        }
+    }
+
+    /// True when a read changes nothing: the item is marked fetched, its read count is
+    /// full and its access time is not dated.
     #[inline]
     pub fn read_is_recorded(&self, now: u32) -> bool {
-        self.state & (FETCHED | FREQUENCY) == FETCHED | FREQUENCY
-            && now.wrapping_sub(self.atime) < UPDATE_INTERVAL
+        self.state & (FETCHED | FREQUENCY) == FETCHED | FREQUENCY && !self.access_is_dated(now)
     }
 }
 
@@ -149,7 +164,19 @@ mod tests {
         assert!(!header.read_is_recorded(100));
         header.set_frequency(FREQUENCY_MAX);
         assert!(header.read_is_recorded(100));
-        assert!(header.read_is_recorded(100 + UPDATE_INTERVAL - 1));
-        assert!(!header.read_is_recorded(100 + UPDATE_INTERVAL));
+        assert!(header.read_is_recorded(100 + UPDATE_INTERVAL));
+        assert!(!header.read_is_recorded(100 + UPDATE_INTERVAL + 1));
+    }
+
+    #[test]
+    fn an_access_moves_the_access_time_only_once_it_is_dated() {
+        let mut header = Header {
+            atime: 100,
+            ..Header::default()
+        };
+        header.note_access(100 + UPDATE_INTERVAL);
+        assert_eq!(header.atime, 100);
+        header.note_access(101 + UPDATE_INTERVAL);
+        assert_eq!(header.atime, 101 + UPDATE_INTERVAL);
     }
 }

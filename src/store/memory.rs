@@ -1193,18 +1193,19 @@ impl Memory {
         (found, position)
     }
 
-    /// Marks an item as read (for `evicted_unfetched`) and counts the read for eviction.
+    /// Marks an item as read (for `evicted_unfetched`, `mg h`) and counts the read for
+    /// eviction. As memcached, the access time moves only when it is more than
+    /// `UPDATE_INTERVAL` old, and a read that changes nothing leaves the header
+    /// unwritten.
     #[inline]
     pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
-        // As memcached's ITEM_UPDATE_INTERVAL: a read that would change nothing shown
-        // leaves the header unwritten.
         if self.header(handle).read_is_recorded(now) {
             return;
         }
         let header = self.header_mut(handle);
         header.state |= FETCHED;
         header.set_frequency(header.frequency() + 1);
-        header.atime = now;
+        header.note_access(now);
     }
 }
 

@@ -194,7 +194,7 @@ impl Shard {
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
                 // memcached refreshes the access time of the item an add collided with
-                // (an access, not a fetch: `mg h` does not count it).
+                // at once (an access, not a fetch: `mg h` does not count it).
                 self.memory.header_mut(handle).atime = now.now;
                 return StoreOutcome::NotStored;
             }
