@@ -23,7 +23,7 @@ pub const HAS_FLAGS: u8 = 4;
 pub const STALE: u8 = 8;
 /// Meta: one reader already won the right to recache it (`W` sent; others see `Z`).
 pub const TOKEN_SENT: u8 = 16;
-/// Two bits counting reads since the item last reached an eviction queue's tail (0 to
+/// Two bits counting reads since eviction last looked at the item (0 to
 /// `FREQUENCY_MAX`): the eviction policy keeps items whose count is not zero.
 pub const FREQUENCY: u8 = 32 | 64;
 /// Shift of the `FREQUENCY` bits.
@@ -92,7 +92,7 @@ impl Header {
         self.exptime != 0 && self.exptime <= now
     }
 
-    /// Reads counted since the item last reached a queue's tail (0 to `FREQUENCY_MAX`).
+    /// Reads counted since eviction last looked at the item (0 to `FREQUENCY_MAX`).
     #[inline]
     pub fn frequency(&self) -> u8 {
         (self.state & FREQUENCY) >> FREQUENCY_SHIFT

@@ -192,8 +192,8 @@ impl Shard {
         cursor.after = None;
     }
 
-    /// Stores an item from a snapshot, keeping its CAS value and last access time (warm
-    /// restart; the access time orders eviction if the snapshot does not fit).
+    /// Stores an item from a snapshot, keeping its CAS value, last access time and
+    /// whether it was read (warm restart).
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
@@ -203,6 +203,7 @@ impl Shard {
         expiry: u32,
         cas: u64,
         accessed: u32,
+        fetched: bool,
         value: &[u8],
         now: Now,
     ) -> Result<(), OutOfMemory> {
@@ -210,6 +211,9 @@ impl Shard {
         if let Some(handle) = self.find(key, hash) {
             let header = self.memory.header_mut(handle);
             header.atime = accessed.min(now.now);
+            if fetched {
+                header.state |= FETCHED;
+            }
             if self.cas_enabled {
                 header.cas = cas;
                 self.raise_cas_above(cas);

@@ -1,4 +1,4 @@
-//! Making room: reclaiming dead items at the queue tails, evicting by S3-FIFO, moving
+//! Making room: reclaiming dead items where eviction looks, evicting by S3-FIFO, moving
 //! pages between classes, and giving memory back to the budget shared with the other
 //! shards.
 //!
@@ -244,9 +244,9 @@ impl Shard {
     /// second.
     pub(super) fn oldest_tail_class(&self, preferred: usize) -> Option<usize> {
         let age_of = |class: usize| {
-            let tail = self.memory.eviction_candidate(class);
-            (tail != NIL).then(|| {
-                let header = self.memory.header(tail);
+            let candidate = self.memory.eviction_candidate(class);
+            (candidate != NIL).then(|| {
+                let header = self.memory.header(candidate);
                 (header.atime, header.cas)
             })
         };
@@ -323,9 +323,9 @@ impl Shard {
     /// Empties the page holding `victim`'s next eviction candidate and hands it to the
     /// free page list.
     pub(super) fn move_page_from(&mut self, victim: usize) {
-        let tail = self.memory.eviction_candidate(victim);
-        let Some(page) = Memory::page_of(tail) else {
-            return self.evict(tail);
+        let candidate = self.memory.eviction_candidate(victim);
+        let Some(page) = Memory::page_of(candidate) else {
+            return self.evict(candidate);
         };
         for handle in self.memory.live_in_page(page) {
             self.evict(handle);
