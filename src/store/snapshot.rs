@@ -19,9 +19,9 @@
 //! Format (integers little-endian):
 //! `FERROSNP` · version u32 · 0u32 · records · `END!` · record count u64 · CRC-32 of
 //! everything before it. A record: key length u8 · flags u32 · expiry as Unix seconds i64
-//! (0 = never) · CAS u64 · last access as Unix seconds i64 · read since stored u8 (0 or
-//! 1) · value length u32 · key · value. The trailer layout and the checksum are the same for every version, so another
-//! build's intact file is recognised as such.
+//! (0 = never) · CAS u64 · last access as Unix seconds i64 · read since stored u8 (0 for
+//! no, 1 for yes) · value length u32 · key · value. The trailer layout and the checksum
+//! are the same for every version, so another build's intact file is recognised as such.
 
 use super::{ItemCursor, Now, Store};
 use std::fs::File;
