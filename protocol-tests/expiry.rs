@@ -91,3 +91,68 @@ fn flush_all_can_be_disabled() {
         assert_eq!(c.stat("cmd_flush"), 1, "[{}] still counted", c.label);
     }
 }
+
+#[test]
+fn a_delayed_flush_takes_items_read_or_touched_before_it_is_due() {
+    // memcached keeps one time per item (the last access) and flushes what was
+    // accessed at or before the flush's due time: reads, touches and gats in between
+    // save nothing.
+    let all = servers(&[]);
+    let mut clients: Vec<_> = all.iter().map(|server| server.connect()).collect();
+    for c in &mut clients {
+        c.roundtrip(
+            b"set r 0 0 1\r\n1\r\nset t 0 0 1\r\n2\r\nset g 0 0 1\r\n3\r\nset a 0 0 1\r\n4\r\n",
+            b"STORED\r\nSTORED\r\nSTORED\r\nSTORED\r\n",
+        );
+        c.roundtrip(b"flush_all 2\r\n", b"OK\r\n");
+        c.roundtrip(b"get r\r\n", b"VALUE r 0 1\r\n1\r\nEND\r\n");
+        c.roundtrip(b"touch t 100\r\n", b"TOUCHED\r\n");
+        c.roundtrip(b"gat 100 g\r\n", b"VALUE g 0 1\r\n3\r\nEND\r\n");
+        c.roundtrip(b"add a 0 0 1\r\n5\r\n", b"NOT_STORED\r\n");
+    }
+    sleep(Duration::from_millis(3200));
+    for c in &mut clients {
+        c.roundtrip(b"get r t g a\r\n", b"END\r\n");
+    }
+}
+
+/// The `l` (seconds since the last access) a meta get reports for `key`.
+fn last_access(c: &mut crate::support::Client, key: &str) -> u64 {
+    c.send(format!("mg {key} l\r\n").as_bytes());
+    let line = String::from_utf8(c.read_line()).unwrap();
+    let flag = line
+        .split_whitespace()
+        .find_map(|token| token.strip_prefix('l'))
+        .unwrap_or_else(|| panic!("[{}] no l in {line:?}", c.label));
+    flag.parse().unwrap()
+}
+
+#[test]
+fn a_first_read_leaves_the_access_time_and_a_colliding_add_dates_it() {
+    // memcached's first read of an item (get, gat, touch) only marks it fetched; its
+    // time moves at most once a minute on reads, but at once for an add that collides.
+    let all = servers(&[]);
+    let mut clients: Vec<_> = all.iter().map(|server| server.connect()).collect();
+    for c in &mut clients {
+        c.roundtrip(
+            b"set r 0 0 1\r\n1\r\nset g 0 0 1\r\n2\r\nset a 0 0 1\r\n3\r\n",
+            b"STORED\r\nSTORED\r\nSTORED\r\n",
+        );
+    }
+    sleep(Duration::from_millis(2200));
+    for c in &mut clients {
+        c.roundtrip(b"get r\r\n", b"VALUE r 0 1\r\n1\r\nEND\r\n");
+        let after_reads = last_access(c, "r");
+        assert!(
+            after_reads >= 2,
+            "[{}] la {after_reads} after a read",
+            c.label
+        );
+        c.roundtrip(b"gat 100 g\r\n", b"VALUE g 0 1\r\n2\r\nEND\r\n");
+        let after_gat = last_access(c, "g");
+        assert!(after_gat >= 2, "[{}] la {after_gat} after a gat", c.label);
+        c.roundtrip(b"add a 0 0 1\r\n4\r\n", b"NOT_STORED\r\n");
+        let after_add = last_access(c, "a");
+        assert!(after_add <= 1, "[{}] la {after_add} after an add", c.label);
+    }
+}

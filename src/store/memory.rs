@@ -4,15 +4,21 @@
 //! This is memcached's slab allocator in miniature. Every byte a shard holds is a page or
 //! a large item, both taken from one budget shared by all shards (`-m`), so the process
 //! size follows the limit while a shard with few items never starves for pages. Each
-//! class keeps its items in two FIFO queues linked through the item headers, a small
-//! probation queue and a main queue (S3-FIFO, see `shard/eviction.rs`). Pages
+//! class keeps its items in two queues without links in the items (S3-FIFO, see
+//! `shard/eviction.rs`): a small probation queue, a ring of handles in arrival order, and
+//! a main queue swept by a CLOCK hand over the class's chunks in page order. Pages
 //! move between classes when another class holds older data (the page mover in
 //! `shard/eviction.rs`, reached from `Shard::chunk_for`), so a change in value sizes never
 //! starves a class ("slab calcification").
 
-use super::item::{FETCHED, HEADER_SIZE, Handle, Header, IN_MAIN, NIL};
+use super::item::{
+    FETCHED, HAS_FLAGS, HEADER_SIZE, Handle, Header, IN_MAIN, LIVE, NIL, RING_OVERFLOW,
+    RING_POSITIONS,
+};
 use bytes::Bytes;
 use slab::Slab;
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -108,23 +114,41 @@ const MAX_PAGES: usize = (LARGE_BIT >> CHUNK_BITS) as usize;
 /// Class of a page that no class owns (free or returned).
 const NO_CLASS: usize = usize::MAX;
 
-/// The chunk sizes of the slab classes, derived from `-n` and `-f` as memcached does.
+/// Chunk sizes up to which classes go in 8-byte steps (see `SizeClasses::new`).
+pub const FINE_STEPS_UP_TO: usize = 256;
+
+/// Slab classes below `SLAB_CHUNK_MAX` at most: with that last class, memcached's 63.
+const MAX_CLASSES: usize = 62;
+
+/// The chunk sizes of the slab classes, derived from `-n` and `-f`.
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
 }
 
 impl SizeClasses {
-    /// Classes start at memcached's 48-byte item header plus `min_space` (`-n`) and grow
-    /// by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`.
+    /// memcached's chunk sizes (from its 48-byte item header plus `min_space` (`-n`),
+    /// growing by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`), with every
+    /// 8-byte step between the first class and `FINE_STEPS_UP_TO` added: ferrocached's
+    /// smaller header makes small items fall between memcached's classes (a 136-byte item
+    /// would take a 152-byte chunk). memcached's sizes stay among the classes; if the
+    /// steps would pass memcached's limit of classes, memcached's sizes alone are kept.
     pub fn new(min_space: usize, factor: f64) -> Self {
         let mut sizes = Vec::new();
-        let mut size = (48 + min_space).max(HEADER_SIZE + 8);
+        let first = align8((48 + min_space).max(HEADER_SIZE + 8));
+        let mut size = first;
         let factor = factor.max(1.01);
-        while (size as f64) <= SLAB_CHUNK_MAX as f64 / factor && sizes.len() < 62 {
+        while (size as f64) <= SLAB_CHUNK_MAX as f64 / factor && sizes.len() < MAX_CLASSES {
             size = align8(size);
             sizes.push(size);
             size = (size as f64 * factor) as usize;
+        }
+        let mut stepped = sizes.clone();
+        stepped.extend((first..=FINE_STEPS_UP_TO).step_by(8));
+        stepped.sort_unstable();
+        stepped.dedup();
+        if stepped.len() <= MAX_CLASSES {
+            sizes = stepped;
         }
         sizes.push(SLAB_CHUNK_MAX);
         SizeClasses { sizes }
@@ -203,6 +227,7 @@ struct Page {
 /// An item too big for a chunk: its value is refcounted so a reply can share it.
 struct LargeItem {
     header: Header,
+    flags: u32,
     key: Box<[u8]>,
     value: Bytes,
 }
@@ -277,30 +302,94 @@ impl ClassCounters {
     }
 }
 
-/// One FIFO queue of a class's items, linked through their headers.
-#[derive(Debug, Clone, Copy)]
-pub struct Queue {
-    /// The item that entered last.
-    pub head: Handle,
-    /// The item that entered first: where eviction looks.
-    pub tail: Handle,
-    /// Items in the queue.
+/// The small (probation) queue of a class: handles in the order the items entered. An
+/// item in it keeps its entry's position number in its header (`Header::ring`), so an
+/// item that leaves (freed) turns its entry into a hole at once, and a page move
+/// repoints it: an entry never stands for a later item of the same chunk. Past
+/// `SMALL_QUEUE_CAP_PERCENT` of the class, the first entries leave the ring but stay on
+/// probation ("overflow", `Header::ring` = `RING_OVERFLOW`), found by a CLOCK sweep of
+/// their own and evicted before the ring's items.
+#[derive(Debug, Default)]
+pub struct SmallRing {
+    entries: VecDeque<Handle>,
+    /// Position number of the front entry; numbers wrap at `RING_POSITIONS`.
+    first: u32,
+    /// Items in the queue (entries that are not holes).
     pub len: u64,
 }
 
-impl Default for Queue {
-    fn default() -> Self {
-        Queue {
-            head: NIL,
-            tail: NIL,
-            len: 0,
+impl SmallRing {
+    /// Appends an item; returns its position number.
+    fn push(&mut self, handle: Handle) -> u32 {
+        let position = self.first.wrapping_add(self.entries.len() as u32) & RING_POSITIONS;
+        self.entries.push_back(handle);
+        self.len += 1;
+        position
+    }
+
+    /// The entry with this position number.
+    fn entry_mut(&mut self, position: u32) -> &mut Handle {
+        let index = (position.wrapping_sub(self.first) & RING_POSITIONS) as usize;
+        &mut self.entries[index]
+    }
+
+    /// Makes the entry at `position` a hole (its item left the queue).
+    fn remove(&mut self, position: u32) {
+        *self.entry_mut(position) = NIL;
+        self.len -= 1;
+        self.drop_leading_holes();
+    }
+
+    /// Keeps the front entry an item, so `front` costs nothing.
+    fn drop_leading_holes(&mut self) {
+        while self.entries.front() == Some(&NIL) {
+            self.entries.pop_front();
+            self.first = self.first.wrapping_add(1) & RING_POSITIONS;
         }
+    }
+
+    /// The item that entered first (`NIL` if none): where eviction looks.
+    pub fn front(&self) -> Handle {
+        self.entries.front().copied().unwrap_or(NIL)
+    }
+
+    /// True when holes outnumber items enough that a compaction pays for itself.
+    fn has_many_holes(&self) -> bool {
+        self.entries.len() > 2 * self.len as usize + 64
+    }
+
+    /// The items, first entered first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Handle> + '_ {
+        self.entries.iter().copied().filter(|&handle| handle != NIL)
+    }
+
+    /// Bytes the ring holds.
+    fn bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Handle>()
     }
 }
 
 /// Share of a class's items, in percent, the small queue may hold before eviction takes
 /// from it first (S3-FIFO's 10%).
 pub const SMALL_QUEUE_PERCENT: u64 = 10;
+
+/// Share of a class's items, in percent, past which the ring's first item leaves it for
+/// the overflow (still on probation): while memory fills without evictions the ring
+/// stays a fraction of the items (eviction keeps it near `SMALL_QUEUE_PERCENT` once
+/// memory is full, and the overflow empty).
+pub const SMALL_QUEUE_CAP_PERCENT: u64 = 25;
+
+/// Rings shorter than this never overflow.
+const SMALL_QUEUE_CAP_FLOOR: u64 = 64;
+
+/// The two CLOCK sweeps over a class's chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// The main queue's items.
+    Main,
+    /// Probation items that overflowed the small queue's ring.
+    Overflow,
+}
 
 /// Per-class state: free chunks, the page being cut, the eviction queues and counters.
 #[derive(Debug, Default)]
@@ -309,11 +398,18 @@ pub struct ClassState {
     pub chunk_size: usize,
     free: Vec<Handle>,
     carving: Option<(u32, u32)>,
-    /// New items, on probation: those not read again before they reach the tail leave.
-    pub small: Queue,
-    /// Items read while on probation (or written over a main item), kept while read.
-    pub main: Queue,
-    /// Items currently linked in this class (both queues).
+    /// New items, on probation: those not read again before they reach the front leave.
+    pub small: SmallRing,
+    /// Items in the main queue: read while on probation (or written over a main item),
+    /// kept while read.
+    pub main_items: u64,
+    /// Probation items that left the ring for its cap (oldest on probation).
+    pub overflow: u64,
+    /// The chunk the main queue's CLOCK hand looks at next (`NIL`: the class's first).
+    hand: Cell<Handle>,
+    /// The chunk the overflow's CLOCK hand looks at next.
+    overflow_hand: Cell<Handle>,
+    /// Items currently in this class (both queues).
     pub items: u64,
     /// Pages owned by this class.
     pub pages: u32,
@@ -321,6 +417,16 @@ pub struct ClassState {
     pub requested: u64,
     /// Events counted for this class (`stats reset` zeroes them).
     pub counters: ClassCounters,
+}
+
+impl ClassState {
+    /// The hand of one sweep.
+    fn hand_of(&self, sweep: Sweep) -> &Cell<Handle> {
+        match sweep {
+            Sweep::Main => &self.hand,
+            Sweep::Overflow => &self.overflow_hand,
+        }
+    }
 }
 
 /// Where an item's value lives; a large value can be shared with the writer.
@@ -356,6 +462,8 @@ pub struct Memory {
     classes: Vec<ClassState>,
     /// Bytes this shard holds in pages and large items.
     used: usize,
+    /// Bytes the small queues' rings hold (charged with the index).
+    ring_bytes: usize,
     budget: Arc<Budget>,
 }
 
@@ -378,6 +486,7 @@ impl Memory {
             large: Slab::new(),
             classes,
             used: 0,
+            ring_bytes: 0,
             budget,
         }
     }
@@ -481,13 +590,48 @@ impl Memory {
             return &self.large[(handle & !LARGE_BIT) as usize].key;
         }
         let header = self.header(handle);
-        // SAFETY: the key was written right after the header and lies within the chunk.
+        // SAFETY: the key was written right after the header (and flags) and lies
+        // within the chunk.
         unsafe {
             std::slice::from_raw_parts(
-                self.chunk_ptr(handle).add(HEADER_SIZE),
+                self.chunk_ptr(handle).add(header.key_offset()),
                 header.key_len as usize,
             )
         }
+    }
+
+    /// The item's client flags (kept in the chunk only when they are not 0).
+    #[inline]
+    pub fn flags(&self, handle: Handle) -> u32 {
+        if handle & LARGE_BIT != 0 {
+            return self.large[(handle & !LARGE_BIT) as usize].flags;
+        }
+        if self.header(handle).state & HAS_FLAGS == 0 {
+            return 0;
+        }
+        // SAFETY: a chunk with `HAS_FLAGS` holds 4 bytes of flags right after the header.
+        let bytes = unsafe { *(self.chunk_ptr(handle).add(HEADER_SIZE) as *const [u8; 4]) };
+        u32::from_ne_bytes(bytes)
+    }
+
+    /// Length of the item's value.
+    #[inline]
+    pub fn value_len(&self, handle: Handle) -> usize {
+        if handle & LARGE_BIT != 0 {
+            return self.large[(handle & !LARGE_BIT) as usize].value.len();
+        }
+        usize::from(self.header(handle).value_len)
+    }
+
+    /// Bytes the item takes in its chunk (`item_size`): what `bytes`, `mem_requested`
+    /// and `me` report.
+    #[inline]
+    pub fn item_size(&self, handle: Handle) -> usize {
+        super::item::item_size(
+            self.key(handle).len(),
+            self.value_len(handle),
+            self.flags(handle),
+        )
     }
 
     /// The item's value.
@@ -501,8 +645,8 @@ impl Memory {
         ValueRef::Inline(unsafe {
             std::slice::from_raw_parts(
                 self.chunk_ptr(handle)
-                    .add(HEADER_SIZE + header.key_len as usize),
-                header.value_len as usize,
+                    .add(header.key_offset() + header.key_len as usize),
+                usize::from(header.value_len),
             )
         })
     }
@@ -512,28 +656,45 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return None;
         }
-        let (key_len, value_len) = {
+        let (value_at, value_len) = {
             let header = self.header(handle);
-            (header.key_len as usize, header.value_len as usize)
+            (
+                header.key_offset() + header.key_len as usize,
+                usize::from(header.value_len),
+            )
         };
         // SAFETY: the value lies inside the chunk and we hold `&mut self`.
         Some(unsafe {
-            std::slice::from_raw_parts_mut(
-                self.chunk_ptr_mut(handle).add(HEADER_SIZE + key_len),
-                value_len,
-            )
+            std::slice::from_raw_parts_mut(self.chunk_ptr_mut(handle).add(value_at), value_len)
         })
     }
 
-    /// Writes a new item into a chunk of `class` obtained from `take_chunk`.
-    pub fn write_item(&mut self, handle: Handle, header: Header, key: &[u8], parts: &[&[u8]]) {
+    /// Writes a new item into a chunk of `class` obtained from `take_chunk`; the flags
+    /// take room only when they are not 0.
+    pub fn write_item(
+        &mut self,
+        handle: Handle,
+        mut header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) {
         let ptr = self.chunk_ptr_mut(handle);
-        // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, key and
-        // all value parts fit; source and destination never overlap (the parts are not
-        // inside a free chunk).
+        if flags != 0 {
+            header.state |= HAS_FLAGS;
+        } else {
+            header.state &= !HAS_FLAGS;
+        }
+        // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, flags,
+        // key and all value parts fit; source and destination never overlap (the parts
+        // are not inside a free chunk).
         unsafe {
             std::ptr::write(ptr as *mut Header, header);
             let mut at = ptr.add(HEADER_SIZE);
+            if flags != 0 {
+                std::ptr::write(at as *mut [u8; 4], flags.to_ne_bytes());
+                at = at.add(4);
+            }
             std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
             at = at.add(key.len());
             for part in parts {
@@ -600,9 +761,12 @@ impl Memory {
         // A class cuts one page at a time; a half-cut page's rest goes to the free list.
         if let Some((old, next)) = self.classes[class].carving.take() {
             let per_page = self.chunks_per_page(class);
-            self.classes[class]
-                .free
-                .extend((next..per_page).map(|chunk| old << CHUNK_BITS | chunk));
+            for chunk in next..per_page {
+                // An uncut chunk may hold bytes of the page's former class: a free
+                // chunk must read as no item to the sweeps.
+                self.header_mut(old << CHUNK_BITS | chunk).state = 0;
+                self.classes[class].free.push(old << CHUNK_BITS | chunk);
+            }
         }
         self.classes[class].carving = Some((page, 0));
         true
@@ -625,7 +789,13 @@ impl Memory {
     }
 
     /// Stores a large item if the limit allows; `None` means room must be made first.
-    pub fn insert_large(&mut self, header: Header, key: &[u8], value: Bytes) -> Option<Handle> {
+    pub fn insert_large(
+        &mut self,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        value: Bytes,
+    ) -> Option<Handle> {
         let footprint = large_footprint(key.len(), value.len());
         if !self.budget.try_take(footprint) {
             return None;
@@ -633,6 +803,7 @@ impl Memory {
         self.used += footprint;
         let slot = self.large.insert(LargeItem {
             header,
+            flags,
             key: key.into(),
             value,
         });
@@ -668,77 +839,244 @@ impl Memory {
         &self.budget
     }
 
-    /// The queue of `class` an item with these state bits belongs to.
-    fn queue_mut(&mut self, class: usize, state: u8) -> &mut Queue {
-        let class = &mut self.classes[class];
-        if state & IN_MAIN != 0 {
-            &mut class.main
-        } else {
-            &mut class.small
-        }
-    }
-
-    /// Links an item at the head of its class's main queue (`main`) or small queue.
+    /// Puts an item into its class's main queue (`main`) or at the end of its small queue.
     pub fn enqueue(&mut self, handle: Handle, main: bool) {
         let class = self.class_of(handle);
-        let state = {
-            let header = self.header_mut(handle);
-            if main {
-                header.state |= IN_MAIN;
-            } else {
-                header.state &= !IN_MAIN;
-            }
-            header.state
-        };
-        let old_head = self.queue_mut(class, state).head;
-        {
-            let header = self.header_mut(handle);
-            header.prev = NIL;
-            header.next = old_head;
-        }
-        if old_head != NIL {
-            self.header_mut(old_head).prev = handle;
-        } else {
-            self.queue_mut(class, state).tail = handle;
-        }
-        let queue = self.queue_mut(class, state);
-        queue.head = handle;
-        queue.len += 1;
         self.classes[class].items += 1;
+        if main {
+            self.header_mut(handle).state |= IN_MAIN;
+            self.classes[class].main_items += 1;
+            return;
+        }
+        let capacity = self.classes[class].small.entries.capacity();
+        let position = self.classes[class].small.push(handle);
+        let header = self.header_mut(handle);
+        header.state &= !IN_MAIN;
+        header.ring = position;
+        let state = &self.classes[class];
+        if state.small.len > SMALL_QUEUE_CAP_FLOOR
+            && state.small.len * 100 > state.items * SMALL_QUEUE_CAP_PERCENT
+        {
+            let first = self.take_first_small(class);
+            self.header_mut(first).ring = RING_OVERFLOW;
+            self.classes[class].overflow += 1;
+        }
+        if self.classes[class].small.entries.capacity() != capacity {
+            self.note_ring_bytes();
+        }
     }
 
-    /// Unlinks an item from its class's queue.
+    /// Takes an item out of its class's queue.
     pub fn dequeue(&mut self, handle: Handle) {
         let class = self.class_of(handle);
-        let (prev, next, state) = {
-            let header = self.header(handle);
-            (header.prev, header.next, header.state)
-        };
-        if prev != NIL {
-            self.header_mut(prev).next = next;
-        } else {
-            self.queue_mut(class, state).head = next;
-        }
-        if next != NIL {
-            self.header_mut(next).prev = prev;
-        } else {
-            self.queue_mut(class, state).tail = prev;
-        }
-        self.queue_mut(class, state).len -= 1;
+        let header = *self.header(handle);
         self.classes[class].items -= 1;
+        if header.state & IN_MAIN != 0 {
+            self.classes[class].main_items -= 1;
+            return;
+        }
+        if header.ring == RING_OVERFLOW {
+            self.classes[class].overflow -= 1;
+            return;
+        }
+        self.classes[class].small.remove(header.ring);
+        if self.classes[class].small.has_many_holes() {
+            self.compact_small(class);
+        }
     }
 
-    /// The item eviction looks at next in `class` (`NIL` if the class is empty): the
-    /// small queue's tail while that queue holds its share of the class or the main
-    /// queue is empty, else the main queue's tail.
+    /// Takes the ring's first item out of it (the ring is not empty).
+    fn take_first_small(&mut self, class: usize) -> Handle {
+        let small = &mut self.classes[class].small;
+        let handle = small.front();
+        let position = small.first;
+        small.remove(position);
+        handle
+    }
+
+    /// Moves a probation item that was read (the ring's first, or one of the overflow)
+    /// to the main queue with its read count cleared.
+    pub fn promote(&mut self, class: usize, handle: Handle) {
+        if self.header(handle).ring == RING_OVERFLOW {
+            self.classes[class].overflow -= 1;
+            self.pass_hand(class, Sweep::Overflow, handle);
+        } else {
+            debug_assert_eq!(self.classes[class].small.front(), handle);
+            self.take_first_small(class);
+        }
+        self.classes[class].main_items += 1;
+        let header = self.header_mut(handle);
+        header.state |= IN_MAIN;
+        header.set_frequency(0);
+    }
+
+    /// Rewrites a small queue without its holes, renumbering its items.
+    fn compact_small(&mut self, class: usize) {
+        let small = &mut self.classes[class].small;
+        let entries = std::mem::take(&mut small.entries);
+        let first = small.first;
+        let mut kept = VecDeque::with_capacity(small.len as usize);
+        for handle in entries.into_iter().filter(|&handle| handle != NIL) {
+            self.header_mut(handle).ring = first.wrapping_add(kept.len() as u32);
+            kept.push_back(handle);
+        }
+        self.classes[class].small.entries = kept;
+        self.note_ring_bytes();
+    }
+
+    /// Recounts the rings' bytes after one grew or shrank.
+    fn note_ring_bytes(&mut self) {
+        self.ring_bytes = self.classes.iter().map(|class| class.small.bytes()).sum();
+    }
+
+    /// Bytes the small queues' rings hold (charged to the budget with the index).
+    pub fn ring_bytes(&self) -> usize {
+        self.ring_bytes
+    }
+
+    /// The item eviction looks at next in `class` (`NIL` if the class is empty): while
+    /// probation holds its share of the class or the main queue is empty, the overflow's
+    /// item under its hand or else the ring's first item; otherwise the main queue's item
+    /// under the CLOCK hand.
     pub fn eviction_candidate(&self, class: usize) -> Handle {
         let state = &self.classes[class];
-        let small_first = state.small.len * 100 >= state.items * SMALL_QUEUE_PERCENT;
-        if (small_first || state.main.tail == NIL) && state.small.tail != NIL {
-            state.small.tail
+        let probation = state.small.len + state.overflow;
+        let small_first = probation * 100 >= state.items * SMALL_QUEUE_PERCENT;
+        if (small_first || state.main_items == 0) && probation != 0 {
+            self.probation_candidate(class)
         } else {
-            state.main.tail
+            self.candidate(class, Sweep::Main)
         }
+    }
+
+    /// The probation item eviction would look at: the overflow's under its hand, else
+    /// the ring's first (`NIL` if none).
+    pub fn probation_candidate(&self, class: usize) -> Handle {
+        if self.classes[class].overflow != 0 {
+            self.candidate(class, Sweep::Overflow)
+        } else {
+            self.classes[class].small.front()
+        }
+    }
+
+    /// The item under the hand of `sweep` (`NIL` if that set is empty); the hand moves
+    /// onto it past chunks of other sets and free ones.
+    pub fn candidate(&self, class: usize, sweep: Sweep) -> Handle {
+        let mut found = NIL;
+        self.sweep(class, sweep, |handle| {
+            found = handle;
+            false
+        });
+        if found != NIL {
+            self.classes[class].hand_of(sweep).set(found);
+        }
+        found
+    }
+
+    /// Moves the hand of `sweep` past `handle` (just kept or about to be evicted), so an
+    /// item later written into its chunk waits a whole round.
+    pub fn pass_hand(&self, class: usize, sweep: Sweep, handle: Handle) {
+        self.classes[class]
+            .hand_of(sweep)
+            .set(self.chunk_after(class, handle));
+    }
+
+    /// Visits the items of `sweep` in `class` in CLOCK order, starting under its hand,
+    /// once round, while `visit` returns true; stops once it has seen them all.
+    pub fn sweep(&self, class: usize, sweep: Sweep, mut visit: impl FnMut(Handle) -> bool) {
+        let state = &self.classes[class];
+        let mut unseen = match sweep {
+            Sweep::Main => state.main_items,
+            Sweep::Overflow => state.overflow,
+        };
+        if unseen == 0 {
+            return;
+        }
+        let hand = state.hand_of(sweep).get();
+        let start = if hand != NIL && self.in_class(class, hand) {
+            hand
+        } else {
+            self.chunk_after(class, NIL)
+        };
+        let mut at = start;
+        while at != NIL {
+            let header = self.header(at);
+            let wanted = match sweep {
+                Sweep::Main => header.state & (LIVE | IN_MAIN) == LIVE | IN_MAIN,
+                Sweep::Overflow => {
+                    header.state & (LIVE | IN_MAIN) == LIVE && header.ring == RING_OVERFLOW
+                }
+            };
+            if wanted {
+                unseen -= 1;
+                if !visit(at) || unseen == 0 {
+                    return;
+                }
+            }
+            at = self.chunk_after(class, at);
+            if at == start {
+                return;
+            }
+        }
+    }
+
+    /// True when `handle` names a cut chunk of a page `class` owns, or a stored large
+    /// item of the large class.
+    fn in_class(&self, class: usize, handle: Handle) -> bool {
+        if handle & LARGE_BIT != 0 {
+            return class == self.large_class()
+                && self.large.contains((handle & !LARGE_BIT) as usize);
+        }
+        let page = (handle >> CHUNK_BITS) as usize;
+        page < self.pages.len()
+            && self.pages[page].class == class
+            && self.pages[page].memory.is_some()
+            && handle & CHUNK_MASK < self.cut_chunks(page as u32)
+    }
+
+    /// Chunks of `page` cut so far (all of them unless its class is cutting it).
+    fn cut_chunks(&self, page: u32) -> u32 {
+        let class = self.pages[page as usize].class;
+        match self.classes[class].carving {
+            Some((carving, next)) if carving == page => next,
+            _ => self.chunks_per_page(class),
+        }
+    }
+
+    /// The chunk of `class` after `handle` in page order, wrapping round (after `NIL`:
+    /// the first; `NIL` if the class has no chunk).
+    fn chunk_after(&self, class: usize, handle: Handle) -> Handle {
+        if class == self.large_class() {
+            let from = if handle == NIL {
+                0
+            } else {
+                (handle & !LARGE_BIT) as usize + 1
+            };
+            let capacity = self.large.capacity();
+            return (from..capacity)
+                .chain(0..from.min(capacity))
+                .find(|&slot| self.large.contains(slot))
+                .map_or(NIL, |slot| slot as u32 | LARGE_BIT);
+        }
+        let first = if handle == NIL {
+            0
+        } else {
+            let next = handle + 1;
+            if handle & CHUNK_MASK < CHUNK_MASK && self.in_class(class, next) {
+                return next;
+            }
+            (handle >> CHUNK_BITS) as usize + 1
+        };
+        let count = self.pages.len();
+        (first..count)
+            .chain(0..first.min(count))
+            .find(|&index| {
+                let candidate = &self.pages[index];
+                candidate.class == class
+                    && candidate.memory.is_some()
+                    && self.cut_chunks(index as u32) > 0
+            })
+            .map_or(NIL, |index| (index as u32) << CHUNK_BITS)
     }
 
     /// Live items in one page (the page mover evicts them all).
@@ -804,20 +1142,10 @@ impl Memory {
         self.pages[(from >> CHUNK_BITS) as usize].used -= 1;
         self.pages[(to >> CHUNK_BITS) as usize].used += 1;
         self.header_mut(from).state = 0;
-        let class = self.class_of(to);
-        let (prev, next, state) = {
-            let header = self.header(to);
-            (header.prev, header.next, header.state)
-        };
-        if prev != NIL {
-            self.header_mut(prev).next = to;
-        } else {
-            self.queue_mut(class, state).head = to;
-        }
-        if next != NIL {
-            self.header_mut(next).prev = to;
-        } else {
-            self.queue_mut(class, state).tail = to;
+        let header = *self.header(to);
+        if header.state & IN_MAIN == 0 && header.ring != RING_OVERFLOW {
+            let class = self.class_of(to);
+            *self.classes[class].small.entry_mut(header.ring) = to;
         }
     }
 
@@ -865,17 +1193,58 @@ impl Memory {
         (found, position)
     }
 
-    /// Marks an item as read (for `evicted_unfetched`) and counts the read for eviction.
+    /// Marks an item as read (for `evicted_unfetched`, `mg h`) and counts the read for
+    /// eviction. As memcached, the access time moves only when it is more than
+    /// `UPDATE_INTERVAL` old, and a read that changes nothing leaves the header
+    /// unwritten.
     #[inline]
     pub fn mark_fetched(&mut self, handle: Handle, now: u32) {
+        if self.header(handle).read_is_recorded(now) {
+            return;
+        }
         let header = self.header_mut(handle);
         header.state |= FETCHED;
         header.set_frequency(header.frequency() + 1);
-        header.atime = now;
+        header.note_access(now);
     }
 }
 
 /// Bytes a large item is charged: its key and value plus allocator and header overhead.
 pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
     HEADER_SIZE + 64 + key_len + value_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::item::item_size;
+
+    #[test]
+    fn classes_step_by_eight_up_to_256_and_keep_memcacheds_sizes() {
+        let classes = SizeClasses::new(48, 1.25);
+        let sizes = classes.sizes();
+        assert_eq!(&sizes[..3], &[96, 104, 112]);
+        for memcached in [96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184] {
+            assert!(sizes.contains(&memcached), "{memcached} in {sizes:?}");
+        }
+        assert!(sizes.contains(&FINE_STEPS_UP_TO));
+        assert!(!sizes.contains(&(FINE_STEPS_UP_TO + 8)));
+        assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(sizes.last(), Some(&SLAB_CHUNK_MAX));
+        assert!(sizes.len() <= MAX_CLASSES + 1);
+        // A 12-byte key and a 100-byte value fill their chunk exactly.
+        let item = item_size(12, 100, 0);
+        assert_eq!(
+            classes.class_for(item).map(|class| sizes[class]),
+            Some(item)
+        );
+    }
+
+    #[test]
+    fn a_small_factor_keeps_memcacheds_sizes_alone_within_the_class_limit() {
+        let classes = SizeClasses::new(48, 1.02);
+        let sizes = classes.sizes();
+        assert_eq!(sizes.len(), MAX_CLASSES + 1);
+        assert_eq!(sizes[1], align8((96.0 * 1.02) as usize));
+    }
 }

@@ -401,6 +401,7 @@ impl Store {
 
     /// Stores a snapshot item with its CAS, absolute (server-time) expiry and last
     /// access time.
+    #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &self,
         key: &[u8],
@@ -408,13 +409,14 @@ impl Store {
         expiry: u32,
         cas: u64,
         accessed: u32,
+        fetched: bool,
         value: &[u8],
     ) {
         let (hash, shard) = self.locate(key);
         let now = self.now();
         // A snapshot larger than -m keeps what fits; the rest is dropped like evictions.
         let _ = self.with_room(shard, |shard| {
-            shard.restore(key, hash, flags, expiry, cas, accessed, value, now)
+            shard.restore(key, hash, flags, expiry, cas, accessed, fetched, value, now)
         });
     }
 
@@ -835,7 +837,7 @@ mod tests {
         }
         // A restored item keeps its CAS, which another shard may have produced; later
         // values of every shard are above the highest restored one.
-        store.restore(b"restored", 0, 0, restored, 0, b"v");
+        store.restore(b"restored", 0, 0, restored, 0, false, b"v");
         store.raise_cas_above(restored);
         for i in 0..2000 {
             let outcome = store.store(StoreMode::Set, format!("n{i}").as_bytes(), 0, 0, b"1");

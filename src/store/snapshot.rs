@@ -11,15 +11,17 @@
 //!   even in the version — reads as "corrupt" (set aside, start empty), never as a reason
 //!   to refuse starting;
 //! - items are copied in bounded batches, so no request waits for a whole shard;
-//! - records carry the last-access time and load oldest first, so a restore into a
-//!   smaller `-m` evicts the least recently used items and keeps the most recent.
+//! - records carry the last-access time and whether the item was read, and load never
+//!   read first, then oldest first, so a restore into a smaller `-m` keeps what the
+//!   eviction policy keeps: read items over unread ones, the most recent of each (access
+//!   times move at most once a minute on reads, as memcached's).
 //!
 //! Format (integers little-endian):
 //! `FERROSNP` · version u32 · 0u32 · records · `END!` · record count u64 · CRC-32 of
 //! everything before it. A record: key length u8 · flags u32 · expiry as Unix seconds i64
-//! (0 = never) · CAS u64 · last access as Unix seconds i64 · value length u32 · key ·
-//! value. The trailer layout and the checksum are the same for every version, so another
-//! build's intact file is recognised as such.
+//! (0 = never) · CAS u64 · last access as Unix seconds i64 · read since stored u8 (0 for
+//! no, 1 for yes) · value length u32 · key · value. The trailer layout and the checksum
+//! are the same for every version, so another build's intact file is recognised as such.
 
 use super::{ItemCursor, Now, Store};
 use std::fs::File;
@@ -31,13 +33,13 @@ use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"FERROSNP";
 /// Bumped whenever the record layout changes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const TRAILER: &[u8; 4] = b"END!";
 const HEADER_LEN: usize = 16;
 /// `END!`, the record count and the CRC.
 const TRAILER_LEN: usize = 4 + 8 + 4;
 /// Fixed part of a record before its key and value.
-const RECORD_FIXED: usize = 1 + 4 + 8 + 8 + 8 + 4;
+const RECORD_FIXED: usize = 1 + 4 + 8 + 8 + 8 + 1 + 4;
 /// Items copied per shard lock hold: a few hundred microseconds at most.
 const BATCH_ITEMS: usize = 1000;
 /// Bytes copied per shard lock hold (a batch always takes at least one item).
@@ -290,6 +292,7 @@ fn save(
                 records.extend_from_slice(&expiry.to_le_bytes());
                 records.extend_from_slice(&item.cas.to_le_bytes());
                 records.extend_from_slice(&unix(item.accessed).to_le_bytes());
+                records.push(u8::from(item.fetched));
                 records.extend_from_slice(&(item.value.len() as u32).to_le_bytes());
                 records.extend_from_slice(item.key);
                 records.extend_from_slice(item.value);
@@ -323,6 +326,7 @@ struct Record {
     expiry: i64,
     cas: u64,
     accessed: i64,
+    fetched: bool,
 }
 
 fn le<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
@@ -361,10 +365,10 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
             return Err(corrupt("truncated record"));
         }
         let key_len = usize::from(bytes[at]);
-        let value_len = u32::from_le_bytes(le(bytes, at + 29)) as usize;
+        let value_len = u32::from_le_bytes(le(bytes, at + 30)) as usize;
         let key_start = at + RECORD_FIXED;
         let value_end = key_start + key_len + value_len;
-        if key_len == 0 || key_len > 250 || value_end > body_end {
+        if key_len == 0 || key_len > 250 || value_end > body_end || bytes[at + 29] > 1 {
             return Err(corrupt("malformed record"));
         }
         records.push(Record {
@@ -374,6 +378,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
             expiry: i64::from_le_bytes(le(bytes, at + 5)),
             cas: u64::from_le_bytes(le(bytes, at + 13)),
             accessed: i64::from_le_bytes(le(bytes, at + 21)),
+            fetched: bytes[at + 29] == 1,
         });
         at = value_end;
     }
@@ -383,16 +388,16 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record>, SnapshotError> {
     Ok(records)
 }
 
-/// Checks a snapshot completely before anything is stored, then loads it, least
-/// recently used first: if it does not fit, eviction drops the oldest items (they
-/// enter the probation queues in access order). Under `-M` (no eviction) the most recent are loaded first instead,
-/// so what does not fit is the oldest. A bad file leaves the store empty, never
+/// Checks a snapshot completely before anything is stored, then loads it, items never
+/// read first, then least recently used first: if it does not fit, eviction drops those
+/// (they enter the probation queues in that order). Under `-M` (no eviction) the order
+/// is reversed, so what does not fit is the same. A bad file leaves the store empty, never
 /// half-loaded.
 pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> {
     let bytes = std::fs::read(path)?;
     let mut records = parse(&bytes)?;
     // Stable: items accessed in the same second keep their file order.
-    records.sort_by_key(|record| record.accessed);
+    records.sort_by_key(|record| (record.fetched, record.accessed));
     if !store.evictions_enabled() {
         records.reverse();
     }
@@ -427,6 +432,7 @@ pub fn load(store: &Store, path: &Path) -> Result<SnapshotStats, SnapshotError> 
             expiry,
             record.cas,
             server_time(record.accessed),
+            record.fetched,
             &bytes[key_end..record.value_end],
         );
         stats.items += 1;
@@ -455,6 +461,7 @@ mod tests {
             let key = format!("key{index}");
             source.store(StoreMode::Set, key.as_bytes(), index, 0, key.as_bytes());
         }
+        source.fetch(b"key7", None, |_| {});
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache");
         let saved = Snapshots::new(&path).save_final(&source).unwrap();
@@ -469,6 +476,16 @@ mod tests {
             seen = Some((item.flags, item.value.as_slice().to_vec()))
         });
         assert_eq!(seen, Some((12345, b"key12345".to_vec())));
+        // Whether an item was read survives the restart (`mg h`).
+        let fetched_before = |key: &[u8]| {
+            let mut fetched = None;
+            target.meta_get(key, crate::store::MetaGet::default(), |view| {
+                fetched = Some(view.fetched_before)
+            });
+            fetched
+        };
+        assert_eq!(fetched_before(b"key7"), Some(true));
+        assert_eq!(fetched_before(b"key8"), Some(false));
         // Only the snapshot remains in the directory.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -3,8 +3,8 @@
 //! `/metrics`), cachedump entries, live-item iteration (metadump, snapshots) and restore.
 
 use super::{Now, OutOfMemory, Shard};
-use crate::store::item::{FETCHED, Handle, Header, NIL, item_size};
-use crate::store::memory::ClassCounters;
+use crate::store::item::{FETCHED, Handle, Header, NIL};
+use crate::store::memory::{ClassCounters, Sweep};
 
 /// One line of `stats cachedump`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,19 +93,23 @@ impl ClassStats {
 
 impl Shard {
     /// Visits every live item of the classes in `classes` (bit n: the class of 0-based
-    /// index n) (`lru_crawler metadump`), within each class the main queue then the
-    /// small one, each from its tail (the order eviction would take them).
+    /// index n) (`lru_crawler metadump`), within each class the main queue from the
+    /// CLOCK hand round, then the small one: its overflow from its hand round, then its
+    /// ring first entered first (the order eviction would look at them).
     pub fn for_each_live(&self, now: Now, classes: u64, mut visit: impl FnMut(LiveItem<'_>)) {
         for class in (0..self.memory.class_count()).filter(|class| classes >> class & 1 == 1) {
-            let state = self.memory.class(class);
-            for tail in [state.main.tail, state.small.tail] {
-                let mut handle = tail;
-                while handle != NIL {
-                    let header = self.memory.header(handle);
-                    if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                        visit(self.live_item(handle, header));
-                    }
-                    handle = header.prev;
+            let mut handles = Vec::new();
+            for sweep in [Sweep::Main, Sweep::Overflow] {
+                self.memory.sweep(class, sweep, |handle| {
+                    handles.push(handle);
+                    true
+                });
+            }
+            handles.extend(self.memory.class(class).small.iter());
+            for handle in handles {
+                let header = self.memory.header(handle);
+                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                    visit(self.live_item(handle, header));
                 }
             }
         }
@@ -116,13 +120,13 @@ impl Shard {
         LiveItem {
             key: self.memory.key(handle),
             value: self.memory.value(handle).bytes(),
-            flags: header.flags,
+            flags: self.memory.flags(handle),
             exptime: header.exptime,
             cas: header.cas,
             accessed: header.atime,
             fetched: header.state & FETCHED != 0,
             class: self.memory.class_of(handle) + 1,
-            size: item_size(header.key_len as usize, header.value_len as usize),
+            size: self.memory.item_size(handle),
         }
     }
 
@@ -139,9 +143,10 @@ impl Shard {
             total.items += state.items;
             total.requested += state.requested;
             total.counters.add(&state.counters);
-            for tail in [state.small.tail, state.main.tail] {
-                if tail != NIL {
-                    let age = now.saturating_sub(self.memory.header(tail).atime);
+            let main = self.memory.candidate(class, Sweep::Main);
+            for next in [self.memory.probation_candidate(class), main] {
+                if next != NIL {
+                    let age = now.saturating_sub(self.memory.header(next).atime);
                     total.age = total.age.max(age);
                 }
             }
@@ -176,7 +181,7 @@ impl Shard {
             let header = self.memory.header(handle);
             if !header.is_expired(now.now) && !self.is_flushed(header, now) {
                 visit(self.live_item(handle, header));
-                bytes += usize::from(header.key_len) + header.value_len as usize;
+                bytes += usize::from(header.key_len) + self.memory.value_len(handle);
             }
             items += 1;
             cursor.after = Some(handle);
@@ -187,8 +192,8 @@ impl Shard {
         cursor.after = None;
     }
 
-    /// Stores an item from a snapshot, keeping its CAS value and last access time (warm
-    /// restart; the access time orders eviction if the snapshot does not fit).
+    /// Stores an item from a snapshot, keeping its CAS value, last access time and
+    /// whether it was read (warm restart).
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &mut self,
@@ -198,6 +203,7 @@ impl Shard {
         expiry: u32,
         cas: u64,
         accessed: u32,
+        fetched: bool,
         value: &[u8],
         now: Now,
     ) -> Result<(), OutOfMemory> {
@@ -205,6 +211,9 @@ impl Shard {
         if let Some(handle) = self.find(key, hash) {
             let header = self.memory.header_mut(handle);
             header.atime = accessed.min(now.now);
+            if fetched {
+                header.state |= FETCHED;
+            }
             if self.cas_enabled {
                 header.cas = cas;
                 self.raise_cas_above(cas);
@@ -213,22 +222,28 @@ impl Shard {
         Ok(())
     }
 
-    /// Items of one class for `stats cachedump`, newest first (the small queue from
-    /// its head, then the main queue), until `out` holds `limit` items (0 = all).
+    /// Items of one class for `stats cachedump`: the small queue's ring newest first, its
+    /// overflow, then the main queue from the CLOCK hand round, until `out` holds
+    /// `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
-        let state = self.memory.class(class);
-        for head in [state.small.head, state.main.head] {
-            let mut handle = head;
-            while handle != NIL && (limit == 0 || out.len() < limit) {
-                let header = self.memory.header(handle);
-                if !header.is_expired(now.now) && !self.is_flushed(header, now) {
-                    out.push(DumpedItem {
-                        key: self.memory.key(handle).to_vec(),
-                        size: header.value_len as usize,
-                        exptime: header.exptime,
-                    });
-                }
-                handle = header.next;
+        let mut handles: Vec<Handle> = self.memory.class(class).small.iter().rev().collect();
+        for sweep in [Sweep::Overflow, Sweep::Main] {
+            self.memory.sweep(class, sweep, |handle| {
+                handles.push(handle);
+                true
+            });
+        }
+        for handle in handles {
+            if limit != 0 && out.len() >= limit {
+                return;
+            }
+            let header = self.memory.header(handle);
+            if !header.is_expired(now.now) && !self.is_flushed(header, now) {
+                out.push(DumpedItem {
+                    key: self.memory.key(handle).to_vec(),
+                    size: self.memory.value_len(handle),
+                    exptime: header.exptime,
+                });
             }
         }
     }

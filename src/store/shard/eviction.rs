@@ -1,30 +1,37 @@
-//! Making room: reclaiming dead items at the queue tails, evicting by S3-FIFO, moving
+//! Making room: reclaiming dead items where eviction looks, evicting by S3-FIFO, moving
 //! pages between classes, and giving memory back to the budget shared with the other
 //! shards.
 //!
 //! Eviction policy (S3-FIFO, Yang et al., SOSP 2023, as Pelikan offers it): each class
-//! has a small probation queue and a main queue, both FIFO, and every item a 2-bit read
-//! count. A new item enters the small queue. While the small queue holds at least
+//! has a small probation queue (a FIFO ring of handles) and a main queue (a CLOCK over
+//! the class's chunks), and every item a 2-bit read count; no item holds queue links. A
+//! new item enters the small queue. While the small queue holds at least
 //! `SMALL_QUEUE_PERCENT` of the class (or the main queue is empty), eviction looks at its
-//! tail: an item read since it entered moves to the main queue with its count cleared,
-//! one never read is evicted (its fingerprint goes to the ghost table, `ghost.rs`), so
-//! a burst of one-hit wonders passes through the small queue without pushing out what
-//! is read again; a key stored while the ghost remembers it enters the main queue. Otherwise eviction looks at the main
-//! queue's tail: an item with a count goes back to the head with the count lowered by
-//! one, one without is evicted. Reads only set bits in the item; nothing is relinked on
-//! a hit.
+//! first item: one read since it entered moves to the main queue with its count
+//! cleared, one never read is evicted (its fingerprint goes to the ghost table,
+//! `ghost.rs`), so a burst of one-hit wonders passes through the small queue without
+//! pushing out what is read again; a key stored while the ghost remembers it enters the
+//! main queue. Otherwise eviction looks at the main item under the CLOCK hand, which
+//! sweeps the class's chunks in page order past free chunks and small-queue items: an
+//! item with a count keeps its place with the count lowered by one, one without is
+//! evicted (FIFO with reinsertion, without relinking). Reads only set bits in the item;
+//! nothing moves on a hit. While memory fills without evictions, the ring keeps at most
+//! `SMALL_QUEUE_CAP_PERCENT` of the class; older probation items leave it for the
+//! "overflow", which a second CLOCK hand sweeps, and eviction takes probation items
+//! from there first (they are the oldest).
 
 use super::{Now, OutOfMemory, RoomWanted, Shard};
-use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL};
-use crate::store::memory::{Memory, PAGE_SIZE};
+use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL, RING_OVERFLOW};
+use crate::store::memory::{Memory, PAGE_SIZE, Sweep};
 
 /// Items one eviction may move or requeue before it takes the candidate it stands at,
 /// read or not: bounds the time an eviction holds the shard lock when every item was
 /// read lately (a full pass over a million-item queue would take tens of milliseconds).
 pub(super) const REQUEUES_MAX: usize = 100;
 
-/// How many items from each queue's tail are checked for being expired or flushed
-/// before making room by eviction (memcached checks a few at its LRU tail).
+/// How many items of each queue, from where eviction looks, are checked for being
+/// expired or flushed before making room by eviction (memcached checks a few at its LRU
+/// tail).
 const TAIL_CHECKS: usize = 5;
 
 impl Shard {
@@ -203,23 +210,30 @@ impl Shard {
         Ok(())
     }
 
-    /// Frees an expired or flushed item near the tail of one of the class's queues
-    /// (memcached checks a few at its LRU tail).
+    /// Frees an expired or flushed item among the next few each queue of the class
+    /// would evict (memcached checks a few at its LRU tail).
     pub(super) fn reclaim_dead_tail(&mut self, class: usize, now: Now) -> bool {
-        let state = self.memory.class(class);
-        for tail in [state.small.tail, state.main.tail] {
-            let mut handle = tail;
-            for _ in 0..TAIL_CHECKS {
-                if handle == NIL {
-                    break;
-                }
-                let header = *self.memory.header(handle);
-                if header.is_expired(now.now) || self.is_flushed(&header, now) {
-                    let hash = self.hash_of(handle);
-                    self.remove_dead(handle, hash);
-                    return true;
-                }
-                handle = header.prev;
+        let mut nearest = [NIL; 3 * TAIL_CHECKS];
+        let mut count = 0;
+        for handle in self.memory.class(class).small.iter().take(TAIL_CHECKS) {
+            nearest[count] = handle;
+            count += 1;
+        }
+        for sweep in [Sweep::Overflow, Sweep::Main] {
+            let mut taken = 0;
+            self.memory.sweep(class, sweep, |handle| {
+                nearest[count] = handle;
+                count += 1;
+                taken += 1;
+                taken < TAIL_CHECKS
+            });
+        }
+        for &handle in &nearest[..count] {
+            let header = *self.memory.header(handle);
+            if header.is_expired(now.now) || self.is_flushed(&header, now) {
+                let hash = self.hash_of(handle);
+                self.remove_dead(handle, hash);
+                return true;
             }
         }
         false
@@ -230,9 +244,9 @@ impl Shard {
     /// second.
     pub(super) fn oldest_tail_class(&self, preferred: usize) -> Option<usize> {
         let age_of = |class: usize| {
-            let tail = self.memory.eviction_candidate(class);
-            (tail != NIL).then(|| {
-                let header = self.memory.header(tail);
+            let candidate = self.memory.eviction_candidate(class);
+            (candidate != NIL).then(|| {
+                let header = self.memory.header(candidate);
                 (header.atime, header.cas)
             })
         };
@@ -258,11 +272,16 @@ impl Shard {
         let mut requeued = 0;
         loop {
             let candidate = self.memory.eviction_candidate(class);
-            let header = self.memory.header_mut(candidate);
+            let header = *self.memory.header(candidate);
             let count = header.frequency();
             let in_main = header.state & IN_MAIN != 0;
             if count == 0 || requeued == REQUEUES_MAX {
-                if !in_main {
+                if in_main {
+                    self.memory.pass_hand(class, Sweep::Main, candidate);
+                } else {
+                    if header.ring == RING_OVERFLOW {
+                        self.memory.pass_hand(class, Sweep::Overflow, candidate);
+                    }
                     let hash = self.hash_of(candidate);
                     if self.ghost.remember(hash, self.counters.curr_items) {
                         self.charge_index();
@@ -272,9 +291,12 @@ impl Shard {
                 return candidate;
             }
             requeued += 1;
-            header.set_frequency(if in_main { count - 1 } else { 0 });
-            self.memory.dequeue(candidate);
-            self.memory.enqueue(candidate, true);
+            if in_main {
+                self.memory.header_mut(candidate).set_frequency(count - 1);
+                self.memory.pass_hand(class, Sweep::Main, candidate);
+            } else {
+                self.memory.promote(class, candidate);
+            }
         }
     }
 
@@ -301,9 +323,9 @@ impl Shard {
     /// Empties the page holding `victim`'s next eviction candidate and hands it to the
     /// free page list.
     pub(super) fn move_page_from(&mut self, victim: usize) {
-        let tail = self.memory.eviction_candidate(victim);
-        let Some(page) = Memory::page_of(tail) else {
-            return self.evict(tail);
+        let candidate = self.memory.eviction_candidate(victim);
+        let Some(page) = Memory::page_of(candidate) else {
+            return self.evict(candidate);
         };
         for handle in self.memory.live_in_page(page) {
             self.evict(handle);

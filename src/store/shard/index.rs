@@ -3,7 +3,7 @@
 //! The index's own memory is charged to the shared budget here.
 
 use super::{Now, Shard};
-use crate::store::item::{FETCHED, Handle, Header, item_size};
+use crate::store::item::{FETCHED, Handle, Header};
 use std::hash::BuildHasher;
 
 /// What a lookup found under a key.
@@ -23,7 +23,7 @@ impl Shard {
     /// Charges index (and ghost table) growth to the budget, so `-m` bounds items and
     /// index together.
     pub(super) fn charge_index(&mut self) {
-        let now = self.index_bytes() + self.ghost.bytes();
+        let now = self.index_bytes() + self.ghost.bytes() + self.memory.ring_bytes();
         if now > self.index_charge {
             self.memory.budget().take_anyway(now - self.index_charge);
         } else if now < self.index_charge {
@@ -51,7 +51,7 @@ impl Shard {
         } else {
             crate::watch::Fetched::Found {
                 class: self.memory.class_of(handle) + 1,
-                size: header.value_len as usize,
+                size: self.memory.value_len(handle),
             }
         }
     }
@@ -65,14 +65,14 @@ impl Shard {
             exptime: header.exptime,
             accessed: header.atime,
             class: self.memory.class_of(handle) + 1,
-            size: header.value_len as usize,
+            size: self.memory.value_len(handle),
         }
     }
 
     pub(super) fn is_flushed(&self, header: &Header, now: Now) -> bool {
         now.oldest_live != 0
             && now.oldest_live <= now.now
-            && (header.time <= now.oldest_live
+            && (header.atime <= now.oldest_live
                 || (self.oldest_cas != 0 && header.cas != 0 && header.cas < self.oldest_cas))
     }
 
@@ -124,7 +124,7 @@ impl Shard {
     pub(super) fn release_item(&mut self, handle: Handle) {
         self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
-        let size = item_size(header.key_len as usize, header.value_len as usize) as u64;
+        let size = self.memory.item_size(handle) as u64;
         let class = self.memory.class_of(handle);
         self.memory.class_mut(class).requested -= size;
         if header.exptime != 0 {

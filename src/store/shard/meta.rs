@@ -4,7 +4,7 @@
 
 use super::{ArithOutcome, Lookup, Now, OutOfMemory, Shard};
 use crate::numbers::Decimal;
-use crate::store::item::{FETCHED, Handle, STALE, TOKEN_SENT, item_size};
+use crate::store::item::{FETCHED, Handle, STALE, TOKEN_SENT};
 use crate::store::memory::ValueRef;
 
 /// Options of a meta get.
@@ -140,7 +140,7 @@ impl Shard {
             created,
         } = before;
         MetaView {
-            flags: header.flags,
+            flags: self.memory.flags(handle),
             cas: header.cas,
             value: self.memory.value(handle),
             ttl: ttl_of(header.exptime, now),
@@ -157,7 +157,7 @@ impl Shard {
             won,
             token_taken: before & TOKEN_SENT != 0 && !won,
             class: self.memory.class_of(handle) + 1,
-            size: item_size(header.key_len as usize, header.value_len as usize),
+            size: self.memory.item_size(handle),
         }
     }
 
@@ -300,7 +300,7 @@ impl Shard {
         };
         // As memcached's `do_add_delta`: an empty value is refused before the CAS is
         // compared, and a CAS of 0 compares nothing.
-        if self.memory.header(handle).value_len == 0 {
+        if self.memory.value_len(handle) == 0 {
             return MetaArithOutcome::NonNumeric;
         }
         if request

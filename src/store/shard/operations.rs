@@ -6,7 +6,7 @@ use super::{
 };
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
-use crate::store::item::{Handle, Header, IN_MAIN, LIVE, NIL, STALE, TOKEN_SENT, item_size};
+use crate::store::item::{Handle, Header, IN_MAIN, LIVE, STALE, TOKEN_SENT, item_size};
 use crate::store::memory::large_footprint;
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
@@ -50,11 +50,10 @@ impl Shard {
             self.class_counters(handle).touch_hits += 1;
             self.set_expiry(handle, exptime);
         }
-        let header = self.memory.header(handle);
         visit(ItemView {
             key,
-            flags: header.flags,
-            cas: header.cas,
+            flags: self.memory.flags(handle),
+            cas: self.memory.header(handle).cas,
             value: self.memory.value(handle),
         });
         true
@@ -135,7 +134,7 @@ impl Shard {
     ) -> StoreOutcome {
         let class = self
             .sizes
-            .class_for(item_size(write.key.len(), write.value.len()))
+            .class_for(item_size(write.key.len(), write.value.len(), write.flags))
             .unwrap_or(self.memory.large_class());
         let outcome = self.store_compared(mode, compare, invalidate, write, now);
         if outcome != StoreOutcome::OutOfMemory {
@@ -195,7 +194,7 @@ impl Shard {
         let (flags, exptime, old_value) = match (mode, existing) {
             (StoreMode::Add, Some(handle)) => {
                 // memcached refreshes the access time of the item an add collided with
-                // (an access, not a fetch: `mg h` does not count it).
+                // at once (an access, not a fetch: `mg h` does not count it).
                 self.memory.header_mut(handle).atime = now.now;
                 return StoreOutcome::NotStored;
             }
@@ -203,15 +202,15 @@ impl Shard {
                 return StoreOutcome::NotStored;
             }
             (StoreMode::Append | StoreMode::Prepend, Some(handle)) => {
-                let header = self.memory.header(handle);
-                let old_len = header.value_len as usize;
+                let old_len = self.memory.value_len(handle);
                 if memcached_item_size(key.len(), old_len + value.len(), self.cas_enabled)
                     > self.item_size_max
                 {
                     return StoreOutcome::NotStored;
                 }
                 let old = self.memory.value(handle).as_slice().to_vec();
-                (header.flags, header.exptime, Some(old))
+                let header = self.memory.header(handle);
+                (self.memory.flags(handle), header.exptime, Some(old))
             }
             _ => (flags, exptime, None),
         };
@@ -253,24 +252,23 @@ impl Shard {
     ) -> Result<u64, OutOfMemory> {
         self.room_wanted = None;
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
-        let total = item_size(key.len(), value_len);
+        let total = item_size(key.len(), value_len, flags);
         let cas = self.new_cas();
         let header = Header {
             cas,
-            prev: NIL,
-            next: NIL,
-            time: now.now,
+            ring: 0,
             exptime,
             atime: now.now,
-            flags,
-            value_len: value_len as u32,
+            // Only an item that fits a chunk keeps its length here (a chunk holds at
+            // most 16 KiB); a large item's length is its value's.
+            value_len: value_len.min(usize::from(u16::MAX)) as u16,
             key_len: key.len() as u8,
             state: LIVE | extra_state,
         };
         let handle = match self.sizes.class_for(total) {
             Some(class) => {
                 let handle = self.chunk_for(class, now)?;
-                self.memory.write_item(handle, header, key, parts);
+                self.memory.write_item(handle, header, flags, key, parts);
                 handle
             }
             None => {
@@ -280,7 +278,9 @@ impl Shard {
                 }
                 let value: Bytes = value.freeze();
                 loop {
-                    if let Some(handle) = self.memory.insert_large(header, key, value.clone()) {
+                    if let Some(handle) =
+                        self.memory.insert_large(header, flags, key, value.clone())
+                    {
                         break handle;
                     }
                     let footprint = large_footprint(key.len(), value_len);
@@ -390,12 +390,14 @@ impl Shard {
             // (`mg h` still reports whether anything read the item).
             let header = self.memory.header_mut(handle);
             header.cas = cas;
-            header.time = now.now;
             header.atime = now.now;
             return ArithOutcome::Value(result);
         }
-        let header = *self.memory.header(handle);
-        match self.put(key, hash, header.flags, header.exptime, &[text], now, 0) {
+        let (flags, exptime) = (
+            self.memory.flags(handle),
+            self.memory.header(handle).exptime,
+        );
+        match self.put(key, hash, flags, exptime, &[text], now, 0) {
             Ok(_) => ArithOutcome::Value(result),
             Err(OutOfMemory) => ArithOutcome::OutOfMemory,
         }

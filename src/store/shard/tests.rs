@@ -1,5 +1,6 @@
 use super::*;
-use crate::store::memory::PAGE_SIZE;
+use crate::store::item::HEADER_SIZE;
+use crate::store::memory::{PAGE_SIZE, SMALL_QUEUE_CAP_PERCENT};
 use std::hash::BuildHasher;
 
 const MIB: usize = 1024 * 1024;
@@ -260,12 +261,12 @@ fn recently_read_items_get_a_second_chance() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    f.set(b"hot", &value, 0, at(10));
+    f.set(b"hot000000", &value, 0, at(10));
     for i in 0..20_000 {
-        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("cold{i:05}").as_bytes(), &value, 0, at(10));
         if i % 100 == 0 {
             assert!(
-                f.get(b"hot", at(10)).is_some(),
+                f.get(b"hot000000", at(10)).is_some(),
                 "a key read often survives ({i})"
             );
         }
@@ -284,7 +285,7 @@ fn one_read_protects_a_key_from_a_scan_of_one_hit_wonders() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    let hot: Vec<String> = (0..100).map(|i| format!("hot{i}")).collect();
+    let hot: Vec<String> = (0..100).map(|i| format!("hot{i:06}")).collect();
     for key in &hot {
         f.set(key.as_bytes(), &value, 0, at(10));
         assert!(f.get(key.as_bytes(), at(10)).is_some());
@@ -292,13 +293,13 @@ fn one_read_protects_a_key_from_a_scan_of_one_hit_wonders() {
     // Ten times what memory holds, each key written once and never read: an LRU would
     // have pushed the hot keys out after one pass.
     for i in 0..40_000 {
-        f.set(format!("scan{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("scan{i:05}").as_bytes(), &value, 0, at(10));
     }
     assert!(f.shard.counters.evictions > 30_000);
     for key in &hot {
         assert!(f.holds(key.as_bytes()), "{key} survived the scan");
     }
-    assert!(!f.holds(b"scan0"));
+    assert!(!f.holds(b"scan00000"));
     assert!(f.holds(b"scan39999"), "the newest item is kept");
 }
 
@@ -387,16 +388,16 @@ fn a_value_written_over_a_kept_item_keeps_its_place() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
     let value = vec![b'v'; 100];
-    f.set(b"hot", &value, 0, at(10));
-    f.get(b"hot", at(10));
+    f.set(b"hot000000", &value, 0, at(10));
+    f.get(b"hot000000", at(10));
     for i in 0..20_000 {
-        f.set(format!("cold{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("cold{i:05}").as_bytes(), &value, 0, at(10));
         if i % 5000 == 0 {
             // Rewritten, never read again: still where a read had put it.
-            f.set(b"hot", &[b'r'; 100], 0, at(10));
+            f.set(b"hot000000", &[b'r'; 100], 0, at(10));
         }
     }
-    assert!(f.holds(b"hot"));
+    assert!(f.holds(b"hot000000"));
 }
 
 #[test]
@@ -589,4 +590,169 @@ fn without_automove_a_class_keeps_its_pages() {
     f.shard.memory.budget().set_automove(1);
     f.set(b"last", b"v", 0, at(23));
     assert_eq!(f.shard.memory.class(big).pages, 0, "automove 1 takes it");
+}
+
+impl Fixture {
+    /// Stores with the given client flags.
+    fn set_flagged(&mut self, key: &[u8], value: &[u8], flags: u32) {
+        let hash = self.hasher.hash_one(key);
+        self.shard
+            .store(StoreMode::Set, key, hash, flags, 0, value, at(10));
+    }
+
+    /// The flags and value a read returns.
+    fn read(&mut self, key: &[u8]) -> Option<(u32, Vec<u8>)> {
+        let hash = self.hasher.hash_one(key);
+        let mut found = None;
+        self.shard.fetch(key, hash, at(10), None, |item| {
+            found = Some((item.flags, item.value.as_slice().to_vec()));
+        });
+        found
+    }
+
+    fn delete(&mut self, key: &[u8]) -> bool {
+        let hash = self.hasher.hash_one(key);
+        self.shard.delete(key, hash, at(10))
+    }
+
+    /// The class of a stored key.
+    fn class_of(&self, key: &[u8]) -> usize {
+        let handle = self.shard.find(key, self.hasher.hash_one(key)).unwrap();
+        self.shard.memory.class_of(handle)
+    }
+}
+
+#[test]
+fn flags_are_kept_only_when_not_zero_and_read_back() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set_flagged(b"plain", b"v", 0);
+    f.set_flagged(b"flagged", b"v", 0xdead_beef);
+    f.set_flagged(b"big", &vec![b'b'; 20_000], 42);
+    assert_eq!(f.read(b"plain"), Some((0, b"v".to_vec())));
+    assert_eq!(f.read(b"flagged"), Some((0xdead_beef, b"v".to_vec())));
+    assert_eq!(f.read(b"big").map(|(flags, _)| flags), Some(42));
+    let size = |f: &Fixture, key: &[u8]| {
+        let handle = f.shard.find(key, f.hasher.hash_one(key)).unwrap();
+        f.shard.memory.item_size(handle)
+    };
+    assert_eq!(size(&f, b"plain"), HEADER_SIZE + 5 + 1);
+    assert_eq!(size(&f, b"flagged"), HEADER_SIZE + 4 + 7 + 1);
+    // An append keeps the flags and their room.
+    f.store(StoreMode::Append, b"flagged", b"w", at(10));
+    assert_eq!(f.read(b"flagged"), Some((0xdead_beef, b"vw".to_vec())));
+}
+
+/// Stores `count` unread items of one class (same key length and value) and returns
+/// their keys, oldest first.
+fn fill_unread(f: &mut Fixture, prefix: &str, count: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..count).map(|i| format!("{prefix}{i:06}")).collect();
+    for key in &keys {
+        f.set(key.as_bytes(), &[b'v'; 100], 0, at(10));
+    }
+    keys
+}
+
+#[test]
+fn a_filling_cache_keeps_the_ring_to_its_cap_and_evicts_the_overflow_first() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let per_page = PAGE_SIZE / 144;
+    let keys = fill_unread(&mut f, "fill", per_page);
+    let class = f.class_of(keys[0].as_bytes());
+    let state = f.shard.memory.class(class);
+    assert_eq!(f.shard.counters.evictions, 0);
+    assert!(state.small.len * 100 <= state.items * SMALL_QUEUE_CAP_PERCENT + 100);
+    assert_eq!(
+        state.small.len + state.overflow,
+        state.items,
+        "all on probation"
+    );
+    // Memory fills; the oldest (in the overflow) go first, the newest stay.
+    let more = fill_unread(&mut f, "more", 2 * per_page);
+    assert!(f.shard.counters.evictions > 0);
+    assert!(!f.holds(keys[0].as_bytes()));
+    assert!(f.holds(more.last().unwrap().as_bytes()));
+}
+
+#[test]
+fn a_freed_chunk_reused_on_probation_keeps_its_new_place_in_the_ring() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let keys = fill_unread(&mut f, "ring", 10);
+    // An item in the middle leaves a hole in the ring; its chunk goes to the next store.
+    assert!(f.delete(keys[5].as_bytes()));
+    f.set(b"newest0000", &[b'v'; 100], 0, at(10));
+    let class = f.class_of(b"newest0000");
+    assert_eq!(
+        f.shard.memory.class(class).small.iter().last(),
+        f.shard
+            .find(b"newest0000", f.hasher.hash_one(b"newest0000"))
+    );
+    // Six evictions take the six oldest left; the hole does not stand for the item
+    // now in its chunk.
+    for _ in 0..6 {
+        f.shard.evict_tail(class);
+    }
+    for key in keys[..5].iter().chain([&keys[6]]) {
+        assert!(!f.holds(key.as_bytes()), "{key} evicted");
+    }
+    assert!(f.holds(b"newest0000"));
+    assert_eq!(f.shard.memory.class(class).small.len, 4);
+}
+
+#[test]
+fn the_clock_keeps_main_items_with_a_count_and_evicts_the_first_without() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let keys = fill_unread(&mut f, "main", 4);
+    let class = f.class_of(keys[0].as_bytes());
+    for key in &keys {
+        f.get(key.as_bytes(), at(10));
+    }
+    // Read on probation: each moves to main with its count cleared.
+    for _ in 0..4 {
+        let candidate = f.shard.memory.eviction_candidate(class);
+        f.shard.memory.promote(class, candidate);
+    }
+    assert_eq!(f.shard.memory.class(class).main_items, 4);
+    f.get(keys[0].as_bytes(), at(10));
+    f.get(keys[2].as_bytes(), at(10));
+    // The hand keeps keys 0 and 2 (their count drops), evicts key 1 first, then 3.
+    f.shard.evict_tail(class);
+    assert!(!f.holds(keys[1].as_bytes()));
+    f.shard.evict_tail(class);
+    assert!(!f.holds(keys[3].as_bytes()));
+    assert!(f.holds(keys[0].as_bytes()) && f.holds(keys[2].as_bytes()));
+    // Their counts were spent in the first round: the next round takes key 0.
+    f.shard.evict_tail(class);
+    assert!(!f.holds(keys[0].as_bytes()));
+}
+
+#[test]
+fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
+    let limit = 8 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let per_page = PAGE_SIZE / 144;
+    let keys = fill_unread(&mut f, "move", per_page + 10);
+    let class = f.class_of(keys[0].as_bytes());
+    // Free room in the second page, then empty the first page into it.
+    for key in &keys[per_page..] {
+        assert!(f.delete(key.as_bytes()));
+    }
+    for key in &keys[per_page - 20..per_page] {
+        assert!(f.delete(key.as_bytes()));
+    }
+    assert!(f.shard.reassign_page(Some(class), None));
+    let state = f.shard.memory.class(class);
+    assert_eq!(state.small.len + state.overflow, state.items);
+    for handle in state.small.iter() {
+        assert_eq!(f.shard.memory.class_of(handle), class);
+    }
+    // Every item left is found again and evicts cleanly, oldest first.
+    let kept: Vec<&String> = keys.iter().filter(|key| f.holds(key.as_bytes())).collect();
+    assert!(!kept.is_empty());
+    while f.shard.memory.class(class).items > 0 {
+        f.shard.evict_tail(class);
+    }
+    assert!(kept.iter().all(|key| !f.holds(key.as_bytes())));
 }
