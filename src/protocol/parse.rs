@@ -12,6 +12,7 @@ use super::request::{
 use super::tokens::{Tokens, after_words};
 use crate::numbers::{strtol32, strtoul32, strtoull};
 use std::borrow::Cow;
+use storage_line::{StorageLine, storage_line};
 
 /// A partial line longer than this (no newline yet) closes the connection, unless it is
 /// a get; a long line whose newline has already arrived is parsed, as memcached does.
@@ -19,6 +20,19 @@ pub const MAX_LINE_LENGTH: usize = 2048;
 
 /// Parses one request from the front of `buffer`.
 pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    parse_lines(buffer, limits, true)
+}
+
+/// [`parse`] with only the general tokenizer, which the plain paths must agree with.
+#[cfg(test)]
+fn parse_general<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    parse_lines(buffer, limits, false)
+}
+
+/// Parses one request, through the plain paths for the most common lines (`get <key>`,
+/// a plain storage line) when `plain` allows it.
+#[inline(always)]
+fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> {
     let Some(newline) = memchr::memchr(b'\n', buffer) else {
         return incomplete_line(buffer, limits);
     };
@@ -27,8 +41,13 @@ pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         line = &line[..line.len() - 1];
     }
     let consumed = newline + 1;
-    if let Some(key) = single_key_get(line) {
-        return request(text_get(Keys(key), false, None), consumed);
+    if plain {
+        if let Some(key) = single_key_get(line) {
+            return request(text_get(Keys(key), false, None), consumed);
+        }
+        if let Some(fields) = storage_line(line) {
+            return storage_frame(fields, buffer, consumed, limits);
+        }
     }
     let tokens = Tokens::split(line);
     parse_line(tokens, line, buffer, consumed, limits)
@@ -233,6 +252,36 @@ fn parse_storage<'a>(
             None => return invalid(ProtocolError::BadFormat, noreply, consumed),
         },
     };
+    let fields = StorageLine {
+        mode,
+        compare_cas,
+        key,
+        flags,
+        exptime,
+        length,
+        noreply,
+    };
+    storage_frame(fields, buffer, consumed, limits)
+}
+
+/// The request of a storage line whose fields were read (its key length checked), once
+/// its data block is there; the line takes `consumed` bytes of `buffer`.
+#[inline]
+fn storage_frame<'a>(
+    fields: StorageLine<'a>,
+    buffer: &'a [u8],
+    consumed: usize,
+    limits: &Limits,
+) -> Frame<'a> {
+    let StorageLine {
+        mode,
+        compare_cas,
+        key,
+        flags,
+        exptime,
+        length,
+        noreply,
+    } = fields;
     if !(0..=i32::MAX - 2).contains(&length) {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     }
@@ -367,5 +416,6 @@ fn parse_stats<'a>(tokens: &Tokens<'a>, first: usize) -> StatsGroup<'a> {
 }
 
 mod operator;
+mod storage_line;
 #[cfg(test)]
 mod tests;

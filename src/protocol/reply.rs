@@ -217,9 +217,9 @@ impl ProtocolError {
     }
 }
 
-/// Room for a `VALUE` line: the words, a key of [`KEY_MAX_LENGTH`] bytes, three numbers
-/// of up to 20 digits, spaces and CRLF.
-const VALUE_HEADER_ROOM: usize = 6 + KEY_MAX_LENGTH + 3 * 21 + 2;
+/// Room for the numbers of a `VALUE` line: three of up to 20 digits, each after a
+/// space, and CRLF.
+const VALUE_NUMBERS_ROOM: usize = 3 * 21 + 2;
 
 /// Writes `value` in decimal into `line` from `at`; returns where the digits end.
 #[inline]
@@ -343,31 +343,27 @@ impl ReplyBuffer {
         self.queued.push(value.clone());
     }
 
-    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, composed on the stack and appended at
-    /// once (one capacity check and copy for the line, not one per piece).
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the numbers composed on the stack, the
+    /// whole line appended after one capacity check.
     pub fn value_header(&mut self, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
-        let mut line = [0u8; VALUE_HEADER_ROOM];
         if key.len() > KEY_MAX_LENGTH {
             return self.value_header_in_pieces(key, flags, len, cas);
         }
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            line[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(b"VALUE ");
-        put(key);
-        line[at] = b' ';
-        at = put_decimal(&mut line, at + 1, u64::from(flags));
-        line[at] = b' ';
-        at = put_decimal(&mut line, at + 1, len as u64);
+        let mut numbers = [0u8; VALUE_NUMBERS_ROOM];
+        numbers[0] = b' ';
+        let mut at = put_decimal(&mut numbers, 1, u64::from(flags));
+        numbers[at] = b' ';
+        at = put_decimal(&mut numbers, at + 1, len as u64);
         if let Some(cas) = cas {
-            line[at] = b' ';
-            at = put_decimal(&mut line, at + 1, cas);
+            numbers[at] = b' ';
+            at = put_decimal(&mut numbers, at + 1, cas);
         }
-        line[at..at + 2].copy_from_slice(b"\r\n");
+        numbers[at..at + 2].copy_from_slice(b"\r\n");
         at += 2;
-        self.push(&line[..at]);
+        self.current.reserve(b"VALUE ".len() + key.len() + at);
+        self.current.extend_from_slice(b"VALUE ");
+        self.current.extend_from_slice(key);
+        self.current.extend_from_slice(&numbers[..at]);
     }
 
     /// [`ReplyBuffer::value_header`] for a key longer than text keys may be.
@@ -455,7 +451,9 @@ impl ReplyBuffer {
     /// allocation: a connection with nothing pending holds none.
     pub fn reclaim(&mut self) -> BytesMut {
         debug_assert!(self.is_empty());
-        self.queued = Vec::new();
+        if self.queued.capacity() != 0 {
+            self.queued = Vec::new();
+        }
         std::mem::take(&mut self.current)
     }
 

@@ -158,10 +158,7 @@ pub async fn serve<S: ClientStream>(
                 socket.readable().await?;
             }
             if connection.read.capacity() == 0 {
-                // Under read_buf_mem_limit a connection that finds no room is closed.
-                connection.read = buffers
-                    .take_read_buffer()
-                    .ok_or(io::ErrorKind::OutOfMemory)?;
+                connection.take_buffers(shared)?;
             }
             connection
                 .read
@@ -318,9 +315,23 @@ impl Connection {
     /// an idle connection holds none while the client thinks.
     pub(super) fn release_buffers(&mut self, shared: &Shared) {
         let buffers = &shared.stats.buffers;
-        buffers.give_read_buffer(std::mem::take(&mut self.read));
-        buffers.give_reply_buffer(self.replies.reclaim());
-        self.pending = Vec::new();
+        buffers.give_buffers(std::mem::take(&mut self.read), self.replies.reclaim());
+        if self.pending.capacity() != 0 {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// Takes a read buffer before a read (and a reply buffer for the replies to come,
+    /// from the same pool access). Under read_buf_mem_limit a connection that finds no
+    /// room for a read buffer is closed: the error says so.
+    fn take_buffers(&mut self, shared: &Shared) -> io::Result<()> {
+        let with_reply = self.replies.lacks_storage();
+        let (read, reply) = shared.stats.buffers.take_buffers(with_reply);
+        if let Some(reply) = reply {
+            self.replies.provide(reply);
+        }
+        self.read = read.ok_or(io::ErrorKind::OutOfMemory)?;
+        Ok(())
     }
 
     /// Runs every complete request in the read buffer within a freshly granted reply
@@ -405,8 +416,12 @@ impl Connection {
         let (step, consumed) =
             self.session
                 .process(input, &mut ctx, &shared.limits, &mut self.replies);
-        if lent.is_none() {
-            self.read.advance(consumed);
+        match lent {
+            Some(_) => {}
+            // All of it: the buffer starts over at the front of its allocation (advancing
+            // would leave the consumed room to be reclaimed before reuse).
+            None if consumed == self.read.len() => self.read.clear(),
+            None => self.read.advance(consumed),
         }
         (step, consumed)
     }
