@@ -33,6 +33,9 @@ fn parse_general<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
 /// a plain storage line) when `plain` allows it.
 #[inline(always)]
 fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> {
+    if plain && let Some((key, consumed)) = single_key_get(buffer) {
+        return request(text_get_one(key), consumed);
+    }
     let Some(newline) = memchr::memchr(b'\n', buffer) else {
         return incomplete_line(buffer, limits);
     };
@@ -41,30 +44,32 @@ fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> 
         line = &line[..line.len() - 1];
     }
     let consumed = newline + 1;
-    if plain {
-        if let Some(key) = single_key_get(line) {
-            return request(text_get(Keys(key), false, None), consumed);
-        }
-        if let Some(fields) = storage_line(line) {
-            return storage_frame(fields, buffer, consumed, limits);
-        }
+    if plain && let Some(fields) = storage_line(line) {
+        return storage_frame(fields, buffer, consumed, limits);
     }
     let tokens = Tokens::split(line);
     parse_line(tokens, line, buffer, consumed, limits)
 }
 
-/// The key list of `get <key>`, the most common request, when the line is exactly that
-/// (one space, one valid key): the general path below would split the line into tokens
-/// and walk the key list twice for the same request.
+/// The key of `get <key>\r\n` (or `\n`), the most common request, and the bytes its
+/// line takes, when `buffer` starts with exactly that line (one space, one valid key of
+/// printable bytes): one pass finds the key and the line end, where the general path
+/// would search for the line end, split the line into tokens and leave a key list to
+/// walk again.
 #[inline]
-fn single_key_get(line: &[u8]) -> Option<&[u8]> {
-    let key = line.strip_prefix(b"get ")?;
-    let simple = !key.is_empty()
-        && key.len() <= KEY_MAX_LENGTH
-        && key[0] != b' '
-        && key.iter().all(|&byte| byte != b' ');
-    // The list the general path hands on starts after the command word.
-    simple.then(|| &line[3..])
+fn single_key_get(buffer: &[u8]) -> Option<(&[u8], usize)> {
+    let rest = buffer.strip_prefix(b"get ")?;
+    // Key bytes are above the space; the first byte that is not ends the key.
+    let end = rest.iter().position(|&byte| byte <= b' ')?;
+    if end == 0 || end > KEY_MAX_LENGTH {
+        return None;
+    }
+    let line_end = match rest[end..] {
+        [b'\n', ..] => 1,
+        [b'\r', b'\n', ..] => 2,
+        _ => return None,
+    };
+    Some((&rest[..end], b"get ".len() + end + line_end))
 }
 
 fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {
@@ -196,6 +201,19 @@ fn parse_line<'a>(
         | b"verbosity" | b"cache_memlimit" => unknown(),
         _ if tokens.get(words - 1).starts_with(b"HTTP/") => Frame::Close,
         _ => unknown(),
+    }
+}
+
+/// A text get of one key without spaces (`get <key>`).
+fn text_get_one(key: &[u8]) -> Request<'_> {
+    Request::Get {
+        keys: GetKeys::One(Cow::Borrowed(key)),
+        with_cas: false,
+        touch: None,
+        vivify: None,
+        recache: None,
+        bump: true,
+        reply: ReplyStyle::Text { noreply: false },
     }
 }
 

@@ -51,8 +51,11 @@ macro_rules! client_stream {
                 });
             }
 
+            /// Through the socket's one reader waker (`poll_read_ready`, as a read
+            /// itself waits), not `readable()`, whose waiter list costs a lock and a
+            /// list insertion and removal per wait.
             fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-                <$type>::readable(self)
+                std::future::poll_fn(|cx| self.poll_read_ready(cx))
             }
         }
     };
