@@ -171,6 +171,11 @@ impl Session {
                 self.since_yield = 0;
                 return (Step::Yield, at);
             }
+            if rest.is_empty() && self.binary == Some(false) && self.resume.is_none() {
+                // Nothing left of a text stream's input: what parsing it would answer.
+                self.since_yield = 0;
+                return (Step::NeedInput(1), at);
+            }
             let frame = match self.resume.take() {
                 Some(paused) => Frame::Request {
                     request: paused.request(rest),

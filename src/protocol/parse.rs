@@ -60,7 +60,7 @@ fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> 
 fn single_key_get(buffer: &[u8]) -> Option<(&[u8], usize)> {
     let rest = buffer.strip_prefix(b"get ")?;
     // Key bytes are above the space; the first byte that is not ends the key.
-    let end = rest.iter().position(|&byte| byte <= b' ')?;
+    let end = first_space_or_control(rest)?;
     if end == 0 || end > KEY_MAX_LENGTH {
         return None;
     }
@@ -70,6 +70,30 @@ fn single_key_get(buffer: &[u8]) -> Option<(&[u8], usize)> {
         _ => return None,
     };
     Some((&rest[..end], b"get ".len() + end + line_end))
+}
+
+/// Where the first byte at or below the space is, eight bytes at a time: keys are
+/// mostly longer than a word, and a byte-by-byte scan costs several instructions a byte.
+#[inline]
+fn first_space_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // The high bit of each byte below 0x21 (a byte with its own high bit set is not
+        // one): exact for the lowest such byte, which is the one wanted.
+        let below = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        if below != 0 {
+            return Some(at + (below.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&byte| byte <= b' ')
+        .map(|offset| at + offset)
 }
 
 fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {

@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 
@@ -34,9 +34,6 @@ const MAX_IOVECS: usize = 64;
 
 /// A stream socket a connection can be served over.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
-    /// Forgets cached read readiness so the next read waits for the reactor.
-    fn forget_read_readiness(&self);
-
     /// Waits until bytes can be read, without holding a buffer meanwhile (an idle
     /// connection then costs no read buffer).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
@@ -45,12 +42,6 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
 macro_rules! client_stream {
     ($type:ty) => {
         impl ClientStream for $type {
-            fn forget_read_readiness(&self) {
-                let _ = self.try_io(Interest::READABLE, || {
-                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                });
-            }
-
             /// Through the socket's one reader waker (`poll_read_ready`, as a read
             /// itself waits), not `readable()`, whose waiter list costs a lock and a
             /// list insertion and removal per wait.
@@ -64,9 +55,6 @@ client_stream!(TcpStream);
 client_stream!(UnixStream);
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
-    /// TLS reads may need several socket reads per record; let rustls drive readiness.
-    fn forget_read_readiness(&self) {}
-
     /// rustls keeps its own record buffers; the read itself waits.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         std::future::ready(Ok(()))
@@ -205,14 +193,9 @@ pub async fn serve<S: ClientStream>(
                 buffers.give_read_buffer(connection.read);
                 return;
             }
-            Ok(count) => {
-                connection.counters.bytes_read += count as u64;
-                if connection.read.capacity() > connection.read.len() {
-                    // A short read drained the socket: forget its readiness now, so the
-                    // next read waits for epoll instead of spending a syscall on EAGAIN.
-                    socket.forget_read_readiness();
-                }
-            }
+            // A short read drained the socket: tokio forgets its readiness then, so the
+            // next read waits for epoll instead of spending a syscall on EAGAIN.
+            Ok(count) => connection.counters.bytes_read += count as u64,
         }
     }
 }

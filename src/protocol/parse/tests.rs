@@ -256,3 +256,25 @@ fn the_single_key_get_shortcut_parses_as_the_general_path_does() {
     }
     assert_eq!(shortcut, 6, "the shortcut took its lines");
 }
+
+#[test]
+fn the_word_scan_finds_the_first_space_or_control_byte() {
+    let naive = |bytes: &[u8]| bytes.iter().position(|&byte| byte <= b' ');
+    let mut cases: Vec<Vec<u8>> = vec![Vec::new(), b"k".to_vec(), "kéy:ü".as_bytes().to_vec()];
+    for length in 0..20 {
+        for stop in [b' ', b'\r', b'\n', b'\t', 0, 0x20, 0x21, 0x7f, 0x80, 0xff] {
+            for at in 0..=length {
+                let mut bytes = vec![b'k'; length];
+                bytes.insert(at, stop);
+                // A byte that borrows (0x00) before it must not hide it.
+                if at > 0 {
+                    bytes[at - 1] = 0x21;
+                }
+                cases.push(bytes);
+            }
+        }
+    }
+    for bytes in cases {
+        assert_eq!(first_space_or_control(&bytes), naive(&bytes), "{bytes:?}");
+    }
+}
