@@ -33,8 +33,13 @@ fn parse_general<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
 /// a plain storage line) when `plain` allows it.
 #[inline(always)]
 fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> {
-    if plain && let Some((key, consumed)) = single_key_get(buffer) {
-        return request(text_get_one(key), consumed);
+    if plain {
+        if let Some((key, consumed)) = single_key_get(buffer) {
+            return request(text_get_one(key), consumed);
+        }
+        if let Some((fields, consumed)) = storage_line(buffer) {
+            return storage_frame(fields, buffer, consumed, limits);
+        }
     }
     let Some(newline) = memchr::memchr(b'\n', buffer) else {
         return incomplete_line(buffer, limits);
@@ -44,9 +49,6 @@ fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> 
         line = &line[..line.len() - 1];
     }
     let consumed = newline + 1;
-    if plain && let Some(fields) = storage_line(line) {
-        return storage_frame(fields, buffer, consumed, limits);
-    }
     let tokens = Tokens::split(line);
     parse_line(tokens, line, buffer, consumed, limits)
 }
@@ -75,7 +77,7 @@ fn single_key_get(buffer: &[u8]) -> Option<(&[u8], usize)> {
 /// Where the first byte at or below the space is, eight bytes at a time: keys are
 /// mostly longer than a word, and a byte-by-byte scan costs several instructions a byte.
 #[inline]
-fn first_space_or_control(bytes: &[u8]) -> Option<usize> {
+pub(super) fn first_space_or_control(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = bytes.chunks_exact(8);
