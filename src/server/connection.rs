@@ -37,6 +37,12 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// Waits until bytes can be read, without holding a buffer meanwhile (an idle
     /// connection then costs no read buffer).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+
+    /// Writes what the socket takes now without waiting (`WouldBlock` when it takes
+    /// nothing, or when the stream cannot write without a task context: TLS). A reply
+    /// at depth 1 almost always fits the socket buffer, and this skips the write
+    /// future's readiness and budget bookkeeping.
+    fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize>;
 }
 
 macro_rules! client_stream {
@@ -48,6 +54,10 @@ macro_rules! client_stream {
             fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
                 std::future::poll_fn(|cx| self.poll_read_ready(cx))
             }
+
+            fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+                self.try_write(bytes)
+            }
         }
     };
 }
@@ -58,6 +68,11 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     /// rustls keeps its own record buffers; the read itself waits.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         std::future::ready(Ok(()))
+    }
+
+    /// rustls encrypts into its own buffer as the write future runs.
+    fn try_write_now(&self, _bytes: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -418,8 +433,16 @@ impl Connection {
             return Ok(());
         }
         if let Some(replies) = self.replies.contiguous() {
-            // The common case: written straight from the buffer, which keeps its room.
-            socket.write_all(replies).await?;
+            // The common case: written straight from the buffer, which keeps its room,
+            // at once when the socket takes it all.
+            let written = match socket.try_write_now(replies) {
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(error) => return Err(error),
+            };
+            if written < replies.len() {
+                socket.write_all(&replies[written..]).await?;
+            }
             self.counters.bytes_written += replies.len() as u64;
             self.replies.clear();
             return Ok(());
