@@ -387,7 +387,10 @@ impl Connection {
         window: ReplyWindow,
     ) -> u32 {
         shared.stats.buffers.return_window(window);
-        self.share.absorb(&mut self.counters);
+        // begin_batch folded the rest; bytes read meanwhile are folded by the next
+        // batch, before its replies leave.
+        self.share
+            .add_bytes_written(std::mem::take(&mut self.counters.bytes_written));
         let now = shared.store.clock().now();
         // Written only when the second changes: the line stays clean between batches.
         if info.last_command.load(Ordering::Relaxed) != now {
