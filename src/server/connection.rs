@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::watch;
 
@@ -43,6 +43,14 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     /// at depth 1 almost always fits the socket buffer, and this skips the write
     /// future's readiness and budget bookkeeping.
     fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Reads what the socket holds now into the spare room of `buffer` without waiting
+    /// (`WouldBlock` when it holds nothing, or when the stream cannot read without a task
+    /// context: TLS). A short read also forgets the socket's read readiness, as tokio's
+    /// own read does, so the next wait goes to epoll instead of a `recv` that finds
+    /// nothing. Once `readable` said so, this skips the read future's second readiness
+    /// and budget check.
+    fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize>;
 }
 
 macro_rules! client_stream {
@@ -58,6 +66,18 @@ macro_rules! client_stream {
             fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize> {
                 self.try_write(bytes)
             }
+
+            fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize> {
+                let room = buffer.capacity() - buffer.len();
+                let count = self.try_read_buf(buffer)?;
+                if count < room {
+                    // Drained: the closure's WouldBlock makes tokio clear the readiness.
+                    let _ = self.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                Ok(count)
+            }
         }
     };
 }
@@ -72,6 +92,11 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
 
     /// rustls encrypts into its own buffer as the write future runs.
     fn try_write_now(&self, _bytes: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// rustls decrypts from its own record buffers as the read future runs.
+    fn try_read_now(&self, _buffer: &mut BytesMut) -> io::Result<usize> {
         Err(io::ErrorKind::WouldBlock.into())
     }
 }
@@ -172,7 +197,12 @@ pub async fn serve<S: ClientStream>(
             if connection.read.capacity() - connection.read.len() < 1024 {
                 connection.read.reserve(READ_BUFFER);
             }
-            socket.read_buf(&mut connection.read).await
+            match socket.try_read_now(&mut connection.read) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    socket.read_buf(&mut connection.read).await
+                }
+                result => result,
+            }
         };
         let outcome = {
             let mut read = std::pin::pin!(read);
