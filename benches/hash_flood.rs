@@ -1,7 +1,8 @@
 //! Collision flood against the index hash (issue #10): what a client without the
 //! per-process seed achieves by sending keys that collide under a fixed-seed variant of
-//! the hash, for foldhash (seeded) and SipHash-1-3 (std's `RandomState`), next to the
-//! same keys against an unkeyed table (what the flood does when it hits).
+//! the hash, for foldhash's quality variant (seeded: the store's `KeyHasher`) and
+//! SipHash-1-3 (std's `RandomState`), next to the same keys against an unkeyed table
+//! (what the flood does when it hits).
 //!
 //! `cargo bench --bench hash_flood` prints, per hasher: the largest number of flood keys
 //! sharing one home bucket in a table of 2^17 buckets, and ns per lookup of a flood key
@@ -28,7 +29,7 @@ fn ordinary_keys() -> Vec<Vec<u8>> {
 /// Keys whose hash under foldhash with a fixed (default) seed all land in bucket 0 of any
 /// table up to 2^BUCKET_BITS buckets: found by brute force, as an attacker would.
 fn flood_keys() -> Vec<Vec<u8>> {
-    let fixed = foldhash::fast::FixedState::default();
+    let fixed = foldhash::quality::FixedState::default();
     let mask = (1u64 << BUCKET_BITS) - 1;
     let mut found = Vec::with_capacity(FLOOD);
     // "flood:" and 16 hex digits of a counter, updated in place.
@@ -105,11 +106,15 @@ fn main() {
     };
     report(
         "foldhash, fixed seed (unkeyed)",
-        measure(&foldhash::fast::FixedState::default(), &ordinary, &flood),
+        measure(&foldhash::quality::FixedState::default(), &ordinary, &flood),
     );
     report(
         "foldhash, random seed",
-        measure(&foldhash::fast::RandomState::default(), &ordinary, &flood),
+        measure(
+            &foldhash::quality::RandomState::default(),
+            &ordinary,
+            &flood,
+        ),
     );
     report(
         "SipHash-1-3 (std RandomState)",

@@ -55,6 +55,17 @@ impl ReplyWindow {
         resumable: true,
     };
 }
+/// Empties `buffer` and reclaims its whole allocation when nothing else shares it; true
+/// when it then holds exactly `standard` bytes (a buffer worth pooling).
+fn reclaim(buffer: &mut BytesMut, standard: usize) -> bool {
+    buffer.clear();
+    if buffer.capacity() != standard {
+        // Only a buffer whose start was consumed needs (and pays for) the reclaim.
+        buffer.reserve(standard);
+    }
+    buffer.capacity() == standard
+}
+
 /// Read buffers (and, separately, reply buffers) kept per thread for connections that
 /// become busy again.
 const POOL_CAPACITY: usize = 64;
@@ -195,43 +206,43 @@ impl BufferMemory {
     /// A read buffer of at least [`READ_BUFFER`] bytes from this thread's pool or a new
     /// one; `None` (counted in `read_buf_oom`) when the limit leaves no room.
     pub fn take_read_buffer(&self) -> Option<BytesMut> {
-        if let Some(buffer) = self.with_pool(|pool| pool.buffers.pop()) {
-            return Some(buffer);
+        self.take_buffers(false).0
+    }
+
+    /// A read buffer as [`BufferMemory::take_read_buffer`] gives it and, when
+    /// `with_reply`, a reply buffer as [`BufferMemory::take_reply_buffer`] gives it, from
+    /// one pool access (a connection waking to read will reply).
+    pub fn take_buffers(&self, with_reply: bool) -> (Option<BytesMut>, Option<BytesMut>) {
+        let (read, reply) = self.with_pool(|pool| {
+            let reply = if with_reply { pool.replies.pop() } else { None };
+            (pool.buffers.pop(), reply)
+        });
+        let reply = match reply {
+            None if with_reply => Some(BytesMut::with_capacity(REPLY_BUFFER)),
+            reply => reply,
+        };
+        if read.is_some() {
+            return (read, reply);
         }
         if !self.try_charge(READ_BUFFER) {
             self.read_oom.fetch_add(1, Ordering::Relaxed);
-            return None;
+            return (None, reply);
         }
         self.read_buffers.fetch_add(1, Ordering::Relaxed);
         self.read_bytes
             .fetch_add(READ_BUFFER as u64, Ordering::Relaxed);
-        Some(BytesMut::with_capacity(READ_BUFFER))
+        (Some(BytesMut::with_capacity(READ_BUFFER)), reply)
     }
 
     /// Takes back a connection's read buffer (its unparsed bytes are dropped): pooled if
     /// it is of the standard size and the pool has room, freed otherwise. A buffer that
     /// grew for a large value is freed, and only its standard part was ever charged.
-    pub fn give_read_buffer(&self, mut buffer: BytesMut) {
-        if buffer.capacity() == 0 {
-            return;
-        }
-        buffer.clear();
-        // Reclaims the whole allocation when nothing else shares it.
-        buffer.reserve(READ_BUFFER);
-        let standard = buffer.capacity() == READ_BUFFER;
-        if standard {
-            let pooled = self.with_pool(|pool| {
-                if pool.buffers.len() < POOL_CAPACITY {
-                    pool.buffers.push(buffer);
-                    true
-                } else {
-                    false
-                }
-            });
-            if pooled {
-                return;
-            }
-        }
+    pub fn give_read_buffer(&self, buffer: BytesMut) {
+        self.give_buffers(buffer, BytesMut::new());
+    }
+
+    /// Forgets a read buffer that was freed rather than pooled.
+    fn uncount_read_buffer(&self) {
         self.read_buffers.fetch_sub(1, Ordering::Relaxed);
         self.read_bytes
             .fetch_sub(READ_BUFFER as u64, Ordering::Relaxed);
@@ -248,18 +259,37 @@ impl BufferMemory {
 
     /// Takes back a connection's written reply buffer: pooled if it is of the standard
     /// size and the pool has room, freed otherwise (one that grew for a long reply).
-    pub fn give_reply_buffer(&self, mut buffer: BytesMut) {
-        buffer.clear();
-        // Reclaims the whole allocation when nothing else shares it.
-        buffer.reserve(REPLY_BUFFER);
-        if buffer.capacity() != REPLY_BUFFER {
+    pub fn give_reply_buffer(&self, buffer: BytesMut) {
+        self.give_buffers(BytesMut::new(), buffer);
+    }
+
+    /// Takes back an idle connection's read and reply buffers at once (one pool access
+    /// for both), as [`BufferMemory::give_read_buffer`] and
+    /// [`BufferMemory::give_reply_buffer`] would each.
+    pub fn give_buffers(&self, mut read: BytesMut, mut reply: BytesMut) {
+        // A buffer of no capacity is no buffer: nothing to pool or to uncount.
+        let has_read = read.capacity() != 0;
+        let pool_read = has_read && reclaim(&mut read, READ_BUFFER);
+        let pool_reply = reply.capacity() != 0 && reclaim(&mut reply, REPLY_BUFFER);
+        if !pool_read && !pool_reply {
+            if has_read {
+                self.uncount_read_buffer();
+            }
             return;
         }
-        self.with_pool(|pool| {
-            if pool.replies.len() < POOL_CAPACITY {
-                pool.replies.push(buffer);
+        let read_pooled = self.with_pool(|pool| {
+            if pool_reply && pool.replies.len() < POOL_CAPACITY {
+                pool.replies.push(reply);
             }
+            let room = pool_read && pool.buffers.len() < POOL_CAPACITY;
+            if room {
+                pool.buffers.push(read);
+            }
+            room
         });
+        if has_read && !read_pooled {
+            self.uncount_read_buffer();
+        }
     }
 
     /// Grants a reply window for one pass over a connection's requests: a resumable

@@ -31,6 +31,8 @@ pub struct ConnCounters {
 
 /// How many counters [`ConnCounters`] holds.
 const REQUEST_COUNTERS: usize = 9;
+/// Where `bytes_written` sits in [`ConnCounters::to_array`]'s order.
+const BYTES_WRITTEN: usize = 6;
 
 impl ConnCounters {
     /// The counters in a fixed order, for summing.
@@ -90,6 +92,15 @@ struct ThreadCounters([AtomicU64; REQUEST_COUNTERS]);
 pub struct ThreadShare(Arc<ThreadCounters>);
 
 impl ThreadShare {
+    /// Adds `bytes` to the share's `bytes_written` (what a batch adds once its replies
+    /// are written: one counter, not a fold of all of them).
+    #[inline]
+    pub fn add_bytes_written(&self, bytes: u64) {
+        let counter = &self.0.0[BYTES_WRITTEN];
+        let sum = counter.load(Ordering::Relaxed).wrapping_add(bytes);
+        counter.store(sum, Ordering::Relaxed);
+    }
+
     /// Folds a connection's local counters into the share and zeroes them.
     #[inline]
     pub fn absorb(&self, local: &mut ConnCounters) {
@@ -518,6 +529,15 @@ pub fn rusage() -> (snapshot::CpuTime, snapshot::CpuTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_written_added_alone_count_as_bytes_written() {
+        let stats = ServerStats::default();
+        stats.thread_share().add_bytes_written(5);
+        let total = stats.requests.total();
+        assert_eq!(total.bytes_written, 5);
+        assert_eq!(total.to_array().iter().sum::<u64>(), 5);
+    }
 
     #[test]
     fn a_panicking_connection_gives_its_place_back() {

@@ -16,7 +16,7 @@ use self::core::Origin;
 use crate::config::Settings;
 use crate::protocol::compose::compose;
 use crate::protocol::meta::Echo;
-use crate::protocol::{GetKeys, Keys, ProtocolError, ReplyBuffer, ReplyStyle, Request};
+use crate::protocol::{GetKeys, ProtocolError, ReplyBuffer, ReplyStyle, Request};
 use crate::stats::{ConnCounters, ServerStats};
 use crate::store::Store;
 
@@ -107,10 +107,9 @@ pub fn execute(request: &Request<'_>, ctx: &mut Context<'_>, out: &mut ReplyBuff
             (GetKeys::One(key), ReplyStyle::Binary { opcode, opaque }) => {
                 binary::get(ctx, out, key, touch, opcode, opaque)
             }
-            // No text parser names a single key this way; a key without spaces is a
-            // one-key list.
+            // `get <key>`: one key without spaces, no list to walk.
             (GetKeys::One(key), ReplyStyle::Text { .. }) => {
-                retrieval::get(ctx, out, Keys(key), with_cas, touch)
+                retrieval::get_one(ctx, out, key, with_cas, touch)
             }
         },
         Request::Store {

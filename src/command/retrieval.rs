@@ -31,19 +31,48 @@ pub fn get(
             return out_of_memory(ctx, out, start);
         }
         answered_any = true;
-        // With no window at all (the limit is spent) a hit cannot be answered.
-        let no_room = window.bytes == 0 && !window.resumable && out.is_empty();
-        let hit = core::get(ctx, key, new_exptime, |hit| {
-            if !no_room {
-                compose_text_hit(out, &hit, with_cas);
-            }
-        });
-        if hit && no_room {
+        if !answer(ctx, out, key, with_cas, new_exptime) {
             return out_of_memory(ctx, out, start);
         }
     }
     out.reply(Reply::End);
     Flow::Continue
+}
+
+/// [`get`] of one key (a `get <key>` line): no list to walk, and one key never pauses.
+pub fn get_one(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    key: &[u8],
+    with_cas: bool,
+    new_exptime: Option<crate::protocol::Exptime>,
+) -> Flow {
+    let start = out.len();
+    if !answer(ctx, out, key, with_cas, new_exptime) {
+        return out_of_memory(ctx, out, start);
+    }
+    out.reply(Reply::End);
+    Flow::Continue
+}
+
+/// Looks `key` up and queues its `VALUE` block on a hit. False when a hit finds no
+/// reply window at all (the limit is spent): the get then answers out of memory.
+#[inline]
+fn answer(
+    ctx: &mut Context<'_>,
+    out: &mut ReplyBuffer,
+    key: &[u8],
+    with_cas: bool,
+    new_exptime: Option<crate::protocol::Exptime>,
+) -> bool {
+    let window = ctx.reply_window;
+    let no_room = window.bytes == 0 && !window.resumable && out.is_empty();
+    let hit = core::get(ctx, key, new_exptime, |hit| {
+        if !no_room {
+            compose_text_hit(out, &hit, with_cas);
+        }
+    });
+    !(hit && no_room)
 }
 
 /// Replaces what the get queued with memcached's out-of-memory reply.

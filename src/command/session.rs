@@ -171,6 +171,11 @@ impl Session {
                 self.since_yield = 0;
                 return (Step::Yield, at);
             }
+            if rest.is_empty() && self.binary == Some(false) && self.resume.is_none() {
+                // Nothing left of a text stream's input: what parsing it would answer.
+                self.since_yield = 0;
+                return (Step::NeedInput(1), at);
+            }
             let frame = match self.resume.take() {
                 Some(paused) => Frame::Request {
                     request: paused.request(rest),
@@ -179,8 +184,10 @@ impl Session {
                 },
                 None => self.parse_next(rest, ctx.settings.protocol, limits),
             };
-            let (request, consumed, swallow) = match frame {
-                Frame::Incomplete { needed } => {
+            // The request is used where the frame holds it: it is large, and moving it
+            // out would copy it.
+            let (request, consumed, swallow) = match &frame {
+                &Frame::Incomplete { needed } => {
                     // Waiting for the client: the next read starts a new turn.
                     self.since_yield = 0;
                     self.awaiting_data = match self.binary {
@@ -194,7 +201,7 @@ impl Session {
                     request,
                     consumed,
                     swallow,
-                } => (request, consumed, swallow),
+                } => (request, *consumed, *swallow),
             };
             let traced = tracing::enabled!(tracing::Level::DEBUG);
             let before = out.len();
@@ -203,9 +210,9 @@ impl Session {
                 tracing::debug!("<{id} {}", first_line(&rest[..consumed]));
             }
             let flow = if self.authenticated {
-                super::execute(&request, ctx, out)
+                super::execute(request, ctx, out)
             } else {
-                match self.authenticate(&request, ctx, out) {
+                match self.authenticate(request, ctx, out) {
                     Ok(flow) => flow,
                     Err(error) => {
                         // memcached answers a refused batch once: a pipelined rest
@@ -227,7 +234,7 @@ impl Session {
                 tracing::debug!(">{id} {}", first_line(&reply[before..]));
             }
             if let Flow::MoreKeys { resume_at } = flow {
-                self.resume = Some(PausedGet::of(&request, rest, resume_at, consumed));
+                self.resume = Some(PausedGet::of(request, rest, resume_at, consumed));
                 return (Step::MoreQueued, at);
             }
             at += consumed;

@@ -12,6 +12,7 @@ use super::request::{
 use super::tokens::{Tokens, after_words};
 use crate::numbers::{strtol32, strtoul32, strtoull};
 use std::borrow::Cow;
+use storage_line::{StorageLine, storage_line};
 
 /// A partial line longer than this (no newline yet) closes the connection, unless it is
 /// a get; a long line whose newline has already arrived is parsed, as memcached does.
@@ -19,6 +20,27 @@ pub const MAX_LINE_LENGTH: usize = 2048;
 
 /// Parses one request from the front of `buffer`.
 pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    parse_lines(buffer, limits, true)
+}
+
+/// [`parse`] with only the general tokenizer, which the plain paths must agree with.
+#[cfg(test)]
+fn parse_general<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
+    parse_lines(buffer, limits, false)
+}
+
+/// Parses one request, through the plain paths for the most common lines (`get <key>`,
+/// a plain storage line) when `plain` allows it.
+#[inline(always)]
+fn parse_lines<'a>(buffer: &'a [u8], limits: &Limits, plain: bool) -> Frame<'a> {
+    if plain {
+        if let Some((key, consumed)) = single_key_get(buffer) {
+            return request(text_get_one(key), consumed);
+        }
+        if let Some((fields, consumed)) = storage_line(buffer) {
+            return storage_frame(fields, buffer, consumed, limits);
+        }
+    }
     let Some(newline) = memchr::memchr(b'\n', buffer) else {
         return incomplete_line(buffer, limits);
     };
@@ -27,25 +49,53 @@ pub fn parse<'a>(buffer: &'a [u8], limits: &Limits) -> Frame<'a> {
         line = &line[..line.len() - 1];
     }
     let consumed = newline + 1;
-    if let Some(key) = single_key_get(line) {
-        return request(text_get(Keys(key), false, None), consumed);
-    }
     let tokens = Tokens::split(line);
     parse_line(tokens, line, buffer, consumed, limits)
 }
 
-/// The key list of `get <key>`, the most common request, when the line is exactly that
-/// (one space, one valid key): the general path below would split the line into tokens
-/// and walk the key list twice for the same request.
+/// The key of `get <key>\r\n` (or `\n`), the most common request, and the bytes its
+/// line takes, when `buffer` starts with exactly that line (one space, one valid key of
+/// printable bytes): one pass finds the key and the line end, where the general path
+/// would search for the line end, split the line into tokens and leave a key list to
+/// walk again.
 #[inline]
-fn single_key_get(line: &[u8]) -> Option<&[u8]> {
-    let key = line.strip_prefix(b"get ")?;
-    let simple = !key.is_empty()
-        && key.len() <= KEY_MAX_LENGTH
-        && key[0] != b' '
-        && key.iter().all(|&byte| byte != b' ');
-    // The list the general path hands on starts after the command word.
-    simple.then(|| &line[3..])
+fn single_key_get(buffer: &[u8]) -> Option<(&[u8], usize)> {
+    let rest = buffer.strip_prefix(b"get ")?;
+    // Key bytes are above the space; the first byte that is not ends the key.
+    let end = first_space_or_control(rest)?;
+    if end == 0 || end > KEY_MAX_LENGTH {
+        return None;
+    }
+    let line_end = match rest[end..] {
+        [b'\n', ..] => 1,
+        [b'\r', b'\n', ..] => 2,
+        _ => return None,
+    };
+    Some((&rest[..end], b"get ".len() + end + line_end))
+}
+
+/// Where the first byte at or below the space is, eight bytes at a time: keys are
+/// mostly longer than a word, and a byte-by-byte scan costs several instructions a byte.
+#[inline]
+pub(super) fn first_space_or_control(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in words.by_ref() {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        // The high bit of each byte below 0x21 (a byte with its own high bit set is not
+        // one): exact for the lowest such byte, which is the one wanted.
+        let below = word.wrapping_sub(ONES * 0x21) & !word & HIGHS;
+        if below != 0 {
+            return Some(at + (below.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&byte| byte <= b' ')
+        .map(|offset| at + offset)
 }
 
 fn incomplete_line(buffer: &[u8], limits: &Limits) -> Frame<'static> {
@@ -180,6 +230,19 @@ fn parse_line<'a>(
     }
 }
 
+/// A text get of one key without spaces (`get <key>`).
+fn text_get_one(key: &[u8]) -> Request<'_> {
+    Request::Get {
+        keys: GetKeys::One(Cow::Borrowed(key)),
+        with_cas: false,
+        touch: None,
+        vivify: None,
+        recache: None,
+        bump: true,
+        reply: ReplyStyle::Text { noreply: false },
+    }
+}
+
 /// A text get of a key list (also what a multiget paused at a full reply window
 /// resumes with).
 pub fn text_get(keys: Keys<'_>, with_cas: bool, touch: Option<Exptime>) -> Request<'_> {
@@ -233,6 +296,36 @@ fn parse_storage<'a>(
             None => return invalid(ProtocolError::BadFormat, noreply, consumed),
         },
     };
+    let fields = StorageLine {
+        mode,
+        compare_cas,
+        key,
+        flags,
+        exptime,
+        length,
+        noreply,
+    };
+    storage_frame(fields, buffer, consumed, limits)
+}
+
+/// The request of a storage line whose fields were read (its key length checked), once
+/// its data block is there; the line takes `consumed` bytes of `buffer`.
+#[inline]
+fn storage_frame<'a>(
+    fields: StorageLine<'a>,
+    buffer: &'a [u8],
+    consumed: usize,
+    limits: &Limits,
+) -> Frame<'a> {
+    let StorageLine {
+        mode,
+        compare_cas,
+        key,
+        flags,
+        exptime,
+        length,
+        noreply,
+    } = fields;
     if !(0..=i32::MAX - 2).contains(&length) {
         return invalid(ProtocolError::BadFormat, noreply, consumed);
     }
@@ -367,5 +460,6 @@ fn parse_stats<'a>(tokens: &Tokens<'a>, first: usize) -> StatsGroup<'a> {
 }
 
 mod operator;
+mod storage_line;
 #[cfg(test)]
 mod tests;

@@ -217,23 +217,25 @@ impl ProtocolError {
     }
 }
 
-/// Room for a `VALUE` line: the words, a key of [`KEY_MAX_LENGTH`] bytes, three numbers
-/// of up to 20 digits, spaces and CRLF.
-const VALUE_HEADER_ROOM: usize = 6 + KEY_MAX_LENGTH + 3 * 21 + 2;
+/// Room for the numbers of a `VALUE` line: three of up to 20 digits, each after a
+/// space, and CRLF.
+const VALUE_NUMBERS_ROOM: usize = 3 * 21 + 2;
 
-/// Writes `value` in decimal into `line` from `at`; returns where the digits end.
+/// Writes ` <value>` in decimal so that it ends where `line` from `end` on was already
+/// written (numbers are composed back to front, so no digit is moved twice); returns
+/// where it starts.
 #[inline]
-fn put_decimal(line: &mut [u8], at: usize, mut value: u64) -> usize {
-    let mut end = at;
+fn put_decimal_before(line: &mut [u8], mut end: usize, mut value: u64) -> usize {
     loop {
+        end -= 1;
         line[end] = b'0' + (value % 10) as u8;
-        end += 1;
         value /= 10;
         if value == 0 {
             break;
         }
     }
-    line[at..end].reverse();
+    end -= 1;
+    line[end] = b' ';
     end
 }
 
@@ -343,31 +345,26 @@ impl ReplyBuffer {
         self.queued.push(value.clone());
     }
 
-    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, composed on the stack and appended at
-    /// once (one capacity check and copy for the line, not one per piece).
+    /// `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: the numbers composed on the stack, the
+    /// whole line appended after one capacity check.
     pub fn value_header(&mut self, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
-        let mut line = [0u8; VALUE_HEADER_ROOM];
         if key.len() > KEY_MAX_LENGTH {
             return self.value_header_in_pieces(key, flags, len, cas);
         }
-        let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            line[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
-        put(b"VALUE ");
-        put(key);
-        line[at] = b' ';
-        at = put_decimal(&mut line, at + 1, u64::from(flags));
-        line[at] = b' ';
-        at = put_decimal(&mut line, at + 1, len as u64);
+        let mut numbers = [0u8; VALUE_NUMBERS_ROOM];
+        let mut at = VALUE_NUMBERS_ROOM - 2;
+        numbers[at..].copy_from_slice(b"\r\n");
         if let Some(cas) = cas {
-            line[at] = b' ';
-            at = put_decimal(&mut line, at + 1, cas);
+            at = put_decimal_before(&mut numbers, at, cas);
         }
-        line[at..at + 2].copy_from_slice(b"\r\n");
-        at += 2;
-        self.push(&line[..at]);
+        at = put_decimal_before(&mut numbers, at, len as u64);
+        at = put_decimal_before(&mut numbers, at, u64::from(flags));
+        let numbers = &numbers[at..];
+        self.current
+            .reserve(b"VALUE ".len() + key.len() + numbers.len());
+        self.current.extend_from_slice(b"VALUE ");
+        self.current.extend_from_slice(key);
+        self.current.extend_from_slice(numbers);
     }
 
     /// [`ReplyBuffer::value_header`] for a key longer than text keys may be.
@@ -455,7 +452,9 @@ impl ReplyBuffer {
     /// allocation: a connection with nothing pending holds none.
     pub fn reclaim(&mut self) -> BytesMut {
         debug_assert!(self.is_empty());
-        self.queued = Vec::new();
+        if self.queued.capacity() != 0 {
+            self.queued = Vec::new();
+        }
         std::mem::take(&mut self.current)
     }
 
@@ -509,6 +508,25 @@ impl ReplyBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_lines_read_as_formatted_text() {
+        let long_key = vec![b'k'; KEY_MAX_LENGTH + 10];
+        for key in [&b"k"[..], b"key:0000001234", &long_key] {
+            for flags in [0, 9, 10, 99, 100, u32::MAX] {
+                for len in [0, 1, 9, 10, 100, 1 << 20, usize::MAX] {
+                    for cas in [None, Some(0), Some(7), Some(10), Some(u64::MAX)] {
+                        let mut out = ReplyBuffer::new();
+                        out.value_header(key, flags, len, cas);
+                        let cas = cas.map(|cas| format!(" {cas}")).unwrap_or_default();
+                        let key = String::from_utf8_lossy(key);
+                        let expected = format!("VALUE {key} {flags} {len}{cas}\r\n");
+                        assert_eq!(out.to_vec(), expected.as_bytes());
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn truncate_cuts_across_shared_and_copied_pieces() {

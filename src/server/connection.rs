@@ -34,25 +34,49 @@ const MAX_IOVECS: usize = 64;
 
 /// A stream socket a connection can be served over.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
-    /// Forgets cached read readiness so the next read waits for the reactor.
-    fn forget_read_readiness(&self);
-
     /// Waits until bytes can be read, without holding a buffer meanwhile (an idle
     /// connection then costs no read buffer).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+
+    /// Writes what the socket takes now without waiting (`WouldBlock` when it takes
+    /// nothing, or when the stream cannot write without a task context: TLS). A reply
+    /// at depth 1 almost always fits the socket buffer, and this skips the write
+    /// future's readiness and budget bookkeeping.
+    fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// Reads what the socket holds now into the spare room of `buffer` without waiting
+    /// (`WouldBlock` when it holds nothing, or when the stream cannot read without a task
+    /// context: TLS). A short read also forgets the socket's read readiness, as tokio's
+    /// own read does, so the next wait goes to epoll instead of a `recv` that finds
+    /// nothing. Once `readable` said so, this skips the read future's second readiness
+    /// and budget check.
+    fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize>;
 }
 
 macro_rules! client_stream {
     ($type:ty) => {
         impl ClientStream for $type {
-            fn forget_read_readiness(&self) {
-                let _ = self.try_io(Interest::READABLE, || {
-                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                });
+            /// Through the socket's one reader waker (`poll_read_ready`, as a read
+            /// itself waits), not `readable()`, whose waiter list costs a lock and a
+            /// list insertion and removal per wait.
+            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+                std::future::poll_fn(|cx| self.poll_read_ready(cx))
             }
 
-            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-                <$type>::readable(self)
+            fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+                self.try_write(bytes)
+            }
+
+            fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize> {
+                let room = buffer.capacity() - buffer.len();
+                let count = self.try_read_buf(buffer)?;
+                if count < room {
+                    // Drained: the closure's WouldBlock makes tokio clear the readiness.
+                    let _ = self.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                Ok(count)
             }
         }
     };
@@ -61,12 +85,19 @@ client_stream!(TcpStream);
 client_stream!(UnixStream);
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
-    /// TLS reads may need several socket reads per record; let rustls drive readiness.
-    fn forget_read_readiness(&self) {}
-
     /// rustls keeps its own record buffers; the read itself waits.
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
         std::future::ready(Ok(()))
+    }
+
+    /// rustls encrypts into its own buffer as the write future runs.
+    fn try_write_now(&self, _bytes: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+
+    /// rustls decrypts from its own record buffers as the read future runs.
+    fn try_read_now(&self, _buffer: &mut BytesMut) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -158,10 +189,7 @@ pub async fn serve<S: ClientStream>(
                 socket.readable().await?;
             }
             if connection.read.capacity() == 0 {
-                // Under read_buf_mem_limit a connection that finds no room is closed.
-                connection.read = buffers
-                    .take_read_buffer()
-                    .ok_or(io::ErrorKind::OutOfMemory)?;
+                connection.take_buffers(shared)?;
             }
             connection
                 .read
@@ -169,7 +197,12 @@ pub async fn serve<S: ClientStream>(
             if connection.read.capacity() - connection.read.len() < 1024 {
                 connection.read.reserve(READ_BUFFER);
             }
-            socket.read_buf(&mut connection.read).await
+            match socket.try_read_now(&mut connection.read) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    socket.read_buf(&mut connection.read).await
+                }
+                result => result,
+            }
         };
         let outcome = {
             let mut read = std::pin::pin!(read);
@@ -205,14 +238,9 @@ pub async fn serve<S: ClientStream>(
                 buffers.give_read_buffer(connection.read);
                 return;
             }
-            Ok(count) => {
-                connection.counters.bytes_read += count as u64;
-                if connection.read.capacity() > connection.read.len() {
-                    // A short read drained the socket: forget its readiness now, so the
-                    // next read waits for epoll instead of spending a syscall on EAGAIN.
-                    socket.forget_read_readiness();
-                }
-            }
+            // A short read drained the socket: tokio forgets its readiness then, so the
+            // next read waits for epoll instead of spending a syscall on EAGAIN.
+            Ok(count) => connection.counters.bytes_read += count as u64,
         }
     }
 }
@@ -318,9 +346,23 @@ impl Connection {
     /// an idle connection holds none while the client thinks.
     pub(super) fn release_buffers(&mut self, shared: &Shared) {
         let buffers = &shared.stats.buffers;
-        buffers.give_read_buffer(std::mem::take(&mut self.read));
-        buffers.give_reply_buffer(self.replies.reclaim());
-        self.pending = Vec::new();
+        buffers.give_buffers(std::mem::take(&mut self.read), self.replies.reclaim());
+        if self.pending.capacity() != 0 {
+            self.pending = Vec::new();
+        }
+    }
+
+    /// Takes a read buffer before a read (and a reply buffer for the replies to come,
+    /// from the same pool access). Under read_buf_mem_limit a connection that finds no
+    /// room for a read buffer is closed: the error says so.
+    fn take_buffers(&mut self, shared: &Shared) -> io::Result<()> {
+        let with_reply = self.replies.lacks_storage();
+        let (read, reply) = shared.stats.buffers.take_buffers(with_reply);
+        if let Some(reply) = reply {
+            self.replies.provide(reply);
+        }
+        self.read = read.ok_or(io::ErrorKind::OutOfMemory)?;
+        Ok(())
     }
 
     /// Runs every complete request in the read buffer within a freshly granted reply
@@ -375,7 +417,10 @@ impl Connection {
         window: ReplyWindow,
     ) -> u32 {
         shared.stats.buffers.return_window(window);
-        self.share.absorb(&mut self.counters);
+        // begin_batch folded the rest; bytes read meanwhile are folded by the next
+        // batch, before its replies leave.
+        self.share
+            .add_bytes_written(std::mem::take(&mut self.counters.bytes_written));
         let now = shared.store.clock().now();
         // Written only when the second changes: the line stays clean between batches.
         if info.last_command.load(Ordering::Relaxed) != now {
@@ -405,8 +450,12 @@ impl Connection {
         let (step, consumed) =
             self.session
                 .process(input, &mut ctx, &shared.limits, &mut self.replies);
-        if lent.is_none() {
-            self.read.advance(consumed);
+        match lent {
+            Some(_) => {}
+            // All of it: the buffer starts over at the front of its allocation (advancing
+            // would leave the consumed room to be reclaimed before reuse).
+            None if consumed == self.read.len() => self.read.clear(),
+            None => self.read.advance(consumed),
         }
         (step, consumed)
     }
@@ -417,8 +466,16 @@ impl Connection {
             return Ok(());
         }
         if let Some(replies) = self.replies.contiguous() {
-            // The common case: written straight from the buffer, which keeps its room.
-            socket.write_all(replies).await?;
+            // The common case: written straight from the buffer, which keeps its room,
+            // at once when the socket takes it all.
+            let written = match socket.try_write_now(replies) {
+                Ok(written) => written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(error) => return Err(error),
+            };
+            if written < replies.len() {
+                socket.write_all(&replies[written..]).await?;
+            }
             self.counters.bytes_written += replies.len() as u64;
             self.replies.clear();
             return Ok(());

@@ -684,7 +684,7 @@ impl SettingsSnapshot<'_> {
         stat("tail_repair_time", 0u64.into());
         stat("flush_enabled", yes_no(self.flush_enabled));
         stat("dump_enabled", "yes".into());
-        stat("hash_algorithm", "siphash13".into());
+        stat("hash_algorithm", "foldhash".into());
         stat("lru_maintainer_thread", "no".into());
         stat("lru_segmented", "no".into());
         stat("hot_lru_pct", 20u64.into());

@@ -27,7 +27,6 @@ use shard::{ALL_CLASSES, ItemCursor, Shard, ShardCas, Write};
 
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
-use std::hash::RandomState;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -115,11 +114,16 @@ impl StoreConfig {
     }
 }
 
+/// The index's keyed hash, which also picks the shard: foldhash (its quality variant)
+/// seeded at random per process, so clients cannot aim keys at one shard or one bucket
+/// without the seed (`benches/hash_flood.rs`), at a tenth of SipHash-1-3's instructions.
+pub type KeyHasher = foldhash::quality::RandomState;
+
 /// The sharded store shared by all connections.
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     shard_mask: u64,
-    hasher: RandomState,
+    hasher: KeyHasher,
     clock: Arc<Clock>,
     oldest_live: AtomicU32,
     sizes: SizeClasses,
@@ -137,7 +141,7 @@ pub struct Store {
 impl Store {
     /// An empty store; memory is taken page by page as items arrive.
     pub fn new(config: &StoreConfig, clock: Arc<Clock>) -> Self {
-        let hasher = RandomState::default();
+        let hasher = KeyHasher::default();
         let count = config.shard_count();
         let sizes = SizeClasses::new(config.slab_min_size, config.growth_factor);
         let budget = Arc::new(Budget::new(config.memory_limit));

@@ -192,27 +192,89 @@ fn binary_stat_keys_name_the_same_groups_as_text_stats_lines() {
     assert_eq!(stats_group(b"bogus"), StatsGroup::Unknown);
 }
 
+/// The keys a frame's get names (a one-key `GetKeys::One` and a one-key list alike),
+/// with the rest of the frame, for comparing the plain and the general path.
+fn get_keys_of(frame: Frame<'_>) -> Result<(Vec<Vec<u8>>, bool, usize), String> {
+    match frame {
+        Frame::Request {
+            request:
+                Request::Get {
+                    keys,
+                    with_cas,
+                    touch: None,
+                    reply: ReplyStyle::Text { noreply: false },
+                    ..
+                },
+            consumed,
+            swallow: 0,
+        } => {
+            let keys = match keys {
+                GetKeys::List(keys) => keys.iter().map(<[u8]>::to_vec).collect(),
+                GetKeys::One(key) => vec![key.to_vec()],
+            };
+            Ok((keys, with_cas, consumed))
+        }
+        other => Err(format!("{other:?}")),
+    }
+}
+
 #[test]
 fn the_single_key_get_shortcut_parses_as_the_general_path_does() {
+    let longest = format!("get {}\r\n", "k".repeat(KEY_MAX_LENGTH));
     let long = format!("get {}\r\n", "k".repeat(KEY_MAX_LENGTH + 1));
     let limits = Limits::default();
+    let mut shortcut = 0;
     for input in [
         "get k\r\n",
         "get k\n",
+        "get k\r\nget j\r\n",
+        "get k\n\r\n",
+        "get k\r\r\n",
+        "get k\rx\r\n",
+        "get k\tj\r\n",
+        "get k\x01\r\n",
+        "get kéy\r\n",
         "get  k\r\n",
         "get k \r\n",
         "get a b\r\n",
         "get \r\n",
         "get\r\n",
+        "get k",
+        "get k\r",
         "gets k\r\n",
+        "GET k\r\n",
+        longest.as_str(),
         long.as_str(),
     ] {
         let buffer = input.as_bytes();
-        let newline = buffer.iter().position(|&byte| byte == b'\n').unwrap();
-        let line = buffer[..newline]
-            .strip_suffix(b"\r")
-            .unwrap_or(&buffer[..newline]);
-        let general = parse_line(Tokens::split(line), line, buffer, newline + 1, &limits);
-        assert_eq!(parse(buffer, &limits), general, "{input:?}");
+        if single_key_get(buffer).is_some() {
+            shortcut += 1;
+        }
+        let plain = parse(buffer, &limits);
+        let general = parse_general(buffer, &limits);
+        assert_eq!(get_keys_of(plain), get_keys_of(general), "{input:?}");
+    }
+    assert_eq!(shortcut, 6, "the shortcut took its lines");
+}
+
+#[test]
+fn the_word_scan_finds_the_first_space_or_control_byte() {
+    let naive = |bytes: &[u8]| bytes.iter().position(|&byte| byte <= b' ');
+    let mut cases: Vec<Vec<u8>> = vec![Vec::new(), b"k".to_vec(), "kéy:ü".as_bytes().to_vec()];
+    for length in 0..20 {
+        for stop in [b' ', b'\r', b'\n', b'\t', 0, 0x20, 0x21, 0x7f, 0x80, 0xff] {
+            for at in 0..=length {
+                let mut bytes = vec![b'k'; length];
+                bytes.insert(at, stop);
+                // A byte that borrows (0x00) before it must not hide it.
+                if at > 0 {
+                    bytes[at - 1] = 0x21;
+                }
+                cases.push(bytes);
+            }
+        }
+    }
+    for bytes in cases {
+        assert_eq!(first_space_or_control(&bytes), naive(&bytes), "{bytes:?}");
     }
 }

@@ -22,9 +22,9 @@ use index::Lookup;
 pub use maintenance::ALL_CLASSES;
 pub use meta::{MetaArith, MetaArithOutcome, MetaDeleteOutcome, MetaGet, MetaView};
 
+use super::KeyHasher;
 use super::item::Handle;
 use super::memory::{Budget, ClassCounters, Memory, SizeClasses, ValueRef};
-use std::hash::RandomState;
 use std::sync::Arc;
 
 /// CAS values unique across the whole store without a shared counter: each shard counts
@@ -253,7 +253,7 @@ pub struct Shard {
     /// Slab memory, eviction queues and per-class counters.
     memory: Memory,
     sizes: SizeClasses,
-    hasher: RandomState,
+    hasher: KeyHasher,
     /// Unique CAS values: see `ShardCas`.
     cas: ShardCas,
     oldest_cas: u64,
@@ -288,7 +288,7 @@ impl Shard {
         cas: ShardCas,
         sizes: SizeClasses,
         budget: Arc<Budget>,
-        hasher: RandomState,
+        hasher: KeyHasher,
         cas_enabled: bool,
         evictions_enabled: bool,
         item_size_max: usize,

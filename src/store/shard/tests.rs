@@ -39,7 +39,7 @@ fn shard_with(limit: usize, evictions: bool) -> Shard {
         ShardCas::new(0, 1),
         SizeClasses::new(48, 1.25),
         Arc::new(Budget::new(limit)),
-        RandomState::default(),
+        KeyHasher::default(),
         true,
         evictions,
         MIB,
@@ -55,7 +55,7 @@ fn at(now: u32) -> Now {
 
 struct Fixture {
     shard: Shard,
-    hasher: RandomState,
+    hasher: KeyHasher,
 }
 
 impl Fixture {
@@ -496,7 +496,7 @@ fn the_smallest_chunks_fill_whole_pages_without_overflowing_handles() {
         ShardCas::new(0, 1),
         SizeClasses::new(1, 1.25),
         Arc::new(Budget::new(64 * MIB)),
-        RandomState::default(),
+        KeyHasher::default(),
         true,
         true,
         MIB,
