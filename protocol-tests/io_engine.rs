@@ -2,7 +2,7 @@
 //! suboption), so these tests run against ferrocached alone. The rest of the suite runs
 //! once per engine (scripts/test sets `FERROCACHED_IO_ENGINE`).
 
-use crate::support::{Kind, command_for, io_engine, start};
+use crate::support::{Kind, command_for, free_port, io_engine, start, start_command};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,43 @@ fn engine_shown(server: &crate::support::Server) -> String {
         .find(|(name, _)| name == "io_engine")
         .map(|(_, value)| value)
         .expect("stats settings shows io_engine")
+}
+
+/// CPUs the machine has online (`nproc --all`), whatever this process may use.
+fn online_cpus() -> usize {
+    let output = std::process::Command::new("nproc")
+        .arg("--all")
+        .output()
+        .expect("nproc");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("nproc prints a number")
+}
+
+/// ferrocached with `-o io_engine=auto -t threads`, allowed to run on CPU 0 only.
+fn pinned_to_cpu_zero(threads: usize) -> crate::support::Server {
+    use std::os::unix::process::CommandExt;
+    let port = free_port();
+    let threads = threads.to_string();
+    let mut command = command_for(
+        Kind::Ferrocached,
+        port,
+        &["-o", "io_engine=auto", "-t", &threads],
+    );
+    // SAFETY: sched_setaffinity on the child between fork and exec touches only a local
+    // CPU set and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    start_command(Kind::Ferrocached, port, command)
 }
 
 /// Runs a command line that should exit by itself: its status and stderr.
@@ -54,13 +91,20 @@ fn stats_settings_shows_the_engine_chosen() {
             let uring = start(Kind::Ferrocached, &["-o", "io_engine=uring"]);
             assert_eq!(engine_shown(&uring), "uring");
             // The default is io_uring where the kernel offers it and each worker has a
-            // CPU; with more workers than CPUs, epoll.
-            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            let one = start(Kind::Ferrocached, &["-o", "io_engine=auto", "-t", "1"]);
-            assert_eq!(engine_shown(&one), "uring");
-            let crowded = (cpus + 1).to_string();
-            let crowded = start(Kind::Ferrocached, &["-o", "io_engine=auto", "-t", &crowded]);
-            assert_eq!(engine_shown(&crowded), "epoll");
+            // CPU of its own: of half the machine when the server shares it, of every CPU
+            // set aside for it when it was given fewer (taskset).
+            let online = online_cpus();
+            let shared_machine = |threads: usize| {
+                let threads = threads.to_string();
+                start(Kind::Ferrocached, &["-o", "io_engine=auto", "-t", &threads])
+            };
+            let expected = if online >= 2 { "uring" } else { "epoll" };
+            assert_eq!(engine_shown(&shared_machine(1)), expected);
+            assert_eq!(engine_shown(&shared_machine(online / 2 + 1)), "epoll");
+            if online >= 2 {
+                assert_eq!(engine_shown(&pinned_to_cpu_zero(1)), "uring");
+                assert_eq!(engine_shown(&pinned_to_cpu_zero(2)), "epoll");
+            }
             break;
         }
         if forced.try_wait().expect("wait").is_some() {

@@ -151,7 +151,13 @@ pub fn command_for(kind: Kind, port: u16, flags: &[&str]) -> Command {
 /// Starts one server and waits until it accepts connections.
 pub fn start(kind: Kind, flags: &[&str]) -> Server {
     let port = free_port();
-    let child = command_for(kind, port, flags)
+    start_command(kind, port, command_for(kind, port, flags))
+}
+
+/// Starts `command` (from [`command_for`] with `port`, adjusted by the caller) and waits
+/// until it accepts connections.
+pub fn start_command(kind: Kind, port: u16, mut command: Command) -> Server {
+    let child = command
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {kind:?}: {error}"));
     let address = format!("127.0.0.1:{port}");

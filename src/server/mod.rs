@@ -87,9 +87,12 @@ impl Shared {
     /// The io engine is settled here too (`-o io_engine`): `stats settings` shows the one
     /// in use.
     pub fn new(mut settings: Settings, clock: Arc<Clock>) -> Result<Arc<Shared>, String> {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        settings.io_engine =
-            uring::resolve(settings.io_engine, settings.threads, cpus, uring::probe)?;
+        settings.io_engine = uring::resolve(
+            settings.io_engine,
+            settings.threads,
+            uring::Cpus::of_this_process(),
+            uring::probe,
+        )?;
         let tls = match &settings.tls {
             Some(options) => Some(tls::TlsState::new(options.clone(), clock.unix_now())?),
             None => None,

@@ -213,19 +213,49 @@ pub fn probe() -> Result<(), Unavailable> {
     Ok(())
 }
 
+/// The CPUs the server may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpus {
+    /// CPUs the process may run on (its affinity mask and cgroup quota).
+    pub allowed: usize,
+    /// CPUs the machine has online.
+    pub online: usize,
+}
+
+impl Cpus {
+    /// This process's view of the machine.
+    pub fn of_this_process() -> Cpus {
+        let allowed = std::thread::available_parallelism().map_or(1, usize::from);
+        // SAFETY: sysconf has no preconditions.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        Cpus {
+            allowed,
+            online: usize::try_from(online).unwrap_or(allowed).max(allowed),
+        }
+    }
+
+    /// The process was given fewer CPUs than the machine has (`taskset`, a cpuset, a
+    /// CPU quota): someone set them aside for it.
+    fn dedicated(self) -> bool {
+        self.allowed < self.online
+    }
+}
+
 /// The engine to run with: `requested` as settled against what the kernel offers
-/// (`available`) and the machine. `auto` takes io_uring where each of the `threads`
-/// workers has a CPU of the `cpus` it may run on (its affinity, so a server pinned to one
-/// CPU counts one): a ring thread does all of its worker's connection work, while its tokio
-/// thread sleeps until a connection opens or closes. With more workers than CPUs, epoll
-/// measured better (2 CPUs, `-t 4`: io_uring ×0.61 of memcached's efficiency, epoll
-/// ×1.01). Otherwise, and where the kernel refuses io_uring, `auto` uses epoll with an
-/// info line; a forced `uring` that the kernel refuses is an error, not a silent
+/// (`available`) and the CPUs. A ring thread does all of its worker's connection work
+/// and wins when it has a CPU to itself; sharing CPUs with other busy threads it lost to
+/// epoll (2 CPUs, shared with the load generator, get90 efficiency against memcached:
+/// `-t 2` io_uring ×0.82, epoll ×1.14; pinned to a CPU of its own, `-t 1`: io_uring
+/// ×1.41, epoll ×1.26). So `auto` takes io_uring where each of the `threads` workers can
+/// have a CPU: of the CPUs set aside for the process when it was given fewer than the
+/// machine has, and of half the machine's otherwise (the other half is left to whatever
+/// else runs there). Otherwise, and where the kernel refuses io_uring, `auto` uses epoll
+/// with an info line; a forced `uring` that the kernel refuses is an error, not a silent
 /// downgrade.
 pub fn resolve(
     requested: IoEngine,
     threads: usize,
-    cpus: usize,
+    cpus: Cpus,
     available: impl FnOnce() -> Result<(), Unavailable>,
 ) -> Result<IoEngine, String> {
     match requested {
@@ -234,11 +264,14 @@ pub fn resolve(
             Ok(()) => Ok(IoEngine::Uring),
             Err(why) => Err(format!("io_engine=uring is unavailable: {why}")),
         },
-        IoEngine::Auto if threads > cpus => {
+        IoEngine::Auto
+            if threads > cpus.allowed || (!cpus.dedicated() && threads * 2 > cpus.online) =>
+        {
             tracing::info!(
                 threads,
-                cpus,
-                "io_uring wants a CPU per worker: plain TCP connections use epoll"
+                allowed = cpus.allowed,
+                online = cpus.online,
+                "io_uring wants a CPU of its own per worker: plain TCP connections use epoll"
             );
             Ok(IoEngine::Epoll)
         }
@@ -304,6 +337,11 @@ pub fn start(
 mod tests {
     use super::*;
 
+    const TWO: Cpus = Cpus {
+        allowed: 2,
+        online: 2,
+    };
+
     fn refused() -> Result<(), Unavailable> {
         Err(Unavailable(
             "io_uring_setup: Operation not permitted".into(),
@@ -312,51 +350,47 @@ mod tests {
 
     #[test]
     fn auto_falls_back_to_epoll_where_io_uring_is_refused() {
-        assert_eq!(resolve(IoEngine::Auto, 1, 2, refused), Ok(IoEngine::Epoll));
         assert_eq!(
-            resolve(IoEngine::Auto, 1, 2, || Ok(())),
+            resolve(IoEngine::Auto, 1, TWO, refused),
+            Ok(IoEngine::Epoll)
+        );
+        assert_eq!(
+            resolve(IoEngine::Auto, 1, TWO, || Ok(())),
             Ok(IoEngine::Uring)
         );
     }
 
     #[test]
-    fn auto_takes_io_uring_only_with_a_cpu_per_worker() {
-        assert_eq!(
-            resolve(IoEngine::Auto, 1, 1, || Ok(())),
-            Ok(IoEngine::Uring)
-        );
-        assert_eq!(
-            resolve(IoEngine::Auto, 2, 2, || Ok(())),
-            Ok(IoEngine::Uring)
-        );
-        assert_eq!(
-            resolve(IoEngine::Auto, 3, 2, || Ok(())),
-            Ok(IoEngine::Epoll)
-        );
-        assert_eq!(
-            resolve(IoEngine::Auto, 4, 2, || Ok(())),
-            Ok(IoEngine::Epoll)
-        );
-        assert_eq!(
-            resolve(IoEngine::Auto, 4, 8, || Ok(())),
-            Ok(IoEngine::Uring)
-        );
+    fn auto_takes_io_uring_only_where_each_worker_has_a_cpu_of_its_own() {
+        let auto = |threads, allowed, online| {
+            resolve(IoEngine::Auto, threads, Cpus { allowed, online }, || Ok(()))
+        };
+        // A whole machine is shared: half of it for the rings.
+        assert_eq!(auto(1, 2, 2), Ok(IoEngine::Uring));
+        assert_eq!(auto(2, 2, 2), Ok(IoEngine::Epoll));
+        assert_eq!(auto(4, 8, 8), Ok(IoEngine::Uring));
+        assert_eq!(auto(5, 8, 8), Ok(IoEngine::Epoll));
+        // CPUs set aside for the server (taskset, cpuset): all of them.
+        assert_eq!(auto(1, 1, 2), Ok(IoEngine::Uring));
+        assert_eq!(auto(2, 1, 2), Ok(IoEngine::Epoll));
+        assert_eq!(auto(4, 4, 16), Ok(IoEngine::Uring));
+        assert_eq!(auto(5, 4, 16), Ok(IoEngine::Epoll));
         // A forced uring is taken whatever the count.
         assert_eq!(
-            resolve(IoEngine::Uring, 4, 2, || Ok(())),
+            resolve(IoEngine::Uring, 4, TWO, || Ok(())),
             Ok(IoEngine::Uring)
         );
     }
 
     #[test]
     fn a_forced_uring_that_is_refused_fails_with_the_reason() {
-        let error = resolve(IoEngine::Uring, 1, 2, refused).unwrap_err();
+        let error = resolve(IoEngine::Uring, 1, TWO, refused).unwrap_err();
         assert_eq!(
             error,
             "io_engine=uring is unavailable: io_uring_setup: Operation not permitted"
         );
         assert_eq!(
-            resolve(IoEngine::Uring, 1, 2, || Ok(())),
+            resolve(IoEngine::Uring, 1, TWO, || Ok(())),
             Ok(IoEngine::Uring)
         );
     }
@@ -364,7 +398,7 @@ mod tests {
     #[test]
     fn epoll_never_asks_the_kernel() {
         let asked = std::cell::Cell::new(false);
-        let engine = resolve(IoEngine::Epoll, 1, 2, || {
+        let engine = resolve(IoEngine::Epoll, 1, TWO, || {
             asked.set(true);
             Ok(())
         });
