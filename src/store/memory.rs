@@ -627,11 +627,13 @@ impl Memory {
     /// and `me` report.
     #[inline]
     pub fn item_size(&self, handle: Handle) -> usize {
-        super::item::item_size(
-            self.key(handle).len(),
-            self.value_len(handle),
-            self.flags(handle),
-        )
+        if handle & LARGE_BIT != 0 {
+            let item = &self.large[(handle & !LARGE_BIT) as usize];
+            return super::item::item_size(item.key.len(), item.value.len(), item.flags);
+        }
+        // The flags take room exactly when `HAS_FLAGS` is set (see `item_size`).
+        let header = self.header(handle);
+        header.key_offset() + header.key_len as usize + usize::from(header.value_len)
     }
 
     /// The item's value.
@@ -674,6 +676,22 @@ impl Memory {
     pub fn write_item(
         &mut self,
         handle: Handle,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) {
+        self.rewrite_item(handle, header, flags, key, parts);
+        let page = (handle >> CHUNK_BITS) as usize;
+        self.pages[page].used += 1;
+    }
+
+    /// Writes a new item over the chunk of an item of the same class (taken out of its
+    /// queue, its page's count of items unchanged), or into a chunk for `write_item`.
+    /// The value parts must not lie in the chunk.
+    pub fn rewrite_item(
+        &mut self,
+        handle: Handle,
         mut header: Header,
         flags: u32,
         key: &[u8],
@@ -686,8 +704,8 @@ impl Memory {
             header.state &= !HAS_FLAGS;
         }
         // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, flags,
-        // key and all value parts fit; source and destination never overlap (the parts
-        // are not inside a free chunk).
+        // key and all value parts fit; source and destination never overlap (the key
+        // and parts come from the request or a copy, never from a chunk).
         unsafe {
             std::ptr::write(ptr as *mut Header, header);
             let mut at = ptr.add(HEADER_SIZE);
@@ -702,8 +720,6 @@ impl Memory {
                 at = at.add(part.len());
             }
         }
-        let page = (handle >> CHUNK_BITS) as usize;
-        self.pages[page].used += 1;
     }
 
     /// Chunks a page of `class` is cut into; never more than a handle can index.

@@ -7,7 +7,7 @@ use super::{
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
 use crate::store::item::{Handle, Header, IN_MAIN, LIVE, STALE, TOKEN_SENT, item_size};
-use crate::store::memory::large_footprint;
+use crate::store::memory::{Memory, large_footprint};
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
 
@@ -220,7 +220,7 @@ impl Shard {
             (None, _) => [value, &[]],
         };
         let replaced_class = existing.map(|handle| self.memory.class_of(handle));
-        match self.put(key, hash, flags, exptime, &parts, now, state) {
+        match self.put_over(existing, key, hash, flags, exptime, &parts, now, state) {
             Ok(cas) => {
                 // Counted once stored, as memcached (which allocates before comparing),
                 // and so a store retried for memory counts once; in the class of the
@@ -250,9 +250,35 @@ impl Shard {
         now: Now,
         extra_state: u8,
     ) -> Result<u64, OutOfMemory> {
+        self.put_over(None, key, hash, flags, exptime, parts, now, extra_state)
+    }
+
+    /// `put` for a caller that just found `existing`, the live item under the key (the
+    /// index unchanged since): a new item of the same slab class is written over it in
+    /// its chunk, which no reader can hold (readers copy chunk bytes under the lock), so
+    /// the overwrite needs no allocation, no eviction and no index probe.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put_over(
+        &mut self,
+        existing: Option<Handle>,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        exptime: u32,
+        parts: &[&[u8]],
+        now: Now,
+        extra_state: u8,
+    ) -> Result<u64, OutOfMemory> {
         self.room_wanted = None;
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
         let total = item_size(key.len(), value_len, flags);
+        let class = self.sizes.class_for(total);
+        let in_place = match (existing, class) {
+            (Some(old), Some(class)) => {
+                Memory::page_of(old).is_some() && self.memory.class_of(old) == class
+            }
+            _ => false,
+        };
         let cas = self.new_cas();
         let header = Header {
             cas,
@@ -265,7 +291,14 @@ impl Shard {
             key_len: key.len() as u8,
             state: LIVE | extra_state,
         };
-        let handle = match self.sizes.class_for(total) {
+        if let (true, Some(old)) = (in_place, existing) {
+            let old_header = *self.memory.header(old);
+            self.uncount_item(old);
+            self.memory.rewrite_item(old, header, flags, key, parts);
+            self.link_new(old, Some(old_header), hash, exptime, total);
+            return Ok(cas);
+        }
+        let handle = match class {
             Some(class) => {
                 let handle = self.chunk_for(class, now)?;
                 self.memory.write_item(handle, header, flags, key, parts);
@@ -288,25 +321,45 @@ impl Shard {
                 }
             }
         };
-        // A value written over a kept item takes its place in the policy: its queue and
-        // its read count. A new key the small queue evicted unread lately goes to main.
         let memory = &self.memory;
-        let main = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key) {
+        let replaced = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key)
+        {
             // One probe for an overwrite: the new item takes the old one's slot.
             let old = self.index.at(at);
             let old_header = *self.memory.header(old);
             self.release_item(old);
             self.index.set_at(at, handle);
-            self.memory
-                .header_mut(handle)
-                .set_frequency(old_header.frequency());
-            old_header.state & IN_MAIN != 0
+            Some(old_header)
         } else {
             let hasher = &self.hasher;
             self.index
                 .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
             self.charge_index();
-            self.ghost.take(hash)
+            None
+        };
+        self.link_new(handle, replaced, hash, exptime, total);
+        Ok(cas)
+    }
+
+    /// Files a written item in the eviction policy and the counts. A value written over
+    /// a kept item (`replaced`, its old header) takes its place in the policy: its queue
+    /// and its read count. A new key the small queue evicted unread lately goes to main.
+    fn link_new(
+        &mut self,
+        handle: Handle,
+        replaced: Option<Header>,
+        hash: u64,
+        exptime: u32,
+        total: usize,
+    ) {
+        let main = match replaced {
+            Some(old_header) => {
+                self.memory
+                    .header_mut(handle)
+                    .set_frequency(old_header.frequency());
+                old_header.state & IN_MAIN != 0
+            }
+            None => self.ghost.take(hash),
         };
         if exptime != 0 {
             self.expiring += 1;
@@ -317,7 +370,6 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
-        Ok(cas)
     }
 
     pub(super) fn set_expiry(&mut self, handle: Handle, exptime: u32) {
@@ -397,7 +449,7 @@ impl Shard {
             self.memory.flags(handle),
             self.memory.header(handle).exptime,
         );
-        match self.put(key, hash, flags, exptime, &[text], now, 0) {
+        match self.put_over(Some(handle), key, hash, flags, exptime, &[text], now, 0) {
             Ok(_) => ArithOutcome::Value(result),
             Err(OutOfMemory) => ArithOutcome::OutOfMemory,
         }
