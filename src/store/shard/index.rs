@@ -122,13 +122,6 @@ impl Shard {
     /// Removes an item from its eviction queue, the counts and memory, leaving its index
     /// entry to the caller (an overwrite files the new item in the same slot).
     pub(super) fn release_item(&mut self, handle: Handle) {
-        self.uncount_item(handle);
-        self.memory.release(handle);
-    }
-
-    /// Takes an item out of its eviction queue and the counts, leaving its memory to
-    /// the caller (released, or written over by an item of the same class).
-    pub(super) fn uncount_item(&mut self, handle: Handle) {
         self.memory.dequeue(handle);
         let header = *self.memory.header(handle);
         let size = self.memory.item_size(handle) as u64;
@@ -139,6 +132,7 @@ impl Shard {
         }
         self.counters.curr_items -= 1;
         self.counters.bytes -= size;
+        self.memory.release(handle);
     }
 
     pub(super) fn hash_of(&self, handle: Handle) -> u64 {

@@ -219,7 +219,9 @@ impl Shard {
             (Some(old), _) => [value, old],
             (None, _) => [value, &[]],
         };
-        let replaced_class = existing.map(|handle| self.memory.class_of(handle));
+        let replaced_class = compare
+            .and(existing)
+            .map(|handle| self.memory.class_of(handle));
         match self.put_over(existing, key, hash, flags, exptime, &parts, now, state) {
             Ok(cas) => {
                 // Counted once stored, as memcached (which allocates before comparing),
@@ -291,11 +293,8 @@ impl Shard {
             key_len: key.len() as u8,
             state: LIVE | extra_state,
         };
-        if let (true, Some(old)) = (in_place, existing) {
-            let old_header = *self.memory.header(old);
-            self.uncount_item(old);
-            self.memory.rewrite_item(old, header, flags, key, parts);
-            self.link_new(old, Some(old_header), hash, exptime, total);
+        if let (true, Some(old), Some(class)) = (in_place, existing, class) {
+            self.rewrite_in_place(old, class, header, flags, key, parts, total);
             return Ok(cas);
         }
         let handle = match class {
@@ -339,6 +338,43 @@ impl Shard {
         };
         self.link_new(handle, replaced, hash, exptime, total);
         Ok(cas)
+    }
+
+    /// Writes a new item over `old`, a live item of the same slab class under the same
+    /// key: it keeps the chunk, the index slot, the queue and the read count (a probation
+    /// item goes to the end of the ring, as a new one would), and the counts change by
+    /// the difference in size.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_in_place(
+        &mut self,
+        old: Handle,
+        class: usize,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+        total: usize,
+    ) {
+        let old_header = *self.memory.header(old);
+        let old_size = self.memory.item_size(old);
+        let main = old_header.state & IN_MAIN != 0;
+        if !main {
+            self.memory.dequeue(old);
+        }
+        self.memory.rewrite_item(old, header, flags, key, parts);
+        let written = self.memory.header_mut(old);
+        written.set_frequency(old_header.frequency());
+        if main {
+            written.state |= IN_MAIN;
+        } else {
+            self.memory.enqueue(old, false);
+        }
+        let state = self.memory.class_mut(class);
+        state.requested = state.requested - old_size as u64 + total as u64;
+        self.expiring =
+            self.expiring - u64::from(old_header.exptime != 0) + u64::from(header.exptime != 0);
+        self.counters.bytes = self.counters.bytes - old_size as u64 + total as u64;
+        self.counters.total_items += 1;
     }
 
     /// Files a written item in the eviction policy and the counts. A value written over
