@@ -610,6 +610,28 @@ impl Memory {
         }
     }
 
+    /// True when the item's key is `key` (an index probe's comparison). Keys of 8 to 16
+    /// bytes, the usual ones, are compared as two overlapping words instead of through
+    /// a call to the C library's `bcmp`.
+    #[inline]
+    pub fn key_is(&self, handle: Handle, key: &[u8]) -> bool {
+        let stored = self.key(handle);
+        if stored.len() != key.len() {
+            return false;
+        }
+        if key.len() <= 16
+            && let (Some(stored_head), Some(key_head), Some(stored_tail), Some(key_tail)) = (
+                stored.first_chunk::<8>(),
+                key.first_chunk::<8>(),
+                stored.last_chunk::<8>(),
+                key.last_chunk::<8>(),
+            )
+        {
+            return stored_head == key_head && stored_tail == key_tail;
+        }
+        stored == key
+    }
+
     /// The item's client flags (kept in the chunk only when they are not 0).
     #[inline]
     pub fn flags(&self, handle: Handle) -> u32 {

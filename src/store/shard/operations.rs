@@ -321,21 +321,21 @@ impl Shard {
             }
         };
         let memory = &self.memory;
-        let replaced = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key)
-        {
-            // One probe for an overwrite: the new item takes the old one's slot.
-            let old = self.index.at(at);
-            let old_header = *self.memory.header(old);
-            self.release_item(old);
-            self.index.set_at(at, handle);
-            Some(old_header)
-        } else {
-            let hasher = &self.hasher;
-            self.index
-                .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
-            self.charge_index();
-            None
-        };
+        let replaced =
+            if let Some(at) = self.index.position(hash, |other| memory.key_is(other, key)) {
+                // One probe for an overwrite: the new item takes the old one's slot.
+                let old = self.index.at(at);
+                let old_header = *self.memory.header(old);
+                self.release_item(old);
+                self.index.set_at(at, handle);
+                Some(old_header)
+            } else {
+                let hasher = &self.hasher;
+                self.index
+                    .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
+                self.charge_index();
+                None
+            };
         self.link_new(handle, replaced, hash, exptime, total);
         Ok(cas)
     }

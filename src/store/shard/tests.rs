@@ -792,3 +792,26 @@ fn an_overwrite_of_the_same_class_reuses_its_chunk_and_evicts_nothing() {
     expected.push(b'y');
     assert_eq!(f.get(kept, at(10)), Some(expected));
 }
+
+#[test]
+fn keys_of_every_length_are_told_apart_by_each_byte() {
+    let mut f = Fixture::new(64 * MIB, true);
+    for len in 1..=40usize {
+        let key: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        f.set(&key, b"v", 0, at(10));
+        let handle = f.shard.find(&key, f.hasher.hash_one(&key)).unwrap();
+        assert!(f.shard.memory.key_is(handle, &key));
+        for changed in 0..len {
+            let mut other = key.clone();
+            other[changed] = b'#';
+            assert!(
+                !f.shard.memory.key_is(handle, &other),
+                "{len} bytes, byte {changed}"
+            );
+        }
+        assert!(!f.shard.memory.key_is(handle, &key[..len - 1]));
+        let mut longer = key.clone();
+        longer.push(b'a');
+        assert!(!f.shard.memory.key_is(handle, &longer));
+    }
+}
