@@ -124,6 +124,9 @@ const MAX_CLASSES: usize = 62;
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
+    /// The class of every item size up to `SLAB_CHUNK_MAX`, by size in 8-byte steps
+    /// rounded up (chunk sizes are multiples of 8): `class_for` without a search.
+    by_eighths: Box<[u8]>,
 }
 
 impl SizeClasses {
@@ -151,13 +154,23 @@ impl SizeClasses {
             sizes = stepped;
         }
         sizes.push(SLAB_CHUNK_MAX);
-        SizeClasses { sizes }
+        let by_eighths = (0..=SLAB_CHUNK_MAX / 8)
+            .map(|eighths| {
+                sizes
+                    .iter()
+                    .position(|&size| size >= eighths * 8)
+                    .unwrap_or(0) as u8
+            })
+            .collect();
+        SizeClasses { sizes, by_eighths }
     }
 
     /// The smallest class whose chunks hold `total` bytes, or `None` for a large item.
     #[inline]
     pub fn class_for(&self, total: usize) -> Option<usize> {
-        self.sizes.iter().position(|&size| size >= total)
+        self.by_eighths
+            .get(total.div_ceil(8))
+            .map(|&class| usize::from(class))
     }
 
     /// Chunk sizes, smallest first.
@@ -222,6 +235,9 @@ struct Page {
     memory: Option<PageMemory>,
     class: usize,
     used: u32,
+    /// Chunk size of `class` (0 while no class owns the page), kept here so an item's
+    /// address takes one lookup, not two.
+    chunk_size: u32,
 }
 
 /// An item too big for a chunk: its value is refcounted so a reply can share it.
@@ -541,8 +557,8 @@ impl Memory {
     #[inline]
     fn chunk_ptr(&self, handle: Handle) -> *const u8 {
         let page = &self.pages[(handle >> CHUNK_BITS) as usize];
-        let offset = (handle & CHUNK_MASK) as usize * self.classes[page.class].chunk_size;
-        debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
+        let offset = (handle & CHUNK_MASK) as usize * page.chunk_size as usize;
+        debug_assert!(page.class != NO_CLASS && offset + HEADER_SIZE <= PAGE_SIZE);
         let memory = page.memory.as_ref().expect("a page in use has memory");
         // SAFETY: `offset` is inside the page (chunk index < chunks per page).
         unsafe { memory.as_ptr().add(offset) }
@@ -550,14 +566,10 @@ impl Memory {
 
     #[inline]
     fn chunk_ptr_mut(&mut self, handle: Handle) -> *mut u8 {
-        let page_index = (handle >> CHUNK_BITS) as usize;
-        let chunk_size = self.classes[self.pages[page_index].class].chunk_size;
-        let offset = (handle & CHUNK_MASK) as usize * chunk_size;
-        debug_assert!(offset + HEADER_SIZE <= PAGE_SIZE);
-        let memory = self.pages[page_index]
-            .memory
-            .as_mut()
-            .expect("a page in use has memory");
+        let page = &mut self.pages[(handle >> CHUNK_BITS) as usize];
+        let offset = (handle & CHUNK_MASK) as usize * page.chunk_size as usize;
+        debug_assert!(page.class != NO_CLASS && offset + HEADER_SIZE <= PAGE_SIZE);
+        let memory = page.memory.as_mut().expect("a page in use has memory");
         // SAFETY: as in `chunk_ptr`, and we hold `&mut self`.
         unsafe { memory.as_mut_ptr().add(offset) }
     }
@@ -589,15 +601,35 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return &self.large[(handle & !LARGE_BIT) as usize].key;
         }
-        let header = self.header(handle);
-        // SAFETY: the key was written right after the header (and flags) and lies
-        // within the chunk.
+        let chunk = self.chunk_ptr(handle);
+        // SAFETY: the chunk begins with a written header (see `header`); the key was
+        // written right after the header (and flags) and lies within the chunk.
         unsafe {
-            std::slice::from_raw_parts(
-                self.chunk_ptr(handle).add(header.key_offset()),
-                header.key_len as usize,
-            )
+            let header = &*(chunk as *const Header);
+            std::slice::from_raw_parts(chunk.add(header.key_offset()), header.key_len as usize)
         }
+    }
+
+    /// True when the item's key is `key` (an index probe's comparison). Keys of 8 to 16
+    /// bytes, the usual ones, are compared as two overlapping words instead of through
+    /// a call to the C library's `bcmp`.
+    #[inline]
+    pub fn key_is(&self, handle: Handle, key: &[u8]) -> bool {
+        let stored = self.key(handle);
+        if stored.len() != key.len() {
+            return false;
+        }
+        if key.len() <= 16
+            && let (Some(stored_head), Some(key_head), Some(stored_tail), Some(key_tail)) = (
+                stored.first_chunk::<8>(),
+                key.first_chunk::<8>(),
+                stored.last_chunk::<8>(),
+                key.last_chunk::<8>(),
+            )
+        {
+            return stored_head == key_head && stored_tail == key_tail;
+        }
+        stored == key
     }
 
     /// The item's client flags (kept in the chunk only when they are not 0).
@@ -606,12 +638,15 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return self.large[(handle & !LARGE_BIT) as usize].flags;
         }
-        if self.header(handle).state & HAS_FLAGS == 0 {
-            return 0;
+        let chunk = self.chunk_ptr(handle);
+        // SAFETY: the chunk begins with a written header (see `header`); a chunk with
+        // `HAS_FLAGS` holds 4 bytes of flags right after it.
+        unsafe {
+            if (*(chunk as *const Header)).state & HAS_FLAGS == 0 {
+                return 0;
+            }
+            u32::from_ne_bytes(*(chunk.add(HEADER_SIZE) as *const [u8; 4]))
         }
-        // SAFETY: a chunk with `HAS_FLAGS` holds 4 bytes of flags right after the header.
-        let bytes = unsafe { *(self.chunk_ptr(handle).add(HEADER_SIZE) as *const [u8; 4]) };
-        u32::from_ne_bytes(bytes)
     }
 
     /// Length of the item's value.
@@ -627,11 +662,13 @@ impl Memory {
     /// and `me` report.
     #[inline]
     pub fn item_size(&self, handle: Handle) -> usize {
-        super::item::item_size(
-            self.key(handle).len(),
-            self.value_len(handle),
-            self.flags(handle),
-        )
+        if handle & LARGE_BIT != 0 {
+            let item = &self.large[(handle & !LARGE_BIT) as usize];
+            return super::item::item_size(item.key.len(), item.value.len(), item.flags);
+        }
+        // The flags take room exactly when `HAS_FLAGS` is set (see `item_size`).
+        let header = self.header(handle);
+        header.key_offset() + header.key_len as usize + usize::from(header.value_len)
     }
 
     /// The item's value.
@@ -640,12 +677,13 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return ValueRef::Shared(&self.large[(handle & !LARGE_BIT) as usize].value);
         }
-        let header = self.header(handle);
-        // SAFETY: the value follows the key inside the chunk.
+        let chunk = self.chunk_ptr(handle);
+        // SAFETY: the chunk begins with a written header (see `header`); the value
+        // follows the key inside the chunk.
         ValueRef::Inline(unsafe {
+            let header = &*(chunk as *const Header);
             std::slice::from_raw_parts(
-                self.chunk_ptr(handle)
-                    .add(header.key_offset() + header.key_len as usize),
+                chunk.add(header.key_offset() + header.key_len as usize),
                 usize::from(header.value_len),
             )
         })
@@ -674,6 +712,22 @@ impl Memory {
     pub fn write_item(
         &mut self,
         handle: Handle,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+    ) {
+        self.rewrite_item(handle, header, flags, key, parts);
+        let page = (handle >> CHUNK_BITS) as usize;
+        self.pages[page].used += 1;
+    }
+
+    /// Writes a new item over the chunk of an item of the same class (taken out of its
+    /// queue, its page's count of items unchanged), or into a chunk for `write_item`.
+    /// The value parts must not lie in the chunk.
+    pub fn rewrite_item(
+        &mut self,
+        handle: Handle,
         mut header: Header,
         flags: u32,
         key: &[u8],
@@ -686,8 +740,8 @@ impl Memory {
             header.state &= !HAS_FLAGS;
         }
         // SAFETY: the chunk was sized by `class_for(item_size(..))`, so header, flags,
-        // key and all value parts fit; source and destination never overlap (the parts
-        // are not inside a free chunk).
+        // key and all value parts fit; source and destination never overlap (the key
+        // and parts come from the request or a copy, never from a chunk).
         unsafe {
             std::ptr::write(ptr as *mut Header, header);
             let mut at = ptr.add(HEADER_SIZE);
@@ -697,13 +751,11 @@ impl Memory {
             }
             std::ptr::copy_nonoverlapping(key.as_ptr(), at, key.len());
             at = at.add(key.len());
-            for part in parts {
+            for part in parts.iter().filter(|part| !part.is_empty()) {
                 std::ptr::copy_nonoverlapping(part.as_ptr(), at, part.len());
                 at = at.add(part.len());
             }
         }
-        let page = (handle >> CHUNK_BITS) as usize;
-        self.pages[page].used += 1;
     }
 
     /// Chunks a page of `class` is cut into; never more than a handle can index.
@@ -748,6 +800,7 @@ impl Memory {
                             memory,
                             class,
                             used: 0,
+                            chunk_size: 0,
                         });
                         (self.pages.len() - 1) as u32
                     }
@@ -756,6 +809,7 @@ impl Memory {
             None => return false,
         };
         self.pages[page as usize].class = class;
+        self.pages[page as usize].chunk_size = self.classes[class].chunk_size as u32;
         self.pages[page as usize].used = 0;
         self.classes[class].pages += 1;
         // A class cuts one page at a time; a half-cut page's rest goes to the free list.
@@ -1114,6 +1168,7 @@ impl Memory {
         }
         state.pages -= 1;
         self.pages[page as usize].class = NO_CLASS;
+        self.pages[page as usize].chunk_size = 0;
         self.free_pages.push(page);
     }
 
@@ -1238,6 +1293,17 @@ mod tests {
             classes.class_for(item).map(|class| sizes[class]),
             Some(item)
         );
+    }
+
+    #[test]
+    fn the_class_table_picks_the_smallest_chunk_that_holds_each_size() {
+        for (min_space, factor) in [(48, 1.25), (1, 1.25), (48, 1.02), (200, 2.0)] {
+            let classes = SizeClasses::new(min_space, factor);
+            for total in 0..=SLAB_CHUNK_MAX + 9 {
+                let searched = classes.sizes().iter().position(|&size| size >= total);
+                assert_eq!(classes.class_for(total), searched, "{total} bytes");
+            }
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use shard::{ALL_CLASSES, ItemCursor, Shard, ShardCas, Write};
 use std::cmp::Reverse;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Largest number of shards; more only adds per-shard page overhead.
 const MAX_SHARDS: usize = 64;
@@ -285,18 +285,28 @@ impl Store {
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
         match self.shards[shard].lock() {
             Ok(guard) => guard,
-            Err(poisoned) => {
-                let mut guard = poisoned.into_inner();
-                guard.rebuild();
-                self.shards[shard].clear_poison();
-                self.shards_rebuilt.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    shard,
-                    "a panic interrupted a store operation; shard emptied"
-                );
-                guard
-            }
+            Err(poisoned) => self.rebuild_poisoned(shard, poisoned),
         }
+    }
+
+    /// `lock`'s rare path, kept out of line so the lock itself inlines into every
+    /// request: empties the poisoned shard and clears the poison.
+    #[cold]
+    #[inline(never)]
+    fn rebuild_poisoned<'a>(
+        &'a self,
+        shard: usize,
+        poisoned: PoisonError<MutexGuard<'a, Shard>>,
+    ) -> MutexGuard<'a, Shard> {
+        let mut guard = poisoned.into_inner();
+        guard.rebuild();
+        self.shards[shard].clear_poison();
+        self.shards_rebuilt.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            shard,
+            "a panic interrupted a store operation; shard emptied"
+        );
+        guard
     }
 
     /// Shards emptied after a panic since the start (see `lock`).

@@ -34,7 +34,7 @@ impl Shard {
 
     pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<Handle> {
         let memory = &self.memory;
-        self.index.find(hash, |handle| memory.key(handle) == key)
+        self.index.find(hash, |handle| memory.key_is(handle, key))
     }
 
     /// What a lookup of `key` would find, without touching, removing or counting

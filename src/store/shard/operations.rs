@@ -7,7 +7,7 @@ use super::{
 use crate::limits::memcached_item_size;
 use crate::numbers::{Decimal, strtoull};
 use crate::store::item::{Handle, Header, IN_MAIN, LIVE, STALE, TOKEN_SENT, item_size};
-use crate::store::memory::large_footprint;
+use crate::store::memory::{Memory, large_footprint};
 use bytes::{Bytes, BytesMut};
 use std::hash::BuildHasher;
 
@@ -219,8 +219,10 @@ impl Shard {
             (Some(old), _) => [value, old],
             (None, _) => [value, &[]],
         };
-        let replaced_class = existing.map(|handle| self.memory.class_of(handle));
-        match self.put(key, hash, flags, exptime, &parts, now, state) {
+        let replaced_class = compare
+            .and(existing)
+            .map(|handle| self.memory.class_of(handle));
+        match self.put_over(existing, key, hash, flags, exptime, &parts, now, state) {
             Ok(cas) => {
                 // Counted once stored, as memcached (which allocates before comparing),
                 // and so a store retried for memory counts once; in the class of the
@@ -250,9 +252,35 @@ impl Shard {
         now: Now,
         extra_state: u8,
     ) -> Result<u64, OutOfMemory> {
+        self.put_over(None, key, hash, flags, exptime, parts, now, extra_state)
+    }
+
+    /// `put` for a caller that just found `existing`, the live item under the key (the
+    /// index unchanged since): a new item of the same slab class is written over it in
+    /// its chunk, which no reader can hold (readers copy chunk bytes under the lock), so
+    /// the overwrite needs no allocation, no eviction and no index probe.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put_over(
+        &mut self,
+        existing: Option<Handle>,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        exptime: u32,
+        parts: &[&[u8]],
+        now: Now,
+        extra_state: u8,
+    ) -> Result<u64, OutOfMemory> {
         self.room_wanted = None;
         let value_len: usize = parts.iter().map(|part| part.len()).sum();
         let total = item_size(key.len(), value_len, flags);
+        let class = self.sizes.class_for(total);
+        let in_place = match (existing, class) {
+            (Some(old), Some(class)) => {
+                Memory::page_of(old).is_some() && self.memory.class_of(old) == class
+            }
+            _ => false,
+        };
         let cas = self.new_cas();
         let header = Header {
             cas,
@@ -265,7 +293,11 @@ impl Shard {
             key_len: key.len() as u8,
             state: LIVE | extra_state,
         };
-        let handle = match self.sizes.class_for(total) {
+        if let (true, Some(old), Some(class)) = (in_place, existing, class) {
+            self.rewrite_in_place(old, class, header, flags, key, parts, total);
+            return Ok(cas);
+        }
+        let handle = match class {
             Some(class) => {
                 let handle = self.chunk_for(class, now)?;
                 self.memory.write_item(handle, header, flags, key, parts);
@@ -288,25 +320,82 @@ impl Shard {
                 }
             }
         };
-        // A value written over a kept item takes its place in the policy: its queue and
-        // its read count. A new key the small queue evicted unread lately goes to main.
         let memory = &self.memory;
-        let main = if let Some(at) = self.index.position(hash, |other| memory.key(other) == key) {
-            // One probe for an overwrite: the new item takes the old one's slot.
-            let old = self.index.at(at);
-            let old_header = *self.memory.header(old);
-            self.release_item(old);
-            self.index.set_at(at, handle);
-            self.memory
-                .header_mut(handle)
-                .set_frequency(old_header.frequency());
-            old_header.state & IN_MAIN != 0
+        let replaced =
+            if let Some(at) = self.index.position(hash, |other| memory.key_is(other, key)) {
+                // One probe for an overwrite: the new item takes the old one's slot.
+                let old = self.index.at(at);
+                let old_header = *self.memory.header(old);
+                self.release_item(old);
+                self.index.set_at(at, handle);
+                Some(old_header)
+            } else {
+                let hasher = &self.hasher;
+                self.index
+                    .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
+                self.charge_index();
+                None
+            };
+        self.link_new(handle, replaced, hash, exptime, total);
+        Ok(cas)
+    }
+
+    /// Writes a new item over `old`, a live item of the same slab class under the same
+    /// key: it keeps the chunk, the index slot, the queue and the read count (a probation
+    /// item goes to the end of the ring, as a new one would), and the counts change by
+    /// the difference in size.
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_in_place(
+        &mut self,
+        old: Handle,
+        class: usize,
+        header: Header,
+        flags: u32,
+        key: &[u8],
+        parts: &[&[u8]],
+        total: usize,
+    ) {
+        let old_header = *self.memory.header(old);
+        let old_size = self.memory.item_size(old);
+        let main = old_header.state & IN_MAIN != 0;
+        if !main {
+            self.memory.dequeue(old);
+        }
+        self.memory.rewrite_item(old, header, flags, key, parts);
+        let written = self.memory.header_mut(old);
+        written.set_frequency(old_header.frequency());
+        if main {
+            written.state |= IN_MAIN;
         } else {
-            let hasher = &self.hasher;
-            self.index
-                .insert_unique(hash, handle, |other| hasher.hash_one(memory.key(other)));
-            self.charge_index();
-            self.ghost.take(hash)
+            self.memory.enqueue(old, false);
+        }
+        let state = self.memory.class_mut(class);
+        state.requested = state.requested - old_size as u64 + total as u64;
+        self.expiring =
+            self.expiring - u64::from(old_header.exptime != 0) + u64::from(header.exptime != 0);
+        self.counters.bytes = self.counters.bytes - old_size as u64 + total as u64;
+        self.counters.total_items += 1;
+    }
+
+    /// Files a written item in the eviction policy and the counts. A value written over
+    /// a kept item (`replaced`, its old header) takes its place in the policy: its queue
+    /// and its read count. A new key the small queue evicted unread lately goes to main.
+    fn link_new(
+        &mut self,
+        handle: Handle,
+        replaced: Option<Header>,
+        hash: u64,
+        exptime: u32,
+        total: usize,
+    ) {
+        let main = match replaced {
+            Some(old_header) => {
+                self.memory
+                    .header_mut(handle)
+                    .set_frequency(old_header.frequency());
+                old_header.state & IN_MAIN != 0
+            }
+            None => self.ghost.take(hash),
         };
         if exptime != 0 {
             self.expiring += 1;
@@ -317,7 +406,6 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
-        Ok(cas)
     }
 
     pub(super) fn set_expiry(&mut self, handle: Handle, exptime: u32) {
@@ -397,7 +485,7 @@ impl Shard {
             self.memory.flags(handle),
             self.memory.header(handle).exptime,
         );
-        match self.put(key, hash, flags, exptime, &[text], now, 0) {
+        match self.put_over(Some(handle), key, hash, flags, exptime, &[text], now, 0) {
             Ok(_) => ArithOutcome::Value(result),
             Err(OutOfMemory) => ArithOutcome::OutOfMemory,
         }

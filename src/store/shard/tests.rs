@@ -756,3 +756,62 @@ fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
     }
     assert!(kept.iter().all(|key| !f.holds(key.as_bytes())));
 }
+
+#[test]
+fn an_overwrite_of_the_same_class_reuses_its_chunk_and_evicts_nothing() {
+    let limit = 2 * PAGE_SIZE;
+    let mut f = Fixture::new(limit, true);
+    let keys = fill_unread(&mut f, "full", 4 * PAGE_SIZE / 144);
+    let evictions = f.shard.counters.evictions;
+    let kept = keys.last().unwrap().as_bytes();
+    let handle = f.shard.find(kept, f.hasher.hash_one(kept)).unwrap();
+    let class = f.class_of(kept);
+    let (items, total) = (f.shard.counters.curr_items, f.shard.counters.total_items);
+    for round in 0..10u8 {
+        let value = [b'a' + round; 100];
+        f.set(kept, &value, 0, at(10));
+        assert_eq!(f.shard.find(kept, f.hasher.hash_one(kept)), Some(handle));
+        assert_eq!(f.get(kept, at(10)).as_deref(), Some(&value[..]));
+    }
+    assert_eq!(
+        f.shard.counters.evictions, evictions,
+        "no eviction to make room"
+    );
+    assert_eq!(f.shard.counters.curr_items, items);
+    assert_eq!(f.shard.counters.total_items, total + 10);
+    // Another class (a longer value) takes a chunk of its own.
+    f.set(kept, &[b'z'; 200], 0, at(10));
+    assert_ne!(f.class_of(kept), class);
+    assert_eq!(f.get(kept, at(10)).as_deref(), Some(&[b'z'; 200][..]));
+    // An append that stays in the class rewrites the chunk from a copy of the old bytes.
+    f.set(kept, &[b'x'; 100], 0, at(10));
+    let handle = f.shard.find(kept, f.hasher.hash_one(kept)).unwrap();
+    f.store(StoreMode::Append, kept, b"y", at(10));
+    assert_eq!(f.shard.find(kept, f.hasher.hash_one(kept)), Some(handle));
+    let mut expected = vec![b'x'; 100];
+    expected.push(b'y');
+    assert_eq!(f.get(kept, at(10)), Some(expected));
+}
+
+#[test]
+fn keys_of_every_length_are_told_apart_by_each_byte() {
+    let mut f = Fixture::new(64 * MIB, true);
+    for len in 1..=40usize {
+        let key: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        f.set(&key, b"v", 0, at(10));
+        let handle = f.shard.find(&key, f.hasher.hash_one(&key)).unwrap();
+        assert!(f.shard.memory.key_is(handle, &key));
+        for changed in 0..len {
+            let mut other = key.clone();
+            other[changed] = b'#';
+            assert!(
+                !f.shard.memory.key_is(handle, &other),
+                "{len} bytes, byte {changed}"
+            );
+        }
+        assert!(!f.shard.memory.key_is(handle, &key[..len - 1]));
+        let mut longer = key.clone();
+        longer.push(b'a');
+        assert!(!f.shard.memory.key_is(handle, &longer));
+    }
+}
