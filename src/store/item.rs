@@ -23,8 +23,8 @@ pub const HAS_FLAGS: u8 = 4;
 pub const STALE: u8 = 8;
 /// Meta: one reader already won the right to recache it (`W` sent; others see `Z`).
 pub const TOKEN_SENT: u8 = 16;
-/// Two bits counting reads since eviction last looked at the item (0 to
-/// `FREQUENCY_MAX`): the eviction policy keeps items whose count is not zero.
+/// Two bits counting accesses (reads and overwrites) since eviction last looked at the
+/// item (0 to `FREQUENCY_MAX`): the eviction policy keeps items whose count is not zero.
 pub const FREQUENCY: u8 = 32 | 64;
 /// Shift of the `FREQUENCY` bits.
 pub const FREQUENCY_SHIFT: u32 = 5;
@@ -92,7 +92,8 @@ impl Header {
         self.exptime != 0 && self.exptime <= now
     }
 
-    /// Reads counted since eviction last looked at the item (0 to `FREQUENCY_MAX`).
+    /// Accesses (reads and overwrites) counted since eviction last looked at the item (0
+    /// to `FREQUENCY_MAX`).
     #[inline]
     pub fn frequency(&self) -> u8 {
         (self.state & FREQUENCY) >> FREQUENCY_SHIFT

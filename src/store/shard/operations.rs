@@ -341,9 +341,11 @@ impl Shard {
     }
 
     /// Writes a new item over `old`, a live item of the same slab class under the same
-    /// key: it keeps the chunk, the index slot, the queue and the read count (a probation
-    /// item goes to the end of the ring, as a new one would), and the counts change by
-    /// the difference in size.
+    /// key: it keeps the chunk, the index slot and its place in the eviction order (main
+    /// queue, or its place on the probation ring), the write counting as an access as a
+    /// read does; the counts change by the difference in size. Keeping the place costs
+    /// nothing, where moving a probation item to the ring's end touched the ring's first
+    /// item (a cache miss per set: 7% of the server's CPU on set4k).
     #[allow(clippy::too_many_arguments)]
     fn rewrite_in_place(
         &mut self,
@@ -357,18 +359,11 @@ impl Shard {
     ) {
         let old_header = *self.memory.header(old);
         let old_size = self.memory.item_size(old);
-        let main = old_header.state & IN_MAIN != 0;
-        if !main {
-            self.memory.dequeue(old);
-        }
         self.memory.rewrite_item(old, header, flags, key, parts);
         let written = self.memory.header_mut(old);
-        written.set_frequency(old_header.frequency());
-        if main {
-            written.state |= IN_MAIN;
-        } else {
-            self.memory.enqueue(old, false);
-        }
+        written.ring = old_header.ring;
+        written.state |= old_header.state & IN_MAIN;
+        written.set_frequency(old_header.frequency() + 1);
         let state = self.memory.class_mut(class);
         state.requested = state.requested - old_size as u64 + total as u64;
         self.expiring =
@@ -378,8 +373,9 @@ impl Shard {
     }
 
     /// Files a written item in the eviction policy and the counts. A value written over
-    /// a kept item (`replaced`, its old header) takes its place in the policy: its queue
-    /// and its read count. A new key the small queue evicted unread lately goes to main.
+    /// a kept item (`replaced`, its old header) takes its queue and its count, the write
+    /// counting as an access. A new key the small queue evicted unread lately goes to
+    /// main.
     fn link_new(
         &mut self,
         handle: Handle,
@@ -392,7 +388,7 @@ impl Shard {
             Some(old_header) => {
                 self.memory
                     .header_mut(handle)
-                    .set_frequency(old_header.frequency());
+                    .set_frequency(old_header.frequency() + 1);
                 old_header.state & IN_MAIN != 0
             }
             None => self.ghost.take(hash),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::item::HEADER_SIZE;
+use crate::store::item::{FREQUENCY_MAX, HEADER_SIZE, IN_MAIN};
 use crate::store::memory::{PAGE_SIZE, SMALL_QUEUE_CAP_PERCENT};
 use std::hash::BuildHasher;
 
@@ -791,6 +791,31 @@ fn an_overwrite_of_the_same_class_reuses_its_chunk_and_evicts_nothing() {
     let mut expected = vec![b'x'; 100];
     expected.push(b'y');
     assert_eq!(f.get(kept, at(10)), Some(expected));
+}
+
+#[test]
+fn an_overwrite_keeps_the_items_place_and_counts_as_an_access() {
+    let mut f = Fixture::new(64 * MIB, true);
+    f.set(b"first", &[b'a'; 100], 0, at(10));
+    f.set(b"second", &[b'a'; 100], 0, at(10));
+    let handle = f.shard.find(b"first", f.hasher.hash_one(b"first")).unwrap();
+    let before = *f.shard.memory.header(handle);
+    assert_eq!(before.state & IN_MAIN, 0, "a new item is on probation");
+    assert_eq!(before.frequency(), 0);
+    f.set(b"first", &[b'b'; 100], 0, at(11));
+    let after = *f.shard.memory.header(handle);
+    assert_eq!(
+        after.ring, before.ring,
+        "the same place on the probation ring"
+    );
+    assert_eq!(after.state & IN_MAIN, 0);
+    assert_eq!(after.frequency(), 1, "the write counts as an access");
+    for _ in 0..5 {
+        f.set(b"first", &[b'c'; 100], 0, at(12));
+    }
+    let last = *f.shard.memory.header(handle);
+    assert_eq!(last.frequency(), FREQUENCY_MAX);
+    assert_eq!(last.ring, before.ring);
 }
 
 #[test]
