@@ -1,6 +1,6 @@
 //! Connection handling: the `-c` limit, idle timeout, clients that never read.
 
-use crate::support::{Kind, servers};
+use crate::support::{Client, Kind, Server, servers};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -56,22 +56,33 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Stores a 512 KiB value under `big`: the replies a client that never reads asks for.
+fn store_big(server: &Server) -> (Client, Vec<u8>) {
+    let mut setup = server.connect();
+    let value = vec![b'b'; 512 * 1024];
+    let mut request = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    request.extend_from_slice(&value);
+    request.extend_from_slice(b"\r\n");
+    setup.roundtrip(&request, b"STORED\r\n");
+    (setup, value)
+}
+
+/// A client whose writes give up after two seconds once the server stops reading.
+fn hog(server: &Server) -> Client {
+    let hog = server.connect();
+    hog.stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    hog
+}
+
 #[test]
 fn a_client_that_never_reads_is_not_read_ahead_without_bound() {
     for server in servers(&[]) {
-        let mut setup = server.connect();
-        let value = vec![b'b'; 512 * 1024];
-        let mut request = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
-        request.extend_from_slice(&value);
-        request.extend_from_slice(b"\r\n");
-        setup.roundtrip(&request, b"STORED\r\n");
-
+        let (setup, _) = store_big(&server);
         // Requests keep coming while their replies cannot leave: the server must stop
         // reading (socket buffers then fill and the writes block), not queue them all.
-        let mut hog = server.connect();
-        hog.stream
-            .set_write_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let mut hog = hog(&server);
         let requests = b"get big\r\n".repeat(10_000);
         let limit = 64 << 20;
         let mut written = 0;
@@ -93,18 +104,9 @@ fn a_client_that_never_reads_is_not_read_ahead_without_bound() {
 #[test]
 fn a_client_that_never_reads_cannot_grow_the_server() {
     for server in servers(&[]) {
-        let mut setup = server.connect();
-        let value = vec![b'b'; 512 * 1024];
-        let mut request = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
-        request.extend_from_slice(&value);
-        request.extend_from_slice(b"\r\n");
-        setup.roundtrip(&request, b"STORED\r\n");
-
+        let (_setup, value) = store_big(&server);
         // 4000 gets of 512 KiB would be 2 GiB of replies; the client never reads.
-        let mut hog = server.connect();
-        hog.stream
-            .set_write_timeout(Some(Duration::from_secs(2)))
-            .unwrap();
+        let mut hog = hog(&server);
         let requests = b"get big\r\n".repeat(4000);
         let _ = hog.stream.write_all(&requests);
 
