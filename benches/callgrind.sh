@@ -2,9 +2,14 @@
 # User-space instructions per request, counted by callgrind (repeatable on a noisy
 # machine, unlike time). One connection, 100,000 deterministic requests, one in flight,
 # for a server started with -t 1. Counters are zeroed after a prefill and dumped after
-# the load, so startup is not counted. ferrocached runs on its epoll engine (below).
+# the load, so startup is not counted.
 #
-# usage: benches/callgrind.sh [ferrocached|memcached]   (default: both)
+# ferrocached runs on its epoll engine unless ENGINE=uring: Debian's valgrind 3.19 stops
+# every other thread while one waits in io_uring_enter, so the io_uring engine needs the
+# valgrind benches/valgrind-uring.sh builds (VALGRIND=target/valgrind-uring/bin/valgrind).
+#
+# usage: [ENGINE=epoll|uring] [VALGRIND=path] benches/callgrind.sh [ferrocached|memcached]
+#        (default: both servers)
 # Prints one line per server and operation, then (for both) one summary line:
 # `callgrind: get ferrocached N memcached M (xR), set ...` in instructions per request.
 #
@@ -15,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin ferrocached --example loadgen
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
+VALGRIND=${VALGRIND:-valgrind}
+ENGINE=${ENGINE:-epoll}
 REQUESTS=100000
 CONNECTIONS=512
 out=$(mktemp -d)
@@ -25,10 +32,8 @@ measure() { # server-name binary op get-ratio
     local name=$1 binary=$2 op=$3 ratio=$4 port extra=()
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     [ "$(id -u)" = 0 ] && extra=(-u root)
-    # valgrind does not follow io_uring's completions (the server would wait forever for
-    # a prefill it never sees), so ferrocached is measured on its classic epoll engine.
-    [ "$name" = ferrocached ] && extra+=(-o io_engine=epoll)
-    (ulimit -n $((CONNECTIONS + 12)) && exec valgrind --tool=callgrind \
+    [ "$name" = ferrocached ] && extra+=(-o "io_engine=$ENGINE")
+    (ulimit -n $((CONNECTIONS + 12)) && exec "$VALGRIND" --tool=callgrind \
         --callgrind-out-file="$out/$name.$op.%p" "$binary" "${extra[@]}" -t 1 \
         -c "$CONNECTIONS" -p "$port" -l 127.0.0.1 -U 0 -m 1024 >/dev/null 2>&1) &
     local pid=$!
@@ -37,10 +42,10 @@ measure() { # server-name binary op get-ratio
         sleep 0.1
     done
     "$LOADGEN" --server "127.0.0.1:$port" --prefill --keys 10000 --value-size 100 >/dev/null
-    callgrind_control -z "$pid" >/dev/null 2>&1
+    "${VALGRIND%valgrind}callgrind_control" -z "$pid" >/dev/null 2>&1
     "$LOADGEN" --server "127.0.0.1:$port" --connections 1 --pipeline 1 --keys 10000 \
         --value-size 100 --get-ratio "$ratio" --requests "$REQUESTS" --duration 600 >/dev/null
-    callgrind_control -d "$pid" >/dev/null 2>&1
+    "${VALGRIND%valgrind}callgrind_control" -d "$pid" >/dev/null 2>&1
     sleep 1
     kill "$pid"; wait "$pid" 2>/dev/null || true
     # The dump taken right after the load holds exactly the load's instructions.
