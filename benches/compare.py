@@ -27,10 +27,10 @@ caps memcached's ops/s first. Therefore:
   never reaches it (measured: `-R 1000` changes nothing).
 A cross-check with an independent generator, memcslap (libmemcached-tools: one blocking
 thread per connection, depth 1, text protocol, TCP_NODELAY), runs `get` against both
-servers and is printed beside the same workload driven by loadgen. It runs twice: with 50
-threads (the loadgen workload's connections) and with 4, a few blocking clients whose
-every request waits for the previous reply, so ops/s there measures the server's
-latency (a server that holds replies back to batch them loses there; one did).
+servers and is printed beside the same workload driven by loadgen (get100, get100_c4).
+It runs twice: with 50 threads and with 4, a few blocking clients whose every request
+waits for the previous reply, so ops/s there measures the server's latency (a server
+that holds replies back to batch them loses there; one did).
 
 usage: benches/compare.py [--rounds 3] [--seconds 10] [--workloads get90,get90_p16,mget10,set4k]
                           [--mode window|lockstep] [--memcslap-execute 10000 | 0 to skip]
@@ -53,6 +53,8 @@ WORKLOADS = {
     "set4k": dict(connections=50, pipeline=1, get_ratio=0.0, value_size=4096, multiget=1),
     # memcslap's `get` test driven by loadgen: 50 connections, depth 1, all gets, all hits.
     "get100": dict(connections=50, pipeline=1, get_ratio=1.0, value_size=100, multiget=1),
+    # memcslap's 4-thread run driven by loadgen: 4 connections, depth 1, all gets.
+    "get100_c4": dict(connections=4, pipeline=1, get_ratio=1.0, value_size=100, multiget=1),
 }
 KEYS = 100_000
 
@@ -151,8 +153,8 @@ def main():
     summary = []
     workloads = a.workloads.split(",")
     cross_check = a.memcslap_execute > 0 and MEMCSLAP is not None
-    if cross_check and "get100" not in workloads:
-        workloads.append("get100")
+    if cross_check:
+        workloads += [w for w in ("get100", "get100_c4") if w not in workloads]
     for workload in workloads:
         results = {"ferrocached": [], "memcached": []}
         for _ in range(a.rounds):
@@ -168,8 +170,8 @@ def main():
                        f"p99 {f['p99']:.0f} vs {m['p99']:.0f} us, generator CPU {f['generator_us_per_op']:.2f} vs "
                        f"{m['generator_us_per_op']:.2f} us/op (ferrocached vs memcached)")
     if cross_check:
-        loadgen_line = next(line for line in summary if line.startswith("get100:"))
-        for concurrency in (50, 4):
+        for concurrency, twin in ((50, "get100"), (4, "get100_c4")):
+            loadgen_line = next(line for line in summary if line.startswith(twin + ":"))
             results = {"ferrocached": [], "memcached": []}
             for _ in range(a.rounds):
                 results["ferrocached"].append(memcslap_one(FERRO, a.memcslap_execute, concurrency))
@@ -181,8 +183,7 @@ def main():
                       f"{med[name]['efficiency']:.0f} | | | |")
             line = (f"memcslap cross-check (get, {concurrency} blocking connections, depth 1): efficiency "
                     f"x{f['efficiency'] / m['efficiency']:.2f} ops/s x{f['ops_per_sec'] / m['ops_per_sec']:.2f}")
-            if concurrency == 50:
-                line += "; loadgen on the same workload: " + loadgen_line.split(": ", 1)[1].split(" p99")[0]
+            line += "; loadgen on the same workload: " + loadgen_line.split(": ", 1)[1].split(" p99")[0]
             summary.append(line)
     elif a.memcslap_execute > 0:
         summary.append("memcslap cross-check: skipped (memcslap not installed: apt-get install libmemcached-tools)")
