@@ -323,6 +323,10 @@ impl ClassCounters {
     }
 }
 
+/// Ring length from which a growth hands the old buffer's memory back to the kernel at
+/// once (64 KiB of entries): smaller buffers are reused by the allocator.
+const RING_TRIM_ENTRIES: usize = 16 * 1024;
+
 /// Orphan entries of a small queue's ring, by chunk.
 type OrphanCounts = HashMap<Handle, u32, foldhash::fast::FixedState>;
 
@@ -357,6 +361,9 @@ impl SmallRing {
         if self.entries.len() == self.entries.capacity() {
             // A quarter more, not double: the ring is a fixed share of the class.
             self.entries.reserve_exact((self.entries.len() / 4).max(16));
+            if self.entries.len() >= RING_TRIM_ENTRIES {
+                return_freed_memory();
+            }
         }
         self.entries.push_back(handle);
         self.len += 1;
@@ -518,7 +525,7 @@ pub const SMALL_QUEUE_PERCENT: u64 = 10;
 /// the overflow (still on probation): while memory fills without evictions the ring
 /// stays a fraction of the items (eviction keeps it near `SMALL_QUEUE_PERCENT` once
 /// memory is full, and the overflow empty).
-pub const SMALL_QUEUE_CAP_PERCENT: u64 = 25;
+pub const SMALL_QUEUE_CAP_PERCENT: u64 = 12;
 
 /// Rings shorter than this never overflow.
 const SMALL_QUEUE_CAP_FLOOR: u64 = 64;
@@ -1444,6 +1451,24 @@ impl Memory {
         header.note_access(now);
     }
 }
+
+/// Hands freed heap memory back to the kernel after a large buffer was replaced (the
+/// index rebuilt, a ring grown). glibc serves an allocation of a size it has freed
+/// before from its heap (its mmap threshold rises past the buffer's size), and keeps
+/// freed heap memory resident: without this, a full cache, whose index is rebuilt every
+/// so many evictions, would hold a dead copy of its index per shard outside the `-m`
+/// budget, and a filling one the ring's earlier buffers.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn return_freed_memory() {
+    // SAFETY: malloc_trim only returns free allocator memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return freed memory on their own terms.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn return_freed_memory() {}
 
 /// Bytes a large item is charged: its key and value plus allocator and header overhead.
 pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
