@@ -4,13 +4,16 @@
 //! padding between them (memcached also keeps the flags only when they are not 0). The
 //! header keeps one time field, as memcached 1.6 does: the last access, set on store,
 //! which also decides flush_all. It has no queue links: the eviction queues are a CLOCK
-//! over the chunks and a ring of handles (`memory.rs`), so an item costs 24 bytes of
-//! metadata plus its key and value; memcached's item header is 48 (56 with CAS).
+//! over the chunks and a ring of handles (`memory.rs`), and no position in the ring
+//! either (a freed item's ring entry is counted as an orphan by the ring itself), so an
+//! item costs 20 bytes of metadata plus its key and value; memcached's item header is 48
+//! (56 with CAS). The header is aligned to 4 bytes, not 8, so chunks can be any multiple
+//! of 4 bytes (a 12-byte key and a 100-byte value fill a 132-byte chunk).
 
 /// Handle of an item inside one shard: a page/chunk pair, or a large-item slot.
 pub type Handle = u32;
 
-/// "No item": an empty queue, or a hole in the small queue's ring.
+/// "No item": an empty queue, or a sweep that found nothing.
 pub const NIL: Handle = u32::MAX;
 
 /// The item is linked into the index (cleared when the chunk is freed).
@@ -39,15 +42,18 @@ pub const IN_MAIN: u8 = 128;
 /// header.
 pub const UPDATE_INTERVAL: u32 = 60;
 
-/// Position numbers of the small queue's ring: 31 bits, wrapping.
-pub const RING_POSITIONS: u32 = u32::MAX >> 1;
+/// Bit of `Header::length_bits` set on a probation item that overflowed its class's small
+/// queue ring (see `memory.rs`): it has no ring entry and the overflow's CLOCK hand finds
+/// it. A chunk's value is shorter than 16 KiB, so the length needs only the bits below.
+const OVERFLOW: u16 = 1 << 15;
 
-/// `Header::ring` of a probation item that overflowed the ring (no position number has
-/// this value).
-pub const RING_OVERFLOW: u32 = u32::MAX;
+/// Bits of `Header::length_bits` holding the value's length.
+const LENGTH_MASK: u16 = OVERFLOW - 1;
 
-/// Per-item metadata stored in front of the key.
-#[repr(C)]
+/// Per-item metadata stored in front of the key: 20 bytes, 4-byte aligned (`packed(4)`
+/// lets the 8-byte CAS sit at any multiple of 4, so chunk sizes need only be multiples
+/// of 4; read it by value, never by reference).
+#[repr(C, packed(4))]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Header {
     /// Compare-and-swap version; 0 when CAS is disabled (`-C`).
@@ -56,13 +62,10 @@ pub struct Header {
     pub exptime: u32,
     /// Server time of the last store or access (eviction age, `mg l`, flush_all).
     pub atime: u32,
-    /// Position number of the item's entry in its class's small-queue ring,
-    /// `RING_OVERFLOW` for a probation item outside the ring (meaningless once the item
-    /// is in the main queue).
-    pub ring: u32,
-    /// Length of the value of an item in a chunk (chunks hold at most 16 KiB); a large
-    /// item's length is its value's own.
-    pub value_len: u16,
+    /// Length of the value of an item in a chunk (chunks hold at most 16 KiB; a large
+    /// item's length is its value's own), and the `OVERFLOW` bit: read through
+    /// `value_len` and `overflowed`.
+    length_bits: u16,
     /// Length of the key in bytes (at most 250).
     pub key_len: u8,
     /// `LIVE`, `FETCHED`, `HAS_FLAGS`, `STALE`, `TOKEN_SENT`, `IN_MAIN` bits and the
@@ -86,6 +89,49 @@ pub fn item_size(key_len: usize, value_len: usize, flags: u32) -> usize {
 }
 
 impl Header {
+    /// A header for a new item: live with `state`'s extra bits, on no queue yet. A value
+    /// longer than a chunk can hold (a large item, whose value keeps its own length) is
+    /// recorded as the longest length the header holds.
+    pub fn new(
+        cas: u64,
+        exptime: u32,
+        atime: u32,
+        value_len: usize,
+        key_len: u8,
+        state: u8,
+    ) -> Self {
+        Header {
+            cas,
+            exptime,
+            atime,
+            length_bits: value_len.min(usize::from(LENGTH_MASK)) as u16,
+            key_len,
+            state,
+        }
+    }
+
+    /// Length of the value of an item in a chunk.
+    #[inline]
+    pub fn value_len(&self) -> usize {
+        usize::from(self.length_bits & LENGTH_MASK)
+    }
+
+    /// True for a probation item that left its class's ring for the overflow.
+    #[inline]
+    pub fn overflowed(&self) -> bool {
+        self.length_bits & OVERFLOW != 0
+    }
+
+    /// Marks the item as in the overflow (`true`) or not.
+    #[inline]
+    pub fn set_overflowed(&mut self, overflowed: bool) {
+        if overflowed {
+            self.length_bits |= OVERFLOW;
+        } else {
+            self.length_bits &= !OVERFLOW;
+        }
+    }
+
     /// True when the item's exptime has passed at server time `now`.
     #[inline]
     pub fn is_expired(&self, now: u32) -> bool {
@@ -140,9 +186,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_is_twenty_four_bytes_and_eight_aligned() {
-        assert_eq!(HEADER_SIZE, 24);
-        assert_eq!(std::mem::align_of::<Header>(), 8);
+    fn header_is_twenty_bytes_and_four_aligned() {
+        assert_eq!(HEADER_SIZE, 20);
+        assert_eq!(std::mem::align_of::<Header>(), 4);
+    }
+
+    #[test]
+    fn the_overflow_bit_leaves_the_length_alone() {
+        let mut header = Header::new(7, 0, 0, 16_000, 12, LIVE);
+        assert_eq!(header.value_len(), 16_000);
+        assert!(!header.overflowed());
+        header.set_overflowed(true);
+        assert!(header.overflowed());
+        assert_eq!(header.value_len(), 16_000);
+        header.set_overflowed(false);
+        assert!(!header.overflowed());
+        assert_eq!(header.value_len(), 16_000);
+        let large = Header::new(7, 0, 0, 1 << 20, 12, LIVE);
+        assert!(!large.overflowed());
+        assert_eq!(large.value_len(), usize::from(LENGTH_MASK));
     }
 
     #[test]

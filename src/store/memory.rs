@@ -11,14 +11,11 @@
 //! `shard/eviction.rs`, reached from `Shard::chunk_for`), so a change in value sizes never
 //! starves a class ("slab calcification").
 
-use super::item::{
-    FETCHED, HAS_FLAGS, HEADER_SIZE, Handle, Header, IN_MAIN, LIVE, NIL, RING_OVERFLOW,
-    RING_POSITIONS,
-};
+use super::item::{FETCHED, HAS_FLAGS, HEADER_SIZE, Handle, Header, IN_MAIN, LIVE, NIL};
 use bytes::Bytes;
 use slab::Slab;
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -114,8 +111,12 @@ const MAX_PAGES: usize = (LARGE_BIT >> CHUNK_BITS) as usize;
 /// Class of a page that no class owns (free or returned).
 const NO_CLASS: usize = usize::MAX;
 
-/// Chunk sizes up to which classes go in 8-byte steps (see `SizeClasses::new`).
+/// Chunk sizes up to which classes go in 4-byte steps (see `SizeClasses::new`).
 pub const FINE_STEPS_UP_TO: usize = 256;
+
+/// Step between the added classes up to `FINE_STEPS_UP_TO`, and the alignment of every
+/// chunk size (the item header's alignment).
+const FINE_STEP: usize = 4;
 
 /// Slab classes below `SLAB_CHUNK_MAX` at most: with that last class, memcached's 63.
 const MAX_CLASSES: usize = 62;
@@ -124,18 +125,19 @@ const MAX_CLASSES: usize = 62;
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
-    /// The class of every item size up to `SLAB_CHUNK_MAX`, by size in 8-byte steps
-    /// rounded up (chunk sizes are multiples of 8): `class_for` without a search.
-    by_eighths: Box<[u8]>,
+    /// The class of every item size up to `SLAB_CHUNK_MAX`, by size in 4-byte steps
+    /// rounded up (chunk sizes are multiples of 4): `class_for` without a search.
+    by_fourths: Box<[u8]>,
 }
 
 impl SizeClasses {
     /// memcached's chunk sizes (from its 48-byte item header plus `min_space` (`-n`),
     /// growing by `factor` (`-f`), 8-byte aligned, up to `SLAB_CHUNK_MAX`), with every
-    /// 8-byte step between the first class and `FINE_STEPS_UP_TO` added: ferrocached's
-    /// smaller header makes small items fall between memcached's classes (a 136-byte item
-    /// would take a 152-byte chunk). memcached's sizes stay among the classes; if the
-    /// steps would pass memcached's limit of classes, memcached's sizes alone are kept.
+    /// 4-byte step between the first class and `FINE_STEPS_UP_TO` added: ferrocached's
+    /// smaller header makes small items fall between memcached's classes (a 132-byte item
+    /// would take a 152-byte chunk, 13% lost; 8-byte steps would lose 3%). memcached's
+    /// sizes stay among the classes; if the steps would pass memcached's limit of
+    /// classes, 8-byte steps are tried, then memcached's sizes alone are kept.
     pub fn new(min_space: usize, factor: f64) -> Self {
         let mut sizes = Vec::new();
         let first = align8((48 + min_space).max(HEADER_SIZE + 8));
@@ -146,30 +148,33 @@ impl SizeClasses {
             sizes.push(size);
             size = (size as f64 * factor) as usize;
         }
-        let mut stepped = sizes.clone();
-        stepped.extend((first..=FINE_STEPS_UP_TO).step_by(8));
-        stepped.sort_unstable();
-        stepped.dedup();
-        if stepped.len() <= MAX_CLASSES {
-            sizes = stepped;
+        for step in [FINE_STEP, 2 * FINE_STEP] {
+            let mut stepped = sizes.clone();
+            stepped.extend((first..=FINE_STEPS_UP_TO).step_by(step));
+            stepped.sort_unstable();
+            stepped.dedup();
+            if stepped.len() <= MAX_CLASSES {
+                sizes = stepped;
+                break;
+            }
         }
         sizes.push(SLAB_CHUNK_MAX);
-        let by_eighths = (0..=SLAB_CHUNK_MAX / 8)
-            .map(|eighths| {
+        let by_fourths = (0..=SLAB_CHUNK_MAX / FINE_STEP)
+            .map(|fourths| {
                 sizes
                     .iter()
-                    .position(|&size| size >= eighths * 8)
+                    .position(|&size| size >= fourths * FINE_STEP)
                     .unwrap_or(0) as u8
             })
             .collect();
-        SizeClasses { sizes, by_eighths }
+        SizeClasses { sizes, by_fourths }
     }
 
     /// The smallest class whose chunks hold `total` bytes, or `None` for a large item.
     #[inline]
     pub fn class_for(&self, total: usize) -> Option<usize> {
-        self.by_eighths
-            .get(total.div_ceil(8))
+        self.by_fourths
+            .get(total.div_ceil(FINE_STEP))
             .map(|&class| usize::from(class))
     }
 
@@ -318,49 +323,98 @@ impl ClassCounters {
     }
 }
 
-/// The small (probation) queue of a class: handles in the order the items entered. An
-/// item in it keeps its entry's position number in its header (`Header::ring`), so an
-/// item that leaves (freed) turns its entry into a hole at once, and a page move
-/// repoints it: an entry never stands for a later item of the same chunk. Past
-/// `SMALL_QUEUE_CAP_PERCENT` of the class, the first entries leave the ring but stay on
-/// probation ("overflow", `Header::ring` = `RING_OVERFLOW`), found by a CLOCK sweep of
-/// their own and evicted before the ring's items.
+/// Ring length from which a growth hands the old buffer's memory back to the kernel at
+/// once (64 KiB of entries): smaller buffers are reused by the allocator.
+const RING_TRIM_ENTRIES: usize = 16 * 1024;
+
+/// Orphan entries of a small queue's ring, by chunk.
+type OrphanCounts = HashMap<Handle, u32, foldhash::fast::FixedState>;
+
+/// The small (probation) queue of a class: handles in the order the items entered.
+///
+/// Items keep no position in the ring (that would cost 4 bytes in every item header).
+/// An item that leaves the queue anywhere but at its front (deleted, expired, replaced
+/// by an item of another class) leaves its entry behind as an *orphan*, counted per chunk
+/// in `orphans`. A chunk's entries are then its orphans plus one entry for its current
+/// item if that item is on probation in the ring, and its orphans come first (they are
+/// from earlier lives of the chunk; a page move, the one exception, swaps which of a
+/// chunk's entries is which but not their number). So an entry whose chunk has orphans
+/// pending is one of them: the front skips it, decrementing the count, and an entry
+/// whose chunk has none stands for the chunk's current item. The count is exact, so a
+/// reused chunk's new item is never taken for the old one, and no header bit is needed:
+/// while nothing left the ring early (no deletes) the check is one branch on an empty
+/// map. Past `SMALL_QUEUE_CAP_PERCENT` of the class, the first entries leave the ring
+/// but stay on probation ("overflow", the header's `overflowed` bit), found by a CLOCK
+/// sweep of their own and evicted before the ring's items.
 #[derive(Debug, Default)]
 pub struct SmallRing {
     entries: VecDeque<Handle>,
-    /// Position number of the front entry; numbers wrap at `RING_POSITIONS`.
-    first: u32,
-    /// Items in the queue (entries that are not holes).
+    /// Orphan entries per chunk (only chunks with some).
+    orphans: OrphanCounts,
+    /// Items in the queue (entries that are not orphans).
     pub len: u64,
 }
 
 impl SmallRing {
-    /// Appends an item; returns its position number.
-    fn push(&mut self, handle: Handle) -> u32 {
-        let position = self.first.wrapping_add(self.entries.len() as u32) & RING_POSITIONS;
+    /// Appends an item.
+    fn push(&mut self, handle: Handle) {
+        if self.entries.len() == self.entries.capacity() {
+            // A quarter more, not double: the ring is a fixed share of the class.
+            self.entries.reserve_exact((self.entries.len() / 4).max(16));
+            if self.entries.len() >= RING_TRIM_ENTRIES {
+                return_freed_memory();
+            }
+        }
         self.entries.push_back(handle);
         self.len += 1;
-        position
     }
 
-    /// The entry with this position number.
-    fn entry_mut(&mut self, position: u32) -> &mut Handle {
-        let index = (position.wrapping_sub(self.first) & RING_POSITIONS) as usize;
-        &mut self.entries[index]
+    /// Takes one pending orphan of `handle`'s chunk off the count; false if it had none
+    /// (the entry stands for the chunk's current item).
+    fn take_orphan(&mut self, handle: Handle) -> bool {
+        if self.orphans.is_empty() {
+            return false;
+        }
+        match self.orphans.get_mut(&handle) {
+            Some(count) => {
+                *count -= 1;
+                if *count == 0 {
+                    self.orphans.remove(&handle);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Makes the entry at `position` a hole (its item left the queue).
-    fn remove(&mut self, position: u32) {
-        *self.entry_mut(position) = NIL;
+    /// The item in `handle`'s chunk left the queue (not from the front): its entry
+    /// stays behind as an orphan, or goes at once if it is the front.
+    fn remove(&mut self, handle: Handle) {
         self.len -= 1;
+        if self.entries.front() == Some(&handle) {
+            // The front is never an orphan, so it is this item's entry.
+            self.entries.pop_front();
+        } else {
+            *self.orphans.entry(handle).or_default() += 1;
+        }
         self.drop_leading_holes();
     }
 
-    /// Keeps the front entry an item, so `front` costs nothing.
+    /// Takes the front item out of the ring (the ring is not empty).
+    fn pop_front(&mut self) -> Handle {
+        let handle = self.entries.pop_front().unwrap_or(NIL);
+        self.len -= 1;
+        self.drop_leading_holes();
+        handle
+    }
+
+    /// Keeps the front entry an item's, so `front` costs nothing.
     fn drop_leading_holes(&mut self) {
-        while self.entries.front() == Some(&NIL) {
+        while let Some(&front) = self.entries.front() {
+            if !self.take_orphan(front) {
+                return;
+            }
             self.entries.pop_front();
-            self.first = self.first.wrapping_add(1) & RING_POSITIONS;
         }
     }
 
@@ -369,19 +423,97 @@ impl SmallRing {
         self.entries.front().copied().unwrap_or(NIL)
     }
 
-    /// True when holes outnumber items enough that a compaction pays for itself.
+    /// True when orphans outnumber items enough that a compaction pays for itself.
     fn has_many_holes(&self) -> bool {
         self.entries.len() > 2 * self.len as usize + 64
     }
 
-    /// The items, first entered first.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = Handle> + '_ {
-        self.entries.iter().copied().filter(|&handle| handle != NIL)
+    /// Rewrites the ring without its orphans, its buffer sized to its items.
+    fn compact(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        let mut kept = VecDeque::with_capacity(self.len as usize);
+        for handle in entries {
+            if !self.take_orphan(handle) {
+                kept.push_back(handle);
+            }
+        }
+        debug_assert!(self.orphans.is_empty());
+        debug_assert_eq!(kept.len() as u64, self.len);
+        self.entries = kept;
+        self.orphans = OrphanCounts::default();
     }
 
-    /// Bytes the ring holds.
+    /// Points the entry of each moved in-ring item (`from`, `to`) at its new chunk: the
+    /// newest entry of `from`, the one that stands for its item (one pass over the
+    /// ring for a whole page).
+    fn repoint(&mut self, moved: &[(Handle, Handle)]) {
+        if moved.is_empty() {
+            return;
+        }
+        let mut pending: HashMap<Handle, Handle, foldhash::fast::FixedState> =
+            moved.iter().copied().collect();
+        for entry in self.entries.iter_mut().rev() {
+            if let Some(to) = pending.remove(entry) {
+                *entry = to;
+                if pending.is_empty() {
+                    return;
+                }
+            }
+        }
+        debug_assert!(pending.is_empty(), "moved items without a ring entry");
+    }
+
+    /// The items, first entered first.
+    pub fn iter(&self) -> RingItems<'_> {
+        RingItems {
+            entries: self.entries.iter(),
+            orphans: &self.orphans,
+            skipped: OrphanCounts::default(),
+        }
+    }
+
+    /// Entries in the ring, orphans included (tests bound it).
+    #[cfg(test)]
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Bytes the ring holds: its buffer and its orphan counts.
     fn bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Handle>()
+            + self.orphans.capacity() * (std::mem::size_of::<(Handle, u32)>() + 1)
+    }
+}
+
+/// The items of a small queue's ring, first entered first: its entries without the
+/// orphans (for each chunk, its first orphan-count entries).
+pub struct RingItems<'a> {
+    entries: std::collections::vec_deque::Iter<'a, Handle>,
+    orphans: &'a OrphanCounts,
+    /// Orphans passed so far, per chunk (only chunks with some).
+    skipped: OrphanCounts,
+}
+
+impl Iterator for RingItems<'_> {
+    type Item = Handle;
+
+    fn next(&mut self) -> Option<Handle> {
+        loop {
+            let handle = *self.entries.next()?;
+            if self.orphans.is_empty() {
+                return Some(handle);
+            }
+            let pending = self.orphans.get(&handle).copied().unwrap_or(0);
+            if pending == 0 {
+                return Some(handle);
+            }
+            let skipped = self.skipped.entry(handle).or_default();
+            if *skipped < pending {
+                *skipped += 1;
+                continue;
+            }
+            return Some(handle);
+        }
     }
 }
 
@@ -393,7 +525,7 @@ pub const SMALL_QUEUE_PERCENT: u64 = 10;
 /// the overflow (still on probation): while memory fills without evictions the ring
 /// stays a fraction of the items (eviction keeps it near `SMALL_QUEUE_PERCENT` once
 /// memory is full, and the overflow empty).
-pub const SMALL_QUEUE_CAP_PERCENT: u64 = 25;
+pub const SMALL_QUEUE_CAP_PERCENT: u64 = 12;
 
 /// Rings shorter than this never overflow.
 const SMALL_QUEUE_CAP_FLOOR: u64 = 64;
@@ -580,8 +712,9 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return &self.large[(handle & !LARGE_BIT) as usize].header;
         }
-        // SAFETY: chunks start 8-byte aligned (pages are page-aligned mappings, chunk sizes
-        // are multiples of 8) and every handed-out chunk begins with a written header.
+        // SAFETY: chunks start 4-byte aligned, the header's alignment (pages are
+        // page-aligned mappings, chunk sizes are multiples of `FINE_STEP`), and every
+        // handed-out chunk begins with a written header.
         unsafe { &*(self.chunk_ptr(handle) as *const Header) }
     }
 
@@ -655,7 +788,7 @@ impl Memory {
         if handle & LARGE_BIT != 0 {
             return self.large[(handle & !LARGE_BIT) as usize].value.len();
         }
-        usize::from(self.header(handle).value_len)
+        self.header(handle).value_len()
     }
 
     /// Bytes the item takes in its chunk (`item_size`): what `bytes`, `mem_requested`
@@ -668,7 +801,7 @@ impl Memory {
         }
         // The flags take room exactly when `HAS_FLAGS` is set (see `item_size`).
         let header = self.header(handle);
-        header.key_offset() + header.key_len as usize + usize::from(header.value_len)
+        header.key_offset() + header.key_len as usize + header.value_len()
     }
 
     /// The item's value.
@@ -684,7 +817,7 @@ impl Memory {
             let header = &*(chunk as *const Header);
             std::slice::from_raw_parts(
                 chunk.add(header.key_offset() + header.key_len as usize),
-                usize::from(header.value_len),
+                header.value_len(),
             )
         })
     }
@@ -698,7 +831,7 @@ impl Memory {
             let header = self.header(handle);
             (
                 header.key_offset() + header.key_len as usize,
-                usize::from(header.value_len),
+                header.value_len(),
             )
         };
         // SAFETY: the value lies inside the chunk and we hold `&mut self`.
@@ -902,20 +1035,20 @@ impl Memory {
             self.classes[class].main_items += 1;
             return;
         }
-        let capacity = self.classes[class].small.entries.capacity();
-        let position = self.classes[class].small.push(handle);
+        let bytes = self.classes[class].small.bytes();
         let header = self.header_mut(handle);
         header.state &= !IN_MAIN;
-        header.ring = position;
+        header.set_overflowed(false);
         let state = &self.classes[class];
-        if state.small.len > SMALL_QUEUE_CAP_FLOOR
-            && state.small.len * 100 > state.items * SMALL_QUEUE_CAP_PERCENT
+        if state.small.len >= SMALL_QUEUE_CAP_FLOOR
+            && (state.small.len + 1) * 100 > state.items * SMALL_QUEUE_CAP_PERCENT
         {
             let first = self.take_first_small(class);
-            self.header_mut(first).ring = RING_OVERFLOW;
+            self.header_mut(first).set_overflowed(true);
             self.classes[class].overflow += 1;
         }
-        if self.classes[class].small.entries.capacity() != capacity {
+        self.classes[class].small.push(handle);
+        if self.classes[class].small.bytes() != bytes {
             self.note_ring_bytes();
         }
     }
@@ -929,31 +1062,46 @@ impl Memory {
             self.classes[class].main_items -= 1;
             return;
         }
-        if header.ring == RING_OVERFLOW {
+        if header.overflowed() {
             self.classes[class].overflow -= 1;
             return;
         }
-        self.classes[class].small.remove(header.ring);
+        let bytes = self.classes[class].small.bytes();
+        self.classes[class].small.remove(handle);
         if self.classes[class].small.has_many_holes() {
             self.compact_small(class);
+        } else if self.classes[class].small.bytes() != bytes {
+            self.note_ring_bytes();
         }
     }
 
     /// Takes the ring's first item out of it (the ring is not empty).
     fn take_first_small(&mut self, class: usize) -> Handle {
-        let small = &mut self.classes[class].small;
-        let handle = small.front();
-        let position = small.first;
-        small.remove(position);
+        let handle = self.classes[class].small.pop_front();
+        debug_assert!(
+            self.is_ring_item(class, handle),
+            "front {handle:#x} of class {class}"
+        );
         handle
+    }
+
+    /// True when `handle` holds a live probation item of `class` in the ring: what
+    /// every ring entry that is not an orphan must name.
+    fn is_ring_item(&self, class: usize, handle: Handle) -> bool {
+        if handle == NIL || !self.in_class(class, handle) {
+            return false;
+        }
+        let header = self.header(handle);
+        header.state & (LIVE | IN_MAIN) == LIVE && !header.overflowed()
     }
 
     /// Moves a probation item that was read (the ring's first, or one of the overflow)
     /// to the main queue with its read count cleared.
     pub fn promote(&mut self, class: usize, handle: Handle) {
-        if self.header(handle).ring == RING_OVERFLOW {
+        if self.header(handle).overflowed() {
             self.classes[class].overflow -= 1;
             self.pass_hand(class, Sweep::Overflow, handle);
+            self.header_mut(handle).set_overflowed(false);
         } else {
             debug_assert_eq!(self.classes[class].small.front(), handle);
             self.take_first_small(class);
@@ -964,17 +1112,9 @@ impl Memory {
         header.set_frequency(0);
     }
 
-    /// Rewrites a small queue without its holes, renumbering its items.
+    /// Rewrites a small queue's ring without its orphans.
     fn compact_small(&mut self, class: usize) {
-        let small = &mut self.classes[class].small;
-        let entries = std::mem::take(&mut small.entries);
-        let first = small.first;
-        let mut kept = VecDeque::with_capacity(small.len as usize);
-        for handle in entries.into_iter().filter(|&handle| handle != NIL) {
-            self.header_mut(handle).ring = first.wrapping_add(kept.len() as u32);
-            kept.push_back(handle);
-        }
-        self.classes[class].small.entries = kept;
+        self.classes[class].small.compact();
         self.note_ring_bytes();
     }
 
@@ -1057,9 +1197,7 @@ impl Memory {
             let header = self.header(at);
             let wanted = match sweep {
                 Sweep::Main => header.state & (LIVE | IN_MAIN) == LIVE | IN_MAIN,
-                Sweep::Overflow => {
-                    header.state & (LIVE | IN_MAIN) == LIVE && header.ring == RING_OVERFLOW
-                }
+                Sweep::Overflow => header.state & (LIVE | IN_MAIN) == LIVE && header.overflowed(),
             };
             if wanted {
                 unseen -= 1;
@@ -1184,9 +1322,11 @@ impl Memory {
     }
 
     /// Moves a live item of a paged class into the free chunk `to` of the same class
-    /// (`slabs reassign` rescuing it from the page it empties): the bytes, its queue
-    /// position and the pages' counts. The caller repoints the index.
-    pub fn relocate(&mut self, from: Handle, to: Handle) {
+    /// (`slabs reassign` rescuing it from the page it empties): the bytes and the pages'
+    /// counts. True if the item is in the small queue's ring: the caller then repoints
+    /// its entry with `repoint_ring` (once for a whole page), and the index.
+    #[must_use]
+    pub fn relocate(&mut self, from: Handle, to: Handle) -> bool {
         let chunk_size = self.classes[self.class_of(from)].chunk_size;
         debug_assert_eq!(self.class_of(from), self.class_of(to));
         let source = self.chunk_ptr(from);
@@ -1198,10 +1338,13 @@ impl Memory {
         self.pages[(to >> CHUNK_BITS) as usize].used += 1;
         self.header_mut(from).state = 0;
         let header = *self.header(to);
-        if header.state & IN_MAIN == 0 && header.ring != RING_OVERFLOW {
-            let class = self.class_of(to);
-            *self.classes[class].small.entry_mut(header.ring) = to;
-        }
+        header.state & IN_MAIN == 0 && !header.overflowed()
+    }
+
+    /// Points the ring entries of items `relocate` moved (`from`, `to` pairs, all of
+    /// `class`) at their new chunks, in one pass over the ring.
+    pub fn repoint_ring(&mut self, class: usize, moved: &[(Handle, Handle)]) {
+        self.classes[class].small.repoint(moved);
     }
 
     /// The first page `class` owns (the one `slabs reassign` takes, as memcached's).
@@ -1248,6 +1391,51 @@ impl Memory {
         (found, position)
     }
 
+    /// Checks the queue counts of `class` against its chunks (tests): every ring item is
+    /// a live probation item of the class and named once, the overflow and main counts
+    /// match the header bits, and the items add up.
+    #[cfg(test)]
+    pub fn check_queues(&self, class: usize) {
+        let state = &self.classes[class];
+        let mut seen = std::collections::HashSet::new();
+        for handle in state.small.iter() {
+            assert!(self.is_ring_item(class, handle), "ring entry {handle:#x}");
+            assert!(seen.insert(handle), "ring names {handle:#x} twice");
+        }
+        assert_eq!(seen.len() as u64, state.small.len, "ring items");
+        let (mut overflow, mut main) = (0, 0);
+        self.sweep(class, Sweep::Overflow, |_| {
+            overflow += 1;
+            true
+        });
+        self.sweep(class, Sweep::Main, |_| {
+            main += 1;
+            true
+        });
+        let live = self
+            .pages
+            .iter()
+            .enumerate()
+            .filter(|(_, page)| page.class == class && page.memory.is_some())
+            .map(|(index, _)| self.live_in_page(index as u32))
+            .flat_map(|handles| handles.into_iter())
+            .filter(|&handle| {
+                let header = self.header(handle);
+                if header.state & IN_MAIN != 0 {
+                    assert!(!header.overflowed(), "a main item is not in the overflow");
+                }
+                header.state & IN_MAIN == 0 && header.overflowed()
+            })
+            .count() as u64;
+        assert_eq!(overflow, state.overflow, "overflow items");
+        assert_eq!(live, state.overflow, "overflowed chunks");
+        assert_eq!(main, state.main_items, "main items");
+        assert_eq!(
+            state.small.len + state.overflow + state.main_items,
+            state.items
+        );
+    }
+
     /// Marks an item as read (for `evicted_unfetched`, `mg h`) and counts the read for
     /// eviction. As memcached, the access time moves only when it is more than
     /// `UPDATE_INTERVAL` old, and a read that changes nothing leaves the header
@@ -1264,6 +1452,24 @@ impl Memory {
     }
 }
 
+/// Hands freed heap memory back to the kernel after a large buffer was replaced (the
+/// index rebuilt, a ring grown). glibc serves an allocation of a size it has freed
+/// before from its heap (its mmap threshold rises past the buffer's size), and keeps
+/// freed heap memory resident: without this, a full cache, whose index is rebuilt every
+/// so many evictions, would hold a dead copy of its index per shard outside the `-m`
+/// budget, and a filling one the ring's earlier buffers.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn return_freed_memory() {
+    // SAFETY: malloc_trim only returns free allocator memory; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return freed memory on their own terms.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn return_freed_memory() {}
+
 /// Bytes a large item is charged: its key and value plus allocator and header overhead.
 pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
     HEADER_SIZE + 64 + key_len + value_len
@@ -1275,24 +1481,36 @@ mod tests {
     use crate::store::item::item_size;
 
     #[test]
-    fn classes_step_by_eight_up_to_256_and_keep_memcacheds_sizes() {
+    fn classes_step_by_four_up_to_256_and_keep_memcacheds_sizes() {
         let classes = SizeClasses::new(48, 1.25);
         let sizes = classes.sizes();
-        assert_eq!(&sizes[..3], &[96, 104, 112]);
+        assert_eq!(&sizes[..3], &[96, 100, 104]);
         for memcached in [96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184] {
             assert!(sizes.contains(&memcached), "{memcached} in {sizes:?}");
         }
         assert!(sizes.contains(&FINE_STEPS_UP_TO));
-        assert!(!sizes.contains(&(FINE_STEPS_UP_TO + 8)));
+        assert!(!sizes.contains(&(FINE_STEPS_UP_TO + 4)));
+        assert!(sizes.iter().all(|size| size % FINE_STEP == 0));
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]));
         assert_eq!(sizes.last(), Some(&SLAB_CHUNK_MAX));
         assert!(sizes.len() <= MAX_CLASSES + 1);
-        // A 12-byte key and a 100-byte value fill their chunk exactly.
+        // A 12-byte key and a 100-byte value fill their chunk exactly: 132 bytes.
         let item = item_size(12, 100, 0);
+        assert_eq!(item, 132);
         assert_eq!(
             classes.class_for(item).map(|class| sizes[class]),
             Some(item)
         );
+    }
+
+    #[test]
+    fn a_small_first_class_falls_back_to_eight_byte_steps() {
+        // From 56 bytes (`-n 8`), 4-byte steps would pass the class limit.
+        let classes = SizeClasses::new(8, 1.25);
+        let sizes = classes.sizes();
+        assert_eq!(&sizes[..3], &[56, 64, 72]);
+        assert!(sizes.contains(&FINE_STEPS_UP_TO));
+        assert!(sizes.len() <= MAX_CLASSES + 1);
     }
 
     #[test]

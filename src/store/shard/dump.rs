@@ -226,7 +226,8 @@ impl Shard {
     /// overflow, then the main queue from the CLOCK hand round, until `out` holds
     /// `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
-        let mut handles: Vec<Handle> = self.memory.class(class).small.iter().rev().collect();
+        let mut handles: Vec<Handle> = self.memory.class(class).small.iter().collect();
+        handles.reverse();
         for sweep in [Sweep::Overflow, Sweep::Main] {
             self.memory.sweep(class, sweep, |handle| {
                 handles.push(handle);

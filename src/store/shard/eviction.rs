@@ -21,7 +21,7 @@
 //! from there first (they are the oldest).
 
 use super::{Now, OutOfMemory, RoomWanted, Shard};
-use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL, RING_OVERFLOW};
+use crate::store::item::{FETCHED, Handle, IN_MAIN, NIL};
 use crate::store::memory::{Memory, PAGE_SIZE, Sweep};
 
 /// Items one eviction may move or requeue before it takes the candidate it stands at,
@@ -279,7 +279,7 @@ impl Shard {
                 if in_main {
                     self.memory.pass_hand(class, Sweep::Main, candidate);
                 } else {
-                    if header.ring == RING_OVERFLOW {
+                    if header.overflowed() {
                         self.memory.pass_hand(class, Sweep::Overflow, candidate);
                     }
                     let hash = self.hash_of(candidate);
@@ -375,16 +375,20 @@ impl Shard {
         let live = self.memory.live_in_page(page);
         self.memory.stop_cutting(page);
         let mut dropped = Vec::new();
+        let mut moved_in_ring = Vec::new();
         for handle in live {
             let hash = self.hash_of(handle);
             let Some(spare) = self.memory.take_chunk(class) else {
                 dropped.push((handle, hash));
                 continue;
             };
-            self.memory.relocate(handle, spare);
+            if self.memory.relocate(handle, spare) {
+                moved_in_ring.push((handle, spare));
+            }
             self.index.replace(hash, handle, spare);
             self.counters.slab_reassign_rescues += 1;
         }
+        self.memory.repoint_ring(class, &moved_in_ring);
         for (handle, hash) in dropped {
             self.counters.slab_reassign_evictions_nomem += 1;
             self.unlink(handle, hash);

@@ -282,17 +282,14 @@ impl Shard {
             _ => false,
         };
         let cas = self.new_cas();
-        let header = Header {
+        let header = Header::new(
             cas,
-            ring: 0,
             exptime,
-            atime: now.now,
-            // Only an item that fits a chunk keeps its length here (a chunk holds at
-            // most 16 KiB); a large item's length is its value's.
-            value_len: value_len.min(usize::from(u16::MAX)) as u16,
-            key_len: key.len() as u8,
-            state: LIVE | extra_state,
-        };
+            now.now,
+            value_len,
+            key.len() as u8,
+            LIVE | extra_state,
+        );
         if let (true, Some(old), Some(class)) = (in_place, existing, class) {
             self.rewrite_in_place(old, class, header, flags, key, parts, total);
             return Ok(cas);
@@ -361,7 +358,7 @@ impl Shard {
         let old_size = self.memory.item_size(old);
         self.memory.rewrite_item(old, header, flags, key, parts);
         let written = self.memory.header_mut(old);
-        written.ring = old_header.ring;
+        written.set_overflowed(old_header.overflowed());
         written.state |= old_header.state & IN_MAIN;
         written.set_frequency(old_header.frequency() + 1);
         let state = self.memory.class_mut(class);

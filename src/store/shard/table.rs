@@ -177,26 +177,9 @@ impl Table {
                 self.used += 1;
             }
         }
-        return_freed_memory();
+        crate::store::memory::return_freed_memory();
     }
 }
-
-/// Hands the old table's pages back to the kernel. glibc serves an allocation of a size
-/// it has freed before from its heap (its mmap threshold rises past the table's size),
-/// and keeps freed heap memory resident: without this, a full cache, whose index is
-/// rebuilt every so many evictions, would hold a dead copy of its index per shard
-/// outside the `-m` budget.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn return_freed_memory() {
-    // SAFETY: malloc_trim only returns free allocator memory; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Other allocators return freed memory on their own terms.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_freed_memory() {}
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::item::{FREQUENCY_MAX, HEADER_SIZE, IN_MAIN};
+use crate::store::item::{FREQUENCY_MAX, HEADER_SIZE, IN_MAIN, item_size};
 use crate::store::memory::{PAGE_SIZE, SMALL_QUEUE_CAP_PERCENT};
 use std::hash::BuildHasher;
 
@@ -310,22 +310,22 @@ fn items_never_read_again_are_evicted_before_items_read_again() {
     let value = vec![b'v'; 100];
     let mut stored = 0;
     while f.shard.counters.evictions == 0 {
-        f.set(format!("fill{stored}").as_bytes(), &value, 0, at(10));
+        f.set(format!("fill{stored:05}").as_bytes(), &value, 0, at(10));
         stored += 1;
     }
     // The first key made room for the last; of the rest of the first half every other
-    // key is read once, then a full pass of new keys follows.
-    assert!(!f.holds(b"fill0"));
+    // key is read once, then a full pass of new keys (of the same class) follows.
+    assert!(!f.holds(b"fill00000"));
     for i in (2..stored / 2).step_by(2) {
-        f.get(format!("fill{i}").as_bytes(), at(10));
+        f.get(format!("fill{i:05}").as_bytes(), at(10));
     }
     for i in 0..stored {
-        f.set(format!("new{i}").as_bytes(), &value, 0, at(11));
+        f.set(format!("news{i:05}").as_bytes(), &value, 0, at(11));
     }
     for i in 1..stored / 2 {
         let read = i % 2 == 0;
         assert_eq!(
-            f.holds(format!("fill{i}").as_bytes()),
+            f.holds(format!("fill{i:05}").as_bytes()),
             read,
             "fill{i} (read: {read})"
         );
@@ -361,26 +361,26 @@ fn one_eviction_requeues_a_bounded_number_of_read_items() {
         let mut f = Fixture::new(limit, true);
         let mut stored = 0;
         while f.shard.counters.evictions == 0 {
-            f.set(format!("k{stored}").as_bytes(), &value, 0, at(10));
+            f.set(format!("k{stored:05}").as_bytes(), &value, 0, at(10));
             stored += 1;
         }
         stored - 1
     };
     let mut f = Fixture::new(limit, true);
     for i in 0..capacity {
-        f.set(format!("k{i}").as_bytes(), &value, 0, at(10));
+        f.set(format!("k{i:05}").as_bytes(), &value, 0, at(10));
     }
     for i in 0..capacity {
         for _ in 0..3 {
-            f.get(format!("k{i}").as_bytes(), at(10));
+            f.get(format!("k{i:05}").as_bytes(), at(10));
         }
     }
-    f.set(b"one-more", &value, 0, at(10));
+    f.set(b"z00000", &value, 0, at(10));
     assert_eq!(f.shard.counters.evictions, 1);
     // The first REQUEUES_MAX read items moved to the main queue; the next one was
     // taken although read, instead of a pass over the whole class.
-    assert!(f.holds(b"k0"));
-    assert!(!f.holds(format!("k{}", super::eviction::REQUEUES_MAX).as_bytes()));
+    assert!(f.holds(b"k00000"));
+    assert!(!f.holds(format!("k{:05}", super::eviction::REQUEUES_MAX).as_bytes()));
 }
 
 #[test]
@@ -433,7 +433,7 @@ fn disabled_evictions_refuse_instead_of_evicting() {
     let mut f = Fixture::new(limit, false);
     let mut refused = false;
     for i in 0..20_000 {
-        match f.set(format!("k{i}").as_bytes(), &[b'v'; 100], 0, at(10)) {
+        match f.set(format!("k{i:05}").as_bytes(), &[b'v'; 100], 0, at(10)) {
             StoreOutcome::Stored(_) => {}
             StoreOutcome::OutOfMemory => {
                 refused = true;
@@ -445,14 +445,14 @@ fn disabled_evictions_refuse_instead_of_evicting() {
     assert!(refused);
     assert_eq!(f.shard.counters.evictions, 0);
     assert!(
-        f.get(b"k0", at(10)).is_some(),
+        f.get(b"k00000", at(10)).is_some(),
         "nothing stored earlier is lost"
     );
-    // Expired items still make room.
-    let hash = f.hasher.hash_one(b"k0");
-    assert!(f.shard.touch(b"k0", hash, at(10), 11));
+    // Expired items (of the new item's class) still make room.
+    let hash = f.hasher.hash_one(b"k00000");
+    assert!(f.shard.touch(b"k00000", hash, at(10), 11));
     assert!(matches!(
-        f.set(b"fresh", &[b'v'; 100], 0, at(12)),
+        f.set(b"fresh0", &[b'v'; 100], 0, at(12)),
         StoreOutcome::Stored(_)
     ));
 }
@@ -642,6 +642,14 @@ fn flags_are_kept_only_when_not_zero_and_read_back() {
     assert_eq!(f.read(b"flagged"), Some((0xdead_beef, b"vw".to_vec())));
 }
 
+/// Items of `fill_unread` (10-byte keys, 100-byte values, the fixture's flags) one page
+/// holds.
+fn fill_per_page() -> usize {
+    let sizes = SizeClasses::new(48, 1.25);
+    let class = sizes.class_for(item_size(10, 100, 7)).unwrap();
+    PAGE_SIZE / sizes.sizes()[class]
+}
+
 /// Stores `count` unread items of one class (same key length and value) and returns
 /// their keys, oldest first.
 fn fill_unread(f: &mut Fixture, prefix: &str, count: usize) -> Vec<String> {
@@ -656,7 +664,7 @@ fn fill_unread(f: &mut Fixture, prefix: &str, count: usize) -> Vec<String> {
 fn a_filling_cache_keeps_the_ring_to_its_cap_and_evicts_the_overflow_first() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
-    let per_page = PAGE_SIZE / 144;
+    let per_page = fill_per_page();
     let keys = fill_unread(&mut f, "fill", per_page);
     let class = f.class_of(keys[0].as_bytes());
     let state = f.shard.memory.class(class);
@@ -698,6 +706,113 @@ fn a_freed_chunk_reused_on_probation_keeps_its_new_place_in_the_ring() {
     }
     assert!(f.holds(b"newest0000"));
     assert_eq!(f.shard.memory.class(class).small.len, 4);
+    f.shard.memory.check_queues(class);
+}
+
+#[test]
+fn an_orphan_entry_is_skipped_and_the_reused_chunk_keeps_its_turn() {
+    let mut f = Fixture::new(2 * PAGE_SIZE, true);
+    let keys = fill_unread(&mut f, "ring", 10);
+    let class = f.class_of(keys[0].as_bytes());
+    // Keys 2 and 4 leave early; their chunks are reused (free list: last freed first).
+    assert!(f.delete(keys[2].as_bytes()));
+    assert!(f.delete(keys[4].as_bytes()));
+    f.shard.memory.check_queues(class);
+    f.set(b"again00000", &[b'v'; 100], 0, at(10));
+    f.set(b"again00001", &[b'v'; 100], 0, at(10));
+    f.shard.memory.check_queues(class);
+    let order: Vec<Handle> = f.shard.memory.class(class).small.iter().collect();
+    let handle_of = |f: &Fixture, key: &[u8]| f.shard.find(key, f.hasher.hash_one(key)).unwrap();
+    assert_eq!(order.len(), 10);
+    assert_eq!(order[8], handle_of(&f, b"again00000"));
+    assert_eq!(order[9], handle_of(&f, b"again00001"));
+    // Evictions take the eight first keys left in order, then the two new ones.
+    let expected: Vec<&[u8]> = [0, 1, 3, 5, 6, 7, 8, 9]
+        .iter()
+        .map(|&i| keys[i].as_bytes())
+        .chain([&b"again00000"[..], &b"again00001"[..]])
+        .collect();
+    for key in expected {
+        assert!(f.holds(key));
+        f.shard.evict_tail(class);
+        assert!(
+            !f.holds(key),
+            "{} evicted in its turn",
+            String::from_utf8_lossy(key)
+        );
+        f.shard.memory.check_queues(class);
+    }
+    assert_eq!(f.shard.memory.class(class).small.len, 0);
+    assert_eq!(f.shard.memory.class(class).small.entry_count(), 0);
+}
+
+#[test]
+fn one_chunk_reused_many_times_keeps_the_ring_bounded_and_exact() {
+    // A lock key added and deleted over and over (memcached's MSM pattern) behind older
+    // items: each add takes the chunk the delete freed and leaves an orphan entry.
+    let mut f = Fixture::new(8 * PAGE_SIZE, true);
+    let keys = fill_unread(&mut f, "held", 10);
+    let class = f.class_of(keys[0].as_bytes());
+    let lock = b"lock000000";
+    let hash = f.hasher.hash_one(lock);
+    let mut chunks = std::collections::HashSet::new();
+    for round in 0..10_000 {
+        let added = f
+            .shard
+            .store(StoreMode::Add, lock, hash, 7, 0, &[b'v'; 100], at(10));
+        assert!(matches!(added, StoreOutcome::Stored(_)), "round {round}");
+        chunks.insert(f.shard.find(lock, hash).unwrap());
+        assert!(f.delete(lock));
+        let small = &f.shard.memory.class(class).small;
+        assert!(
+            small.entry_count() <= 2 * small.len as usize + 65,
+            "round {round}"
+        );
+    }
+    f.shard
+        .store(StoreMode::Add, lock, hash, 7, 0, &[b'v'; 100], at(10));
+    assert_eq!(f.class_of(lock), class);
+    assert_eq!(chunks.len(), 1, "the same chunk each time");
+    assert_eq!(f.shard.counters.evictions, 0);
+    f.shard.memory.check_queues(class);
+    // The old items go first, in order, the lock last.
+    for key in &keys {
+        f.shard.evict_tail(class);
+        assert!(!f.holds(key.as_bytes()), "{key}");
+        assert!(f.holds(lock));
+    }
+    f.shard.evict_tail(class);
+    assert!(!f.holds(lock));
+    f.shard.memory.check_queues(class);
+    assert_eq!(f.shard.memory.class(class).small.entry_count(), 0);
+}
+
+#[test]
+fn many_orphans_are_compacted_away_keeping_the_order() {
+    let mut f = Fixture::new(8 * PAGE_SIZE, true);
+    let keys = fill_unread(&mut f, "many", 3000);
+    let class = f.class_of(keys[0].as_bytes());
+    let before: Vec<Handle> = f.shard.memory.class(class).small.iter().collect();
+    // The ring holds the newest eighth or so; delete all but every tenth of them.
+    let in_ring = before.len();
+    assert!(in_ring > 300);
+    let first_in_ring = keys.len() - in_ring;
+    for (i, key) in keys[first_in_ring..].iter().enumerate() {
+        if i % 10 != 0 {
+            assert!(f.delete(key.as_bytes()));
+        }
+    }
+    let small = &f.shard.memory.class(class).small;
+    let after: Vec<Handle> = small.iter().collect();
+    assert!(
+        small.entry_count() <= 2 * small.len as usize + 64,
+        "compacted: {} entries for {} items",
+        small.entry_count(),
+        small.len
+    );
+    let kept: Vec<Handle> = before.iter().copied().step_by(10).collect();
+    assert_eq!(after, kept, "the items left keep their order");
+    f.shard.memory.check_queues(class);
 }
 
 #[test]
@@ -732,7 +847,7 @@ fn the_clock_keeps_main_items_with_a_count_and_evicts_the_first_without() {
 fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
     let limit = 8 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
-    let per_page = PAGE_SIZE / 144;
+    let per_page = fill_per_page();
     let keys = fill_unread(&mut f, "move", per_page + 10);
     let class = f.class_of(keys[0].as_bytes());
     // Free room in the second page, then empty the first page into it.
@@ -742,7 +857,14 @@ fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
     for key in &keys[per_page - 20..per_page] {
         assert!(f.delete(key.as_bytes()));
     }
+    // Orphans in the ring: two of the newest leave, and their chunks take new items.
+    assert!(f.delete(keys[per_page - 21].as_bytes()));
+    assert!(f.delete(keys[per_page - 22].as_bytes()));
+    f.set(b"late000000", &[b'v'; 100], 0, at(10));
+    f.set(b"late000001", &[b'v'; 100], 0, at(10));
+    f.shard.memory.check_queues(class);
     assert!(f.shard.reassign_page(Some(class), None));
+    f.shard.memory.check_queues(class);
     let state = f.shard.memory.class(class);
     assert_eq!(state.small.len + state.overflow, state.items);
     for handle in state.small.iter() {
@@ -753,15 +875,17 @@ fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
     assert!(!kept.is_empty());
     while f.shard.memory.class(class).items > 0 {
         f.shard.evict_tail(class);
+        f.shard.memory.check_queues(class);
     }
     assert!(kept.iter().all(|key| !f.holds(key.as_bytes())));
+    assert_eq!(f.shard.memory.class(class).small.entry_count(), 0);
 }
 
 #[test]
 fn an_overwrite_of_the_same_class_reuses_its_chunk_and_evicts_nothing() {
     let limit = 2 * PAGE_SIZE;
     let mut f = Fixture::new(limit, true);
-    let keys = fill_unread(&mut f, "full", 4 * PAGE_SIZE / 144);
+    let keys = fill_unread(&mut f, "full", 4 * fill_per_page());
     let evictions = f.shard.counters.evictions;
     let kept = keys.last().unwrap().as_bytes();
     let handle = f.shard.find(kept, f.hasher.hash_one(kept)).unwrap();
@@ -799,15 +923,16 @@ fn an_overwrite_keeps_the_items_place_and_counts_as_an_access() {
     f.set(b"first", &[b'a'; 100], 0, at(10));
     f.set(b"second", &[b'a'; 100], 0, at(10));
     let handle = f.shard.find(b"first", f.hasher.hash_one(b"first")).unwrap();
+    let class = f.class_of(b"first");
+    let ring = |f: &Fixture| f.shard.memory.class(class).small.iter().collect::<Vec<_>>();
     let before = *f.shard.memory.header(handle);
+    let order = ring(&f);
+    assert_eq!(order.first(), Some(&handle));
     assert_eq!(before.state & IN_MAIN, 0, "a new item is on probation");
     assert_eq!(before.frequency(), 0);
     f.set(b"first", &[b'b'; 100], 0, at(11));
     let after = *f.shard.memory.header(handle);
-    assert_eq!(
-        after.ring, before.ring,
-        "the same place on the probation ring"
-    );
+    assert_eq!(ring(&f), order, "the same place on the probation ring");
     assert_eq!(after.state & IN_MAIN, 0);
     assert_eq!(after.frequency(), 1, "the write counts as an access");
     for _ in 0..5 {
@@ -815,7 +940,8 @@ fn an_overwrite_keeps_the_items_place_and_counts_as_an_access() {
     }
     let last = *f.shard.memory.header(handle);
     assert_eq!(last.frequency(), FREQUENCY_MAX);
-    assert_eq!(last.ring, before.ring);
+    assert_eq!(ring(&f), order);
+    f.shard.memory.check_queues(class);
 }
 
 #[test]
