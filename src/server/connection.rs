@@ -346,7 +346,7 @@ impl Connection {
     /// an idle connection holds none while the client thinks.
     pub(super) fn release_buffers(&mut self, shared: &Shared) {
         let buffers = &shared.stats.buffers;
-        buffers.give_buffers(std::mem::take(&mut self.read), self.replies.reclaim());
+        buffers.give_buffers(&mut self.read, &mut self.replies.reclaim());
         if self.pending.capacity() != 0 {
             self.pending = Vec::new();
         }
@@ -356,12 +356,18 @@ impl Connection {
     /// from the same pool access). Under read_buf_mem_limit a connection that finds no
     /// room for a read buffer is closed: the error says so.
     fn take_buffers(&mut self, shared: &Shared) -> io::Result<()> {
-        let with_reply = self.replies.lacks_storage();
-        let (read, reply) = shared.stats.buffers.take_buffers(with_reply);
-        if let Some(reply) = reply {
+        let buffers = &shared.stats.buffers;
+        let taken = if self.replies.lacks_storage() {
+            let mut reply = BytesMut::new();
+            let taken = buffers.take_buffers(&mut self.read, Some(&mut reply));
             self.replies.provide(reply);
+            taken
+        } else {
+            buffers.take_buffers(&mut self.read, None)
+        };
+        if !taken {
+            return Err(io::ErrorKind::OutOfMemory.into());
         }
-        self.read = read.ok_or(io::ErrorKind::OutOfMemory)?;
         Ok(())
     }
 
