@@ -268,6 +268,8 @@ struct StopSignal<F> {
 impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
     type Output = ();
 
+    /// The common case (same waker, no change) inline; the rest out of line.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = &mut *self;
         let registered = this
@@ -278,9 +280,18 @@ impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
         if registered && !this.probe.has_changed().unwrap_or(true) {
             return Poll::Pending;
         }
-        let poll = Pin::new(&mut this.waiting).poll(cx);
+        this.poll_waiting(cx)
+    }
+}
+
+impl<F: Future<Output = ()> + Unpin> StopSignal<F> {
+    /// Polls the waiting future itself, registering the task's waker with it.
+    #[cold]
+    #[inline(never)]
+    fn poll_waiting(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let poll = Pin::new(&mut self.waiting).poll(cx);
         if poll.is_pending() {
-            this.registered = Some(cx.waker().clone());
+            self.registered = Some(cx.waker().clone());
         }
         poll
     }
