@@ -77,20 +77,39 @@ const POOL_CAPACITY: usize = 64;
 #[repr(align(128))]
 struct PooledBytes(AtomicU64);
 
-/// One thread's pool: which [`BufferMemory`] it belongs to, its read and reply buffers,
-/// its figure (of read buffers, which is what memcached's `read_buf_bytes_free` counts).
+/// One thread's pool: which [`BufferMemory`] it belongs to (0 before its first use), its
+/// read and reply buffers, its figure (of read buffers, which is what memcached's
+/// `read_buf_bytes_free` counts).
 struct Pool {
     owner: u64,
     buffers: Vec<BytesMut>,
     replies: Vec<BytesMut>,
-    pooled: Arc<PooledBytes>,
+    pooled: Option<Arc<PooledBytes>>,
+}
+
+impl Pool {
+    /// Publishes the pooled read buffers' bytes (after a change to `buffers`).
+    fn publish(&self) {
+        if let Some(pooled) = &self.pooled {
+            // Only this thread writes its figure.
+            let bytes = (self.buffers.len() * READ_BUFFER) as u64;
+            pooled.0.store(bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Tells one [`BufferMemory`]'s pools from another's (several servers in one test).
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    static POOL: RefCell<Option<Pool>> = const { RefCell::new(None) };
+    static POOL: RefCell<Pool> = const {
+        RefCell::new(Pool {
+            owner: 0,
+            buffers: Vec::new(),
+            replies: Vec::new(),
+            pooled: None,
+        })
+    };
 }
 
 /// Server-wide accounting of connection buffers, shown by `stats` under memcached's names.
@@ -150,30 +169,33 @@ impl Default for BufferMemory {
 }
 
 impl BufferMemory {
-    /// Runs `work` on this thread's pool, creating (and registering) it on first use.
+    /// Runs `work` on this thread's pool, making it this accounting's (and registering
+    /// it) on first use. `work` publishes the figure if it changes the read buffers.
+    #[inline]
     fn with_pool<T>(&self, work: impl FnOnce(&mut Pool) -> T) -> T {
-        POOL.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            if slot.as_ref().is_none_or(|pool| pool.owner != self.owner) {
-                let pooled = Arc::new(PooledBytes::default());
-                self.pools
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(pooled.clone());
-                *slot = Some(Pool {
-                    owner: self.owner,
-                    buffers: Vec::new(),
-                    replies: Vec::new(),
-                    pooled,
-                });
+        POOL.with_borrow_mut(|pool| {
+            if pool.owner != self.owner {
+                self.adopt(pool);
             }
-            let pool = slot.as_mut().expect("pool just made");
-            let result = work(pool);
-            // Only this thread writes its figure.
-            let bytes = (pool.buffers.len() * READ_BUFFER) as u64;
-            pool.pooled.0.store(bytes, Ordering::Relaxed);
-            result
+            work(pool)
         })
+    }
+
+    /// Makes this thread's pool this accounting's: what another one pooled is dropped
+    /// (several servers in one test process).
+    #[cold]
+    fn adopt(&self, pool: &mut Pool) {
+        let pooled = Arc::new(PooledBytes::default());
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pooled.clone());
+        *pool = Pool {
+            owner: self.owner,
+            buffers: Vec::new(),
+            replies: Vec::new(),
+            pooled: Some(pooled),
+        };
     }
 
     /// Sets `read_buf_mem_limit` (bytes, 0 = unlimited).
@@ -206,39 +228,50 @@ impl BufferMemory {
     /// A read buffer of at least [`READ_BUFFER`] bytes from this thread's pool or a new
     /// one; `None` (counted in `read_buf_oom`) when the limit leaves no room.
     pub fn take_read_buffer(&self) -> Option<BytesMut> {
-        self.take_buffers(false).0
+        let mut read = BytesMut::new();
+        self.take_buffers(&mut read, None).then_some(read)
     }
 
-    /// A read buffer as [`BufferMemory::take_read_buffer`] gives it and, when
-    /// `with_reply`, a reply buffer as [`BufferMemory::take_reply_buffer`] gives it, from
-    /// one pool access (a connection waking to read will reply).
-    pub fn take_buffers(&self, with_reply: bool) -> (Option<BytesMut>, Option<BytesMut>) {
-        let (read, reply) = self.with_pool(|pool| {
-            let reply = if with_reply { pool.replies.pop() } else { None };
-            (pool.buffers.pop(), reply)
+    /// Puts a read buffer as [`BufferMemory::take_read_buffer`] gives it into `read` and,
+    /// when `reply` is given, a reply buffer as [`BufferMemory::take_reply_buffer`] gives
+    /// it into `reply`, from one pool access (a connection waking to read will reply).
+    /// Both hold no buffer before. False (and `read` still holds none) when the limit
+    /// leaves no room for the read buffer. The buffers are put in place, not returned:
+    /// nothing is copied on the way.
+    pub fn take_buffers(&self, read: &mut BytesMut, reply: Option<&mut BytesMut>) -> bool {
+        let pooled_read = self.with_pool(|pool| {
+            if let Some(reply) = reply {
+                *reply = pool
+                    .replies
+                    .pop()
+                    .unwrap_or_else(|| BytesMut::with_capacity(REPLY_BUFFER));
+            }
+            let Some(buffer) = pool.buffers.pop() else {
+                return false;
+            };
+            *read = buffer;
+            pool.publish();
+            true
         });
-        let reply = match reply {
-            None if with_reply => Some(BytesMut::with_capacity(REPLY_BUFFER)),
-            reply => reply,
-        };
-        if read.is_some() {
-            return (read, reply);
+        if pooled_read {
+            return true;
         }
         if !self.try_charge(READ_BUFFER) {
             self.read_oom.fetch_add(1, Ordering::Relaxed);
-            return (None, reply);
+            return false;
         }
         self.read_buffers.fetch_add(1, Ordering::Relaxed);
         self.read_bytes
             .fetch_add(READ_BUFFER as u64, Ordering::Relaxed);
-        (Some(BytesMut::with_capacity(READ_BUFFER)), reply)
+        *read = BytesMut::with_capacity(READ_BUFFER);
+        true
     }
 
     /// Takes back a connection's read buffer (its unparsed bytes are dropped): pooled if
     /// it is of the standard size and the pool has room, freed otherwise. A buffer that
     /// grew for a large value is freed, and only its standard part was ever charged.
-    pub fn give_read_buffer(&self, buffer: BytesMut) {
-        self.give_buffers(buffer, BytesMut::new());
+    pub fn give_read_buffer(&self, mut buffer: BytesMut) {
+        self.give_buffers(&mut buffer, &mut BytesMut::new());
     }
 
     /// Forgets a read buffer that was freed rather than pooled.
@@ -259,36 +292,39 @@ impl BufferMemory {
 
     /// Takes back a connection's written reply buffer: pooled if it is of the standard
     /// size and the pool has room, freed otherwise (one that grew for a long reply).
-    pub fn give_reply_buffer(&self, buffer: BytesMut) {
-        self.give_buffers(BytesMut::new(), buffer);
+    pub fn give_reply_buffer(&self, mut buffer: BytesMut) {
+        self.give_buffers(&mut BytesMut::new(), &mut buffer);
     }
 
     /// Takes back an idle connection's read and reply buffers at once (one pool access
     /// for both), as [`BufferMemory::give_read_buffer`] and
-    /// [`BufferMemory::give_reply_buffer`] would each.
-    pub fn give_buffers(&self, mut read: BytesMut, mut reply: BytesMut) {
+    /// [`BufferMemory::give_reply_buffer`] would each; both are left holding none. Taken
+    /// from their place rather than passed in: nothing is copied on the way.
+    pub fn give_buffers(&self, read: &mut BytesMut, reply: &mut BytesMut) {
         // A buffer of no capacity is no buffer: nothing to pool or to uncount.
         let has_read = read.capacity() != 0;
-        let pool_read = has_read && reclaim(&mut read, READ_BUFFER);
-        let pool_reply = reply.capacity() != 0 && reclaim(&mut reply, REPLY_BUFFER);
-        if !pool_read && !pool_reply {
-            if has_read {
-                self.uncount_read_buffer();
-            }
-            return;
-        }
-        let read_pooled = self.with_pool(|pool| {
-            if pool_reply && pool.replies.len() < POOL_CAPACITY {
-                pool.replies.push(reply);
-            }
-            let room = pool_read && pool.buffers.len() < POOL_CAPACITY;
-            if room {
-                pool.buffers.push(read);
-            }
-            room
-        });
+        let pool_read = has_read && reclaim(read, READ_BUFFER);
+        let pool_reply = reply.capacity() != 0 && reclaim(reply, REPLY_BUFFER);
+        let read_pooled = (pool_read || pool_reply)
+            && self.with_pool(|pool| {
+                if pool_reply && pool.replies.len() < POOL_CAPACITY {
+                    pool.replies.push(std::mem::take(reply));
+                }
+                let room = pool_read && pool.buffers.len() < POOL_CAPACITY;
+                if room {
+                    pool.buffers.push(std::mem::take(read));
+                    pool.publish();
+                }
+                room
+            });
         if has_read && !read_pooled {
             self.uncount_read_buffer();
+        }
+        // What was not pooled is freed.
+        for buffer in [read, reply] {
+            if buffer.capacity() != 0 {
+                *buffer = BytesMut::new();
+            }
         }
     }
 

@@ -204,31 +204,38 @@ pub async fn serve<S: ClientStream>(
                 result => result,
             }
         };
+        // The stop signal, the read and the idle timer, polled in this fixed order (the
+        // stop signal costs an atomic load to check) by hand rather than by `select!`,
+        // whose per-poll bookkeeping costs more than the three checks.
         let outcome = {
             let mut read = std::pin::pin!(read);
-            loop {
-                // In a fixed order: the stop signal costs an atomic load to check.
-                tokio::select! {
-                    biased;
-                    _ = &mut stopped => {
+            std::future::poll_fn(|cx| {
+                loop {
+                    if Pin::new(&mut stopped).poll(cx).is_ready() {
                         events.reason = CloseReason::Shutdown;
-                        break Ok(0);
+                        return Poll::Ready(Ok(0));
                     }
-                    result = &mut read => break result,
-                    _ = async { idle_timer.as_mut().expect("armed").await }, if idle_timer.is_some() => {
-                        let silent = u64::from(shared.store.clock().now().saturating_sub(last_active));
-                        if silent >= idle_timeout {
-                            // Silent for idle_timeout: close, as memcached does.
-                            events.reason = CloseReason::IdleTimeout;
-                            shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
-                            break Ok(0);
-                        }
-                        let rest = Duration::from_secs(idle_timeout - silent);
-                        let timer = idle_timer.as_mut().expect("armed");
-                        timer.as_mut().reset(tokio::time::Instant::now() + rest);
+                    if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                        return Poll::Ready(result);
                     }
+                    let Some(timer) = idle_timer.as_mut() else {
+                        return Poll::Pending;
+                    };
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let silent = u64::from(shared.store.clock().now().saturating_sub(last_active));
+                    if silent >= idle_timeout {
+                        // Silent for idle_timeout: close, as memcached does.
+                        events.reason = CloseReason::IdleTimeout;
+                        shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
+                        return Poll::Ready(Ok(0));
+                    }
+                    let rest = Duration::from_secs(idle_timeout - silent);
+                    timer.as_mut().reset(tokio::time::Instant::now() + rest);
                 }
-            }
+            })
+            .await
         };
         match outcome {
             Ok(0) | Err(_) => {
@@ -261,6 +268,8 @@ struct StopSignal<F> {
 impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
     type Output = ();
 
+    /// The common case (same waker, no change) inline; the rest out of line.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = &mut *self;
         let registered = this
@@ -271,9 +280,18 @@ impl<F: Future<Output = ()> + Unpin> Future for StopSignal<F> {
         if registered && !this.probe.has_changed().unwrap_or(true) {
             return Poll::Pending;
         }
-        let poll = Pin::new(&mut this.waiting).poll(cx);
+        this.poll_waiting(cx)
+    }
+}
+
+impl<F: Future<Output = ()> + Unpin> StopSignal<F> {
+    /// Polls the waiting future itself, registering the task's waker with it.
+    #[cold]
+    #[inline(never)]
+    fn poll_waiting(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let poll = Pin::new(&mut self.waiting).poll(cx);
         if poll.is_pending() {
-            this.registered = Some(cx.waker().clone());
+            self.registered = Some(cx.waker().clone());
         }
         poll
     }
@@ -346,7 +364,7 @@ impl Connection {
     /// an idle connection holds none while the client thinks.
     pub(super) fn release_buffers(&mut self, shared: &Shared) {
         let buffers = &shared.stats.buffers;
-        buffers.give_buffers(std::mem::take(&mut self.read), self.replies.reclaim());
+        buffers.give_buffers(&mut self.read, &mut self.replies.reclaim());
         if self.pending.capacity() != 0 {
             self.pending = Vec::new();
         }
@@ -356,12 +374,18 @@ impl Connection {
     /// from the same pool access). Under read_buf_mem_limit a connection that finds no
     /// room for a read buffer is closed: the error says so.
     fn take_buffers(&mut self, shared: &Shared) -> io::Result<()> {
-        let with_reply = self.replies.lacks_storage();
-        let (read, reply) = shared.stats.buffers.take_buffers(with_reply);
-        if let Some(reply) = reply {
+        let buffers = &shared.stats.buffers;
+        let taken = if self.replies.lacks_storage() {
+            let mut reply = BytesMut::new();
+            let taken = buffers.take_buffers(&mut self.read, Some(&mut reply));
             self.replies.provide(reply);
+            taken
+        } else {
+            buffers.take_buffers(&mut self.read, None)
+        };
+        if !taken {
+            return Err(io::ErrorKind::OutOfMemory.into());
         }
-        self.read = read.ok_or(io::ErrorKind::OutOfMemory)?;
         Ok(())
     }
 

@@ -129,8 +129,14 @@ impl<'a> Cursor<'a> {
 
     /// Plain digits, then a space or a line end (neither consumed; what follows is the
     /// caller's to check).
-    #[inline]
+    #[inline(always)]
     fn digits(&mut self, most: usize) -> Option<u64> {
+        // One digit and a space (flags and exptime are mostly 0): one comparison.
+        if let [digit @ b'0'..=b'9', b' ', ..] = self.0 {
+            let value = u64::from(digit - b'0');
+            self.0 = &self.0[1..];
+            return Some(value);
+        }
         let mut value = 0u64;
         let mut count = 0;
         while let Some(&byte) = self.0.get(count) {
@@ -160,7 +166,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A number of plain digits, possibly after a minus sign.
-    #[inline]
+    #[inline(always)]
     fn signed(&mut self) -> Option<i64> {
         if let Some(rest) = self.0.strip_prefix(b"-") {
             self.0 = rest;

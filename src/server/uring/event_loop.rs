@@ -166,6 +166,18 @@ impl RingConnection {
     }
 }
 
+/// Gives a connection without a read buffer one from the thread's pool; one that finds
+/// no room under read_buf_mem_limit is marked to close.
+fn take_read_buffer(conn: &mut RingConnection, buffers: &crate::buffers::BufferMemory) {
+    if conn.connection.read.capacity() != 0 {
+        return;
+    }
+    match buffers.take_read_buffer() {
+        Some(buffer) => conn.connection.read = buffer,
+        None => conn.closing = Some(CloseReason::Error),
+    }
+}
+
 /// The ring, its provided buffers and the connections it serves.
 pub(super) struct RingLoop<'s> {
     /// Declared first so it is dropped first: no kernel operation outlives the memory
@@ -192,7 +204,8 @@ pub(super) struct RingLoop<'s> {
     /// Completions the last turn found: the next coalesces only past [`COALESCE_AFTER`].
     last_turn_completions: usize,
     /// When the current turn's wait returned: the time of every completion in the turn
-    /// (idle timeouts count whole seconds, so one clock read a turn is enough).
+    /// (idle timeouts count whole seconds, so one clock read a turn is enough). Read
+    /// only under `-o idle_timeout`, the one setting that asks for it.
     turn_began: Instant,
 }
 
@@ -242,7 +255,9 @@ impl<'s> RingLoop<'s> {
             }
         }
         self.arm_wake();
-        let mut last_sweep = Instant::now();
+        // Without idle_timeout nothing reads the turn's time: no clock read per turn.
+        let timed = self.shared.settings.idle_timeout > 0;
+        let mut next_sweep = Instant::now() + TICK;
         loop {
             let timeout = types::Timespec::from(TICK);
             let wait = Wait::after(
@@ -264,7 +279,9 @@ impl<'s> RingLoop<'s> {
                     ) => {}
                 Err(error) => return Err(error),
             }
-            self.turn_began = Instant::now();
+            if timed {
+                self.turn_began = Instant::now();
+            }
             self.take_completions();
             self.last_turn_completions = self.backlog.len();
             let mut completions = std::mem::take(&mut self.backlog);
@@ -275,22 +292,22 @@ impl<'s> RingLoop<'s> {
             completions.clear();
             completions.append(&mut self.backlog);
             self.backlog = completions;
-            // Yielded connections go last (`ready` is served from its end).
-            let mut yielded = std::mem::take(&mut self.yielded);
-            yielded.append(&mut self.ready);
-            self.ready = yielded;
-            self.serve_ready();
-            let now = Instant::now();
-            if self.stop_deadline.is_none() && self.handle.stopping.load(Ordering::Acquire) {
-                self.begin_stop(now);
+            // Yielded connections go last (`ready` is served from its end); both lists
+            // keep their allocations.
+            if !self.yielded.is_empty() {
+                self.ready.splice(0..0, self.yielded.drain(..));
             }
-            if now.duration_since(last_sweep) >= TICK {
-                last_sweep = now;
-                self.close_idle(now);
+            self.serve_ready();
+            if self.stop_deadline.is_none() && self.handle.stopping.load(Ordering::Acquire) {
+                self.begin_stop(Instant::now());
+            }
+            if timed && self.turn_began >= next_sweep {
+                next_sweep = self.turn_began + TICK;
+                self.close_idle(self.turn_began);
                 self.serve_ready();
             }
             if let Some(deadline) = self.stop_deadline
-                && (self.connections.is_empty() || now >= deadline)
+                && (self.connections.is_empty() || Instant::now() >= deadline)
             {
                 break;
             }
@@ -443,14 +460,12 @@ impl<'s> RingLoop<'s> {
                     let mut bytes = self.provided.received(id, count as usize);
                     conn.connection.counters.bytes_read += count as u64;
                     conn.last_active = self.turn_began;
-                    let read = &mut conn.connection.read;
-                    if read.capacity() == 0 {
-                        match buffers.take_read_buffer() {
-                            Some(buffer) => *read = buffer,
-                            // Under read_buf_mem_limit a connection that finds no room
-                            // is closed.
-                            None => conn.closing = Some(CloseReason::Error),
-                        }
+                    // Under read_buf_mem_limit a connection takes its read buffer before
+                    // it runs anything, as memcached reads into one, and one that finds
+                    // no room is closed. Without a limit a batch run straight from the
+                    // provided buffer needs none: it is taken only for a rest to keep.
+                    if buffers.limit() > 0 {
+                        take_read_buffer(conn, buffers);
                     }
                     if conn.closing.is_none()
                         && conn.connection.read.is_empty()
@@ -464,11 +479,14 @@ impl<'s> RingLoop<'s> {
                             conn.connection
                                 .begin_batch_on(shared, &conn.info, Some(bytes));
                         bytes = &bytes[consumed..];
-                        if bytes.is_empty() {
+                        if bytes.is_empty() && conn.connection.read.capacity() != 0 {
                             let read = std::mem::take(&mut conn.connection.read);
                             buffers.give_read_buffer(read);
                         }
                         direct = Some(batch);
+                    }
+                    if conn.closing.is_none() && !bytes.is_empty() {
+                        take_read_buffer(conn, buffers);
                     }
                     if conn.closing.is_none() {
                         conn.connection.read.extend_from_slice(bytes);
