@@ -4,9 +4,10 @@
 # for a server started with -t 1. Counters are zeroed after a prefill and dumped after
 # the load, so startup is not counted.
 #
-# ferrocached runs on its epoll engine unless ENGINE=uring: Debian's valgrind 3.19 stops
-# every other thread while one waits in io_uring_enter, so the io_uring engine needs the
-# valgrind benches/valgrind-uring.sh builds (VALGRIND=target/valgrind-uring/bin/valgrind).
+# Debian's valgrind 3.19 stops every other thread while one waits in io_uring_enter, so
+# ferrocached's io_uring engine needs the valgrind benches/valgrind-uring.sh builds into
+# target/valgrind-uring; with it this script measures io_uring, without it epoll
+# (ENGINE=epoll|uring and VALGRIND=path choose by hand).
 #
 # usage: [ENGINE=epoll|uring] [VALGRIND=path] benches/callgrind.sh [ferrocached|memcached]
 #        (default: both servers)
@@ -20,8 +21,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin ferrocached --example loadgen
 LOADGEN=${LOADGEN:-target/release/examples/loadgen}
+# io_uring (ferrocached's engine wherever each worker has a CPU of its own) when the
+# valgrind that can run it has been built, else epoll.
+if [ -z "${VALGRIND:-}" ] && [ -x target/valgrind-uring/bin/valgrind ]; then
+    VALGRIND=target/valgrind-uring/bin/valgrind
+fi
 VALGRIND=${VALGRIND:-valgrind}
-ENGINE=${ENGINE:-epoll}
+if [ -z "${ENGINE:-}" ]; then
+    ENGINE=epoll
+    case $VALGRIND in *valgrind-uring*) ENGINE=uring ;; esac
+fi
 REQUESTS=100000
 CONNECTIONS=512
 out=$(mktemp -d)
@@ -69,5 +78,5 @@ if [ -z "${1:-}" ]; then
         f=$(figure ferrocached $op) m=$(figure memcached $op)
         summary+=" $op ferrocached $f memcached $m (x$(awk -v f="$f" -v m="$m" 'BEGIN {printf "%.2f", f / m}'));"
     done
-    echo "${summary%;} instructions/request, user space, 1 connection, depth 1"
+    echo "${summary%;} instructions/request, user space, 1 connection, depth 1, ferrocached on $ENGINE"
 fi
