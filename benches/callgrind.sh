@@ -24,7 +24,7 @@ LOADGEN=${LOADGEN:-target/release/examples/loadgen}
 # io_uring (ferrocached's engine wherever each worker has a CPU of its own) when the
 # valgrind that can run it has been built, else epoll.
 if [ -z "${VALGRIND:-}" ] && [ -x target/valgrind-uring/bin/valgrind ]; then
-    VALGRIND=target/valgrind-uring/bin/valgrind
+    VALGRIND=$PWD/target/valgrind-uring/bin/valgrind
 fi
 VALGRIND=${VALGRIND:-valgrind}
 if [ -z "${ENGINE:-}" ]; then

@@ -22,7 +22,10 @@ if ! ls /etc/apt/sources.list.d/*.sources 2>/dev/null | xargs grep -q '^Types: d
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source -qq valgrind >/dev/null 2>&1)
+# The upstream tarball, without Debian's patches: those rename the launcher's process
+# to valgrind.bin for Debian's wrapper script, and callgrind_control then looks for it.
+(cd "$work" && apt-get source -qq --download-only valgrind >/dev/null 2>&1 \
+    && tar xf valgrind_*.orig.tar.*)
 src=$(find "$work" -maxdepth 1 -type d -name 'valgrind-*' | head -1)
 wrapper="$src/coregrind/m_syswrap/syswrap-linux.c"
 # The one change: after PRE(sys_io_uring_enter)'s register check, mark it may-block.
