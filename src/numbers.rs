@@ -92,17 +92,9 @@ pub struct Decimal {
 
 impl Decimal {
     /// Formats `value` (at most 20 digits).
-    pub fn new(mut value: u64) -> Self {
+    pub fn new(value: u64) -> Self {
         let mut buffer = [0u8; 20];
-        let mut start = 20;
-        loop {
-            start -= 1;
-            buffer[start] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                break;
-            }
-        }
+        let start = put_decimal_before(&mut buffer, 20, value);
         Decimal { buffer, start }
     }
 
@@ -111,6 +103,45 @@ impl Decimal {
         &self.buffer[self.start..]
     }
 }
+
+/// Writes `value` in decimal so that it ends at `end` of `line`; returns where it
+/// starts. Numbers are composed back to front, so a line of several (a `VALUE` line)
+/// is written with no digit moved twice; two digits at a time (one division per pair,
+/// not per digit), so a value up to 99 costs one step.
+#[inline]
+pub fn put_decimal_before(line: &mut [u8], mut end: usize, mut value: u64) -> usize {
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        end -= 2;
+        line[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        end -= 2;
+        line[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        end -= 1;
+        line[end] = b'0' + value as u8;
+    }
+    end
+}
+
+/// [`put_decimal_before`] with a space in front of the digits.
+#[inline]
+pub fn put_spaced_decimal_before(line: &mut [u8], end: usize, value: u64) -> usize {
+    let start = put_decimal_before(line, end, value) - 1;
+    line[start] = b' ';
+    start
+}
+
+/// "00" to "99", each pair at twice its value.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
 #[cfg(test)]
 mod tests {
@@ -131,7 +162,20 @@ mod tests {
 
     #[test]
     fn decimal_formats_like_display() {
-        for value in [0, 7, 10, 999, 1 << 40, u64::MAX] {
+        for value in [
+            0,
+            7,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            12345,
+            1 << 40,
+            u64::MAX,
+        ] {
             assert_eq!(Decimal::new(value).as_bytes(), value.to_string().as_bytes());
         }
     }

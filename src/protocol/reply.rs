@@ -4,6 +4,7 @@
 //! reply text.
 
 use super::request::KEY_MAX_LENGTH;
+use crate::numbers::{Decimal, put_spaced_decimal_before};
 use bytes::{Bytes, BytesMut};
 
 /// Status lines of successful (or unsurprising) outcomes.
@@ -221,40 +222,6 @@ impl ProtocolError {
 /// space, and CRLF.
 const VALUE_NUMBERS_ROOM: usize = 3 * 21 + 2;
 
-/// Writes ` <value>` in decimal so that it ends where `line` from `end` on was already
-/// written (numbers are composed back to front, so no digit is moved twice); returns
-/// where it starts.
-/// Two digits at a time (one division per pair, not per digit): a value of up to 99
-/// costs one step.
-#[inline]
-fn put_decimal_before(line: &mut [u8], mut end: usize, mut value: u64) -> usize {
-    while value >= 100 {
-        let pair = (value % 100) as usize * 2;
-        value /= 100;
-        end -= 2;
-        line[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if value >= 10 {
-        let pair = value as usize * 2;
-        end -= 2;
-        line[end..end + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        end -= 1;
-        line[end] = b'0' + value as u8;
-    }
-    end -= 1;
-    line[end] = b' ';
-    end
-}
-
-/// "00" to "99", each pair at twice its value.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
 /// Values at least this long are queued by reference instead of copied.
 const SHARE_THRESHOLD: usize = 4096;
 
@@ -344,7 +311,7 @@ impl ReplyBuffer {
     /// Appends a decimal number.
     #[inline]
     pub fn number(&mut self, value: u64) {
-        self.push(crate::numbers::Decimal::new(value).as_bytes());
+        self.push(Decimal::new(value).as_bytes());
     }
 
     /// Appends a shared value, by reference when that saves a real copy.
@@ -371,10 +338,10 @@ impl ReplyBuffer {
         let mut at = VALUE_NUMBERS_ROOM - 2;
         numbers[at..].copy_from_slice(b"\r\n");
         if let Some(cas) = cas {
-            at = put_decimal_before(&mut numbers, at, cas);
+            at = put_spaced_decimal_before(&mut numbers, at, cas);
         }
-        at = put_decimal_before(&mut numbers, at, len as u64);
-        at = put_decimal_before(&mut numbers, at, u64::from(flags));
+        at = put_spaced_decimal_before(&mut numbers, at, len as u64);
+        at = put_spaced_decimal_before(&mut numbers, at, u64::from(flags));
         let numbers = &numbers[at..];
         self.current
             .reserve(b"VALUE ".len() + key.len() + numbers.len());
