@@ -338,9 +338,10 @@ type OrphanCounts = HashMap<Handle, u32, foldhash::fast::FixedState>;
 /// in `orphans`. A chunk's entries are then its orphans plus one entry for its current
 /// item if that item is on probation in the ring, and its orphans come first (they are
 /// from earlier lives of the chunk; a page move, the one exception, swaps which of a
-/// chunk's entries is which but not their number). So an entry whose chunk has orphans
-/// pending is one of them: the front skips it, decrementing the count, and an entry
-/// whose chunk has none stands for the chunk's current item. The count is exact, so a
+/// chunk's entries is which but not their number, so the moved item may count as standing
+/// at a later entry of its new chunk). So an entry whose chunk has orphans pending is
+/// taken for one of them: the front skips it, decrementing the count, and an entry whose
+/// chunk has none stands for the chunk's current item. The count is exact, so a
 /// reused chunk's new item is never taken for the old one, and no header bit is needed:
 /// while nothing left the ring early (no deletes) the check is one branch on an empty
 /// map. Past `SMALL_QUEUE_CAP_PERCENT` of the class, the first entries leave the ring
@@ -456,11 +457,25 @@ impl SmallRing {
             if let Some(to) = pending.remove(entry) {
                 *entry = to;
                 if pending.is_empty() {
-                    return;
+                    break;
                 }
             }
         }
         debug_assert!(pending.is_empty(), "moved items without a ring entry");
+        // A repointed front may land on a chunk with orphans pending: the front is kept
+        // an item's entry by count, as everywhere else.
+        self.drop_leading_holes();
+    }
+
+    /// Up to `count` items from the front, passing over every entry whose chunk has
+    /// orphans pending (which of those entries stands for the item would need `iter`'s
+    /// per-chunk tally, and its allocation): a cheap look at the oldest items.
+    pub fn first_items(&self, count: usize) -> impl Iterator<Item = Handle> + '_ {
+        self.entries
+            .iter()
+            .copied()
+            .filter(|handle| self.orphans.is_empty() || !self.orphans.contains_key(handle))
+            .take(count)
     }
 
     /// The items, first entered first.
@@ -1479,6 +1494,33 @@ pub fn large_footprint(key_len: usize, value_len: usize) -> usize {
 mod tests {
     use super::*;
     use crate::store::item::item_size;
+
+    #[test]
+    fn a_cheap_look_at_the_front_passes_over_chunks_with_orphans() {
+        let mut ring = SmallRing::default();
+        for handle in [1, 2, 3] {
+            ring.push(handle);
+        }
+        ring.remove(2); // deleted on probation: its entry stays as an orphan
+        ring.push(2); // the chunk reused by a new item on probation
+        assert_eq!(ring.iter().collect::<Vec<_>>(), [1, 3, 2]);
+        assert_eq!(ring.first_items(5).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(ring.first_items(1).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_page_move_leaves_the_front_an_items_entry() {
+        let mut ring = SmallRing::default();
+        ring.push(1);
+        ring.push(7);
+        ring.remove(7); // chunk 7 now holds one orphan entry
+        // Item 1 moves to chunk 7 (its new page): the front entry now names a chunk
+        // with an orphan pending, and is dropped as that orphan by count.
+        ring.repoint(&[(1, 7)]);
+        assert_eq!(ring.front(), 7);
+        assert_eq!(ring.entry_count(), 1);
+        assert_eq!(ring.iter().collect::<Vec<_>>(), [7]);
+    }
 
     #[test]
     fn classes_step_by_four_up_to_256_and_keep_memcacheds_sizes() {

@@ -226,17 +226,10 @@ impl Shard {
     /// overflow, then the main queue from the CLOCK hand round, until `out` holds
     /// `limit` items (0 = all).
     pub fn dump_class(&self, class: usize, limit: usize, now: Now, out: &mut Vec<DumpedItem>) {
-        let mut handles: Vec<Handle> = self.memory.class(class).small.iter().collect();
-        handles.reverse();
-        for sweep in [Sweep::Overflow, Sweep::Main] {
-            self.memory.sweep(class, sweep, |handle| {
-                handles.push(handle);
-                true
-            });
-        }
-        for handle in handles {
+        // Appends a live item; false once `limit` items are out (nothing more is read).
+        let emit = |handle: Handle, out: &mut Vec<DumpedItem>| {
             if limit != 0 && out.len() >= limit {
-                return;
+                return false;
             }
             let header = self.memory.header(handle);
             if !header.is_expired(now.now) && !self.is_flushed(header, now) {
@@ -245,6 +238,23 @@ impl Shard {
                     size: self.memory.value_len(handle),
                     exptime: header.exptime,
                 });
+            }
+            true
+        };
+        let probation: Vec<Handle> = self.memory.class(class).small.iter().collect();
+        for handle in probation.into_iter().rev() {
+            if !emit(handle, out) {
+                return;
+            }
+        }
+        for sweep in [Sweep::Overflow, Sweep::Main] {
+            let mut going = true;
+            self.memory.sweep(class, sweep, |handle| {
+                going = emit(handle, out);
+                going
+            });
+            if !going {
+                return;
             }
         }
     }

@@ -215,7 +215,7 @@ impl Shard {
     pub(super) fn reclaim_dead_tail(&mut self, class: usize, now: Now) -> bool {
         let mut nearest = [NIL; 3 * TAIL_CHECKS];
         let mut count = 0;
-        for handle in self.memory.class(class).small.iter().take(TAIL_CHECKS) {
+        for handle in self.memory.class(class).small.first_items(TAIL_CHECKS) {
             nearest[count] = handle;
             count += 1;
         }
