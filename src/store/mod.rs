@@ -413,8 +413,8 @@ impl Store {
         self.with_room(shard, |shard| shard.meta_arith(key, hash, now, request))
     }
 
-    /// Stores a snapshot item with its CAS, absolute (server-time) expiry and last
-    /// access time.
+    /// Stores a snapshot item with its CAS, absolute (server-time) expiry, last access
+    /// time and whether it had been read (kept for `mg h` and eviction).
     #[allow(clippy::too_many_arguments)]
     pub fn restore(
         &self,

@@ -34,9 +34,9 @@ pub(super) const BUFFER_GROUP: u16 = 0;
 /// its bytes into the connection's read buffer, in the same turn. The kernel hands them
 /// out in turn (first in, first out), so all of them become resident: 512 KiB per ring.
 /// A turn that needs more ends some receives with ENOBUFS; they are re-armed.
-pub(super) const PROVIDED_BUFFERS: u16 = 64;
+const PROVIDED_BUFFERS: u16 = 64;
 /// Bytes per provided buffer: a 4 KiB value with its command line fits one.
-pub(super) const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
+const PROVIDED_BUFFER_SIZE: usize = 8 * 1024;
 /// Unparsed bytes a connection may gather while its replies are being sent before its
 /// receive is cancelled (re-armed after the send): TCP backpressure reaches the client.
 pub(super) const READ_AHEAD_LIMIT: usize = 4 * READ_BUFFER;

@@ -73,7 +73,8 @@ pub struct ClassStats {
     pub requested: u64,
     /// Hits, sets, evictions, reclaims and crawler figures of the class.
     pub counters: ClassCounters,
-    /// Seconds since the oldest item's last access (`age`).
+    /// Seconds since the recorded last access of the item eviction would take next
+    /// (`age`; memcached's is its LRU tail's). Access times move at most once a minute.
     pub age: u32,
 }
 
