@@ -870,7 +870,8 @@ fn a_reassigned_page_repoints_ring_entries_of_moved_items() {
     for handle in state.small.iter() {
         assert_eq!(f.shard.memory.class_of(handle), class);
     }
-    // Every item left is found again and evicts cleanly, oldest first.
+    // Every item left is found again and evicts cleanly (a move may shift an item to a
+    // later entry of its new chunk, so the order is not asserted).
     let kept: Vec<&String> = keys.iter().filter(|key| f.holds(key.as_bytes())).collect();
     assert!(!kept.is_empty());
     while f.shard.memory.class(class).items > 0 {
