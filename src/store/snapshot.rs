@@ -491,6 +491,40 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_too_big_for_the_new_limit_keeps_the_items_that_were_read() {
+        let source = store(64 << 20);
+        // Read items last accessed long ago, never-read ones lately: a load by access
+        // time alone would put the read ones first, where eviction takes them.
+        for index in 0..100_000u32 {
+            let key = format!("key{index}");
+            let read = index % 100 == 0;
+            let accessed = if read { 1 } else { 100 };
+            source.restore(key.as_bytes(), 0, 0, 0, accessed, read, &[b'v'; 100]);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache");
+        Snapshots::new(&path).save_final(&source).unwrap();
+        let target = store(4 << 20);
+        load(&target, &path).unwrap();
+        let present = |key: String| {
+            let mut found = false;
+            target.fetch(key.as_bytes(), None, |_| found = true);
+            found
+        };
+        let read_kept = (0..1_000u32)
+            .filter(|i| present(format!("key{}", i * 100)))
+            .count();
+        let unread_kept = (0..100_000u32)
+            .filter(|i| i % 100 != 0 && present(format!("key{i}")))
+            .count();
+        assert!(
+            unread_kept < 99_000 / 2,
+            "the limit holds a fraction: {unread_kept}"
+        );
+        assert_eq!(read_kept, 1_000, "every read item is loaded last and kept");
+    }
+
+    #[test]
     fn snapshot_any_flipped_bit_is_corruption() {
         let source = store(64 << 20);
         source.store(StoreMode::Set, b"a", 1, 0, b"one");
