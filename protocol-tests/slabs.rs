@@ -200,6 +200,9 @@ fn lru_crawler_replies_match_memcached() {
                 server.kind
             );
         }
+        // memcached's `disable` joins its crawler thread: once, in CI on a loaded
+        // machine, it answered after more than the usual 10 s.
+        c.set_reply_timeout(Duration::from_secs(60));
         replies(&mut c, &[("lru_crawler disable", "OK")]);
         // memcached hangs the connection on a second `disable`; the next ones are asked
         // on a fresh connection.

@@ -232,6 +232,12 @@ impl Server {
 }
 
 impl Client {
+    /// Waits up to `timeout` for each reply from now on, instead of [`REPLY_TIMEOUT`]:
+    /// for a request a loaded reference server may take longer over.
+    pub fn set_reply_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+    }
+
     /// Sends bytes.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
