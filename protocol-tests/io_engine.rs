@@ -147,3 +147,30 @@ fn an_unknown_io_engine_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+/// The names of the server process's threads.
+fn thread_names(server: &crate::support::Server) -> Vec<String> {
+    let pid = server.pid().expect("a server this test started");
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc lists the server's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn each_worker_serves_plain_tcp_on_an_engine_thread_of_its_own() {
+    let server = start(Kind::Ferrocached, &["-o", "io_engine=epoll", "-t", "2"]);
+    // The thread serves: a request and its reply pass through it.
+    let mut client = server.connect();
+    client.send(b"set k 0 0 1\r\nv\r\nget k\r\n");
+    client.expect(b"STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n");
+    let names = thread_names(&server);
+    let engines: Vec<&String> = names
+        .iter()
+        .filter(|name| name.starts_with("epoll-") || name.starts_with("ring-"))
+        .collect();
+    assert_eq!(engines, ["epoll-0", "epoll-1"], "threads: {names:?}");
+}

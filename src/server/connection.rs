@@ -528,21 +528,29 @@ async fn write_all_vectored<S: ClientStream>(
             .take(MAX_IOVECS)
             .map(|chunk| IoSlice::new(chunk))
             .collect();
-        let mut written = socket.write_vectored(&slices).await?;
+        let written = socket.write_vectored(&slices).await?;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        while written > 0 {
-            let chunk = &mut chunks[first];
-            if written >= chunk.len() {
-                written -= chunk.len();
-                first += 1;
-            } else {
-                chunk.advance(written);
-                written = 0;
-            }
-        }
+        first += advance(&mut chunks[first..], written);
     }
     chunks.clear();
     Ok(())
+}
+
+/// Drops `written` bytes from the front of `chunks`, which a write just sent; returns
+/// how many chunks it sent whole (the first of the rest may have lost its front).
+pub(super) fn advance(chunks: &mut [Bytes], mut written: usize) -> usize {
+    let mut done = 0;
+    while written > 0 && done < chunks.len() {
+        let chunk = &mut chunks[done];
+        if written >= chunk.len() {
+            written -= chunk.len();
+            done += 1;
+        } else {
+            chunk.advance(written);
+            written = 0;
+        }
+    }
+    done
 }

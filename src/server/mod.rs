@@ -11,6 +11,8 @@
 //! [`run`] return, so the final snapshot sees every write any client was told `STORED`.
 
 mod connection;
+mod epoll;
+mod handoff;
 mod listen;
 pub mod tls;
 pub mod udp;
@@ -216,13 +218,14 @@ pub async fn run(
     }
 }
 
-/// One worker: its single-threaded runtime and, under the io_uring engine, its ring.
+/// One worker: its single-threaded runtime (accepted connections' tasks, TLS, unix
+/// sockets, watchers) and the engine thread that serves its plain TCP connections.
 struct Worker {
     runtime: tokio::runtime::Handle,
-    ring: Option<Arc<uring::RingHandle>>,
+    engine: Arc<handoff::EngineHandle>,
 }
 
-/// The worker threads, each driving its own single-threaded runtime (and ring thread).
+/// The worker threads, each driving its own single-threaded runtime and engine thread.
 struct Workers {
     workers: Vec<Worker>,
     next: AtomicU64,
@@ -269,18 +272,16 @@ impl Workers {
                 builder.enable_time();
             }
             let runtime = builder.build()?;
-            let ring = match shared.settings.io_engine {
-                IoEngine::Uring => {
-                    let (ring, thread) =
-                        uring::start(index, shared.clone(), drain_limit_ms.clone())?;
-                    threads.push(thread);
-                    Some(ring)
+            let (engine, thread) = match shared.settings.io_engine {
+                IoEngine::Uring => uring::start(index, shared.clone(), drain_limit_ms.clone())?,
+                IoEngine::Auto | IoEngine::Epoll => {
+                    epoll::start(index, shared.clone(), drain_limit_ms.clone())?
                 }
-                IoEngine::Auto | IoEngine::Epoll => None,
             };
+            threads.push(thread);
             workers.push(Worker {
                 runtime: runtime.handle().clone(),
-                ring: ring.clone(),
+                engine: engine.clone(),
             });
             let mut stop = stop.clone();
             let live = live.clone();
@@ -291,9 +292,7 @@ impl Workers {
                     .spawn(move || {
                         runtime.block_on(async move {
                             let _ = stop.changed().await;
-                            if let Some(ring) = &ring {
-                                ring.stop();
-                            }
+                            engine.stop();
                             // Connections saw the stop signal: each finishes the batch it
                             // is executing, flushes and returns. Wait for that, bounded.
                             let limit = drain_limit_ms.load(Ordering::Relaxed);
@@ -510,19 +509,19 @@ async fn accept_loop(
         let socket = accepted.socket.into_std();
         let tls = accepted.tls;
         let worker = workers.pick();
-        let socket = match (socket, &worker.ring) {
-            // Plain TCP goes to the worker's ring under the io_uring engine, in a task
-            // of its own that holds no room for the tokio path's connection state.
-            (Ok(StdSocket::Tcp(socket)), Some(ring)) if !tls => {
-                let ring = ring.clone();
+        let socket = match socket {
+            // Plain TCP goes to the worker's engine thread, in a task of its own that
+            // holds no room for the tokio path's connection state.
+            Ok(StdSocket::Tcp(socket)) if !tls => {
+                let engine = worker.engine.clone();
                 worker.runtime.spawn(async move {
                     let _admitted = shared.stats.admit(info.clone());
                     let _live = live;
-                    uring::serve(&ring, &shared, socket, &info, stop).await;
+                    handoff::serve(&engine, &shared, socket, &info, stop).await;
                 });
                 continue;
             }
-            (socket, _) => socket,
+            socket => socket,
         };
         let task = async move {
             let _admitted = shared.stats.admit(info.clone());

@@ -7,23 +7,18 @@
 //! flight.
 
 use super::buffer_ring::BufferRing;
-use super::{Handoff, Outcome, RingHandle};
-use crate::buffers::{READ_BUFFER, ReplyWindow};
-use crate::command::Flow;
-use crate::command::session::Step;
+use crate::buffers::READ_BUFFER;
 use crate::server::Shared;
-use crate::server::connection::{Batch, Connection};
-use crate::stats::ConnInfo;
-use crate::watch::{CloseReason, Watching};
-use bytes::{Buf, Bytes};
+use crate::server::connection::Batch;
+use crate::server::handoff::{self, Client, EngineHandle, Handoff, Next};
+use crate::watch::CloseReason;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use slab::Slab;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// Submission queue entries; the completion queue is eight times larger so a turn with
 /// many multishot completions does not overflow it.
@@ -120,41 +115,16 @@ fn decode(data: u64) -> (Option<Op>, usize, u32) {
     )
 }
 
-/// A batch whose replies are being written.
-struct InFlight {
-    step: Step,
-    window: ReplyWindow,
-    watching: Option<Watching>,
-    /// Reply bytes of the whole batch, counted as written once all are.
-    total: usize,
-    /// Bytes already sent straight from the reply buffer, when the batch's replies are
-    /// one contiguous run there (the common case: no copy, no allocation per send);
-    /// `None` when they were taken into `connection.pending`.
-    in_place: Option<usize>,
-}
-
 /// One client on the ring.
 struct RingConnection {
-    socket: std::net::TcpStream,
-    info: Arc<ConnInfo>,
-    done: oneshot::Sender<Outcome>,
-    connection: Connection,
+    client: Client,
     /// Tells this connection's completions from those of an earlier one in its slot.
     generation: u32,
     receiving: bool,
     cancelling: bool,
-    sending: Option<InFlight>,
     /// What the send in flight reads: slices of `connection.pending` and their header.
     iovecs: Vec<libc::iovec>,
     header: Box<libc::msghdr>,
-    /// Bytes the session needs before its next request can be parsed.
-    needed: usize,
-    /// The client closed its side.
-    hung_up: bool,
-    closing: Option<CloseReason>,
-    /// Sent `watch`'s OK: the socket goes back to tokio with this.
-    watching: Option<Watching>,
-    last_active: Instant,
     /// Already in the turn's ready list.
     queued: bool,
 }
@@ -162,19 +132,9 @@ struct RingConnection {
 impl RingConnection {
     /// Received bytes are held back while a send is in flight and this many are waiting.
     fn throttled(&self) -> bool {
-        self.sending.is_some() && self.connection.read.len() >= READ_AHEAD_LIMIT.max(self.needed)
-    }
-}
-
-/// Gives a connection without a read buffer one from the thread's pool; one that finds
-/// no room under read_buf_mem_limit is marked to close.
-fn take_read_buffer(conn: &mut RingConnection, buffers: &crate::buffers::BufferMemory) {
-    if conn.connection.read.capacity() != 0 {
-        return;
-    }
-    match buffers.take_read_buffer() {
-        Some(buffer) => conn.connection.read = buffer,
-        None => conn.closing = Some(CloseReason::Error),
+        let client = &self.client;
+        client.sending.is_some()
+            && client.connection.read.len() >= READ_AHEAD_LIMIT.max(client.needed)
     }
 }
 
@@ -184,7 +144,7 @@ pub(super) struct RingLoop<'s> {
     /// below.
     ring: IoUring,
     shared: &'s Shared,
-    handle: Arc<RingHandle>,
+    handle: Arc<EngineHandle>,
     drain_limit_ms: Arc<AtomicU64>,
     connections: Slab<RingConnection>,
     provided: BufferRing,
@@ -214,7 +174,7 @@ impl<'s> RingLoop<'s> {
     pub(super) fn new(
         ring: IoUring,
         shared: &'s Shared,
-        handle: Arc<RingHandle>,
+        handle: Arc<EngineHandle>,
         drain_limit_ms: Arc<AtomicU64>,
     ) -> io::Result<Self> {
         let coalesce_usec = if ring.params().is_feature_min_timeout() {
@@ -298,7 +258,7 @@ impl<'s> RingLoop<'s> {
                 self.ready.splice(0..0, self.yielded.drain(..));
             }
             self.serve_ready();
-            if self.stop_deadline.is_none() && self.handle.stopping.load(Ordering::Acquire) {
+            if self.stop_deadline.is_none() && self.handle.stopping() {
                 self.begin_stop(Instant::now());
             }
             if timed && self.turn_began >= next_sweep {
@@ -345,7 +305,7 @@ impl<'s> RingLoop<'s> {
 
     fn arm_wake(&mut self) {
         let entry = opcode::Read::new(
-            types::Fd(self.handle.wake.as_raw_fd()),
+            types::Fd(self.handle.wake_fd()),
             std::ptr::from_mut::<u64>(&mut self.wake_count).cast(),
             8,
         )
@@ -371,35 +331,21 @@ impl<'s> RingLoop<'s> {
     }
 
     fn admit(&mut self, handoff: Handoff) {
-        let Handoff { socket, info, done } = handoff;
-        if self.stop_deadline.is_some() {
-            let _ = done.send(Outcome {
-                reason: CloseReason::Shutdown,
-                watch: None,
-            });
+        let Some(client) = Client::admit(handoff, self.shared, self.stop_deadline.is_some()) else {
             return;
-        }
+        };
         // The ring never blocks on a socket: a blocking one makes io_uring poll for
         // readiness instead of answering EAGAIN.
-        let _ = socket.set_nonblocking(false);
+        let _ = client.socket.set_nonblocking(false);
         self.next_generation = (self.next_generation + 1) & 0x00ff_ffff;
         let slot = self.connections.insert(RingConnection {
-            socket,
-            connection: Connection::new(self.shared, info.id),
-            info,
-            done,
+            client,
             generation: self.next_generation,
             receiving: false,
             cancelling: false,
-            sending: None,
             iovecs: Vec::new(),
             // SAFETY: an all-zero msghdr is a valid empty header.
             header: Box::new(unsafe { std::mem::zeroed() }),
-            needed: 0,
-            hung_up: false,
-            closing: None,
-            watching: None,
-            last_active: Instant::now(),
             queued: false,
         });
         self.arm_receive(slot);
@@ -409,7 +355,7 @@ impl<'s> RingLoop<'s> {
         let conn = &mut self.connections[slot];
         conn.receiving = true;
         conn.cancelling = false;
-        let entry = opcode::RecvMulti::new(types::Fd(conn.socket.as_raw_fd()), BUFFER_GROUP)
+        let entry = opcode::RecvMulti::new(types::Fd(conn.client.socket.as_raw_fd()), BUFFER_GROUP)
             .build()
             .user_data(user_data(Op::Receive, slot, conn.generation));
         // SAFETY: receives write only into provided buffers.
@@ -445,7 +391,6 @@ impl<'s> RingLoop<'s> {
     fn received(&mut self, slot: usize, generation: u32, result: i32, flags: u32) {
         let buffer = cqueue::buffer_select(flags);
         let shared = self.shared;
-        let buffers = &shared.stats.buffers;
         let mut direct = None;
         if let Some(conn) = self
             .connections
@@ -456,50 +401,18 @@ impl<'s> RingLoop<'s> {
                 conn.receiving = false;
             }
             match (result, buffer) {
-                (count @ 1.., Some(id)) if conn.closing.is_none() => {
-                    let mut bytes = self.provided.received(id, count as usize);
-                    conn.connection.counters.bytes_read += count as u64;
-                    conn.last_active = self.turn_began;
-                    // Under read_buf_mem_limit a connection takes its read buffer before
-                    // it runs anything, as memcached reads into one, and one that finds
-                    // no room is closed. Without a limit a batch run straight from the
-                    // provided buffer needs none: it is taken only for a rest to keep.
-                    if buffers.limit() > 0 {
-                        take_read_buffer(conn, buffers);
-                    }
-                    if conn.closing.is_none()
-                        && conn.connection.read.is_empty()
-                        && conn.sending.is_none()
-                        && !conn.connection.session.paused()
-                    {
-                        // Nothing held back: run the requests straight from the
-                        // provided buffer and keep only an incomplete rest; the read
-                        // buffer goes back to the pool before the replies are sent.
-                        let (batch, consumed) =
-                            conn.connection
-                                .begin_batch_on(shared, &conn.info, Some(bytes));
-                        bytes = &bytes[consumed..];
-                        if bytes.is_empty() && conn.connection.read.capacity() != 0 {
-                            let read = std::mem::take(&mut conn.connection.read);
-                            buffers.give_read_buffer(read);
-                        }
-                        direct = Some(batch);
-                    }
-                    if conn.closing.is_none() && !bytes.is_empty() {
-                        take_read_buffer(conn, buffers);
-                    }
-                    if conn.closing.is_none() {
-                        conn.connection.read.extend_from_slice(bytes);
-                    }
+                (count @ 1.., Some(id)) if conn.client.closing.is_none() => {
+                    let bytes = self.provided.received(id, count as usize);
+                    direct = conn.client.received(shared, bytes, self.turn_began);
                 }
-                (0, _) => conn.hung_up = true,
+                (0, _) => conn.client.hung_up = true,
                 (error, _)
                     if error < 0
                         && error != -libc::ENOBUFS
                         && error != -libc::ECANCELED
-                        && conn.closing.is_none() =>
+                        && conn.client.closing.is_none() =>
                 {
-                    conn.closing = Some(CloseReason::Error);
+                    conn.client.closing = Some(CloseReason::Error);
                 }
                 _ => {}
             }
@@ -520,83 +433,32 @@ impl<'s> RingLoop<'s> {
     fn sent(&mut self, slot: usize, generation: u32, result: i32) {
         let shared = self.shared;
         let now = self.turn_began;
+        let stopping = self.stop_deadline.is_some();
         let Some(conn) = self.connection(slot, generation) else {
             return;
         };
-        if result <= 0 || conn.closing.is_some() {
-            if let Some(flight) = conn.sending.take() {
-                if flight.in_place.is_some() {
-                    conn.connection.replies.clear();
-                }
-                conn.connection.end_batch(shared, &conn.info, flight.window);
-            }
-            conn.closing.get_or_insert(CloseReason::Error);
+        if result <= 0 || conn.client.closing.is_some() {
+            conn.client.send_failed(shared);
             self.mark_ready(slot);
             return;
         }
-        if let Some(flight) = conn.sending.as_mut()
-            && let Some(sent) = flight.in_place.as_mut()
-        {
-            *sent += result as usize;
-            if *sent < flight.total {
-                self.submit_send(slot);
-                return;
-            }
-            conn.connection.replies.clear();
-        }
-        let pending = &mut conn.connection.pending;
-        let mut written = result as usize;
-        let mut done = 0;
-        while written > 0 && done < pending.len() {
-            let chunk = &mut pending[done];
-            if written >= chunk.len() {
-                written -= chunk.len();
-                done += 1;
-            } else {
-                chunk.advance(written);
-                written = 0;
+        match conn.client.sent(shared, result as usize, now, stopping) {
+            None => self.submit_send(slot),
+            Some(next) => {
+                self.after(slot, next);
+                self.mark_ready(slot);
             }
         }
-        pending.drain(..done);
-        if !pending.is_empty() {
-            self.submit_send(slot);
-            return;
-        }
-        let flight = conn.sending.take().expect("a send completed");
-        conn.connection.counters.bytes_written += flight.total as u64;
-        conn.connection.end_batch(shared, &conn.info, flight.window);
-        conn.last_active = now;
-        self.settle(slot, flight.step, flight.watching);
-        self.mark_ready(slot);
-    }
-
-    fn start_send(&mut self, slot: usize, batch: Batch) {
-        let conn = &mut self.connections[slot];
-        let connection = &mut conn.connection;
-        let (total, in_place) = match connection.replies.contiguous() {
-            Some(replies) => (replies.len(), Some(0)),
-            None => {
-                connection.replies.take(&mut connection.pending);
-                (connection.pending.iter().map(Bytes::len).sum(), None)
-            }
-        };
-        conn.sending = Some(InFlight {
-            step: batch.step,
-            window: batch.window,
-            watching: batch.watching,
-            total,
-            in_place,
-        });
-        self.submit_send(slot);
     }
 
     fn submit_send(&mut self, slot: usize) {
         let conn = &mut self.connections[slot];
-        let fd = types::Fd(conn.socket.as_raw_fd());
+        let fd = types::Fd(conn.client.socket.as_raw_fd());
         let token = user_data(Op::Send, slot, conn.generation);
-        let in_place = conn.sending.as_ref().and_then(|flight| flight.in_place);
-        if let (Some(sent), Some(replies)) = (in_place, conn.connection.replies.contiguous()) {
-            let rest = &replies[sent..];
+        let client = &conn.client;
+        let flight = client.sending.as_ref().expect("a batch is being sent");
+        if let Some(rest) = flight.next_slice(&client.connection) {
+            // One slice (most replies): a plain send, no header for the kernel to copy.
             let entry = opcode::Send::new(
                 fd,
                 rest.as_ptr(),
@@ -605,30 +467,16 @@ impl<'s> RingLoop<'s> {
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(token);
-            // SAFETY: the reply buffer's storage is neither written nor freed until this
-            // send completes (nothing runs on a connection with a send in flight, and it
-            // leaves the ring only with none).
-            unsafe { self.push(entry) };
-            return;
-        }
-        if let [chunk] = conn.connection.pending.as_slice() {
-            // One slice (most replies): a plain send, no header for the kernel to copy.
-            let entry = opcode::Send::new(
-                fd,
-                chunk.as_ptr(),
-                u32::try_from(chunk.len()).unwrap_or(u32::MAX),
-            )
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(token);
-            // SAFETY: the pending `Bytes` stays in the connection, untouched, until this
-            // send completes; a connection leaves the ring only with no send in flight.
+            // SAFETY: the reply buffer and the pending `Bytes` stay in the connection,
+            // neither written nor freed, until this send completes (nothing runs on a
+            // connection with a send in flight, and it leaves the ring only with none).
             unsafe { self.push(entry) };
             return;
         }
         conn.iovecs.clear();
         conn.iovecs.extend(
-            conn.connection
+            conn.client
+                .connection
                 .pending
                 .iter()
                 .take(MAX_IOVECS)
@@ -657,7 +505,7 @@ impl<'s> RingLoop<'s> {
                 continue;
             };
             conn.queued = false;
-            if conn.closing.is_none() {
+            if conn.client.closing.is_none() {
                 self.process(slot);
             }
             self.tend(slot);
@@ -669,22 +517,16 @@ impl<'s> RingLoop<'s> {
     fn process(&mut self, slot: usize) {
         let shared = self.shared;
         loop {
-            let conn = &mut self.connections[slot];
-            if conn.sending.is_some() || conn.closing.is_some() {
+            let client = &mut self.connections[slot].client;
+            if client.sending.is_some() || client.closing.is_some() {
                 return;
             }
-            let connection = &mut conn.connection;
+            let connection = &mut client.connection;
             if connection.read.is_empty() && !connection.session.paused() {
-                if conn.hung_up {
-                    conn.closing = Some(CloseReason::Normal);
-                } else {
-                    // Nothing pending: hold no buffers while the client thinks.
-                    connection.release_buffers(shared);
-                    conn.info.set_state(connection.session.waiting());
-                }
+                client.idle(shared);
                 return;
             }
-            let batch = connection.begin_batch(shared, &conn.info);
+            let batch = connection.begin_batch(shared, &client.info);
             if !self.finish_batch(slot, batch) {
                 return;
             }
@@ -694,63 +536,41 @@ impl<'s> RingLoop<'s> {
     /// Sends a batch's replies, or settles it at once when it queued none; true to
     /// process again at once.
     fn finish_batch(&mut self, slot: usize, batch: Batch) -> bool {
-        let conn = &mut self.connections[slot];
-        if !conn.connection.replies.is_empty() {
-            self.start_send(slot, batch);
-            return false;
+        let stopping = self.stop_deadline.is_some();
+        match self.connections[slot]
+            .client
+            .finish_batch(self.shared, batch, stopping)
+        {
+            None => {
+                self.submit_send(slot);
+                false
+            }
+            Some(next) => self.after(slot, next),
         }
-        conn.connection
-            .end_batch(self.shared, &conn.info, batch.window);
-        self.settle(slot, batch.step, batch.watching)
     }
 
-    /// What follows a batch whose replies were written; true to process again at once.
-    fn settle(&mut self, slot: usize, step: Step, watching: Option<Watching>) -> bool {
-        let stopping = self.stop_deadline.is_some();
-        let conn = &mut self.connections[slot];
-        match step {
-            Step::MoreQueued => return true,
-            Step::Yield => {
-                self.shared
-                    .stats
-                    .conn_yields
-                    .fetch_add(1, Ordering::Relaxed);
+    /// Acts on what follows a written batch; true to process again at once.
+    fn after(&mut self, slot: usize, next: Next) -> bool {
+        match next {
+            Next::Process => true,
+            Next::Yield => {
+                let conn = &mut self.connections[slot];
                 if !conn.queued {
                     conn.queued = true;
                     self.yielded.push(slot);
                 }
+                false
             }
-            Step::Done(Flow::Reject) => conn.closing = Some(CloseReason::Error),
-            Step::Done(Flow::Watch(_)) => {
-                conn.watching = watching;
-                conn.closing = Some(CloseReason::Normal);
-            }
-            Step::Done(Flow::Close) => conn.closing = Some(CloseReason::Normal),
-            Step::Done(Flow::Shutdown { graceful }) => {
-                self.shared.request_shutdown(graceful);
-                conn.closing = Some(CloseReason::Normal);
-            }
-            Step::NeedInput(needed) => {
-                conn.needed = needed;
-                conn.info.set_state(conn.connection.session.waiting());
-                if stopping {
-                    conn.closing = Some(CloseReason::Shutdown);
-                } else if conn.hung_up {
-                    conn.closing = Some(CloseReason::Normal);
-                }
-            }
-            Step::Done(_) if stopping => conn.closing = Some(CloseReason::Shutdown),
-            Step::Done(_) => {}
+            Next::Wait => false,
         }
-        false
     }
 
     /// Re-arms a receive that ended, cancels one a closing connection still has, and
     /// retires a closing connection with nothing in flight.
     fn tend(&mut self, slot: usize) {
         let conn = &self.connections[slot];
-        if conn.closing.is_none() {
-            if !conn.receiving && !conn.hung_up && !conn.throttled() {
+        if conn.client.closing.is_none() {
+            if !conn.receiving && !conn.client.hung_up && !conn.throttled() {
                 self.arm_receive(slot);
             }
             return;
@@ -761,45 +581,24 @@ impl<'s> RingLoop<'s> {
             }
             return;
         }
-        if conn.sending.is_none() {
+        if conn.client.sending.is_none() {
             self.retire(slot);
         }
     }
 
     /// Hands a finished connection back to its task on tokio.
     fn retire(&mut self, slot: usize) {
-        let conn = self.connections.remove(slot);
-        let RingConnection {
-            socket,
-            done,
-            mut connection,
-            closing,
-            watching,
-            ..
-        } = conn;
-        self.shared
-            .stats
-            .buffers
-            .give_read_buffer(std::mem::take(&mut connection.read));
-        let watch = watching.map(|watching| (watching, socket));
-        let _ = done.send(Outcome {
-            reason: closing.unwrap_or(CloseReason::Normal),
-            watch,
-        });
+        self.connections.remove(slot).client.retire(self.shared);
     }
 
     fn begin_stop(&mut self, now: Instant) {
-        let limit = Duration::from_millis(self.drain_limit_ms.load(Ordering::Relaxed));
-        self.stop_deadline = Some(now + limit);
-        let idle: Vec<usize> = self
+        self.stop_deadline = Some(handoff::stop_deadline(now, &self.drain_limit_ms));
+        let clients = self
             .connections
-            .iter()
-            .filter(|(_, conn)| conn.sending.is_none() && conn.closing.is_none())
-            .map(|(slot, _)| slot)
-            .collect();
+            .iter_mut()
+            .map(|(slot, conn)| (slot, &mut conn.client));
         // A connection sending its batch closes once that is written (see `settle`).
-        for slot in idle {
-            self.connections[slot].closing = Some(CloseReason::Shutdown);
+        for slot in handoff::close_for_stop(clients) {
             self.mark_ready(slot);
         }
         self.serve_ready();
@@ -807,23 +606,11 @@ impl<'s> RingLoop<'s> {
 
     /// Closes connections silent for `-o idle_timeout`, as memcached does.
     fn close_idle(&mut self, now: Instant) {
-        let limit = match self.shared.settings.idle_timeout {
-            0 => return,
-            seconds => Duration::from_secs(seconds),
-        };
-        let idle: Vec<usize> = self
+        let clients = self
             .connections
-            .iter()
-            .filter(|(_, conn)| {
-                conn.sending.is_none()
-                    && conn.closing.is_none()
-                    && now.duration_since(conn.last_active) >= limit
-            })
-            .map(|(slot, _)| slot)
-            .collect();
-        for slot in idle {
-            self.shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
-            self.connections[slot].closing = Some(CloseReason::IdleTimeout);
+            .iter_mut()
+            .map(|(slot, conn)| (slot, &mut conn.client));
+        for slot in handoff::close_idle(self.shared, now, clients) {
             self.mark_ready(slot);
         }
     }
@@ -834,11 +621,11 @@ impl<'s> RingLoop<'s> {
     /// kernel (the process is exiting).
     fn abandon(&mut self) {
         for (_, conn) in self.connections.iter() {
-            let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+            let _ = conn.client.socket.shutdown(std::net::Shutdown::Both);
         }
         let mut leaked = false;
         for conn in self.connections.drain() {
-            if conn.receiving || conn.sending.is_some() {
+            if conn.receiving || conn.client.sending.is_some() {
                 leaked = true;
                 std::mem::forget(conn);
             }

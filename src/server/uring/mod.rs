@@ -37,120 +37,12 @@ mod buffer_ring;
 mod event_loop;
 
 use super::Shared;
+use super::handoff::{self, EngineHandle};
 use crate::config::IoEngine;
-use crate::stats::ConnInfo;
-use crate::watch::{CloseReason, Watching};
 use io_uring::{IoUring, opcode};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::{oneshot, watch};
-
-/// How a connection left the ring.
-pub struct Outcome {
-    /// What `watch connevents` reports when the connection closes.
-    pub reason: CloseReason,
-    /// The client asked for `watch`: its OK was sent; the socket goes back to tokio.
-    pub watch: Option<(Watching, std::net::TcpStream)>,
-}
-
-/// A connection handed to a ring.
-struct Handoff {
-    socket: std::net::TcpStream,
-    info: Arc<ConnInfo>,
-    done: oneshot::Sender<Outcome>,
-}
-
-/// The tokio side's way into one worker's ring.
-pub struct RingHandle {
-    /// Connections waiting to be admitted; `None` once the ring thread has exited.
-    inbox: Mutex<Option<Vec<Handoff>>>,
-    /// Written to wake the ring thread (new connections, stop).
-    wake: OwnedFd,
-    stopping: AtomicBool,
-}
-
-impl RingHandle {
-    /// Serves `socket` on the ring until it closes or asks for `watch`. A ring that has
-    /// stopped drops the connection, which answers [`CloseReason::Shutdown`].
-    async fn serve(&self, socket: std::net::TcpStream, info: Arc<ConnInfo>) -> Outcome {
-        let (done, outcome) = oneshot::channel();
-        if let Some(inbox) = self
-            .inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            inbox.push(Handoff { socket, info, done });
-        }
-        self.wake();
-        outcome.await.unwrap_or(Outcome {
-            reason: CloseReason::Shutdown,
-            watch: None,
-        })
-    }
-
-    /// The connections handed over since the last call.
-    fn take_handoffs(&self) -> Vec<Handoff> {
-        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-        inbox.as_mut().map(std::mem::take).unwrap_or_default()
-    }
-
-    /// The ring thread has exited: later connections are dropped at once.
-    fn close_inbox(&self) {
-        self.inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-    }
-
-    /// Tells the ring the server is stopping: each connection finishes and flushes the
-    /// batch it is executing, then closes.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.wake();
-    }
-
-    fn wake(&self) {
-        let one: u64 = 1;
-        // An eventfd write fails only when its counter would overflow: it is awake then.
-        // SAFETY: writes 8 bytes from a live u64 to an fd this handle owns.
-        unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                (&one as *const u64).cast(),
-                std::mem::size_of::<u64>(),
-            );
-        }
-    }
-}
-
-/// Serves one admitted plain TCP connection on `ring`: opens its `watch connevents`
-/// lines, waits for the ring to finish with it, and serves a `watch` on tokio.
-pub async fn serve(
-    ring: &RingHandle,
-    shared: &Shared,
-    socket: std::net::TcpStream,
-    info: &Arc<ConnInfo>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut events = super::connection::opened(shared, info);
-    let outcome = ring.serve(socket, info.clone()).await;
-    events.reason = outcome.reason;
-    if let Some((watching, socket)) = outcome.watch {
-        let stopped = std::pin::pin!(async move {
-            let _ = stop.changed().await;
-        });
-        if socket.set_nonblocking(true).is_ok()
-            && let Ok(mut socket) = tokio::net::TcpStream::from_std(socket)
-        {
-            watching.serve(&mut socket, stopped).await;
-        }
-        // memcached reports a watcher's end as an error close.
-        events.reason = CloseReason::Error;
-    }
-}
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 /// Why io_uring cannot serve here.
 #[derive(Debug)]
@@ -159,15 +51,6 @@ pub struct Unavailable(String);
 impl std::fmt::Display for Unavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// Closes a ring's inbox when its thread ends, however it ends.
-struct CloseInboxOnExit(Arc<RingHandle>);
-
-impl Drop for CloseInboxOnExit {
-    fn drop(&mut self) {
-        self.0.close_inbox();
     }
 }
 
@@ -285,52 +168,29 @@ pub fn resolve(
     }
 }
 
-/// Starts one worker's ring thread. It serves what [`RingHandle::serve`] hands it and
+/// Starts one worker's ring thread. It serves what [`EngineHandle`] hands it and
 /// exits once stopped and drained (or after `drain_limit_ms`, read when the stop comes).
 pub fn start(
     index: usize,
     shared: Arc<Shared>,
     drain_limit_ms: Arc<AtomicU64>,
-) -> io::Result<(Arc<RingHandle>, std::thread::JoinHandle<()>)> {
-    // SAFETY: eventfd has no memory preconditions; the result is checked.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just created and is owned by nobody else.
-    let wake = unsafe { OwnedFd::from_raw_fd(fd) };
-    let handle = Arc::new(RingHandle {
-        inbox: Mutex::new(Some(Vec::new())),
-        wake,
-        stopping: AtomicBool::new(false),
-    });
-    let served = handle.clone();
-    let (created, creation) = std::sync::mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name(format!("ring-{index}"))
-        .spawn(move || {
-            // Even if the loop panics, later connections must not wait for it.
-            let _closed = CloseInboxOnExit(served.clone());
-            // Created here: a single-issuer ring belongs to the thread that creates it.
-            let ring = build_ring(event_loop::SUBMISSION_ENTRIES).and_then(|ring| {
-                event_loop::RingLoop::new(ring, &shared, served.clone(), drain_limit_ms)
-            });
-            match ring {
-                Ok(mut ring) => {
-                    let _ = created.send(Ok(()));
-                    if let Err(error) = ring.run() {
-                        tracing::error!(%error, "io_uring worker failed");
-                    }
-                }
-                Err(error) => {
-                    let _ = created.send(Err(error));
+) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
+    handoff::spawn(format!("ring-{index}"), move |handle, created| {
+        // Created here: a single-issuer ring belongs to the thread that creates it.
+        let ring = build_ring(event_loop::SUBMISSION_ENTRIES)
+            .and_then(|ring| event_loop::RingLoop::new(ring, &shared, handle, drain_limit_ms));
+        match ring {
+            Ok(mut ring) => {
+                let _ = created.send(Ok(()));
+                if let Err(error) = ring.run() {
+                    tracing::error!(%error, "io_uring worker failed");
                 }
             }
-        })?;
-    creation
-        .recv()
-        .unwrap_or_else(|_| Err(io::Error::other("io_uring worker thread died")))?;
-    Ok((handle, thread))
+            Err(error) => {
+                let _ = created.send(Err(error));
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,517 @@
+//! Plain TCP connections handed from tokio to an engine thread, and what both engines
+//! (`super::uring`, `super::epoll`) keep per client while they serve it.
+//!
+//! tokio stays the control plane: it accepts, applies `-c`, counts the connection and
+//! opens its `watch connevents` lines, then hands the socket to its worker's engine
+//! thread through an inbox and an eventfd, and awaits the [`Outcome`]. The engine
+//! thread is the data plane: one thread per worker, many connections, no task or waker
+//! per request. A client that asks for `watch` goes back to tokio, which serves it.
+
+use super::Shared;
+use super::connection::{Batch, Connection};
+use crate::command::Flow;
+use crate::command::session::Step;
+use crate::stats::ConnInfo;
+use crate::watch::{CloseReason, Watching};
+use bytes::Bytes;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// How a connection left its engine thread.
+pub struct Outcome {
+    /// What `watch connevents` reports when the connection closes.
+    pub reason: CloseReason,
+    /// The client asked for `watch`: its OK was sent; the socket goes back to tokio.
+    pub watch: Option<(Watching, std::net::TcpStream)>,
+}
+
+/// A connection handed to an engine thread.
+pub(super) struct Handoff {
+    socket: std::net::TcpStream,
+    info: Arc<ConnInfo>,
+    done: oneshot::Sender<Outcome>,
+}
+
+/// The tokio side's way into one worker's engine thread.
+pub struct EngineHandle {
+    /// Connections waiting to be admitted; `None` once the engine thread has exited.
+    inbox: Mutex<Option<Vec<Handoff>>>,
+    /// Written to wake the engine thread (new connections, stop).
+    wake: OwnedFd,
+    stopping: AtomicBool,
+}
+
+impl EngineHandle {
+    /// Serves `socket` on the engine thread until it closes or asks for `watch`. A
+    /// thread that has stopped drops the connection, which answers
+    /// [`CloseReason::Shutdown`].
+    async fn serve(&self, socket: std::net::TcpStream, info: Arc<ConnInfo>) -> Outcome {
+        let (done, outcome) = oneshot::channel();
+        if let Some(inbox) = self
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            inbox.push(Handoff { socket, info, done });
+        }
+        self.wake();
+        outcome.await.unwrap_or(Outcome {
+            reason: CloseReason::Shutdown,
+            watch: None,
+        })
+    }
+
+    /// The connections handed over since the last call.
+    pub(super) fn take_handoffs(&self) -> Vec<Handoff> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        inbox.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The engine thread has exited: later connections are dropped at once.
+    fn close_inbox(&self) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Tells the engine thread the server is stopping: each connection finishes and
+    /// flushes the batch it is executing, then closes.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    /// The server is stopping (see [`EngineHandle::stop`]).
+    pub(super) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The eventfd the engine thread waits on besides its sockets.
+    pub(super) fn wake_fd(&self) -> std::os::fd::RawFd {
+        self.wake.as_raw_fd()
+    }
+
+    fn wake(&self) {
+        let one: u64 = 1;
+        // An eventfd write fails only when its counter would overflow: it is awake then.
+        // SAFETY: writes 8 bytes from a live u64 to an fd this handle owns.
+        unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                (&one as *const u64).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+/// Serves one admitted plain TCP connection on `engine`: opens its `watch connevents`
+/// lines, waits for the engine thread to finish with it, and serves a `watch` on tokio.
+pub async fn serve(
+    engine: &EngineHandle,
+    shared: &Shared,
+    socket: std::net::TcpStream,
+    info: &Arc<ConnInfo>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut events = super::connection::opened(shared, info);
+    let outcome = engine.serve(socket, info.clone()).await;
+    events.reason = outcome.reason;
+    if let Some((watching, socket)) = outcome.watch {
+        let stopped = std::pin::pin!(async move {
+            let _ = stop.changed().await;
+        });
+        if socket.set_nonblocking(true).is_ok()
+            && let Ok(mut socket) = tokio::net::TcpStream::from_std(socket)
+        {
+            watching.serve(&mut socket, stopped).await;
+        }
+        // memcached reports a watcher's end as an error close.
+        events.reason = CloseReason::Error;
+    }
+}
+
+/// Closes an engine's inbox when its thread ends, however it ends.
+struct CloseInboxOnExit(Arc<EngineHandle>);
+
+impl Drop for CloseInboxOnExit {
+    fn drop(&mut self) {
+        self.0.close_inbox();
+    }
+}
+
+/// Starts one worker's engine thread named `name`. `body` runs on it: it builds its
+/// loop, reports through the sender whether that worked, then serves what
+/// [`EngineHandle::serve`] hands it until stopped and drained.
+pub(super) fn spawn(
+    name: String,
+    body: impl FnOnce(Arc<EngineHandle>, std::sync::mpsc::Sender<io::Result<()>>) + Send + 'static,
+) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
+    // SAFETY: eventfd has no memory preconditions; the result is checked.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and is owned by nobody else.
+    let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+    let handle = Arc::new(EngineHandle {
+        inbox: Mutex::new(Some(Vec::new())),
+        wake,
+        stopping: AtomicBool::new(false),
+    });
+    let served = handle.clone();
+    let (created, creation) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
+        // Even if the loop panics, later connections must not wait for it.
+        let _closed = CloseInboxOnExit(served.clone());
+        body(served, created);
+    })?;
+    creation
+        .recv()
+        .unwrap_or_else(|_| Err(io::Error::other("engine thread died")))?;
+    Ok((handle, thread))
+}
+
+/// A batch whose replies are being written.
+pub(super) struct Flight {
+    step: Step,
+    window: crate::buffers::ReplyWindow,
+    watching: Option<Watching>,
+    /// Reply bytes of the whole batch, counted as written once all are.
+    total: usize,
+    /// Bytes already sent straight from the reply buffer, when the batch's replies are
+    /// one contiguous run there (the common case: no copy, no allocation per send);
+    /// `None` when they were taken into `connection.pending`.
+    in_place: Option<usize>,
+}
+
+impl Flight {
+    /// The rest of the replies as one slice when they are one (in the reply buffer, or
+    /// a single pending chunk); `None` when they are several pending chunks.
+    pub(super) fn next_slice<'a>(&self, connection: &'a Connection) -> Option<&'a [u8]> {
+        if let (Some(sent), Some(replies)) = (self.in_place, connection.replies.contiguous()) {
+            return Some(&replies[sent..]);
+        }
+        match connection.pending.as_slice() {
+            [chunk] => Some(chunk),
+            _ => None,
+        }
+    }
+}
+
+/// What an engine does with a connection after a step of its batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Run the connection's requests again at once.
+    Process,
+    /// Serve it again after the other ready connections (memcached's `conn_yields`).
+    Yield,
+    /// Wait for input (or close, when `closing` was set).
+    Wait,
+}
+
+/// One client while an engine thread serves it: its socket, buffers and session, and
+/// where it stands between batches.
+pub(super) struct Client {
+    pub(super) socket: std::net::TcpStream,
+    pub(super) info: Arc<ConnInfo>,
+    done: oneshot::Sender<Outcome>,
+    pub(super) connection: Connection,
+    /// The batch whose replies are being written.
+    pub(super) sending: Option<Flight>,
+    /// Bytes the session needs before its next request can be parsed.
+    pub(super) needed: usize,
+    /// The client closed its side.
+    pub(super) hung_up: bool,
+    pub(super) closing: Option<CloseReason>,
+    /// Sent `watch`'s OK: the socket goes back to tokio with this.
+    watching: Option<Watching>,
+    pub(super) last_active: Instant,
+}
+
+impl Client {
+    /// Takes over a handed-off connection; `None` (after answering the handoff) when the
+    /// engine is already stopping.
+    pub(super) fn admit(handoff: Handoff, shared: &Shared, stopping: bool) -> Option<Client> {
+        let Handoff { socket, info, done } = handoff;
+        if stopping {
+            let _ = done.send(Outcome {
+                reason: CloseReason::Shutdown,
+                watch: None,
+            });
+            return None;
+        }
+        Some(Client {
+            connection: Connection::new(shared, info.id),
+            socket,
+            info,
+            done,
+            sending: None,
+            needed: 0,
+            hung_up: false,
+            closing: None,
+            watching: None,
+            last_active: Instant::now(),
+        })
+    }
+
+    /// Gives a connection without a read buffer one from the thread's pool; one that
+    /// finds no room under read_buf_mem_limit is marked to close.
+    pub(super) fn take_read_buffer(&mut self, buffers: &crate::buffers::BufferMemory) {
+        if self.connection.read.capacity() != 0 {
+            return;
+        }
+        match buffers.take_read_buffer() {
+            Some(buffer) => self.connection.read = buffer,
+            None => self.closing = Some(CloseReason::Error),
+        }
+    }
+
+    /// Takes `bytes` just received at `now`. When nothing is held back (no bytes kept,
+    /// no send in flight, no paused multiget) the requests in them run at once, straight
+    /// from the engine's buffer, and only an incomplete rest is copied into the read
+    /// buffer: the returned batch's replies are the caller's to send. Otherwise the
+    /// bytes are kept for the connection's next batch.
+    pub(super) fn received(
+        &mut self,
+        shared: &Shared,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Option<Batch> {
+        let buffers = &shared.stats.buffers;
+        let mut bytes = bytes;
+        let mut direct = None;
+        self.connection.counters.bytes_read += bytes.len() as u64;
+        self.last_active = now;
+        // Under read_buf_mem_limit a connection takes its read buffer before it runs
+        // anything, as memcached reads into one, and one that finds no room is closed.
+        // Without a limit a batch run straight from the engine's buffer needs none: it
+        // is taken only for a rest to keep.
+        if buffers.limit() > 0 {
+            self.take_read_buffer(buffers);
+        }
+        if self.closing.is_none()
+            && self.connection.read.is_empty()
+            && self.sending.is_none()
+            && !self.connection.session.paused()
+        {
+            let (batch, consumed) = self
+                .connection
+                .begin_batch_on(shared, &self.info, Some(bytes));
+            bytes = &bytes[consumed..];
+            // The read buffer goes back to the pool before the replies are sent.
+            if bytes.is_empty() && self.connection.read.capacity() != 0 {
+                buffers.give_read_buffer(std::mem::take(&mut self.connection.read));
+            }
+            direct = Some(batch);
+        }
+        if self.closing.is_none() && !bytes.is_empty() {
+            self.take_read_buffer(buffers);
+        }
+        if self.closing.is_none() {
+            self.connection.read.extend_from_slice(bytes);
+        }
+        direct
+    }
+
+    /// Sends a batch's replies, or settles it at once when it queued none: `None` while
+    /// a send is needed.
+    pub(super) fn finish_batch(
+        &mut self,
+        shared: &Shared,
+        batch: Batch,
+        stopping: bool,
+    ) -> Option<Next> {
+        let connection = &mut self.connection;
+        if connection.replies.is_empty() {
+            connection.end_batch(shared, &self.info, batch.window);
+            return Some(self.settle(shared, batch.step, batch.watching, stopping));
+        }
+        let (total, in_place) = match connection.replies.contiguous() {
+            Some(replies) => (replies.len(), Some(0)),
+            None => {
+                connection.replies.take(&mut connection.pending);
+                (connection.pending.iter().map(Bytes::len).sum(), None)
+            }
+        };
+        self.sending = Some(Flight {
+            step: batch.step,
+            window: batch.window,
+            watching: batch.watching,
+            total,
+            in_place,
+        });
+        None
+    }
+
+    /// Counts `written` bytes of the flight as sent; once all are, ends the batch at
+    /// `now` and settles it (`Some`). `None` while bytes remain.
+    pub(super) fn sent(
+        &mut self,
+        shared: &Shared,
+        written: usize,
+        now: Instant,
+        stopping: bool,
+    ) -> Option<Next> {
+        let connection = &mut self.connection;
+        let flight = self.sending.as_mut().expect("a send was in flight");
+        if let Some(sent) = flight.in_place.as_mut() {
+            *sent += written;
+            if *sent < flight.total {
+                return None;
+            }
+            connection.replies.clear();
+        } else {
+            let pending = &mut connection.pending;
+            let done = super::connection::advance(pending, written);
+            pending.drain(..done);
+            if !pending.is_empty() {
+                return None;
+            }
+        }
+        let flight = self.sending.take().expect("a send was in flight");
+        connection.counters.bytes_written += flight.total as u64;
+        connection.end_batch(shared, &self.info, flight.window);
+        self.last_active = now;
+        Some(self.settle(shared, flight.step, flight.watching, stopping))
+    }
+
+    /// A send failed (or the connection must go): ends the batch unwritten and closes.
+    pub(super) fn send_failed(&mut self, shared: &Shared) {
+        if let Some(flight) = self.sending.take() {
+            if flight.in_place.is_some() {
+                self.connection.replies.clear();
+            }
+            self.connection.pending.clear();
+            self.connection.end_batch(shared, &self.info, flight.window);
+        }
+        self.closing.get_or_insert(CloseReason::Error);
+    }
+
+    /// What follows a batch whose replies were written.
+    fn settle(
+        &mut self,
+        shared: &Shared,
+        step: Step,
+        watching: Option<Watching>,
+        stopping: bool,
+    ) -> Next {
+        self.needed = 0;
+        match step {
+            Step::MoreQueued => return Next::Process,
+            Step::Yield => {
+                shared.stats.conn_yields.fetch_add(1, Ordering::Relaxed);
+                return Next::Yield;
+            }
+            Step::Done(Flow::Reject) => self.closing = Some(CloseReason::Error),
+            Step::Done(Flow::Watch(_)) => {
+                self.watching = watching;
+                self.closing = Some(CloseReason::Normal);
+            }
+            Step::Done(Flow::Close) => self.closing = Some(CloseReason::Normal),
+            Step::Done(Flow::Shutdown { graceful }) => {
+                shared.request_shutdown(graceful);
+                self.closing = Some(CloseReason::Normal);
+            }
+            Step::NeedInput(needed) => {
+                self.needed = needed;
+                self.info.set_state(self.connection.session.waiting());
+                if stopping {
+                    self.closing = Some(CloseReason::Shutdown);
+                } else if self.hung_up {
+                    self.closing = Some(CloseReason::Normal);
+                }
+            }
+            Step::Done(_) if stopping => self.closing = Some(CloseReason::Shutdown),
+            Step::Done(_) => {}
+        }
+        Next::Wait
+    }
+
+    /// Nothing buffered to run: closes a connection whose client hung up, or gives its
+    /// buffers back while the client thinks. True when it is idle (not closing).
+    pub(super) fn idle(&mut self, shared: &Shared) -> bool {
+        if self.hung_up {
+            self.closing = Some(CloseReason::Normal);
+            return false;
+        }
+        self.connection.release_buffers(shared);
+        self.info.set_state(self.connection.session.waiting());
+        true
+    }
+
+    /// Between batches and not closing: a stop or an idle timeout may close it now.
+    pub(super) fn between_batches(&self) -> bool {
+        self.sending.is_none() && self.closing.is_none()
+    }
+
+    /// Hands the finished connection back to its task on tokio.
+    pub(super) fn retire(self, shared: &Shared) {
+        let Client {
+            socket,
+            done,
+            mut connection,
+            closing,
+            watching,
+            ..
+        } = self;
+        shared
+            .stats
+            .buffers
+            .give_read_buffer(std::mem::take(&mut connection.read));
+        let watch = watching.map(|watching| (watching, socket));
+        let _ = done.send(Outcome {
+            reason: closing.unwrap_or(CloseReason::Normal),
+            watch,
+        });
+    }
+}
+
+/// The clients a stop closes at once (those between batches), each marked
+/// [`CloseReason::Shutdown`]; the others close once their batch is written.
+pub(super) fn close_for_stop<'a>(
+    clients: impl Iterator<Item = (usize, &'a mut Client)>,
+) -> Vec<usize> {
+    clients
+        .filter(|(_, client)| client.between_batches())
+        .map(|(slot, client)| {
+            client.closing = Some(CloseReason::Shutdown);
+            slot
+        })
+        .collect()
+}
+
+/// The clients silent for `-o idle_timeout` at `now`, each marked
+/// [`CloseReason::IdleTimeout`] and counted in `idle_kicks`, as memcached does.
+pub(super) fn close_idle<'a>(
+    shared: &Shared,
+    now: Instant,
+    clients: impl Iterator<Item = (usize, &'a mut Client)>,
+) -> Vec<usize> {
+    let limit = match shared.settings.idle_timeout {
+        0 => return Vec::new(),
+        seconds => Duration::from_secs(seconds),
+    };
+    clients
+        .filter(|(_, client)| {
+            client.between_batches() && now.duration_since(client.last_active) >= limit
+        })
+        .map(|(slot, client)| {
+            shared.stats.idle_kicks.fetch_add(1, Ordering::Relaxed);
+            client.closing = Some(CloseReason::IdleTimeout);
+            slot
+        })
+        .collect()
+}
+
+/// When a stopping engine gives up on its connections: the drain limit read when the
+/// stop came.
+pub(super) fn stop_deadline(now: Instant, drain_limit_ms: &AtomicU64) -> Instant {
+    now + Duration::from_millis(drain_limit_ms.load(Ordering::Relaxed))
+}
