@@ -515,3 +515,140 @@ pub(super) fn close_idle<'a>(
 pub(super) fn stop_deadline(now: Instant, drain_limit_ms: &AtomicU64) -> Instant {
     now + Duration::from_millis(drain_limit_ms.load(Ordering::Relaxed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{IoEngine, Settings};
+    use crate::stats::ConnKind;
+    use crate::store::Clock;
+
+    fn shared() -> Arc<Shared> {
+        let settings = Settings {
+            io_engine: IoEngine::Epoll,
+            ..Settings::default()
+        };
+        Shared::new(settings, Arc::new(Clock::new())).expect("default settings")
+    }
+
+    /// A client over a loopback TCP pair, its peer, and what its task would receive.
+    fn client(shared: &Shared) -> (Client, std::net::TcpStream, oneshot::Receiver<Outcome>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer =
+            std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
+        let (socket, _) = listener.accept().expect("accept");
+        let info = Arc::new(ConnInfo::new(
+            1,
+            ConnKind::Client,
+            "tcp:peer".into(),
+            "tcp:local".into(),
+            0,
+        ));
+        let (done, outcome) = oneshot::channel();
+        let handoff = Handoff { socket, info, done };
+        let client = Client::admit(handoff, shared, false).expect("admitted");
+        (client, peer, outcome)
+    }
+
+    #[test]
+    fn a_batch_waits_for_all_of_its_replies_to_be_sent_then_waits_for_input() {
+        let shared = shared();
+        let (mut client, _peer, _outcome) = client(&shared);
+        let now = Instant::now();
+        let batch = client
+            .received(&shared, b"set k 0 0 1\r\nv\r\nget k\r\nget", now)
+            .expect("nothing was held back: the requests ran at once");
+        // The incomplete third request is kept for the next read.
+        assert_eq!(&client.connection.read[..], b"get");
+        assert_eq!(client.finish_batch(&shared, batch, false), None);
+        let reply = b"STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n";
+        let flight = client.sending.as_ref().expect("replies to send");
+        assert_eq!(flight.next_slice(&client.connection), Some(&reply[..]));
+        assert_eq!(client.sent(&shared, 10, now, false), None);
+        let flight = client.sending.as_ref().expect("the rest to send");
+        assert_eq!(flight.next_slice(&client.connection), Some(&reply[10..]));
+        assert_eq!(
+            client.sent(&shared, reply.len() - 10, now, false),
+            Some(Next::Wait)
+        );
+        assert!(client.sending.is_none());
+        assert_eq!(client.connection.counters.bytes_written, 0, "folded in");
+        assert!(client.needed > 3, "waits for the rest of the line");
+        assert!(client.closing.is_none());
+    }
+
+    #[test]
+    fn bytes_behind_a_send_in_flight_are_kept_not_run() {
+        let shared = shared();
+        let (mut client, _peer, _outcome) = client(&shared);
+        let now = Instant::now();
+        let batch = client.received(&shared, b"get a\r\n", now).expect("ran");
+        assert_eq!(client.finish_batch(&shared, batch, false), None);
+        assert!(client.received(&shared, b"get b\r\n", now).is_none());
+        assert_eq!(&client.connection.read[..], b"get b\r\n");
+    }
+
+    #[test]
+    fn a_stop_closes_clients_between_batches_and_lets_a_batch_being_sent_finish() {
+        let shared = shared();
+        let (mut idle, _peer, _outcome) = client(&shared);
+        let (mut busy, _busy_peer, _busy_outcome) = client(&shared);
+        let now = Instant::now();
+        let batch = busy.received(&shared, b"get a\r\n", now).expect("ran");
+        assert_eq!(busy.finish_batch(&shared, batch, false), None);
+        let closed = close_for_stop([(0, &mut idle), (1, &mut busy)].into_iter());
+        assert_eq!(closed, [0]);
+        assert_eq!(idle.closing, Some(CloseReason::Shutdown));
+        assert_eq!(busy.closing, None);
+        // Its batch written during the stop, the busy one closes too.
+        assert_eq!(busy.sent(&shared, 5, now, true), Some(Next::Wait));
+        assert_eq!(busy.closing, Some(CloseReason::Shutdown));
+    }
+
+    #[test]
+    fn quit_closes_and_a_hang_up_mid_request_closes_once_nothing_can_run() {
+        let shared = shared();
+        let (mut quitting, _peer, outcome) = client(&shared);
+        let batch = quitting
+            .received(&shared, b"quit\r\n", Instant::now())
+            .expect("ran");
+        assert_eq!(
+            quitting.finish_batch(&shared, batch, false),
+            Some(Next::Wait)
+        );
+        assert_eq!(quitting.closing, Some(CloseReason::Normal));
+        quitting.retire(&shared);
+        let outcome = outcome.blocking_recv().expect("the task hears back");
+        assert_eq!(outcome.reason, CloseReason::Normal);
+        assert!(outcome.watch.is_none());
+
+        let (mut idle, _peer, _outcome) = client(&shared);
+        assert!(idle.idle(&shared), "nothing pending, still open");
+        idle.hung_up = true;
+        assert!(!idle.idle(&shared));
+        assert_eq!(idle.closing, Some(CloseReason::Normal));
+    }
+
+    #[test]
+    fn idle_timeout_closes_only_the_silent_clients_between_batches() {
+        let mut settings = Settings {
+            io_engine: IoEngine::Epoll,
+            ..Settings::default()
+        };
+        settings.idle_timeout = 10;
+        let shared = Shared::new(settings, Arc::new(Clock::new())).expect("settings");
+        let (mut silent, _peer, _outcome) = client(&shared);
+        let (mut recent, _recent_peer, _recent_outcome) = client(&shared);
+        let now = silent.last_active + Duration::from_secs(10);
+        recent.last_active = now - Duration::from_secs(9);
+        let closed = close_idle(
+            &shared,
+            now,
+            [(0, &mut silent), (1, &mut recent)].into_iter(),
+        );
+        assert_eq!(closed, [0]);
+        assert_eq!(silent.closing, Some(CloseReason::IdleTimeout));
+        assert_eq!(recent.closing, None);
+        assert_eq!(shared.stats.idle_kicks.load(Ordering::Relaxed), 1);
+    }
+}
