@@ -439,3 +439,58 @@ fn read_buf_mem_limit_closes_a_connection_that_finds_no_read_buffer() {
         c.roundtrip(b"get k\r\n", b"END\r\n");
     }
 }
+
+#[test]
+fn a_client_streaming_sets_without_pause_does_not_starve_others() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    // One worker: the streaming client and the other share its event loop.
+    for server in servers(&["-t", "1"]) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stream = TcpStream::connect(&server.address).unwrap();
+        let mut replies = stream.try_clone().unwrap();
+        replies
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let reader_stop = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buffer = vec![0; 1 << 16];
+            while !reader_stop.load(Ordering::Relaxed) {
+                if let Ok(0) = replies.read(&mut buffer) {
+                    break;
+                }
+            }
+        });
+        // Sets of 8,000-byte values, back to back: every read ends in the middle of one,
+        // so no read holds the `-R` requests that would make the connection yield.
+        let writer_stop = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let mut one = b"set streamed 0 0 8000\r\n".to_vec();
+            one.extend(std::iter::repeat_n(b'v', 8000));
+            one.extend(b"\r\n");
+            // Written a megabyte at a time: the kernel takes them faster than a server
+            // reading 16 KiB at a time empties the socket.
+            let request = one.repeat(128);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !writer_stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                if stream.write_all(&request).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = Instant::now();
+        let mut other = server.connect();
+        other.roundtrip(b"get absent\r\n", b"END\r\n");
+        let waited = started.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert!(
+            waited < Duration::from_secs(5),
+            "{:?}: another client waited {waited:?} behind the stream",
+            server.kind
+        );
+    }
+}

@@ -33,6 +33,11 @@ const WAKE: Token = Token(usize::MAX);
 const EVENTS: usize = 1024;
 /// At most this many slices per vectored write.
 const MAX_IOVECS: usize = 64;
+/// Reads one connection may make per turn. A client that keeps its socket full (a
+/// pipeline of small batches, each under `-R`) is served again after the others rather
+/// than for as long as it keeps sending, as memcached bounds a connection's share of its
+/// event loop.
+const READS_PER_TURN: usize = 4;
 /// The longest wait: idle timeouts and the stop deadline are checked at least this often.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -83,8 +88,9 @@ struct EpollLoop<'s> {
     scratch: Box<[u8]>,
     /// Connections to serve at the end of the turn.
     ready: Vec<usize>,
-    /// Connections that ran `-R` requests from one read with more waiting: served again
-    /// next turn, after the others (memcached's `conn_yields`).
+    /// Connections that ran `-R` requests from one read with more waiting (memcached's
+    /// `conn_yields`), or made [`READS_PER_TURN`] reads: served again next turn, after
+    /// the others.
     yielded: Vec<usize>,
     stop_deadline: Option<Instant>,
     /// When the current turn's wait returned: read only under `-o idle_timeout`, the
@@ -285,6 +291,7 @@ impl<'s> EpollLoop<'s> {
         } else {
             Then::Read
         };
+        let mut reads = 0;
         loop {
             let conn = &mut self.connections[slot];
             let client = &mut conn.client;
@@ -322,7 +329,18 @@ impl<'s> EpollLoop<'s> {
                     let batch = client.connection.begin_batch(shared, &client.info);
                     then = self.finish_batch(slot, batch, stopping);
                 }
-                Then::Read => then = self.read(slot, now, stopping),
+                Then::Read if reads == READS_PER_TURN && conn.readable && !client.hung_up => {
+                    // Its turn's share is spent: the others go first.
+                    if !conn.queued {
+                        conn.queued = true;
+                        self.yielded.push(slot);
+                    }
+                    return;
+                }
+                Then::Read => {
+                    reads += 1;
+                    then = self.read(slot, now, stopping);
+                }
             }
         }
     }
