@@ -21,6 +21,7 @@ use crate::buffers::READ_BUFFER;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -87,7 +88,7 @@ struct EpollLoop<'s> {
     /// Where a connection holding no bytes reads; its requests run from here.
     scratch: Box<[u8]>,
     /// Connections to serve at the end of the turn.
-    ready: Vec<usize>,
+    ready: VecDeque<usize>,
     /// Connections that ran `-R` requests from one read with more waiting (memcached's
     /// `conn_yields`), or made [`READS_PER_TURN`] reads: served again next turn, after
     /// the others.
@@ -131,7 +132,7 @@ impl<'s> EpollLoop<'s> {
             drain_limit_ms,
             connections: Slab::new(),
             scratch: vec![0; READ_BUFFER].into_boxed_slice(),
-            ready: Vec::new(),
+            ready: VecDeque::new(),
             yielded: Vec::new(),
             stop_deadline: None,
             turn_began: Instant::now(),
@@ -172,7 +173,7 @@ impl<'s> EpollLoop<'s> {
                 conn.writable |= event.is_writable() || event.is_write_closed() || failed;
                 if !conn.queued {
                     conn.queued = true;
-                    self.ready.push(slot);
+                    self.ready.push_back(slot);
                 }
             }
             if woken {
@@ -181,10 +182,9 @@ impl<'s> EpollLoop<'s> {
                     self.admit(handoff);
                 }
             }
-            // Yielded connections go last (`ready` is served from its end).
-            if !self.yielded.is_empty() {
-                self.ready.splice(0..0, self.yielded.drain(..));
-            }
+            // In the order the kernel reported them (the longest waiting first, as
+            // memcached's event loop serves them), yielded connections last.
+            self.ready.extend(self.yielded.drain(..));
             self.serve_ready();
             if self.stop_deadline.is_none() && self.handle.stopping() {
                 self.begin_stop(Instant::now());
@@ -253,13 +253,13 @@ impl<'s> EpollLoop<'s> {
             && !conn.queued
         {
             conn.queued = true;
-            self.ready.push(slot);
+            self.ready.push_back(slot);
         }
     }
 
     /// Serves each connection that became ready this turn, then retires those closing.
     fn serve_ready(&mut self) {
-        while let Some(slot) = self.ready.pop() {
+        while let Some(slot) = self.ready.pop_front() {
             let Some(conn) = self.connections.get_mut(slot) else {
                 continue;
             };
