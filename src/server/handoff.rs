@@ -118,22 +118,33 @@ pub async fn serve(
     shared: &Shared,
     socket: std::net::TcpStream,
     info: &Arc<ConnInfo>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let mut events = super::connection::opened(shared, info);
     let outcome = engine.serve(socket, info.clone()).await;
     events.reason = outcome.reason;
     if let Some((watching, socket)) = outcome.watch {
-        let stopped = std::pin::pin!(async move {
-            let _ = stop.changed().await;
-        });
-        if socket.set_nonblocking(true).is_ok()
-            && let Ok(mut socket) = tokio::net::TcpStream::from_std(socket)
-        {
-            watching.serve(&mut socket, stopped).await;
-        }
+        // On the heap: every idle connection's task would otherwise carry room for a
+        // watcher's state.
+        Box::pin(serve_watcher(watching, socket, stop)).await;
         // memcached reports a watcher's end as an error close.
         events.reason = CloseReason::Error;
+    }
+}
+
+/// Serves a connection that became a `watch`er on tokio until it or the server stops.
+async fn serve_watcher(
+    watching: Watching,
+    socket: std::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stopped = std::pin::pin!(async move {
+        let _ = stop.changed().await;
+    });
+    if socket.set_nonblocking(true).is_ok()
+        && let Ok(mut socket) = tokio::net::TcpStream::from_std(socket)
+    {
+        watching.serve(&mut socket, stopped).await;
     }
 }
 
