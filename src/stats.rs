@@ -456,8 +456,7 @@ pub struct ConnectionGuard<'a> {
 
 impl Drop for ConnectionGuard<'_> {
     fn drop(&mut self) {
-        self.stats.conns.remove(&self.id);
-        self.stats.curr_connections.fetch_sub(1, Ordering::Relaxed);
+        self.stats.release(self.id);
     }
 }
 
@@ -466,8 +465,20 @@ impl ServerStats {
     /// `stats conns` until the returned guard drops.
     pub fn admit(&self, info: Arc<ConnInfo>) -> ConnectionGuard<'_> {
         let id = info.id;
-        self.conns.insert(id, info);
+        self.list(info);
         ConnectionGuard { stats: self, id }
+    }
+
+    /// Lists an admitted connection in `stats conns`; [`ServerStats::release`] gives its
+    /// place back. For owners that cannot hold a [`ConnectionGuard`].
+    pub fn list(&self, info: Arc<ConnInfo>) {
+        self.conns.insert(info.id, info);
+    }
+
+    /// Removes connection `id` from `stats conns` and `curr_connections`.
+    pub fn release(&self, id: u64) {
+        self.conns.remove(&id);
+        self.curr_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The `verbosity` command: records `level` for `stats settings` and makes the log

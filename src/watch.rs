@@ -443,31 +443,31 @@ pub struct ConnectionEvents<'a> {
 impl<'a> ConnectionEvents<'a> {
     /// Logs `conn_new` for connection `id` from `peer` (`tcp:host:port`, `unix:path`).
     pub fn open(id: u64, peer: &'a str) -> Self {
-        let events = ConnectionEvents {
+        log_connection(id, peer, None);
+        ConnectionEvents {
             peer,
             id,
             reason: CloseReason::Normal,
-        };
-        log(Kinds::CONNEVENTS, || ConnEvent {
-            events: &events,
-            close: None,
-        });
-        events
+        }
     }
 }
 
 impl Drop for ConnectionEvents<'_> {
     fn drop(&mut self) {
-        log(Kinds::CONNEVENTS, || ConnEvent {
-            events: self,
-            close: Some(self.reason),
-        });
+        log_connection(self.id, self.peer, Some(self.reason));
     }
+}
+
+/// Logs `conn_new` (`close` is `None`) or `conn_close` for connection `id` from `peer`,
+/// for a connection whose owner cannot hold [`ConnectionEvents`] beside its address.
+pub fn log_connection(id: u64, peer: &str, close: Option<CloseReason>) {
+    log(Kinds::CONNEVENTS, || ConnEvent { peer, id, close });
 }
 
 /// `type=conn_new` / `type=conn_close`.
 struct ConnEvent<'a> {
-    events: &'a ConnectionEvents<'a>,
+    peer: &'a str,
+    id: u64,
     close: Option<CloseReason>,
 }
 
@@ -479,7 +479,7 @@ impl Display for ConnEvent<'_> {
             "conn_new"
         };
         write!(f, "type={kind} ")?;
-        match self.events.peer.split_once(':') {
+        match self.peer.split_once(':') {
             Some(("tcp", address)) => {
                 let (ip, port) = address.rsplit_once(':').unwrap_or((address, "0"));
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
@@ -496,7 +496,7 @@ impl Display for ConnEvent<'_> {
             };
             write!(f, "reason={reason} ")?;
         }
-        write!(f, "cfd={}", self.events.id)
+        write!(f, "cfd={}", self.id)
     }
 }
 

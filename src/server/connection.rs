@@ -298,12 +298,15 @@ impl<F: Future<Output = ()> + Unpin> StopSignal<F> {
 }
 
 /// Logs a new connection (`-vv`, `watch connevents`); the returned events report its
-/// close when dropped. Both data paths open their connections here.
-pub(super) fn opened<'a>(
-    shared: &Shared,
-    info: &'a ConnInfo,
-) -> crate::watch::ConnectionEvents<'a> {
-    // memcached -vv's line, which names the protocol mode (-B).
+/// close when dropped.
+fn opened<'a>(shared: &Shared, info: &'a ConnInfo) -> crate::watch::ConnectionEvents<'a> {
+    log_opened(shared, info);
+    crate::watch::ConnectionEvents::open(info.id, &info.peer)
+}
+
+/// memcached -vv's line for a new connection, which names the protocol mode (-B). Every
+/// data path opens its connections with it.
+pub(super) fn log_opened(shared: &Shared, info: &ConnInfo) {
     tracing::debug!(
         "<{} new {} client connection",
         info.id,
@@ -313,7 +316,6 @@ pub(super) fn opened<'a>(
             ProtocolMode::Binary => "binary",
         }
     );
-    crate::watch::ConnectionEvents::open(info.id, &info.peer)
 }
 
 /// A stream connection's buffers and counters around its request [`Session`]: what

@@ -59,10 +59,12 @@ struct EpollConnection {
 pub fn start(
     index: usize,
     shared: Arc<Shared>,
+    watchers: handoff::WatcherHome,
     drain_limit_ms: Arc<AtomicU64>,
 ) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
     handoff::spawn(
         format!("epoll-{index}"),
+        watchers,
         move |handle, created| match EpollLoop::new(&shared, handle, drain_limit_ms) {
             Ok(mut poller) => {
                 let _ = created.send(Ok(()));
@@ -244,7 +246,10 @@ impl<'s> EpollLoop<'s> {
         });
         if registered.is_err() {
             conn.client.closing = Some(crate::watch::CloseReason::Error);
-            self.connections.remove(slot).client.retire(self.shared);
+            self.connections
+                .remove(slot)
+                .client
+                .retire(self.shared, &self.handle.watchers);
         }
     }
 
@@ -448,7 +453,7 @@ impl<'s> EpollLoop<'s> {
         // A socket going back to tokio for `watch` stays open: stop watching it here.
         let fd: RawFd = conn.client.socket.as_raw_fd();
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        conn.client.retire(self.shared);
+        conn.client.retire(self.shared, &self.handle.watchers);
     }
 
     fn begin_stop(&mut self, now: Instant) {

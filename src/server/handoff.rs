@@ -1,12 +1,14 @@
 //! Plain TCP connections handed from tokio to an engine thread, and what both engines
 //! (`super::uring`, `super::epoll`) keep per client while they serve it.
 //!
-//! tokio stays the control plane: it accepts, applies `-c`, counts the connection and
-//! opens its `watch connevents` lines, then hands the socket to its worker's engine
-//! thread through an inbox and an eventfd, and awaits the [`Outcome`]. The engine
-//! thread is the data plane: one thread per worker, many connections, no task or waker
-//! per request. A client that asks for `watch` goes back to tokio, which serves it.
+//! tokio stays the control plane: it accepts, applies `-c`, admits the connection (a
+//! [`Ticket`]: `stats conns`, `curr_connections`, `watch connevents`), then hands the
+//! socket and its ticket to its worker's engine thread through an inbox and an eventfd.
+//! The engine thread is the data plane: one thread per worker, many connections, no
+//! task or waker per connection or request. A client that asks for `watch` goes back to
+//! tokio, which serves it on its worker's runtime.
 
+use super::LiveConnection;
 use super::Shared;
 use super::connection::{Batch, Connection};
 use crate::command::Flow;
@@ -19,21 +21,58 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
-/// How a connection left its engine thread.
-pub struct Outcome {
-    /// What `watch connevents` reports when the connection closes.
-    pub reason: CloseReason,
-    /// The client asked for `watch`: its OK was sent; the socket goes back to tokio.
-    pub watch: Option<(Watching, std::net::TcpStream)>,
+/// A connection's place in the server for as long as it lives: listed in `stats conns`
+/// and counted in `curr_connections` and in the live count a stopping worker waits for,
+/// with its `watch connevents` lines open. Dropping it gives all of that back and logs
+/// `conn_close` with [`Ticket::reason`]. An engine thread holds it with the connection,
+/// so a connection costs no tokio task while it is served.
+pub(super) struct Ticket {
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    _live: LiveConnection,
+    /// What `conn_close` reports: until the connection says otherwise, that the server
+    /// dropped it while stopping.
+    pub(super) reason: CloseReason,
+}
+
+impl Ticket {
+    /// Admits a connection already counted in `curr_connections`: lists it and logs its
+    /// opening (`-vv`, `watch connevents`).
+    pub(super) fn new(shared: Arc<Shared>, info: Arc<ConnInfo>, live: LiveConnection) -> Ticket {
+        shared.stats.list(info.clone());
+        super::connection::log_opened(&shared, &info);
+        crate::watch::log_connection(info.id, &info.peer, None);
+        Ticket {
+            shared,
+            info,
+            _live: live,
+            reason: CloseReason::Shutdown,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        crate::watch::log_connection(self.info.id, &self.info.peer, Some(self.reason));
+        self.shared.stats.release(self.info.id);
+    }
 }
 
 /// A connection handed to an engine thread.
 pub(super) struct Handoff {
     socket: std::net::TcpStream,
-    info: Arc<ConnInfo>,
-    done: oneshot::Sender<Outcome>,
+    ticket: Ticket,
+}
+
+/// Where a connection that becomes a `watch`er is served: its worker's runtime, with
+/// the server's stop signal.
+pub(super) struct WatcherHome {
+    /// The worker's tokio runtime.
+    pub(super) runtime: tokio::runtime::Handle,
+    /// Fires when the server stops.
+    pub(super) stop: watch::Receiver<bool>,
 }
 
 /// The tokio side's way into one worker's engine thread.
@@ -43,27 +82,21 @@ pub struct EngineHandle {
     /// Written to wake the engine thread (new connections, stop).
     wake: OwnedFd,
     stopping: AtomicBool,
+    /// Where watchers go.
+    pub(super) watchers: WatcherHome,
 }
 
 impl EngineHandle {
-    /// Serves `socket` on the engine thread until it closes or asks for `watch`. A
-    /// thread that has stopped drops the connection, which answers
-    /// [`CloseReason::Shutdown`].
-    async fn serve(&self, socket: std::net::TcpStream, info: Arc<ConnInfo>) -> Outcome {
-        let (done, outcome) = oneshot::channel();
-        if let Some(inbox) = self
-            .inbox
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            inbox.push(Handoff { socket, info, done });
+    /// Hands `socket` to the engine thread, which serves it until it closes (or hands
+    /// it to tokio as a `watch`er). A thread that has stopped drops the connection,
+    /// whose ticket reports a shutdown.
+    pub(super) fn hand_over(&self, socket: std::net::TcpStream, ticket: Ticket) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(inbox) = inbox.as_mut() {
+            inbox.push(Handoff { socket, ticket });
         }
+        drop(inbox);
         self.wake();
-        outcome.await.unwrap_or(Outcome {
-            reason: CloseReason::Shutdown,
-            watch: None,
-        })
     }
 
     /// The connections handed over since the last call.
@@ -72,12 +105,15 @@ impl EngineHandle {
         inbox.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// The engine thread has exited: later connections are dropped at once.
+    /// The engine thread has exited: later connections are dropped at once (and those
+    /// still waiting, outside the lock).
     fn close_inbox(&self) {
-        self.inbox
+        let left = self
+            .inbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        drop(left);
     }
 
     /// Tells the engine thread the server is stopping: each connection finishes and
@@ -111,27 +147,6 @@ impl EngineHandle {
     }
 }
 
-/// Serves one admitted plain TCP connection on `engine`: opens its `watch connevents`
-/// lines, waits for the engine thread to finish with it, and serves a `watch` on tokio.
-pub async fn serve(
-    engine: &EngineHandle,
-    shared: &Shared,
-    socket: std::net::TcpStream,
-    info: &Arc<ConnInfo>,
-    stop: watch::Receiver<bool>,
-) {
-    let mut events = super::connection::opened(shared, info);
-    let outcome = engine.serve(socket, info.clone()).await;
-    events.reason = outcome.reason;
-    if let Some((watching, socket)) = outcome.watch {
-        // On the heap: every idle connection's task would otherwise carry room for a
-        // watcher's state.
-        Box::pin(serve_watcher(watching, socket, stop)).await;
-        // memcached reports a watcher's end as an error close.
-        events.reason = CloseReason::Error;
-    }
-}
-
 /// Serves a connection that became a `watch`er on tokio until it or the server stops.
 async fn serve_watcher(
     watching: Watching,
@@ -157,11 +172,13 @@ impl Drop for CloseInboxOnExit {
     }
 }
 
-/// Starts one worker's engine thread named `name`. `body` runs on it: it builds its
-/// loop, reports through the sender whether that worked, then serves what
-/// [`EngineHandle::serve`] hands it until stopped and drained.
+/// Starts one worker's engine thread named `name`; connections that become watchers
+/// go to `watchers`. `body` runs on it: it builds its loop, reports through the sender
+/// whether that worked, then serves what [`EngineHandle::hand_over`] hands it until
+/// stopped and drained.
 pub(super) fn spawn(
     name: String,
+    watchers: WatcherHome,
     body: impl FnOnce(Arc<EngineHandle>, std::sync::mpsc::Sender<io::Result<()>>) + Send + 'static,
 ) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
     // SAFETY: eventfd has no memory preconditions; the result is checked.
@@ -175,6 +192,7 @@ pub(super) fn spawn(
         inbox: Mutex::new(Some(Vec::new())),
         wake,
         stopping: AtomicBool::new(false),
+        watchers,
     });
     let served = handle.clone();
     let (created, creation) = std::sync::mpsc::channel();
@@ -232,7 +250,8 @@ pub(super) enum Next {
 pub(super) struct Client {
     pub(super) socket: std::net::TcpStream,
     pub(super) info: Arc<ConnInfo>,
-    done: oneshot::Sender<Outcome>,
+    /// Its place in the server, given back when the client is dropped.
+    pub(super) ticket: Ticket,
     pub(super) connection: Connection,
     /// The batch whose replies are being written.
     pub(super) sending: Option<Flight>,
@@ -250,19 +269,16 @@ impl Client {
     /// Takes over a handed-off connection; `None` (after answering the handoff) when the
     /// engine is already stopping.
     pub(super) fn admit(handoff: Handoff, shared: &Shared, stopping: bool) -> Option<Client> {
-        let Handoff { socket, info, done } = handoff;
+        let Handoff { socket, ticket } = handoff;
         if stopping {
-            let _ = done.send(Outcome {
-                reason: CloseReason::Shutdown,
-                watch: None,
-            });
+            // The ticket reports the shutdown as it drops.
             return None;
         }
         Some(Client {
-            connection: Connection::new(shared, info.id),
+            connection: Connection::new(shared, ticket.info.id),
+            info: ticket.info.clone(),
             socket,
-            info,
-            done,
+            ticket,
             sending: None,
             needed: 0,
             hung_up: false,
@@ -462,11 +478,12 @@ impl Client {
         self.sending.is_none() && self.closing.is_none()
     }
 
-    /// Hands the finished connection back to its task on tokio.
-    pub(super) fn retire(self, shared: &Shared) {
+    /// Lets the finished connection go: closed, or, when it asked for `watch`, handed to
+    /// tokio on its worker's runtime (`home`) to be served as a watcher.
+    pub(super) fn retire(self, shared: &Shared, home: &WatcherHome) {
         let Client {
             socket,
-            done,
+            mut ticket,
             mut connection,
             closing,
             watching,
@@ -476,11 +493,16 @@ impl Client {
             .stats
             .buffers
             .give_read_buffer(std::mem::take(&mut connection.read));
-        let watch = watching.map(|watching| (watching, socket));
-        let _ = done.send(Outcome {
-            reason: closing.unwrap_or(CloseReason::Normal),
-            watch,
-        });
+        ticket.reason = closing.unwrap_or(CloseReason::Normal);
+        if let Some(watching) = watching {
+            let stop = home.stop.clone();
+            home.runtime.spawn(async move {
+                serve_watcher(watching, socket, stop).await;
+                // memcached reports a watcher's end as an error close.
+                ticket.reason = CloseReason::Error;
+                drop(ticket);
+            });
+        }
     }
 }
 
@@ -542,12 +564,16 @@ mod tests {
         Shared::new(settings, Arc::new(Clock::new())).expect("default settings")
     }
 
-    /// A client over a loopback TCP pair, its peer, and what its task would receive.
-    fn client(shared: &Shared) -> (Client, std::net::TcpStream, oneshot::Receiver<Outcome>) {
+    /// A client over a loopback TCP pair, and its peer.
+    fn client(shared: &Arc<Shared>) -> (Client, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let peer =
             std::net::TcpStream::connect(listener.local_addr().expect("address")).expect("connect");
         let (socket, _) = listener.accept().expect("accept");
+        shared
+            .stats
+            .curr_connections
+            .fetch_add(1, Ordering::Relaxed);
         let info = Arc::new(ConnInfo::new(
             1,
             ConnKind::Client,
@@ -555,16 +581,17 @@ mod tests {
             "tcp:local".into(),
             0,
         ));
-        let (done, outcome) = oneshot::channel();
-        let handoff = Handoff { socket, info, done };
+        let live = LiveConnection::new(&Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+        let ticket = Ticket::new(shared.clone(), info, live);
+        let handoff = Handoff { socket, ticket };
         let client = Client::admit(handoff, shared, false).expect("admitted");
-        (client, peer, outcome)
+        (client, peer)
     }
 
     #[test]
     fn a_batch_waits_for_all_of_its_replies_to_be_sent_then_waits_for_input() {
         let shared = shared();
-        let (mut client, _peer, _outcome) = client(&shared);
+        let (mut client, _peer) = client(&shared);
         let now = Instant::now();
         let batch = client
             .received(&shared, b"set k 0 0 1\r\nv\r\nget k\r\nget", now)
@@ -591,7 +618,7 @@ mod tests {
     #[test]
     fn bytes_behind_a_send_in_flight_are_kept_not_run() {
         let shared = shared();
-        let (mut client, _peer, _outcome) = client(&shared);
+        let (mut client, _peer) = client(&shared);
         let now = Instant::now();
         let batch = client.received(&shared, b"get a\r\n", now).expect("ran");
         assert_eq!(client.finish_batch(&shared, batch, false), None);
@@ -602,8 +629,8 @@ mod tests {
     #[test]
     fn a_stop_closes_clients_between_batches_and_lets_a_batch_being_sent_finish() {
         let shared = shared();
-        let (mut idle, _peer, _outcome) = client(&shared);
-        let (mut busy, _busy_peer, _busy_outcome) = client(&shared);
+        let (mut idle, _peer) = client(&shared);
+        let (mut busy, _busy_peer) = client(&shared);
         let now = Instant::now();
         let batch = busy.received(&shared, b"get a\r\n", now).expect("ran");
         assert_eq!(busy.finish_batch(&shared, batch, false), None);
@@ -619,7 +646,7 @@ mod tests {
     #[test]
     fn quit_closes_and_a_hang_up_mid_request_closes_once_nothing_can_run() {
         let shared = shared();
-        let (mut quitting, _peer, outcome) = client(&shared);
+        let (mut quitting, _peer) = client(&shared);
         let batch = quitting
             .received(&shared, b"quit\r\n", Instant::now())
             .expect("ran");
@@ -628,12 +655,22 @@ mod tests {
             Some(Next::Wait)
         );
         assert_eq!(quitting.closing, Some(CloseReason::Normal));
-        quitting.retire(&shared);
-        let outcome = outcome.blocking_recv().expect("the task hears back");
-        assert_eq!(outcome.reason, CloseReason::Normal);
-        assert!(outcome.watch.is_none());
+        assert_eq!(shared.stats.curr_connections.load(Ordering::Relaxed), 1);
+        assert!(shared.stats.conns.contains_key(&1));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (_stop, stop) = watch::channel(false);
+        let home = WatcherHome {
+            runtime: runtime.handle().clone(),
+            stop,
+        };
+        quitting.retire(&shared, &home);
+        // Retired, it gives its place back.
+        assert_eq!(shared.stats.curr_connections.load(Ordering::Relaxed), 0);
+        assert!(!shared.stats.conns.contains_key(&1));
 
-        let (mut idle, _peer, _outcome) = client(&shared);
+        let (mut idle, _peer) = client(&shared);
         assert!(idle.idle(&shared), "nothing pending, still open");
         idle.hung_up = true;
         assert!(!idle.idle(&shared));
@@ -648,8 +685,8 @@ mod tests {
         };
         settings.idle_timeout = 10;
         let shared = Shared::new(settings, Arc::new(Clock::new())).expect("settings");
-        let (mut silent, _peer, _outcome) = client(&shared);
-        let (mut recent, _recent_peer, _recent_outcome) = client(&shared);
+        let (mut silent, _peer) = client(&shared);
+        let (mut recent, _recent_peer) = client(&shared);
         let now = silent.last_active + Duration::from_secs(10);
         recent.last_active = now - Duration::from_secs(9);
         let closed = close_idle(

@@ -272,10 +272,16 @@ impl Workers {
                 builder.enable_time();
             }
             let runtime = builder.build()?;
+            let watchers = handoff::WatcherHome {
+                runtime: runtime.handle().clone(),
+                stop: stop.clone(),
+            };
             let (engine, thread) = match shared.settings.io_engine {
-                IoEngine::Uring => uring::start(index, shared.clone(), drain_limit_ms.clone())?,
+                IoEngine::Uring => {
+                    uring::start(index, shared.clone(), watchers, drain_limit_ms.clone())?
+                }
                 IoEngine::Auto | IoEngine::Epoll => {
-                    epoll::start(index, shared.clone(), drain_limit_ms.clone())?
+                    epoll::start(index, shared.clone(), watchers, drain_limit_ms.clone())?
                 }
             };
             threads.push(thread);
@@ -510,15 +516,11 @@ async fn accept_loop(
         let tls = accepted.tls;
         let worker = workers.pick();
         let socket = match socket {
-            // Plain TCP goes to the worker's engine thread, in a task of its own that
-            // holds no room for the tokio path's connection state.
+            // Plain TCP goes to the worker's engine thread with its ticket: no task.
             Ok(StdSocket::Tcp(socket)) if !tls => {
-                let engine = worker.engine.clone();
-                worker.runtime.spawn(async move {
-                    let _admitted = shared.stats.admit(info.clone());
-                    let _live = live;
-                    handoff::serve(&engine, &shared, socket, &info, stop).await;
-                });
+                worker
+                    .engine
+                    .hand_over(socket, handoff::Ticket::new(shared, info, live));
                 continue;
             }
             socket => socket,

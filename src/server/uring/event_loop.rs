@@ -588,7 +588,10 @@ impl<'s> RingLoop<'s> {
 
     /// Hands a finished connection back to its task on tokio.
     fn retire(&mut self, slot: usize) {
-        self.connections.remove(slot).client.retire(self.shared);
+        self.connections
+            .remove(slot)
+            .client
+            .retire(self.shared, &self.handle.watchers);
     }
 
     fn begin_stop(&mut self, now: Instant) {
@@ -627,7 +630,23 @@ impl<'s> RingLoop<'s> {
         for conn in self.connections.drain() {
             if conn.receiving || conn.client.sending.is_some() {
                 leaked = true;
-                std::mem::forget(conn);
+                // The kernel may still read the replies and the send's header: those
+                // stay; the connection's place in the server is given back (its ticket
+                // reports the shutdown).
+                let RingConnection {
+                    client,
+                    iovecs,
+                    header,
+                    ..
+                } = conn;
+                let Client {
+                    ticket,
+                    connection,
+                    socket,
+                    ..
+                } = client;
+                drop(ticket);
+                std::mem::forget((connection, socket, iovecs, header));
             }
         }
         if leaked {

@@ -173,9 +173,10 @@ pub fn resolve(
 pub fn start(
     index: usize,
     shared: Arc<Shared>,
+    watchers: handoff::WatcherHome,
     drain_limit_ms: Arc<AtomicU64>,
 ) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
-    handoff::spawn(format!("ring-{index}"), move |handle, created| {
+    handoff::spawn(format!("ring-{index}"), watchers, move |handle, created| {
         // Created here: a single-issuer ring belongs to the thread that creates it.
         let ring = build_ring(event_loop::SUBMISSION_ENTRIES)
             .and_then(|ring| event_loop::RingLoop::new(ring, &shared, handle, drain_limit_ms));
