@@ -11,23 +11,23 @@
 //! ```text
 //!  tokio (control plane)                      ring thread (data plane), one per worker
 //!  ─────────────────────                      ─────────────────────────────────────────
-//!  accept, -c limit, admit, conn_new   ──▶  inbox + eventfd ──▶ RecvMulti(fd, group)
-//!  task awaits the Outcome  ◀── oneshot ──┐                        │ CQE: bytes in a
-//!  watch: serves the socket on tokio      │                        ▼ provided buffer
-//!  conn_close with the Outcome's reason   │   Connection::begin_batch (shared with the
-//!  TLS, unix sockets, UDP: tokio only     │   tokio path) ─▶ SendMsg ─▶ end_batch
-//!                                         └── closed, idle, stopped, or handed back
+//!  accept, -c limit, Ticket (admit,   ──▶  inbox + eventfd ──▶ RecvMulti(fd, group)
+//!  conn_new), socket + ticket                                     │ CQE: bytes in a
+//!                                                                 ▼ provided buffer
+//!  watch: served on the worker's   ◀──┐   Connection::begin_batch (shared with the
+//!  runtime with socket and ticket     │   tokio path) ─▶ SendMsg ─▶ end_batch
+//!  TLS, unix sockets, UDP: tokio only └── closed (ticket dropped: conn_close),
+//!                                         idle, stopped, or a watcher
 //! ```
 //!
-//! Ownership: the ring thread owns each connection's socket, read buffer and replies
-//! while it serves it; the kernel owns a provided buffer from the receive that filled it
-//! until the loop has run the requests in it (copying only an incomplete rest into the
-//! connection's read buffer) and provides it again, and reads a send's
-//! `msghdr`/iovecs (kept in the connection, pointing into its pending `Bytes`) until
-//! that send completes. A connection leaves the ring only once no operation on it is in
-//! flight. The connection's task on its tokio worker keeps everything that outlives the
-//! data path: its `curr_connections` place, the live count a stopping worker waits for,
-//! and the `watch connevents` lines.
+//! Ownership: the ring thread owns each connection's socket, read buffer, replies and
+//! ticket (its `curr_connections` place, the live count a stopping worker waits for, the
+//! `watch connevents` lines) while it serves it; the kernel owns a provided buffer from
+//! the receive that filled it until the loop has run the requests in it (copying only an
+//! incomplete rest into the connection's read buffer) and provides it again, and reads a
+//! send's `msghdr`/iovecs (kept in the connection, pointing into its pending `Bytes`)
+//! until that send completes. A connection leaves the ring only once no operation on it
+//! is in flight.
 //!
 //! Backpressure matches the classic path: a connection does not parse while its replies
 //! are being sent, and one that keeps sending meanwhile has its receive cancelled once
