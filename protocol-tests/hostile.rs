@@ -369,10 +369,12 @@ fn idle_connections_cost_about_what_memcached_pays() {
         skip("no memcached to compare idle connections with");
         return;
     };
-    // Before buffers were released when idle, a connection cost 10x memcached's.
+    // Before buffers were released when idle, a connection cost 10x memcached's; with a
+    // tokio task per connection ~1.35x (1,947 against 1,447 bytes); with the engine
+    // threads holding connections without a task, ~0.7x (1,042).
     let ours = per_connection[0].1;
     assert!(
-        ours <= 3 * memcached.max(700),
+        ours <= memcached.max(700) * 5 / 4,
         "idle connection: {ours} bytes vs memcached {memcached}"
     );
 }
