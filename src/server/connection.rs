@@ -1,4 +1,7 @@
-//! One client connection: read what is there, let its [`Session`] (the request loop
+//! One client connection on tokio (TLS and unix sockets; plain TCP is served by the
+//! engine threads, `super::handoff`), and the per-client state every data path shares.
+//!
+//! Read what is there, let its [`Session`] (the request loop
 //! shared with UDP and the command tests) parse and execute every complete request in
 //! order, write the batch of replies at once, repeat.
 //!
@@ -319,8 +322,9 @@ pub(super) fn log_opened(shared: &Shared, info: &ConnInfo) {
 }
 
 /// A stream connection's buffers and counters around its request [`Session`]: what
-/// both data paths (this tokio loop and the io_uring engine, `super::uring`) keep per
-/// client, and the batch steps they share.
+/// every data path (this tokio loop for TLS and unix sockets, the engine threads of
+/// `super::uring` and `super::epoll` for plain TCP) keeps per client, and the batch
+/// steps they share.
 pub(super) struct Connection {
     /// Received bytes not yet consumed by the session.
     pub(super) read: BytesMut,

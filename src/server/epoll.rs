@@ -65,16 +65,9 @@ pub fn start(
     handoff::spawn(
         format!("epoll-{index}"),
         watchers,
-        move |handle, created| match EpollLoop::new(&shared, handle, drain_limit_ms) {
-            Ok(mut poller) => {
-                let _ = created.send(Ok(()));
-                if let Err(error) = poller.run() {
-                    tracing::error!(%error, "epoll worker failed");
-                }
-            }
-            Err(error) => {
-                let _ = created.send(Err(error));
-            }
+        move |handle, created| {
+            let built = EpollLoop::new(&shared, handle, drain_limit_ms);
+            handoff::run_built("epoll", built, created, |mut poller| poller.run());
         },
     )
 }

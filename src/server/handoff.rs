@@ -207,6 +207,28 @@ pub(super) fn spawn(
     Ok((handle, thread))
 }
 
+/// Runs a freshly `built` engine loop on its thread with `run` (`engine` names it in the
+/// error log), first telling [`spawn`]'s caller through `created` whether it could be
+/// built.
+pub(super) fn run_built<L>(
+    engine: &str,
+    built: io::Result<L>,
+    created: std::sync::mpsc::Sender<io::Result<()>>,
+    run: impl FnOnce(L) -> io::Result<()>,
+) {
+    match built {
+        Ok(engine_loop) => {
+            let _ = created.send(Ok(()));
+            if let Err(error) = run(engine_loop) {
+                tracing::error!(%error, "{engine} worker failed");
+            }
+        }
+        Err(error) => {
+            let _ = created.send(Err(error));
+        }
+    }
+}
+
 /// A batch whose replies are being written.
 pub(super) struct Flight {
     step: Step,

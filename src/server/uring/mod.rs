@@ -178,19 +178,9 @@ pub fn start(
 ) -> io::Result<(Arc<EngineHandle>, std::thread::JoinHandle<()>)> {
     handoff::spawn(format!("ring-{index}"), watchers, move |handle, created| {
         // Created here: a single-issuer ring belongs to the thread that creates it.
-        let ring = build_ring(event_loop::SUBMISSION_ENTRIES)
+        let built = build_ring(event_loop::SUBMISSION_ENTRIES)
             .and_then(|ring| event_loop::RingLoop::new(ring, &shared, handle, drain_limit_ms));
-        match ring {
-            Ok(mut ring) => {
-                let _ = created.send(Ok(()));
-                if let Err(error) = ring.run() {
-                    tracing::error!(%error, "io_uring worker failed");
-                }
-            }
-            Err(error) => {
-                let _ = created.send(Err(error));
-            }
-        }
+        handoff::run_built("io_uring", built, created, |mut ring| ring.run());
     })
 }
 
