@@ -56,36 +56,30 @@ pub trait ClientStream: AsyncRead + AsyncWrite + Unpin {
     fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize>;
 }
 
-macro_rules! client_stream {
-    ($type:ty) => {
-        impl ClientStream for $type {
-            /// Through the socket's one reader waker (`poll_read_ready`, as a read
-            /// itself waits), not `readable()`, whose waiter list costs a lock and a
-            /// list insertion and removal per wait.
-            fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
-                std::future::poll_fn(|cx| self.poll_read_ready(cx))
-            }
+impl ClientStream for UnixStream {
+    /// Through the socket's one reader waker (`poll_read_ready`, as a read
+    /// itself waits), not `readable()`, whose waiter list costs a lock and a
+    /// list insertion and removal per wait.
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        std::future::poll_fn(|cx| self.poll_read_ready(cx))
+    }
 
-            fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize> {
-                self.try_write(bytes)
-            }
+    fn try_write_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.try_write(bytes)
+    }
 
-            fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize> {
-                let room = buffer.capacity() - buffer.len();
-                let count = self.try_read_buf(buffer)?;
-                if count < room {
-                    // Drained: the closure's WouldBlock makes tokio clear the readiness.
-                    let _ = self.try_io(Interest::READABLE, || {
-                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                    });
-                }
-                Ok(count)
-            }
+    fn try_read_now(&self, buffer: &mut BytesMut) -> io::Result<usize> {
+        let room = buffer.capacity() - buffer.len();
+        let count = self.try_read_buf(buffer)?;
+        if count < room {
+            // Drained: the closure's WouldBlock makes tokio clear the readiness.
+            let _ = self.try_io(Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
         }
-    };
+        Ok(count)
+    }
 }
-client_stream!(TcpStream);
-client_stream!(UnixStream);
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     /// rustls keeps its own record buffers; the read itself waits.

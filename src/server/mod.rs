@@ -529,15 +529,14 @@ async fn accept_loop(
             let _admitted = shared.stats.admit(info.clone());
             let _live = live;
             match socket {
-                Ok(StdSocket::Tcp(socket)) => match (TcpStream::from_std(socket), &shared.tls) {
-                    // On the heap: TLS state is large, and plain connections would
-                    // otherwise each reserve room for it in their task.
-                    (Ok(socket), Some(state)) if tls => {
+                // Only TLS reaches here: plain TCP went to the engine thread.
+                Ok(StdSocket::Tcp(socket)) => {
+                    if let (Ok(socket), Some(state)) = (TcpStream::from_std(socket), &shared.tls) {
+                        // On the heap: TLS state is large, and unix-socket connections
+                        // would otherwise each reserve room for it in their task.
                         Box::pin(serve_tls(socket, state, &shared, &info, stop)).await;
                     }
-                    (Ok(socket), _) => connection::serve(socket, &shared, &info, stop).await,
-                    (Err(_), _) => {}
-                },
+                }
                 Ok(StdSocket::Unix(socket)) => {
                     if let Ok(socket) = UnixStream::from_std(socket) {
                         connection::serve(socket, &shared, &info, stop).await;
