@@ -1,9 +1,11 @@
 //! Networking: listeners, the accept loop with the connection limit, the worker threads,
 //! background tasks (clock tick, expiry crawler, periodic snapshot) and orderly shutdown.
 //!
-//! Like memcached, one thread accepts and hands each connection to one of `-t` worker
-//! threads, round robin; each worker runs a single-threaded tokio runtime, so a
-//! connection's task never migrates and wakes no other thread.
+//! Like memcached, one thread accepts and hands each connection to one of `-t` workers,
+//! round robin. Each worker has an engine thread that serves its plain TCP connections
+//! (`uring` or `epoll`, through `handoff`) and a single-threaded tokio runtime for its
+//! TLS and unix-socket connections and watchers, so a connection never migrates and
+//! wakes no other thread.
 //!
 //! An orderly stop (SIGTERM, SIGINT, SIGUSR1, `shutdown [graceful]`): stop accepting;
 //! every connection finishes the batch it is executing, flushes its replies and closes;
